@@ -1,0 +1,859 @@
+//! The engine: a handle that front ends (CLI, desktop shell) clone and call, and one task that
+//! owns the queue. All queue state lives in that task; handles talk to it over channels, so no
+//! lock is ever shared across an `.await`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::client::{self, TusClient};
+use crate::error::{Error, Result};
+use crate::files::{self, PreparedFile};
+use crate::lock::DirLock;
+use crate::model::{UploadId, UploadRecord, UploadState, UploadView};
+use crate::progress::SpeedMeter;
+use crate::protocol;
+use crate::ratelimit::RateLimiter;
+use crate::store::{NewUpload, Store};
+use crate::upload::{self, CapsCache, Outcome, Reporter, UploadCtx, UploadSettings, WorkerEvent};
+
+/// How often batched events go out (at most ten per second).
+pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How an engine is opened.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Holds the journal and the lock; shared by the CLI and the desktop app.
+    pub data_dir: PathBuf,
+    /// Uploads running at once.
+    pub concurrency: usize,
+    /// Global limit in bytes per second (0 = none).
+    pub bandwidth: u64,
+    /// Start unfinished uploads from the journal right away. When false they stay dormant
+    /// until resumed (or re-added), e.g. for `tusker-cli upload`, which runs only its own files.
+    pub auto_resume: bool,
+    pub upload: UploadSettings,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            concurrency: 3,
+            bandwidth: 0,
+            auto_resume: true,
+            upload: UploadSettings::default(),
+        }
+    }
+}
+
+/// The platform data directory the CLI and the desktop app share.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| std::env::temp_dir())
+        .join("dev.tusker.app")
+}
+
+/// Files to enqueue and how to send them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AddRequest {
+    pub paths: Vec<PathBuf>,
+    pub endpoint: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+/// What happened to one path of an [`AddRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AddResult {
+    /// A new upload.
+    Added { id: UploadId, path: String },
+    /// The same content was already being uploaded to this endpoint (maybe from another path):
+    /// that upload continues from the server's offset.
+    Resumed { id: UploadId, path: String },
+    /// This entry cannot be uploaded; the others went ahead.
+    Rejected { path: String, error: String },
+}
+
+/// One batch of changes for UIs: rows whose data changed since the last batch, and rows gone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventBatch {
+    pub changed: Vec<UploadView>,
+    pub removed: Vec<UploadId>,
+}
+
+enum Cmd {
+    Add(Vec<PreparedFile>, AddRequest, oneshot::Sender<Result<Vec<AddResult>>>),
+    Pause(Option<UploadId>, oneshot::Sender<Result<()>>),
+    Resume {
+        id: Option<UploadId>,
+        include_failed: bool,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Cancel(UploadId, oneshot::Sender<Result<()>>),
+    Retry(UploadId, oneshot::Sender<Result<()>>),
+    Restart(UploadId, Option<PreparedFile>, oneshot::Sender<Result<()>>),
+    Remove(UploadId, oneshot::Sender<Result<()>>),
+    Reorder(UploadId, usize, oneshot::Sender<Result<()>>),
+    SetConcurrency(usize),
+    SetBandwidth(u64),
+    Snapshot(oneshot::Sender<Vec<UploadView>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to a running engine; clone freely.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Cmd>,
+    events: broadcast::Sender<Arc<EventBatch>>,
+    store: Store,
+    data_dir: PathBuf,
+    _lock: Arc<DirLock>,
+}
+
+impl Engine {
+    /// Locks the data directory, opens the journal and restores the queue. Must be called
+    /// inside a tokio runtime.
+    pub async fn open(config: EngineConfig) -> Result<Engine> {
+        let lock = DirLock::acquire(&config.data_dir)?;
+        let store = Store::open(&config.data_dir.join("journal.sqlite"))?;
+        let (events, _) = broadcast::channel(256);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let (dtx, drx) = mpsc::unbounded_channel();
+        let ctx = UploadCtx {
+            store: store.clone(),
+            client: TusClient::new(),
+            caps: CapsCache::default(),
+            limiter: Arc::new(RateLimiter::new(config.bandwidth)),
+            settings: Arc::new(config.upload.clone()),
+        };
+        let mut actor = Actor {
+            ctx,
+            concurrency: config.concurrency.max(1),
+            entries: HashMap::new(),
+            order: Vec::new(),
+            dirty: HashSet::new(),
+            removed: Vec::new(),
+            events: events.clone(),
+            worker_tx: wtx,
+            done_tx: dtx,
+            next_gen: 0,
+        };
+        actor.restore(config.auto_resume)?;
+        tokio::spawn(actor.run(rx, wrx, drx));
+        Ok(Engine {
+            tx,
+            events,
+            store,
+            data_dir: config.data_dir,
+            _lock: Arc::new(lock),
+        })
+    }
+
+    /// The data directory this engine owns.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The journal (read access for listings; the engine writes through it too).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| Error::EngineStopped)?;
+        rx.await.map_err(|_| Error::EngineStopped)
+    }
+
+    /// Enqueues files and folders. Invalid endpoint, metadata or headers reject the whole
+    /// request; a bad file only rejects itself.
+    pub async fn add(&self, mut req: AddRequest) -> Result<Vec<AddResult>> {
+        req.endpoint = client::parse_endpoint(&req.endpoint)?.to_string();
+        for k in req.metadata.keys() {
+            protocol::validate_metadata_key(k)?;
+        }
+        client::header_map(&req.headers)?;
+        if req.chunk_size == Some(0) {
+            return Err(Error::Protocol("chunk size must be at least 1 byte".into()));
+        }
+        let paths = req.paths.clone();
+        let prepared = tokio::task::spawn_blocking(move || files::prepare(&paths))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let mut rejected = Vec::new();
+        let mut ok = Vec::new();
+        for p in prepared {
+            match p {
+                Ok(f) => ok.push(f),
+                Err((path, e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "not enqueued");
+                    rejected.push(AddResult::Rejected {
+                        path: path.display().to_string(),
+                        error: e.to_string(),
+                    })
+                }
+            }
+        }
+        let mut results = self.call(|tx| Cmd::Add(ok, req, tx)).await??;
+        results.extend(rejected);
+        Ok(results)
+    }
+
+    /// Pauses one upload (aborting its request; the server keeps what it received).
+    pub async fn pause(&self, id: UploadId) -> Result<()> {
+        self.call(|tx| Cmd::Pause(Some(id), tx)).await?
+    }
+
+    /// Pauses everything that is queued or running.
+    pub async fn pause_all(&self) -> Result<()> {
+        self.call(|tx| Cmd::Pause(None, tx)).await?
+    }
+
+    /// Resumes a paused (or dormant) upload.
+    pub async fn resume(&self, id: UploadId) -> Result<()> {
+        self.call(|tx| Cmd::Resume {
+            id: Some(id),
+            include_failed: false,
+            reply: tx,
+        })
+        .await?
+    }
+
+    /// Resumes every paused or dormant upload; with `include_failed`, failed and missing-file
+    /// uploads are tried again too.
+    pub async fn resume_all(&self, include_failed: bool) -> Result<()> {
+        self.call(|tx| Cmd::Resume {
+            id: None,
+            include_failed,
+            reply: tx,
+        })
+        .await?
+    }
+
+    /// Stops an upload for good and terminates it on the server (when supported).
+    pub async fn cancel(&self, id: UploadId) -> Result<()> {
+        self.call(|tx| Cmd::Cancel(id, tx)).await?
+    }
+
+    /// Tries a failed, missing-file or cancelled upload again.
+    pub async fn retry(&self, id: UploadId) -> Result<()> {
+        self.call(|tx| Cmd::Retry(id, tx)).await?
+    }
+
+    /// Uploads the file's current content from scratch (the answer to `file changed`).
+    pub async fn restart(&self, id: UploadId) -> Result<()> {
+        let rec = self.store.get(id)?;
+        let path = PathBuf::from(&rec.path);
+        let prepared = tokio::task::spawn_blocking(move || files::prepare(&[path]))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .into_iter()
+            .next();
+        let file = match prepared {
+            Some(Ok(f)) => Some(f),
+            Some(Err((_, e))) => return Err(e),
+            None => None,
+        };
+        self.call(|tx| Cmd::Restart(id, file, tx)).await?
+    }
+
+    /// Forgets an upload; an unfinished one is terminated on the server first.
+    pub async fn remove(&self, id: UploadId) -> Result<()> {
+        self.call(|tx| Cmd::Remove(id, tx)).await?
+    }
+
+    /// Moves an upload to `index` in the queue (0 = first).
+    pub async fn reorder(&self, id: UploadId, index: usize) -> Result<()> {
+        self.call(|tx| Cmd::Reorder(id, index, tx)).await?
+    }
+
+    /// Changes how many uploads run at once.
+    pub fn set_concurrency(&self, n: usize) -> Result<()> {
+        self.tx
+            .send(Cmd::SetConcurrency(n.max(1)))
+            .map_err(|_| Error::EngineStopped)
+    }
+
+    /// Changes the global bandwidth limit (bytes per second, 0 = none).
+    pub fn set_bandwidth(&self, bytes_per_sec: u64) -> Result<()> {
+        self.tx
+            .send(Cmd::SetBandwidth(bytes_per_sec))
+            .map_err(|_| Error::EngineStopped)
+    }
+
+    /// Every upload in queue order with live numbers.
+    pub async fn snapshot(&self) -> Result<Vec<UploadView>> {
+        self.call(Cmd::Snapshot).await
+    }
+
+    /// Batched changes, at most ten per second. A receiver that lags gets `Lagged` and
+    /// should take a fresh [`snapshot`](Self::snapshot).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
+        self.events.subscribe()
+    }
+
+    /// Stops every request; running uploads are journalled as queued so the next start
+    /// resumes them. Nothing confirmed is lost.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.call(Cmd::Shutdown).await
+    }
+}
+
+struct Entry {
+    view: UploadView,
+    /// Restored from the journal but not to be started until resumed.
+    dormant: bool,
+    task: Option<(u64, JoinHandle<()>)>,
+    meter: SpeedMeter,
+}
+
+struct Actor {
+    ctx: UploadCtx,
+    concurrency: usize,
+    entries: HashMap<UploadId, Entry>,
+    order: Vec<UploadId>,
+    dirty: HashSet<UploadId>,
+    removed: Vec<UploadId>,
+    events: broadcast::Sender<Arc<EventBatch>>,
+    worker_tx: mpsc::UnboundedSender<(UploadId, WorkerEvent)>,
+    done_tx: mpsc::UnboundedSender<(UploadId, u64, Outcome)>,
+    next_gen: u64,
+}
+
+impl Actor {
+    fn restore(&mut self, auto_resume: bool) -> Result<()> {
+        for rec in self.ctx.store.list()? {
+            let mut state = rec.state;
+            // A crash or kill left these mid-flight: they are simply queued again.
+            if state.is_active() {
+                state = UploadState::Queued;
+                self.ctx.store.set_state(rec.id, state, None)?;
+            }
+            let mut view = UploadView::from_record(&rec);
+            view.state = state;
+            self.order.push(rec.id);
+            self.entries.insert(
+                rec.id,
+                Entry {
+                    view,
+                    dormant: !auto_resume && state == UploadState::Queued,
+                    task: None,
+                    meter: SpeedMeter::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
+        mut wrx: mpsc::UnboundedReceiver<(UploadId, WorkerEvent)>,
+        mut drx: mpsc::UnboundedReceiver<(UploadId, u64, Outcome)>,
+    ) {
+        let mut tick = tokio::time::interval(EVENT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.schedule();
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Shutdown(reply)) => {
+                        self.shutdown();
+                        self.flush();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => {
+                        // Every handle is gone: stop like a quit.
+                        self.shutdown();
+                        return;
+                    }
+                },
+                Some((id, ev)) = wrx.recv() => self.worker_event(id, ev),
+                Some((id, gen, outcome)) = drx.recv() => self.finished(id, gen, outcome),
+                _ = tick.tick() => {
+                    self.sample_speeds();
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn mark(&mut self, id: UploadId) {
+        self.dirty.insert(id);
+    }
+
+    fn flush(&mut self) {
+        if self.dirty.is_empty() && self.removed.is_empty() {
+            return;
+        }
+        let mut changed: Vec<UploadView> = self
+            .dirty
+            .drain()
+            .filter_map(|id| self.entries.get(&id).map(|e| e.view.clone()))
+            .collect();
+        changed.sort_by_key(|v| v.position);
+        let batch = EventBatch {
+            changed,
+            removed: std::mem::take(&mut self.removed),
+        };
+        let _ = self.events.send(Arc::new(batch));
+    }
+
+    fn sample_speeds(&mut self) {
+        let now = Instant::now();
+        let mut touched = Vec::new();
+        for (id, e) in self.entries.iter_mut() {
+            if e.view.state == UploadState::Uploading {
+                let before = (e.view.speed, e.view.eta_secs);
+                e.meter.sample(now, e.view.acked + e.view.in_flight);
+                e.view.speed = e.meter.speed();
+                e.view.eta_secs = e
+                    .meter
+                    .eta(e.view.size.saturating_sub(e.view.acked + e.view.in_flight));
+                if before != (e.view.speed, e.view.eta_secs) {
+                    touched.push(*id);
+                }
+            }
+        }
+        for id in touched {
+            self.mark(id);
+        }
+    }
+
+    /// Persists and shows a new state.
+    fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
+        if let Err(e) = self.ctx.store.set_state(id, state, error.as_deref()) {
+            tracing::error!(id, error = %e, "journal write failed");
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.state = state;
+            e.view.error = error;
+            e.view.in_flight = 0;
+            if state != UploadState::WaitingToRetry {
+                e.view.retry_at_ms = None;
+            }
+            if state != UploadState::Uploading {
+                e.view.speed = 0.0;
+                e.view.eta_secs = None;
+                e.meter.reset();
+            }
+        }
+        self.mark(id);
+    }
+
+    fn running(&self) -> usize {
+        self.entries.values().filter(|e| e.task.is_some()).count()
+    }
+
+    /// Starts queued uploads in queue order up to the concurrency limit.
+    fn schedule(&mut self) {
+        let mut running = self.running();
+        if running >= self.concurrency {
+            return;
+        }
+        let candidates: Vec<UploadId> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.entries.get(id).is_some_and(|e| {
+                    e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
+                })
+            })
+            .collect();
+        for id in candidates {
+            if running >= self.concurrency {
+                break;
+            }
+            self.start(id);
+            running += 1;
+        }
+    }
+
+    fn start(&mut self, id: UploadId) {
+        self.set_state(id, UploadState::Uploading, None);
+        self.next_gen += 1;
+        let gen = self.next_gen;
+        let ctx = self.ctx.clone();
+        let reporter = Reporter {
+            id,
+            tx: self.worker_tx.clone(),
+        };
+        let done = self.done_tx.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = upload::run(ctx, id, reporter).await;
+            let _ = done.send((id, gen, outcome));
+        });
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.task = Some((gen, handle));
+        }
+    }
+
+    /// Aborts a running worker, if any. Returns whether one ran.
+    fn stop(&mut self, id: UploadId) -> bool {
+        match self.entries.get_mut(&id).and_then(|e| e.task.take()) {
+            Some((_, h)) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn finished(&mut self, id: UploadId, gen: u64, outcome: Outcome) {
+        let current = self
+            .entries
+            .get(&id)
+            .and_then(|e| e.task.as_ref())
+            .is_some_and(|(g, _)| *g == gen);
+        if !current {
+            return;
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.task = None;
+        }
+        let (state, error) = outcome.state();
+        if state == UploadState::Completed {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.view.acked = e.view.size;
+            }
+            tracing::info!(id, "upload completed");
+        }
+        self.set_state(id, state, error.map(str::to_string));
+        self.schedule();
+    }
+
+    fn worker_event(&mut self, id: UploadId, ev: WorkerEvent) {
+        let live = self.entries.get(&id).is_some_and(|e| e.task.is_some());
+        if !live {
+            return;
+        }
+        match ev {
+            WorkerEvent::Progress { acked, in_flight } => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    if e.view.acked != acked || e.view.in_flight != in_flight {
+                        e.view.acked = acked;
+                        e.view.in_flight = in_flight;
+                        self.dirty.insert(id);
+                    }
+                }
+            }
+            WorkerEvent::Url { url, recreated } => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.upload_url = Some(url);
+                    if recreated {
+                        e.view.recreated += 1;
+                    }
+                    e.view.acked = 0;
+                    e.meter.reset();
+                }
+                self.mark(id);
+            }
+            WorkerEvent::Waiting { until_ms, reason } => {
+                self.set_state(id, UploadState::WaitingToRetry, Some(reason));
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.retry_at_ms = Some(until_ms);
+                }
+            }
+            WorkerEvent::Uploading => self.set_state(id, UploadState::Uploading, None),
+            WorkerEvent::Restamped { .. } => {}
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Add(files, req, reply) => {
+                let r = self.add(files, req);
+                let _ = reply.send(r);
+            }
+            Cmd::Pause(id, reply) => {
+                let ids: Vec<UploadId> = match id {
+                    Some(id) => vec![id],
+                    None => self.order.clone(),
+                };
+                let mut r = Ok(());
+                for id in ids {
+                    match self.entries.get(&id).map(|e| e.view.state) {
+                        None => r = Err(Error::UnknownUpload(id)),
+                        Some(s) if matches!(s, UploadState::Queued | UploadState::Uploading | UploadState::WaitingToRetry) => {
+                            self.stop(id);
+                            self.set_state(id, UploadState::Paused, None);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Resume {
+                id,
+                include_failed,
+                reply,
+            } => {
+                let ids: Vec<UploadId> = match id {
+                    Some(id) => vec![id],
+                    None => self.order.clone(),
+                };
+                let mut r = Ok(());
+                for id in ids {
+                    let Some(e) = self.entries.get_mut(&id) else {
+                        r = Err(Error::UnknownUpload(id));
+                        continue;
+                    };
+                    e.dormant = false;
+                    let s = e.view.state;
+                    let again = s == UploadState::Paused
+                        || (include_failed
+                            && matches!(s, UploadState::Failed | UploadState::FileMissing));
+                    if again {
+                        self.set_state(id, UploadState::Queued, None);
+                    } else if s == UploadState::Queued {
+                        self.mark(id);
+                    }
+                }
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Retry(id, reply) => {
+                let r = match self.entries.get_mut(&id) {
+                    None => Err(Error::UnknownUpload(id)),
+                    Some(e) => {
+                        e.dormant = false;
+                        if matches!(
+                            e.view.state,
+                            UploadState::Failed
+                                | UploadState::FileMissing
+                                | UploadState::Cancelled
+                                | UploadState::Paused
+                        ) {
+                            self.set_state(id, UploadState::Queued, None);
+                        }
+                        Ok(())
+                    }
+                };
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Restart(id, file, reply) => {
+                let r = self.restart(id, file);
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Cancel(id, reply) => {
+                let r = if self.entries.contains_key(&id) {
+                    let state = self.entries[&id].view.state;
+                    if state != UploadState::Completed {
+                        self.stop(id);
+                        self.terminate(id);
+                        self.set_state(id, UploadState::Cancelled, None);
+                    }
+                    Ok(())
+                } else {
+                    Err(Error::UnknownUpload(id))
+                };
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Remove(id, reply) => {
+                let r = match self.entries.get(&id).map(|e| e.view.state) {
+                    None => Err(Error::UnknownUpload(id)),
+                    Some(state) => {
+                        self.stop(id);
+                        if state.is_unfinished() {
+                            self.terminate(id);
+                        }
+                        self.entries.remove(&id);
+                        self.order.retain(|x| *x != id);
+                        self.dirty.remove(&id);
+                        self.removed.push(id);
+                        self.ctx.store.delete(id)
+                    }
+                };
+                self.schedule();
+                let _ = reply.send(r);
+            }
+            Cmd::Reorder(id, index, reply) => {
+                let r = match self.order.iter().position(|x| *x == id) {
+                    None => Err(Error::UnknownUpload(id)),
+                    Some(pos) => {
+                        self.order.remove(pos);
+                        let index = index.min(self.order.len());
+                        self.order.insert(index, id);
+                        self.renumber()
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::SetConcurrency(n) => {
+                self.concurrency = n;
+                self.schedule();
+            }
+            Cmd::SetBandwidth(b) => self.ctx.limiter.set_rate(b),
+            Cmd::Snapshot(reply) => {
+                let v = self
+                    .order
+                    .iter()
+                    .filter_map(|id| self.entries.get(id).map(|e| e.view.clone()))
+                    .collect();
+                let _ = reply.send(v);
+            }
+            Cmd::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn renumber(&mut self) -> Result<()> {
+        self.ctx.store.set_positions(&self.order)?;
+        for (i, id) in self.order.clone().into_iter().enumerate() {
+            if let Some(e) = self.entries.get_mut(&id) {
+                if e.view.position != i as i64 + 1 {
+                    e.view.position = i as i64 + 1;
+                    self.dirty.insert(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, files: Vec<PreparedFile>, req: AddRequest) -> Result<Vec<AddResult>> {
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let path = f.path.display().to_string();
+            if let Some(prev) =
+                self.ctx
+                    .store
+                    .find_unfinished(&f.fingerprint, &req.endpoint, f.stamp.size)?
+            {
+                // Same content, same endpoint, not finished: continue that upload.
+                if prev.path != path || prev.mtime_ns != f.stamp.mtime_ns {
+                    self.ctx
+                        .store
+                        .set_path(prev.id, &path, &f.name, f.stamp.mtime_ns)?;
+                }
+                if let Some(e) = self.entries.get_mut(&prev.id) {
+                    e.view.path = path.clone();
+                    e.view.name = f.name.clone();
+                    e.dormant = false;
+                    let s = e.view.state;
+                    if matches!(
+                        s,
+                        UploadState::Paused | UploadState::Failed | UploadState::FileMissing | UploadState::FileChanged
+                    ) {
+                        self.set_state(prev.id, UploadState::Queued, None);
+                    } else {
+                        self.mark(prev.id);
+                    }
+                }
+                tracing::info!(id = prev.id, path = %path, "re-added content resumes the previous upload");
+                out.push(AddResult::Resumed { id: prev.id, path });
+                continue;
+            }
+            let rec = self.ctx.store.insert(&NewUpload {
+                path: path.clone(),
+                name: f.name.clone(),
+                size: f.stamp.size,
+                mtime_ns: f.stamp.mtime_ns,
+                fingerprint: f.fingerprint.clone(),
+                endpoint: req.endpoint.clone(),
+                metadata: req.metadata.clone(),
+                headers: req.headers.clone(),
+                chunk_size: req.chunk_size,
+                state: UploadState::Queued,
+            })?;
+            self.insert_entry(&rec);
+            out.push(AddResult::Added { id: rec.id, path });
+        }
+        self.schedule();
+        Ok(out)
+    }
+
+    fn insert_entry(&mut self, rec: &UploadRecord) {
+        self.order.push(rec.id);
+        self.entries.insert(
+            rec.id,
+            Entry {
+                view: UploadView::from_record(rec),
+                dormant: false,
+                task: None,
+                meter: SpeedMeter::new(),
+            },
+        );
+        self.mark(rec.id);
+    }
+
+    fn restart(&mut self, id: UploadId, file: Option<PreparedFile>) -> Result<()> {
+        if !self.entries.contains_key(&id) {
+            return Err(Error::UnknownUpload(id));
+        }
+        let Some(f) = file else {
+            return Err(Error::FileMissing(self.entries[&id].view.path.clone()));
+        };
+        self.stop(id);
+        self.terminate(id);
+        self.ctx
+            .store
+            .reset_identity(id, f.stamp.size, f.stamp.mtime_ns, &f.fingerprint)?;
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.size = f.stamp.size;
+            e.view.acked = 0;
+            e.view.upload_url = None;
+            e.dormant = false;
+        }
+        self.set_state(id, UploadState::Queued, None);
+        Ok(())
+    }
+
+    /// Sends DELETE for the upload's server URL in the background (termination extension),
+    /// so the server frees the space; failure only costs server space.
+    fn terminate(&mut self, id: UploadId) {
+        let Ok(rec) = self.ctx.store.get(id) else {
+            return;
+        };
+        let Some(url) = rec.upload_url.clone() else {
+            return;
+        };
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let headers = match client::header_map(&rec.headers) {
+                Ok(h) => h,
+                Err(_) => return,
+            };
+            match ctx.caps.get(&ctx.client, &ctx.store, &rec.endpoint, &headers).await {
+                Ok(caps) if caps.has("termination") => {
+                    match ctx.client.delete(&url, &headers).await {
+                        Ok(()) => {
+                            tracing::info!(id, "terminated server upload");
+                            let _ = ctx.store.clear_url(id, false);
+                        }
+                        Err(e) => tracing::warn!(id, error = %e, "termination failed"),
+                    }
+                }
+                Ok(_) => tracing::info!(id, "server has no termination extension; upload left to expire"),
+                Err(e) => tracing::warn!(id, error = %e, "termination skipped"),
+            }
+        });
+    }
+
+    fn shutdown(&mut self) {
+        let ids: Vec<UploadId> = self.order.clone();
+        for id in ids {
+            if self.stop(id) {
+                // Queued again in the journal: the next start resumes it.
+                self.set_state(id, UploadState::Queued, None);
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Typed errors of the engine. Each variant says what went wrong in words a user can act on;
+//! [`Error::is_retryable`] decides whether the scheduler waits and tries again or gives up.
+
+use std::time::Duration;
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Network trouble: refused, reset, DNS, TLS, timeouts. Worth retrying.
+    #[error("network error: {0}")]
+    Network(String),
+
+    /// No bytes moved for the configured stall timeout; the request was aborted.
+    #[error("stalled: no progress for {0:?}")]
+    Stalled(Duration),
+
+    /// The server answered with a status the request did not expect.
+    #[error("server answered {status} to {method}{}", body_suffix(.body))]
+    Status {
+        method: &'static str,
+        status: u16,
+        body: String,
+        /// Parsed `Retry-After`, if the server sent one.
+        retry_after: Option<Duration>,
+    },
+
+    /// 412: the server does not speak tus 1.0.0.
+    #[error("the server does not support tus 1.0.0 (it supports: {supported})")]
+    VersionUnsupported { supported: String },
+
+    /// The endpoint answered, but not like a tus server.
+    #[error("{url} is not a tus server: {reason}")]
+    NotTusServer { url: String, reason: String },
+
+    /// The endpoint string is not a usable http(s) URL.
+    #[error("invalid endpoint URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// A header the protocol needs is missing or malformed.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// The server's Tus-Max-Size is below the file size.
+    #[error("file is {size} bytes but the server accepts at most {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+
+    /// User metadata that cannot be sent (bad key).
+    #[error("invalid metadata key {0:?}: keys must be non-empty ASCII without spaces or commas")]
+    InvalidMetadataKey(String),
+
+    /// A custom header that reqwest would reject.
+    #[error("invalid header {0:?}")]
+    InvalidHeader(String),
+
+    /// The local file is gone.
+    #[error("file missing: {0}")]
+    FileMissing(String),
+
+    /// The local file's content differs from what was being uploaded.
+    #[error("file changed on disk since the upload started: {0}")]
+    FileChanged(String),
+
+    /// Not a regular file (directory handled elsewhere; FIFOs, devices, sockets refused).
+    #[error("not a regular file: {0}")]
+    NotAFile(String),
+
+    /// Reading the local file failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Any other local I/O failure.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The journal (SQLite) failed.
+    #[error("journal error: {0}")]
+    Store(#[from] rusqlite::Error),
+
+    /// Another engine already owns this data directory.
+    #[error("the data directory {dir} is in use by another Tusker process ({holder})")]
+    Locked { dir: String, holder: String },
+
+    /// An id that the queue does not hold.
+    #[error("no upload with id {0}")]
+    UnknownUpload(i64),
+
+    /// The engine task has stopped.
+    #[error("the engine has shut down")]
+    EngineStopped,
+
+    /// The operation was interrupted by pause/cancel/shutdown.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn body_suffix(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        String::new()
+    } else {
+        let short: String = body.chars().take(200).collect();
+        format!(": {short}")
+    }
+}
+
+impl Error {
+    /// Transient failures that a later attempt may get past. Client errors (4xx other than
+    /// 408/423/429) are final: repeating the same request would get the same answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network(_) | Error::Stalled(_) => true,
+            Error::Status { status, .. } => {
+                matches!(status, 408 | 423 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if this came from a server answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        // reqwest's Display omits the cause chain, which is where "connection refused" lives.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        // Never echo a URL's userinfo (credentials) into logs or the UI.
+        Error::Network(crate::redact::strip_userinfo(&msg))
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

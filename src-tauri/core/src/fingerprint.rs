@@ -1,0 +1,144 @@
+//! Content identity of a file that survives renames, moves and restarts.
+//!
+//! Electron clients keyed resume on name, mtime and path, so any of those changing lost the
+//! upload. Tusker keys on the size plus a SHA-256 over the file's head and tail blocks: cheap
+//! (two reads, whatever the file size) and it changes when the content at either end changes.
+//! Middle-only edits keep the fingerprint, which is why the size+mtime check before every
+//! resume exists as well (see [`FileStamp`]).
+
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use crate::error::{Error, Result};
+
+/// Bytes hashed at each end of the file.
+pub const BLOCK: u64 = 64 * 1024;
+
+/// Size and modification time: what a stat tells without reading the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// Stats a path and refuses anything that is not a regular file (FIFOs and devices would
+/// block or never end). Symlinks are followed.
+pub fn stamp(path: &Path) -> Result<FileStamp> {
+    let md = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::FileMissing(path.display().to_string()),
+        _ => Error::Read {
+            path: path.display().to_string(),
+            source: e,
+        },
+    })?;
+    if !md.is_file() {
+        return Err(Error::NotAFile(path.display().to_string()));
+    }
+    let mtime_ns = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Ok(FileStamp {
+        size: md.len(),
+        mtime_ns,
+    })
+}
+
+/// The fingerprint of a file: `v1:<size>:<hex sha256(size, head, tail)>`.
+pub fn fingerprint(path: &Path) -> Result<(String, FileStamp)> {
+    let st = stamp(path)?;
+    let read_err = |e| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut f = File::open(path).map_err(read_err)?;
+    let mut h = Sha256::new();
+    h.update(st.size.to_le_bytes());
+    let mut buf = vec![0u8; BLOCK as usize];
+    let head = read_up_to(&mut f, &mut buf).map_err(read_err)?;
+    h.update(&buf[..head]);
+    if st.size > BLOCK {
+        let tail_start = st.size.saturating_sub(BLOCK).max(BLOCK);
+        f.seek(SeekFrom::Start(tail_start)).map_err(read_err)?;
+        let n = read_up_to(&mut f, &mut buf).map_err(read_err)?;
+        h.update(&buf[..n]);
+    }
+    Ok((format!("v1:{}:{:x}", st.size, h.finalize()), st))
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// SHA-256 of a whole file, streamed with a large buffer (for verification and benchmarks).
+pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn identity_follows_content_not_path() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&a, &data).unwrap();
+        let (fa, _) = fingerprint(&a).unwrap();
+        let b = d.path().join("moved.bin");
+        std::fs::rename(&a, &b).unwrap();
+        assert_eq!(fingerprint(&b).unwrap().0, fa);
+        // A change in the tail changes it.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&b).unwrap();
+        f.seek(SeekFrom::Start(299_000)).unwrap();
+        f.write_all(b"xx").unwrap();
+        drop(f);
+        assert_ne!(fingerprint(&b).unwrap().0, fa);
+    }
+
+    #[test]
+    fn small_and_empty_files() {
+        let d = tempfile::tempdir().unwrap();
+        let e = d.path().join("empty");
+        std::fs::write(&e, b"").unwrap();
+        let (fe, st) = fingerprint(&e).unwrap();
+        assert_eq!(st.size, 0);
+        let s = d.path().join("small");
+        std::fs::write(&s, b"hello").unwrap();
+        assert_ne!(fingerprint(&s).unwrap().0, fe);
+    }
+
+    #[test]
+    fn refuses_directories_and_missing() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(fingerprint(d.path()), Err(Error::NotAFile(_))));
+        assert!(matches!(
+            fingerprint(&d.path().join("nope")),
+            Err(Error::FileMissing(_))
+        ));
+    }
+}

@@ -1,0 +1,24 @@
+//! Tusker's upload engine: a tus 1.0.0 client whose every upload is journalled in SQLite so
+//! that it survives crashes, restarts, renames and moves. No UI code lives here; the CLI and
+//! the desktop shell both drive [`Engine`].
+
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod files;
+pub mod fingerprint;
+pub mod lock;
+pub mod model;
+pub mod progress;
+pub mod protocol;
+pub mod ratelimit;
+pub mod redact;
+pub mod retry;
+pub mod source;
+pub mod store;
+pub mod upload;
+
+pub use engine::{default_data_dir, AddRequest, AddResult, Engine, EngineConfig, EventBatch};
+pub use error::{Error, Result};
+pub use model::{ServerCaps, UploadId, UploadRecord, UploadState, UploadView};
+pub use upload::UploadSettings;

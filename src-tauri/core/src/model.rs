@@ -1,0 +1,179 @@
+//! The data the engine keeps per upload and shows to UIs. Shared by the journal, the scheduler
+//! and every front end, so one vocabulary of states exists.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Journal id of an upload.
+pub type UploadId = i64;
+
+/// Where an upload stands. Persisted as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    Queued,
+    Uploading,
+    Paused,
+    WaitingToRetry,
+    Completed,
+    Failed,
+    Cancelled,
+    FileMissing,
+    FileChanged,
+}
+
+impl UploadState {
+    /// The name stored in the journal and shown by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Queued => "queued",
+            UploadState::Uploading => "uploading",
+            UploadState::Paused => "paused",
+            UploadState::WaitingToRetry => "waiting_to_retry",
+            UploadState::Completed => "completed",
+            UploadState::Failed => "failed",
+            UploadState::Cancelled => "cancelled",
+            UploadState::FileMissing => "file_missing",
+            UploadState::FileChanged => "file_changed",
+        }
+    }
+
+    /// Inverse of [`as_str`](Self::as_str); unknown names (a newer journal) read as failed
+    /// so nothing is silently resumed in a state this build does not understand.
+    pub fn parse(s: &str) -> UploadState {
+        match s {
+            "queued" => UploadState::Queued,
+            "uploading" => UploadState::Uploading,
+            "paused" => UploadState::Paused,
+            "waiting_to_retry" => UploadState::WaitingToRetry,
+            "completed" => UploadState::Completed,
+            "cancelled" => UploadState::Cancelled,
+            "file_missing" => UploadState::FileMissing,
+            "file_changed" => UploadState::FileChanged,
+            _ => UploadState::Failed,
+        }
+    }
+
+    /// No more work will happen without a user action.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            UploadState::Completed
+                | UploadState::Failed
+                | UploadState::Cancelled
+                | UploadState::FileMissing
+                | UploadState::FileChanged
+        )
+    }
+
+    /// Not completed and not cancelled: the journal still owes this upload work.
+    pub fn is_unfinished(self) -> bool {
+        !matches!(self, UploadState::Completed | UploadState::Cancelled)
+    }
+
+    /// A worker is (or should be) running for it.
+    pub fn is_active(self) -> bool {
+        matches!(self, UploadState::Uploading | UploadState::WaitingToRetry)
+    }
+}
+
+/// One upload as the journal stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: UploadId,
+    pub position: i64,
+    pub path: String,
+    pub name: String,
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch when the fingerprint was taken.
+    pub mtime_ns: i64,
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub upload_url: Option<String>,
+    /// Bytes the server has confirmed.
+    pub acked_offset: u64,
+    pub state: UploadState,
+    pub error: Option<String>,
+    /// User metadata (filename and filetype are added when sending).
+    pub metadata: BTreeMap<String, String>,
+    /// Custom request headers. Values may be secrets: never log or show them.
+    #[serde(skip_serializing)]
+    pub headers: BTreeMap<String, String>,
+    pub chunk_size: Option<u64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+    /// Unix seconds after which the server may discard the partial upload.
+    pub expires_at: Option<i64>,
+    /// How many times the server lost the upload and it was created again.
+    pub recreated: i64,
+}
+
+/// What a UI needs to draw one row: the journal record plus live numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadView {
+    pub id: UploadId,
+    pub position: i64,
+    pub path: String,
+    pub name: String,
+    pub size: u64,
+    pub endpoint: String,
+    pub upload_url: Option<String>,
+    pub state: UploadState,
+    pub error: Option<String>,
+    /// Bytes the server has confirmed; never goes backwards within a server upload.
+    pub acked: u64,
+    /// Bytes sent in the current request but not yet confirmed (for smooth bars).
+    pub in_flight: u64,
+    /// Bytes per second, exponential moving average.
+    pub speed: f64,
+    /// Seconds to completion at the current speed.
+    pub eta_secs: Option<f64>,
+    /// For waiting_to_retry: milliseconds since the epoch of the next attempt.
+    pub retry_at_ms: Option<i64>,
+    pub recreated: i64,
+    pub metadata: BTreeMap<String, String>,
+    /// Header names only; values are secrets.
+    pub header_names: Vec<String>,
+}
+
+impl UploadView {
+    /// The view of a record with no live numbers yet.
+    pub fn from_record(r: &UploadRecord) -> UploadView {
+        UploadView {
+            id: r.id,
+            position: r.position,
+            path: r.path.clone(),
+            name: r.name.clone(),
+            size: r.size,
+            endpoint: r.endpoint.clone(),
+            upload_url: r.upload_url.clone(),
+            state: r.state,
+            error: r.error.clone(),
+            acked: r.acked_offset,
+            in_flight: 0,
+            speed: 0.0,
+            eta_secs: None,
+            retry_at_ms: None,
+            recreated: r.recreated,
+            metadata: r.metadata.clone(),
+            header_names: r.headers.keys().cloned().collect(),
+        }
+    }
+}
+
+/// What the server said about itself in answer to OPTIONS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCaps {
+    pub versions: Vec<String>,
+    pub extensions: Vec<String>,
+    pub max_size: Option<u64>,
+    pub checksum_algorithms: Vec<String>,
+}
+
+impl ServerCaps {
+    /// Whether the server advertises a tus extension.
+    pub fn has(&self, ext: &str) -> bool {
+        self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    }
+}

@@ -1,0 +1,245 @@
+//! tus 1.0.0 header grammar: parsing and formatting of the values the protocol exchanges.
+//! Pure functions, so the property tests can hammer them without a server.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// The only protocol version Tusker speaks.
+pub const TUS_VERSION: &str = "1.0.0";
+/// Content type every PATCH body carries.
+pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+/// A metadata key is sent verbatim, so it must not break the header's `key value,key value` grammar.
+pub fn validate_metadata_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii() && !c.is_ascii_control() && c != ' ' && c != ',');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidMetadataKey(key.to_string()))
+    }
+}
+
+/// Formats `Upload-Metadata`: comma-separated `key base64(value)` pairs (an empty value has no
+/// space or base64 part, as the spec allows).
+pub fn encode_metadata(meta: &BTreeMap<String, String>) -> Result<String> {
+    let mut parts = Vec::with_capacity(meta.len());
+    for (k, v) in meta {
+        validate_metadata_key(k)?;
+        if v.is_empty() {
+            parts.push(k.clone());
+        } else {
+            parts.push(format!("{k} {}", B64.encode(v.as_bytes())));
+        }
+    }
+    Ok(parts.join(","))
+}
+
+/// Parses `Upload-Metadata` back into a map; values that are not UTF-8 are rejected.
+pub fn decode_metadata(header: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for pair in header.split(',') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let mut it = pair.splitn(2, ' ');
+        let key = it.next().unwrap_or_default();
+        validate_metadata_key(key)?;
+        let value = match it.next() {
+            Some(b) => {
+                let bytes = B64
+                    .decode(b.trim())
+                    .map_err(|e| Error::Protocol(format!("metadata {key:?}: bad base64: {e}")))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| Error::Protocol(format!("metadata {key:?}: value is not UTF-8")))?
+            }
+            None => String::new(),
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// Parses `Upload-Offset` / `Upload-Length`: a non-negative decimal integer, nothing else.
+pub fn parse_u64_header(name: &str, value: Option<&str>) -> Result<u64> {
+    let v = value.ok_or_else(|| Error::Protocol(format!("missing {name} header")))?;
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Protocol(format!("{name} is not a non-negative integer: {v:?}")));
+    }
+    v.parse::<u64>()
+        .map_err(|_| Error::Protocol(format!("{name} is out of range: {v:?}")))
+}
+
+/// Checksum algorithms Tusker can compute, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    Sha256,
+    Sha1,
+}
+
+impl ChecksumAlgorithm {
+    /// The token used in `Upload-Checksum` and `Tus-Checksum-Algorithm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "sha256",
+            ChecksumAlgorithm::Sha1 => "sha1",
+        }
+    }
+
+    /// The strongest algorithm both sides support, given the server's list.
+    pub fn choose(server: &[String]) -> Option<ChecksumAlgorithm> {
+        let has = |n: &str| server.iter().any(|s| s.eq_ignore_ascii_case(n));
+        if has("sha256") {
+            Some(ChecksumAlgorithm::Sha256)
+        } else if has("sha1") {
+            Some(ChecksumAlgorithm::Sha1)
+        } else {
+            None
+        }
+    }
+}
+
+/// Formats `Upload-Checksum: <algorithm> <base64 digest>`.
+pub fn format_checksum(alg: ChecksumAlgorithm, digest: &[u8]) -> String {
+    format!("{} {}", alg.name(), B64.encode(digest))
+}
+
+/// Parses `Upload-Checksum` into the algorithm name and raw digest.
+pub fn parse_checksum(header: &str) -> Result<(String, Vec<u8>)> {
+    let mut it = header.trim().splitn(2, ' ');
+    let alg = it.next().unwrap_or_default();
+    let digest = it
+        .next()
+        .ok_or_else(|| Error::Protocol(format!("Upload-Checksum without digest: {header:?}")))?;
+    if alg.is_empty() {
+        return Err(Error::Protocol("Upload-Checksum without algorithm".into()));
+    }
+    let raw = B64
+        .decode(digest.trim())
+        .map_err(|e| Error::Protocol(format!("Upload-Checksum digest is not base64: {e}")))?;
+    Ok((alg.to_ascii_lowercase(), raw))
+}
+
+/// Parses a comma-separated header list (Tus-Version, Tus-Extension, Tus-Checksum-Algorithm).
+pub fn parse_list(value: Option<&str>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `Upload-Expires` (an RFC 9110 HTTP-date).
+pub fn parse_expires(value: &str) -> Result<SystemTime> {
+    httpdate::parse_http_date(value.trim())
+        .map_err(|_| Error::Protocol(format!("Upload-Expires is not an HTTP date: {value:?}")))
+}
+
+/// Formats a time as an HTTP-date (used by tests and the proxy).
+pub fn format_http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP-date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn metadata_examples() {
+        let mut m = BTreeMap::new();
+        m.insert("filename".to_string(), "world_domination_plan.pdf".to_string());
+        m.insert("is_confidential".to_string(), String::new());
+        let h = encode_metadata(&m).unwrap();
+        assert_eq!(
+            h,
+            "filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential"
+        );
+        assert_eq!(decode_metadata(&h).unwrap(), m);
+        assert!(encode_metadata(&[("a b".to_string(), "x".to_string())].into()).is_err());
+        assert!(encode_metadata(&[("a,b".to_string(), "x".to_string())].into()).is_err());
+        assert!(encode_metadata(&[(String::new(), "x".to_string())].into()).is_err());
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_u64_header("Upload-Offset", Some("42")).unwrap(), 42);
+        assert!(parse_u64_header("Upload-Offset", Some("-1")).is_err());
+        assert!(parse_u64_header("Upload-Offset", Some("1e3")).is_err());
+        assert!(parse_u64_header("Upload-Offset", Some("")).is_err());
+        assert!(parse_u64_header("Upload-Offset", None).is_err());
+        assert!(parse_u64_header("Upload-Offset", Some("99999999999999999999999")).is_err());
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = format_http_date(now + Duration::from_secs(10));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn checksum_choice() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(ChecksumAlgorithm::choose(&s(&["md5", "sha1", "SHA256"])), Some(ChecksumAlgorithm::Sha256));
+        assert_eq!(ChecksumAlgorithm::choose(&s(&["md5", "sha1"])), Some(ChecksumAlgorithm::Sha1));
+        assert_eq!(ChecksumAlgorithm::choose(&s(&["md5", "crc32"])), None);
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_roundtrips(m in proptest::collection::btree_map("[!-+\\--~]{1,12}", "\\PC{0,40}", 0..8)) {
+            let h = encode_metadata(&m).unwrap();
+            prop_assert_eq!(decode_metadata(&h).unwrap(), m);
+        }
+
+        #[test]
+        fn offset_roundtrips(n in any::<u64>()) {
+            prop_assert_eq!(parse_u64_header("Upload-Offset", Some(&n.to_string())).unwrap(), n);
+        }
+
+        #[test]
+        fn offset_rejects_garbage(s in "\\PC*") {
+            let valid = !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) && s.trim().parse::<u64>().is_ok();
+            prop_assert_eq!(parse_u64_header("Upload-Offset", Some(&s)).is_ok(), valid);
+        }
+
+        #[test]
+        fn checksum_roundtrips(d in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let h = format_checksum(ChecksumAlgorithm::Sha256, &d);
+            let (alg, raw) = parse_checksum(&h).unwrap();
+            prop_assert_eq!(alg, "sha256");
+            prop_assert_eq!(raw, d);
+        }
+
+        #[test]
+        fn expires_roundtrips(secs in 0u64..4_000_000_000) {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            prop_assert_eq!(parse_expires(&format_http_date(t)).unwrap(), t);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Keeping secrets out of logs and UI payloads. Header values such as Authorization are
+//! stored (they are needed to resume) but never printed.
+
+use reqwest::header::HeaderMap;
+
+/// True for header names whose values are secrets.
+pub fn is_sensitive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || n == "set-cookie"
+        || n.contains("token")
+        || n.contains("secret")
+        || n.contains("api-key")
+        || n.contains("apikey")
+        || n.contains("password")
+        || n.contains("session")
+        || n.contains("auth")
+}
+
+/// Masks a secret value for display: the length class is hidden too.
+pub fn mask(name: &str, value: &str) -> String {
+    if is_sensitive(name) {
+        "••••••".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Renders headers for a log line with secret values masked.
+pub fn headers_for_log(headers: &HeaderMap) -> String {
+    let mut out = String::new();
+    for (k, v) in headers {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(k.as_str());
+        out.push_str(": ");
+        out.push_str(&mask(k.as_str(), v.to_str().unwrap_or("<binary>")));
+    }
+    out
+}
+
+/// Removes `user:password@` from any URL inside a message.
+pub fn strip_userinfo(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == ')' || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_secrets_only() {
+        assert_eq!(mask("Authorization", "Bearer abc"), "••••••");
+        assert_eq!(mask("X-Auth-Token", "abc"), "••••••");
+        assert_eq!(mask("X-Request-Id", "42"), "42");
+    }
+
+    #[test]
+    fn strips_userinfo() {
+        assert_eq!(
+            strip_userinfo("error sending request for url (http://bob:pw@host:1/files/x)"),
+            "error sending request for url (http://***@host:1/files/x)"
+        );
+        assert_eq!(strip_userinfo("http://host/a"), "http://host/a");
+    }
+}

@@ -1,0 +1,603 @@
+//! The upload state machine: everything one upload does, from checking the file to the last
+//! confirmed byte. It owns the protocol decisions (create or resume, what each status means,
+//! when to retry); the HTTP layer, the journal and the file reader are injected.
+//!
+//! Cancellation is by dropping the future (the scheduler aborts the task). Every journal write
+//! is synchronous and follows the server's answer with no `.await` in between, so an abort can
+//! never separate a confirmed offset from its journal entry.
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{mpsc, OnceCell};
+
+use crate::client::{self, SizedBody, TusClient};
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::model::{ServerCaps, UploadId, UploadRecord, UploadState};
+use crate::protocol::{self, ChecksumAlgorithm};
+use crate::ratelimit::RateLimiter;
+use crate::retry::RetryPolicy;
+use crate::source::{Source, Transfer};
+use crate::store::Store;
+
+/// The final bytes of a file are read into memory, checked against the file's stamp, and only
+/// then sent: a file modified during the upload can never be completed as a mix of old and
+/// new content. Files up to this size go in one request from memory.
+pub const TAIL: u64 = 1024 * 1024;
+
+/// Smallest chunk that 413 answers can halve down to.
+pub const MIN_CHUNK: u64 = 64 * 1024;
+
+/// Tunables of the upload loop.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UploadSettings {
+    /// Bytes per PATCH; `None` = the whole remainder in one request.
+    pub chunk_size: Option<u64>,
+    /// Abort a request when no body bytes moved and no answer came for this long.
+    pub stall_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Send the first bytes inside the POST when the server offers creation-with-upload.
+    pub creation_with_upload: bool,
+    /// Most bytes sent inside a POST (its URL is unknown until the POST answers, so a crash
+    /// during it loses these bytes and leaves an unreachable server upload).
+    pub post_body_cap: u64,
+    /// Most bytes per PATCH when checksums are sent (the range is read twice).
+    pub checksum_chunk_cap: u64,
+    /// Use the checksum extension when the server offers it.
+    pub checksums: bool,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            chunk_size: None,
+            stall_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            creation_with_upload: true,
+            post_body_cap: 4 * 1024 * 1024,
+            checksum_chunk_cap: 16 * 1024 * 1024,
+            checksums: true,
+        }
+    }
+}
+
+/// What a running upload tells the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    /// Confirmed and in-flight bytes.
+    Progress { acked: u64, in_flight: u64 },
+    /// A server upload URL was created (or re-created).
+    Url { url: String, recreated: bool },
+    /// Waiting before the next attempt.
+    Waiting { until_ms: i64, reason: String },
+    /// Working again after a wait.
+    Uploading,
+    /// The file was found under a new stamp (touched but same content).
+    Restamped { mtime_ns: i64 },
+}
+
+/// How a run of the state machine ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+    FileMissing(String),
+    FileChanged(String),
+}
+
+impl Outcome {
+    /// The state and error text to record.
+    pub fn state(&self) -> (UploadState, Option<&str>) {
+        match self {
+            Outcome::Completed => (UploadState::Completed, None),
+            Outcome::Failed(e) => (UploadState::Failed, Some(e)),
+            Outcome::FileMissing(e) => (UploadState::FileMissing, Some(e)),
+            Outcome::FileChanged(e) => (UploadState::FileChanged, Some(e)),
+        }
+    }
+}
+
+/// OPTIONS answers, fetched once per endpoint per engine run.
+#[derive(Debug, Default, Clone)]
+pub struct CapsCache {
+    cells: Arc<Mutex<HashMap<String, Arc<OnceCell<ServerCaps>>>>>,
+}
+
+impl CapsCache {
+    /// The server's capabilities, asking it at most once (concurrent callers share one request).
+    pub async fn get(
+        &self,
+        client: &TusClient,
+        store: &Store,
+        endpoint: &str,
+        headers: &HeaderMap,
+    ) -> Result<ServerCaps> {
+        let cell = {
+            let mut map = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(endpoint.to_string()).or_default().clone()
+        };
+        let caps = cell
+            .get_or_try_init(|| async {
+                let caps = client.options(endpoint, headers).await?;
+                tracing::info!(endpoint = %crate::redact::strip_userinfo(endpoint), versions = ?caps.versions, extensions = ?caps.extensions, max_size = ?caps.max_size, "discovered server");
+                store.save_caps(endpoint, &caps)?;
+                Ok::<_, Error>(caps)
+            })
+            .await?;
+        Ok(caps.clone())
+    }
+
+    /// Forgets an endpoint's answer (after the server changed under us).
+    pub fn invalidate(&self, endpoint: &str) {
+        self.cells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(endpoint);
+    }
+}
+
+/// Everything an upload needs from its surroundings.
+#[derive(Clone)]
+pub struct UploadCtx {
+    pub store: Store,
+    pub client: TusClient,
+    pub caps: CapsCache,
+    pub limiter: Arc<RateLimiter>,
+    pub settings: Arc<UploadSettings>,
+}
+
+/// Sends events for one upload to the scheduler.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    pub id: UploadId,
+    pub tx: mpsc::UnboundedSender<(UploadId, WorkerEvent)>,
+}
+
+impl Reporter {
+    fn send(&self, e: WorkerEvent) {
+        let _ = self.tx.send((self.id, e));
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn unix_secs(t: SystemTime) -> Option<i64> {
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
+}
+
+/// Why one pass of [`attempt`] stopped short of completion.
+enum Interruption {
+    /// The server lost the upload: start a new one right away.
+    Gone,
+    Err(Error),
+}
+
+impl From<Error> for Interruption {
+    fn from(e: Error) -> Self {
+        Interruption::Err(e)
+    }
+}
+
+/// Runs one upload to an outcome, retrying transient failures.
+pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
+    let mut failures = 0u32;
+    let mut recreations = 0u32;
+    loop {
+        let before = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
+        let result = attempt(&ctx, id, &reporter).await;
+        let after = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
+        if after > before {
+            // Progress was made: the retry budget starts over.
+            failures = 0;
+        }
+        let err = match result {
+            Ok(()) => return Outcome::Completed,
+            Err(Interruption::Gone) => {
+                recreations += 1;
+                if recreations > 3 {
+                    return Outcome::Failed(
+                        "the server keeps losing this upload (gone 4 times in a row)".into(),
+                    );
+                }
+                continue;
+            }
+            Err(Interruption::Err(e)) => e,
+        };
+        match err {
+            Error::FileMissing(m) => return Outcome::FileMissing(m),
+            Error::FileChanged(m) => return Outcome::FileChanged(m),
+            e if e.is_retryable() => {
+                failures += 1;
+                if failures > ctx.settings.retry.max_attempts {
+                    return Outcome::Failed(format!("{e} (gave up after {} attempts)", failures));
+                }
+                let delay = ctx.settings.retry.delay(failures, e.retry_after());
+                tracing::warn!(id, attempt = failures, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
+                reporter.send(WorkerEvent::Waiting {
+                    until_ms: now_ms() + delay.as_millis() as i64,
+                    reason: e.to_string(),
+                });
+                tokio::time::sleep(delay).await;
+                reporter.send(WorkerEvent::Uploading);
+            }
+            e => {
+                tracing::error!(id, error = %e, "upload failed");
+                return Outcome::Failed(e.to_string());
+            }
+        }
+    }
+}
+
+/// Compares the file with the journal's stamp; re-fingerprints when the stamp moved.
+fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Result<()> {
+    let path = Path::new(&rec.path);
+    let st = fingerprint::stamp(path)?;
+    if st.size == rec.size && st.mtime_ns == rec.mtime_ns {
+        return Ok(());
+    }
+    if st.size != rec.size {
+        return Err(Error::FileChanged(format!(
+            "{}: size is now {} bytes, was {}",
+            rec.path, st.size, rec.size
+        )));
+    }
+    let (fp, st) = fingerprint::fingerprint(path)?;
+    if fp != rec.fingerprint {
+        return Err(Error::FileChanged(format!("{}: content differs", rec.path)));
+    }
+    // Touched, same content at both ends and same size: keep going under the new stamp.
+    ctx.store.set_path(rec.id, &rec.path, &rec.name, st.mtime_ns)?;
+    reporter.send(WorkerEvent::Restamped {
+        mtime_ns: st.mtime_ns,
+    });
+    Ok(())
+}
+
+/// Verifies the stamp has not moved since the upload started (cheap stat, no hashing).
+fn check_unchanged(rec: &UploadRecord) -> Result<()> {
+    let st = fingerprint::stamp(Path::new(&rec.path))?;
+    if st.size != rec.size || st.mtime_ns != rec.mtime_ns {
+        return Err(Error::FileChanged(format!(
+            "{} was modified during the upload",
+            rec.path
+        )));
+    }
+    Ok(())
+}
+
+fn is_gone(e: &Error) -> bool {
+    matches!(e.status(), Some(404 | 410 | 403))
+}
+
+async fn read_tail(source: &Source, offset: u64, len: u64) -> Result<Bytes> {
+    let mut f = tokio::fs::File::open(source.path()).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::FileMissing(source.path().display().to_string())
+        } else {
+            Error::Read {
+                path: source.path().display().to_string(),
+                source: e,
+            }
+        }
+    })?;
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut buf = Vec::with_capacity(len as usize);
+    (&mut f).take(len).read_to_end(&mut buf).await?;
+    if (buf.len() as u64) < len {
+        return Err(Error::FileChanged(format!(
+            "{} shrank while uploading",
+            source.path().display()
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Plans the next request's body: a streamed range, or the in-memory tail (after the
+/// file's stamp has been checked again).
+async fn next_body(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    source: &Source,
+    offset: u64,
+    max_len: u64,
+    checksum: Option<ChecksumAlgorithm>,
+    transfer: &Arc<Transfer>,
+) -> Result<SizedBody> {
+    let remaining = rec.size - offset;
+    let tail_start = rec.size.saturating_sub(TAIL);
+    if offset >= tail_start && remaining <= max_len {
+        let bytes = read_tail(source, offset, remaining).await?;
+        // The bytes are in memory now: if the stamp still matches, they belong to the same
+        // content as everything sent before.
+        check_unchanged(rec)?;
+        let checksum = checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
+        let len = bytes.len() as u64;
+        let limiter = ctx.limiter.clone();
+        let t = transfer.clone();
+        let stream = futures_util::stream::unfold((bytes, limiter, t), |(mut b, l, t)| async move {
+            if b.is_empty() {
+                return None;
+            }
+            let part = b.split_to(b.len().min(crate::source::BLOCK));
+            l.acquire(part.len()).await;
+            t.add_sent(part.len() as u64);
+            Some((Ok::<Bytes, std::io::Error>(part), (b, l, t)))
+        });
+        transfer.touch();
+        return Ok(SizedBody {
+            body: reqwest::Body::wrap_stream(stream),
+            len,
+            checksum,
+        });
+    }
+    // Stream up to the tail, never into it.
+    let len = max_len.min(tail_start.saturating_sub(offset)).max(1).min(remaining);
+    let checksum = match checksum {
+        Some(alg) => Some(source.checksum(alg, offset, len).await?),
+        None => None,
+    };
+    let body = source
+        .body(offset, len, ctx.limiter.clone(), transfer.clone())
+        .await?;
+    Ok(SizedBody {
+        body,
+        len,
+        checksum,
+    })
+}
+
+fn digest(alg: ChecksumAlgorithm, data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match alg {
+        ChecksumAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        ChecksumAlgorithm::Sha1 => sha1_smol::Sha1::from(data).digest().bytes().to_vec(),
+    }
+}
+
+/// Drives a request future while reporting in-flight progress and watching for stalls.
+async fn supervise<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    transfer: &Arc<Transfer>,
+    acked: u64,
+    stall: Duration,
+    reporter: &Reporter,
+) -> Result<T> {
+    tokio::pin!(fut);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            _ = tick.tick() => {
+                if transfer.idle() > stall {
+                    return Err(Error::Stalled(stall));
+                }
+                reporter.send(WorkerEvent::Progress { acked, in_flight: transfer.sent() });
+            }
+        }
+    }
+}
+
+/// Maps a failed request to the file's fault when the body stream broke because of the file.
+fn blame_file(e: Error, transfer: &Transfer, rec: &UploadRecord) -> Error {
+    if let Some(msg) = transfer.failure() {
+        if !Path::new(&rec.path).exists() {
+            return Error::FileMissing(rec.path.clone());
+        }
+        return Error::FileChanged(msg);
+    }
+    e
+}
+
+fn upload_metadata(rec: &UploadRecord) -> Result<String> {
+    let mut meta: BTreeMap<String, String> = BTreeMap::new();
+    meta.insert("filename".into(), rec.name.clone());
+    let mime = mime_guess::from_path(&rec.name).first_or_octet_stream();
+    meta.insert("filetype".into(), mime.essence_str().to_string());
+    // User metadata wins over the defaults.
+    for (k, v) in &rec.metadata {
+        meta.insert(k.clone(), v.clone());
+    }
+    protocol::encode_metadata(&meta)
+}
+
+/// One pass: check the file, find or create the server upload, send until done or failure.
+async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(), Interruption> {
+    let mut rec = ctx.store.get(id)?;
+    check_file(ctx, &rec, reporter)?;
+    rec = ctx.store.get(id)?;
+    let endpoint = client::parse_endpoint(&rec.endpoint)?;
+    let headers = client::header_map(&rec.headers)?;
+    let caps = ctx
+        .caps
+        .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
+        .await?;
+    if let Some(max) = caps.max_size {
+        if rec.size > max {
+            return Err(Error::TooLarge { size: rec.size, max }.into());
+        }
+    }
+    let checksum = if ctx.settings.checksums && caps.has("checksum") {
+        ChecksumAlgorithm::choose(&caps.checksum_algorithms)
+    } else {
+        None
+    };
+    let source = Source::new(&rec.path);
+    let mut chunk = rec
+        .chunk_size
+        .or(ctx.settings.chunk_size)
+        .unwrap_or(u64::MAX)
+        .max(1);
+    if let Some(max) = caps.max_size {
+        chunk = chunk.min(max.max(1));
+    }
+    if checksum.is_some() {
+        chunk = chunk.min(ctx.settings.checksum_chunk_cap);
+    }
+
+    // Resume what the server has, if it still has it.
+    let mut offset;
+    if let Some(url) = rec.upload_url.clone() {
+        let expired = rec
+            .expires_at
+            .is_some_and(|t| t <= unix_secs(SystemTime::now()).unwrap_or(0));
+        if expired {
+            tracing::info!(id, "server upload expired; creating a new one");
+            ctx.store.clear_url(id, true)?;
+            rec.upload_url = None;
+        } else {
+            match ctx.client.head(&url, &headers).await {
+                Ok(info) => {
+                    if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
+                        tracing::warn!(id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file; creating a new one");
+                        ctx.store.clear_url(id, true)?;
+                        rec.upload_url = None;
+                    } else {
+                        let exp = info.expires.and_then(unix_secs);
+                        ctx.store.set_offset(id, info.offset, exp)?;
+                        rec.acked_offset = info.offset;
+                        reporter.send(WorkerEvent::Progress {
+                            acked: info.offset,
+                            in_flight: 0,
+                        });
+                    }
+                }
+                Err(e) if is_gone(&e) => {
+                    tracing::info!(id, status = ?e.status(), "server upload is gone; creating a new one");
+                    ctx.store.clear_url(id, true)?;
+                    rec.upload_url = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    let url = match rec.upload_url.clone() {
+        Some(u) => {
+            offset = rec.acked_offset;
+            u
+        }
+        None => {
+            let recreated = rec.recreated > 0;
+            let metadata = upload_metadata(&rec)?;
+            let use_cwu =
+                ctx.settings.creation_with_upload && caps.has("creation-with-upload") && rec.size > 0;
+            let transfer = Transfer::new();
+            let first = if use_cwu {
+                let max = chunk.min(ctx.settings.post_body_cap);
+                Some(next_body(ctx, &rec, &source, 0, max, checksum, &transfer).await?)
+            } else {
+                None
+            };
+            let created = supervise(
+                ctx.client.create(&endpoint, &headers, rec.size, &metadata, first),
+                &transfer,
+                0,
+                ctx.settings.stall_timeout,
+                reporter,
+            )
+            .await
+            .map_err(|e| blame_file(e, &transfer, &rec))?;
+            let exp = created.expires.and_then(unix_secs);
+            ctx.store.set_url(id, &created.url, exp)?;
+            if created.offset > 0 {
+                ctx.store.set_offset(id, created.offset, exp)?;
+            }
+            tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, "created server upload");
+            reporter.send(WorkerEvent::Url {
+                url: created.url.clone(),
+                recreated,
+            });
+            reporter.send(WorkerEvent::Progress {
+                acked: created.offset,
+                in_flight: 0,
+            });
+            offset = created.offset;
+            created.url
+        }
+    };
+
+    let mut conflicts = 0u32;
+    let mut checksum_mismatches = 0u32;
+    while offset < rec.size {
+        check_unchanged(&rec)?;
+        let transfer = Transfer::new();
+        let body = next_body(ctx, &rec, &source, offset, chunk, checksum, &transfer).await?;
+        let sent_len = body.len;
+        let result = supervise(
+            ctx.client.patch(&url, &headers, offset, body),
+            &transfer,
+            offset,
+            ctx.settings.stall_timeout,
+            reporter,
+        )
+        .await;
+        match result {
+            Ok(p) => {
+                if p.offset <= offset || p.offset > offset + sent_len {
+                    return Err(Error::Protocol(format!(
+                        "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
+                        p.offset
+                    ))
+                    .into());
+                }
+                ctx.store.set_offset(id, p.offset, p.expires.and_then(unix_secs))?;
+                offset = p.offset;
+                conflicts = 0;
+                checksum_mismatches = 0;
+                reporter.send(WorkerEvent::Progress {
+                    acked: offset,
+                    in_flight: 0,
+                });
+            }
+            Err(e) => {
+                let e = blame_file(e, &transfer, &rec);
+                match e.status() {
+                    Some(409) if conflicts < 5 => {
+                        conflicts += 1;
+                        let info = ctx.client.head(&url, &headers).await?;
+                        if info.offset > rec.size {
+                            return Err(Error::Protocol(format!(
+                                "server offset {} is beyond the file size {}",
+                                info.offset, rec.size
+                            ))
+                            .into());
+                        }
+                        tracing::info!(id, ours = offset, server = info.offset, "offset conflict; continuing from the server's offset");
+                        ctx.store.set_offset(id, info.offset, info.expires.and_then(unix_secs))?;
+                        offset = info.offset;
+                        reporter.send(WorkerEvent::Progress {
+                            acked: offset,
+                            in_flight: 0,
+                        });
+                    }
+                    Some(413) if chunk > MIN_CHUNK || sent_len > MIN_CHUNK => {
+                        chunk = (sent_len / 2).max(MIN_CHUNK);
+                        tracing::info!(id, chunk, "413: halving the chunk size");
+                    }
+                    Some(460) if checksum_mismatches < 3 => {
+                        checksum_mismatches += 1;
+                        tracing::warn!(id, offset, "checksum mismatch; sending the chunk again");
+                    }
+                    _ if is_gone(&e) => {
+                        tracing::info!(id, status = ?e.status(), "server upload vanished; creating a new one");
+                        ctx.store.clear_url(id, true)?;
+                        return Err(Interruption::Gone);
+                    }
+                    _ => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
