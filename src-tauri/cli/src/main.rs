@@ -1,1 +1,303 @@
-fn main(){}
+//! `tusker-cli`: the headless Tusker. It drives the same engine and the same journal as the
+//! desktop app, so anything started here can be resumed there and the other way round.
+
+mod output;
+mod size;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tusker-cli",
+    version,
+    about = "Resumable uploads over the tus protocol"
+)]
+struct Cli {
+    /// Where the journal lives (shared with the desktop app).
+    #[arg(long, global = true, env = "TUSKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunOpts {
+    /// Uploads running at once.
+    #[arg(long, default_value_t = 3)]
+    parallel: usize,
+    /// Global bandwidth limit, e.g. 10MiB (per second). 0 = none.
+    #[arg(long, value_parser = size::parse, default_value = "0")]
+    bandwidth: u64,
+    /// Abort and retry a request when nothing moved for this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    stall_timeout: f64,
+    /// Consecutive failed attempts (without progress) before an upload fails.
+    #[arg(long, default_value_t = 12)]
+    max_retries: u32,
+    /// First retry delay in milliseconds (doubles each time, with jitter).
+    #[arg(long, default_value_t = 500)]
+    retry_base_ms: u64,
+    /// Never send data inside the creation POST, even when the server offers it.
+    #[arg(long)]
+    no_creation_with_upload: bool,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    plain: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Enqueue files and folders (recursively) and upload them; exit 0 only if all complete.
+    Upload {
+        /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/
+        #[arg(long)]
+        endpoint: String,
+        /// Bytes per PATCH, e.g. 8MiB (default: the whole remainder in one request).
+        #[arg(long, value_parser = size::parse)]
+        chunk_size: Option<u64>,
+        /// Extra request header, 'Name: value' (repeatable). Values are never logged.
+        #[arg(long = "header", value_name = "'NAME: VALUE'")]
+        headers: Vec<String>,
+        /// Upload metadata key=value (repeatable).
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        #[command(flatten)]
+        run: RunOpts,
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run every unfinished upload in the journal to completion; exit 0 only if all complete.
+    Resume {
+        #[command(flatten)]
+        run: RunOpts,
+    },
+    /// Show the journal.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a server what it supports (OPTIONS).
+    Check {
+        endpoint: String,
+        #[arg(long = "header", value_name = "'NAME: VALUE'")]
+        headers: Vec<String>,
+    },
+    /// Cancel an upload and terminate it on the server.
+    Cancel { id: UploadId },
+    /// Forget an upload (an unfinished one is terminated on the server first).
+    Remove { id: UploadId },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn parse_headers(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for h in raw {
+        let (k, v) = h.split_once(':').with_context(|| {
+            format!(
+                "header {:?} is not 'Name: value'",
+                h.split(':').next().unwrap_or("")
+            )
+        })?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn parse_metadata(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for m in raw {
+        let (k, v) = m
+            .split_once('=')
+            .with_context(|| format!("metadata {m:?} is not key=value"))?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
+    let mut c = EngineConfig::new(data_dir);
+    c.concurrency = run.parallel.max(1);
+    c.bandwidth = run.bandwidth;
+    c.auto_resume = auto_resume;
+    c.upload.stall_timeout = Duration::from_secs_f64(run.stall_timeout.max(0.1));
+    c.upload.retry.max_attempts = run.max_retries;
+    c.upload.retry.base = Duration::from_millis(run.retry_base_ms);
+    c.upload.creation_with_upload = !run.no_creation_with_upload;
+    c
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match real_main(cli).await {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> Result<i32> {
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(tusker_core::default_data_dir);
+    match cli.cmd {
+        Command::Upload {
+            endpoint,
+            chunk_size,
+            headers,
+            metadata,
+            run,
+            paths,
+        } => {
+            let headers = parse_headers(&headers)?;
+            let metadata = parse_metadata(&metadata)?;
+            let engine = Engine::open(config(data_dir, &run, false)).await?;
+            let events = engine.subscribe();
+            let results = engine
+                .add(AddRequest {
+                    paths,
+                    endpoint,
+                    metadata,
+                    headers,
+                    chunk_size,
+                })
+                .await;
+            let results = match results {
+                Ok(r) => r,
+                Err(e) => {
+                    engine.shutdown().await.ok();
+                    return Err(e.into());
+                }
+            };
+            let mut ids = Vec::new();
+            let mut rejected = 0;
+            for r in &results {
+                match r {
+                    AddResult::Added { id, .. } => ids.push(*id),
+                    AddResult::Resumed { id, path } => {
+                        eprintln!("resuming upload {id} (same content as before) from {path}");
+                        ids.push(*id)
+                    }
+                    AddResult::Rejected { path, error } => {
+                        eprintln!("skipped {path}: {error}");
+                        rejected += 1;
+                    }
+                }
+            }
+            if ids.is_empty() {
+                engine.shutdown().await.ok();
+                bail!("nothing to upload");
+            }
+            let ok = output::run_until_done(&engine, events, ids.into_iter().collect(), run.plain)
+                .await?;
+            Ok(if ok && rejected == 0 { 0 } else { 1 })
+        }
+        Command::Resume { run } => {
+            let engine = Engine::open(config(data_dir, &run, true)).await?;
+            let events = engine.subscribe();
+            engine.resume_all(true).await?;
+            let ids: HashSet<UploadId> = engine
+                .snapshot()
+                .await?
+                .into_iter()
+                .filter(|v| v.state.is_unfinished() && v.state != UploadState::FileChanged)
+                .map(|v| v.id)
+                .collect();
+            let changed: Vec<_> = engine
+                .snapshot()
+                .await?
+                .into_iter()
+                .filter(|v| v.state == UploadState::FileChanged)
+                .collect();
+            for v in &changed {
+                eprintln!(
+                    "upload {} ({}) is not resumed: {}",
+                    v.id,
+                    v.path,
+                    v.error.as_deref().unwrap_or("file changed")
+                );
+            }
+            if ids.is_empty() {
+                engine.shutdown().await.ok();
+                eprintln!("nothing to resume");
+                return Ok(if changed.is_empty() { 0 } else { 1 });
+            }
+            let ok = output::run_until_done(&engine, events, ids, run.plain).await?;
+            Ok(if ok && changed.is_empty() { 0 } else { 1 })
+        }
+        Command::List { json } => {
+            let store = tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
+                .with_context(|| format!("opening the journal in {}", data_dir.display()))?;
+            output::list(&store.list()?, json);
+            Ok(0)
+        }
+        Command::Check { endpoint, headers } => {
+            let url = tusker_core::client::parse_endpoint(&endpoint)?;
+            let headers = tusker_core::client::header_map(&parse_headers(&headers)?)?;
+            let caps = tusker_core::client::TusClient::new()
+                .options(url.as_str(), &headers)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&caps)?);
+            Ok(0)
+        }
+        Command::Cancel { id } => {
+            let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
+            engine.cancel(id).await?;
+            // Give the termination request a moment to reach the server.
+            output::settle(&engine, id).await;
+            engine.shutdown().await?;
+            Ok(0)
+        }
+        Command::Remove { id } => {
+            let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
+            let had_url = engine.store().get(id)?.upload_url.is_some();
+            engine.remove(id).await?;
+            if had_url {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            engine.shutdown().await?;
+            Ok(0)
+        }
+    }
+}
+
+fn default_run() -> RunOpts {
+    RunOpts {
+        parallel: 1,
+        bandwidth: 0,
+        stall_timeout: 30.0,
+        max_retries: 12,
+        retry_base_ms: 500,
+        no_creation_with_upload: false,
+        plain: true,
+    }
+}

@@ -16,6 +16,9 @@ use crate::redact;
 #[derive(Clone, Debug)]
 pub struct TusClient {
     http: reqwest::Client,
+    /// Limit for requests without a body (OPTIONS, HEAD, DELETE): a silent server or a dead
+    /// pooled connection must not hold an upload forever.
+    control_timeout: Duration,
 }
 
 /// Answer to a creation POST.
@@ -107,6 +110,11 @@ impl TusClient {
     /// A client with sane connection settings. Request-level stall detection lives in the
     /// upload loop; here only connecting has a timeout.
     pub fn new() -> TusClient {
+        Self::with_timeout(Duration::from_secs(30))
+    }
+
+    /// A client whose bodiless requests time out after `control_timeout`.
+    pub fn with_timeout(control_timeout: Duration) -> TusClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -115,7 +123,10 @@ impl TusClient {
             .user_agent(concat!("Tusker/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("reqwest client with static settings");
-        TusClient { http }
+        TusClient {
+            http,
+            control_timeout,
+        }
     }
 
     fn request(&self, method: Method, url: &str, headers: &HeaderMap) -> reqwest::RequestBuilder {
@@ -131,7 +142,9 @@ impl TusClient {
         let retry_after = header(&resp, "Retry-After")
             .and_then(|v| protocol::parse_retry_after(v, SystemTime::now()));
         if status == 412 {
-            let supported = header(&resp, "Tus-Version").unwrap_or("unknown").to_string();
+            let supported = header(&resp, "Tus-Version")
+                .unwrap_or("unknown")
+                .to_string();
             return Error::VersionUnsupported { supported };
         }
         let body = resp.text().await.unwrap_or_default();
@@ -147,12 +160,16 @@ impl TusClient {
     pub async fn options(&self, endpoint: &str, headers: &HeaderMap) -> Result<ServerCaps> {
         let resp = self
             .request(Method::OPTIONS, endpoint, headers)
+            .timeout(self.control_timeout)
             .send()
             .await?;
         if !resp.status().is_success() {
             let status = resp.status();
             let err = Self::fail("OPTIONS", resp).await;
-            if status.is_server_error() || matches!(status.as_u16(), 408 | 423 | 429) || matches!(err, Error::VersionUnsupported { .. }) {
+            if status.is_server_error()
+                || matches!(status.as_u16(), 408 | 423 | 429)
+                || matches!(err, Error::VersionUnsupported { .. })
+            {
                 return Err(err);
             }
             return Err(Error::NotTusServer {
@@ -162,10 +179,15 @@ impl TusClient {
         }
         let versions = protocol::parse_list(header(&resp, "Tus-Version"));
         if versions.is_empty() {
-            let ct = header(&resp, CONTENT_TYPE.as_str()).unwrap_or("no content type").to_string();
+            let ct = header(&resp, CONTENT_TYPE.as_str())
+                .unwrap_or("no content type")
+                .to_string();
             return Err(Error::NotTusServer {
                 url: redact::strip_userinfo(endpoint),
-                reason: format!("OPTIONS answered {} without a Tus-Version header ({ct})", resp.status()),
+                reason: format!(
+                    "OPTIONS answered {} without a Tus-Version header ({ct})",
+                    resp.status()
+                ),
             });
         }
         if !versions.iter().any(|v| v == TUS_VERSION) {
@@ -246,6 +268,7 @@ impl TusClient {
         let resp = self
             .request(Method::HEAD, url, headers)
             .header("Cache-Control", "no-store")
+            .timeout(self.control_timeout)
             .send()
             .await?;
         if !resp.status().is_success() {
@@ -295,6 +318,7 @@ impl TusClient {
         let resp = self
             .request(Method::DELETE, url, headers)
             .header(CONTENT_LENGTH, 0)
+            .timeout(self.control_timeout)
             .send()
             .await?;
         // Already gone counts as terminated.

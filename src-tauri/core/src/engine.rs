@@ -93,7 +93,11 @@ pub struct EventBatch {
 }
 
 enum Cmd {
-    Add(Vec<PreparedFile>, AddRequest, oneshot::Sender<Result<Vec<AddResult>>>),
+    Add(
+        Vec<PreparedFile>,
+        AddRequest,
+        oneshot::Sender<Result<Vec<AddResult>>>,
+    ),
     Pause(Option<UploadId>, oneshot::Sender<Result<()>>),
     Resume {
         id: Option<UploadId>,
@@ -130,10 +134,9 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
-        let (dtx, drx) = mpsc::unbounded_channel();
         let ctx = UploadCtx {
             store: store.clone(),
-            client: TusClient::new(),
+            client: TusClient::with_timeout(config.upload.stall_timeout),
             caps: CapsCache::default(),
             limiter: Arc::new(RateLimiter::new(config.bandwidth)),
             settings: Arc::new(config.upload.clone()),
@@ -147,11 +150,9 @@ impl Engine {
             removed: Vec::new(),
             events: events.clone(),
             worker_tx: wtx,
-            done_tx: dtx,
-            next_gen: 0,
         };
         actor.restore(config.auto_resume)?;
-        tokio::spawn(actor.run(rx, wrx, drx));
+        tokio::spawn(actor.run(rx, wrx));
         Ok(Engine {
             tx,
             events,
@@ -315,7 +316,8 @@ struct Entry {
     view: UploadView,
     /// Restored from the journal but not to be started until resumed.
     dormant: bool,
-    task: Option<(u64, JoinHandle<()>)>,
+    /// The running worker and its journal epoch.
+    task: Option<(i64, JoinHandle<()>)>,
     meter: SpeedMeter,
 }
 
@@ -327,9 +329,7 @@ struct Actor {
     dirty: HashSet<UploadId>,
     removed: Vec<UploadId>,
     events: broadcast::Sender<Arc<EventBatch>>,
-    worker_tx: mpsc::UnboundedSender<(UploadId, WorkerEvent)>,
-    done_tx: mpsc::UnboundedSender<(UploadId, u64, Outcome)>,
-    next_gen: u64,
+    worker_tx: mpsc::UnboundedSender<(UploadId, i64, WorkerEvent)>,
 }
 
 impl Actor {
@@ -360,8 +360,7 @@ impl Actor {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
-        mut wrx: mpsc::UnboundedReceiver<(UploadId, WorkerEvent)>,
-        mut drx: mpsc::UnboundedReceiver<(UploadId, u64, Outcome)>,
+        mut wrx: mpsc::UnboundedReceiver<(UploadId, i64, WorkerEvent)>,
     ) {
         let mut tick = tokio::time::interval(EVENT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -382,8 +381,7 @@ impl Actor {
                         return;
                     }
                 },
-                Some((id, ev)) = wrx.recv() => self.worker_event(id, ev),
-                Some((id, gen, outcome)) = drx.recv() => self.finished(id, gen, outcome),
+                Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
                 _ = tick.tick() => {
                     self.sample_speeds();
                     self.flush();
@@ -485,36 +483,48 @@ impl Actor {
     }
 
     fn start(&mut self, id: UploadId) {
+        let epoch = match self.ctx.store.bump_epoch(id) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(id, error = %e, "journal write failed; not starting");
+                self.set_state(id, UploadState::Failed, Some(format!("journal: {e}")));
+                return;
+            }
+        };
         self.set_state(id, UploadState::Uploading, None);
-        self.next_gen += 1;
-        let gen = self.next_gen;
+        let gen = epoch;
         let ctx = self.ctx.clone();
         let reporter = Reporter {
             id,
+            epoch,
             tx: self.worker_tx.clone(),
         };
-        let done = self.done_tx.clone();
+        let done = self.worker_tx.clone();
         let handle = tokio::spawn(async move {
             let outcome = upload::run(ctx, id, reporter).await;
-            let _ = done.send((id, gen, outcome));
+            let _ = done.send((id, gen, WorkerEvent::Finished(outcome)));
         });
         if let Some(e) = self.entries.get_mut(&id) {
             e.task = Some((gen, handle));
         }
     }
 
-    /// Aborts a running worker, if any. Returns whether one ran.
+    /// Aborts a running worker, if any, and closes its epoch so that a write it may still be
+    /// making on another thread is refused. Returns whether one ran.
     fn stop(&mut self, id: UploadId) -> bool {
         match self.entries.get_mut(&id).and_then(|e| e.task.take()) {
             Some((_, h)) => {
                 h.abort();
+                if let Err(e) = self.ctx.store.bump_epoch(id) {
+                    tracing::error!(id, error = %e, "journal write failed");
+                }
                 true
             }
             None => false,
         }
     }
 
-    fn finished(&mut self, id: UploadId, gen: u64, outcome: Outcome) {
+    fn finished(&mut self, id: UploadId, gen: i64, outcome: Outcome) {
         let current = self
             .entries
             .get(&id)
@@ -537,12 +547,17 @@ impl Actor {
         self.schedule();
     }
 
-    fn worker_event(&mut self, id: UploadId, ev: WorkerEvent) {
-        let live = self.entries.get(&id).is_some_and(|e| e.task.is_some());
+    fn worker_event(&mut self, id: UploadId, epoch: i64, ev: WorkerEvent) {
+        let live = self
+            .entries
+            .get(&id)
+            .and_then(|e| e.task.as_ref())
+            .is_some_and(|(g, _)| *g == epoch);
         if !live {
             return;
         }
         match ev {
+            WorkerEvent::Finished(outcome) => self.finished(id, epoch, outcome),
             WorkerEvent::Progress { acked, in_flight } => {
                 if let Some(e) = self.entries.get_mut(&id) {
                     if e.view.acked != acked || e.view.in_flight != in_flight {
@@ -589,7 +604,14 @@ impl Actor {
                 for id in ids {
                     match self.entries.get(&id).map(|e| e.view.state) {
                         None => r = Err(Error::UnknownUpload(id)),
-                        Some(s) if matches!(s, UploadState::Queued | UploadState::Uploading | UploadState::WaitingToRetry) => {
+                        Some(s)
+                            if matches!(
+                                s,
+                                UploadState::Queued
+                                    | UploadState::Uploading
+                                    | UploadState::WaitingToRetry
+                            ) =>
+                        {
                             self.stop(id);
                             self.set_state(id, UploadState::Paused, None);
                         }
@@ -656,7 +678,14 @@ impl Actor {
             Cmd::Cancel(id, reply) => {
                 let r = if self.entries.contains_key(&id) {
                     let state = self.entries[&id].view.state;
-                    if state != UploadState::Completed {
+                    // A worker that finished a moment ago (its report still queued) left a
+                    // complete upload in the journal: that one is not cancelled.
+                    let complete = self
+                        .ctx
+                        .store
+                        .get(id)
+                        .is_ok_and(|r| r.upload_url.is_some() && r.acked_offset == r.size);
+                    if state != UploadState::Completed && !complete {
                         self.stop(id);
                         self.terminate(id);
                         self.set_state(id, UploadState::Cancelled, None);
@@ -750,7 +779,7 @@ impl Actor {
                     let s = e.view.state;
                     if matches!(
                         s,
-                        UploadState::Paused | UploadState::Failed | UploadState::FileMissing | UploadState::FileChanged
+                        UploadState::Paused | UploadState::Failed | UploadState::FileMissing
                     ) {
                         self.set_state(prev.id, UploadState::Queued, None);
                     } else {
@@ -831,17 +860,24 @@ impl Actor {
                 Ok(h) => h,
                 Err(_) => return,
             };
-            match ctx.caps.get(&ctx.client, &ctx.store, &rec.endpoint, &headers).await {
+            match ctx
+                .caps
+                .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
+                .await
+            {
                 Ok(caps) if caps.has("termination") => {
                     match ctx.client.delete(&url, &headers).await {
                         Ok(()) => {
                             tracing::info!(id, "terminated server upload");
-                            let _ = ctx.store.clear_url(id, false);
+                            let _ = ctx.store.clear_url_if(id, &url);
                         }
                         Err(e) => tracing::warn!(id, error = %e, "termination failed"),
                     }
                 }
-                Ok(_) => tracing::info!(id, "server has no termination extension; upload left to expire"),
+                Ok(_) => tracing::info!(
+                    id,
+                    "server has no termination extension; upload left to expire"
+                ),
                 Err(e) => tracing::warn!(id, error = %e, "termination skipped"),
             }
         });

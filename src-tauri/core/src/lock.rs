@@ -62,7 +62,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let l = DirLock::acquire(d.path()).unwrap();
         let err = DirLock::acquire(d.path()).unwrap_err().to_string();
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(l);
         DirLock::acquire(d.path()).unwrap();
     }

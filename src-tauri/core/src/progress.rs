@@ -22,7 +22,10 @@ impl Default for SpeedMeter {
 impl SpeedMeter {
     /// A meter with no samples.
     pub fn new() -> SpeedMeter {
-        SpeedMeter { last: None, ema: 0.0 }
+        SpeedMeter {
+            last: None,
+            ema: 0.0,
+        }
     }
 
     /// Feeds the total bytes moved so far (acknowledged + in flight) at `now`.
@@ -37,7 +40,11 @@ impl SpeedMeter {
                 // A drop (server lost bytes, or a new server upload) restarts the measurement.
                 let inst = total.saturating_sub(b) as f64 / dt;
                 let alpha = 1.0 - (-dt / TAU_SECS).exp();
-                self.ema = if self.ema == 0.0 { inst } else { self.ema + alpha * (inst - self.ema) };
+                self.ema = if self.ema == 0.0 {
+                    inst
+                } else {
+                    self.ema + alpha * (inst - self.ema)
+                };
                 self.last = Some((now, total));
             }
         }

@@ -85,6 +85,9 @@ mod tests {
         let r = RateLimiter::new(1000);
         // 2000 bytes at 1000 B/s from an empty bucket: about two seconds of debt.
         let w = r.reserve(2000);
-        assert!(w > Duration::from_millis(1900) && w <= Duration::from_millis(2000), "{w:?}");
+        assert!(
+            w > Duration::from_millis(1900) && w <= Duration::from_millis(2000),
+            "{w:?}"
+        );
     }
 }

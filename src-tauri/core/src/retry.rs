@@ -53,9 +53,18 @@ mod tests {
         for attempt in 1..30 {
             let d = p.delay(attempt, None);
             let exp = (p.base * 2u32.pow((attempt - 1).min(20))).min(p.max_delay);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
         }
-        assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(7200))), Duration::from_secs(600));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7200))),
+            Duration::from_secs(600)
+        );
     }
 }

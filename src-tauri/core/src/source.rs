@@ -56,7 +56,10 @@ impl Transfer {
 
     /// Why the body stream ended early, if it did (e.g. the file shrank).
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Counts body bytes handed to the HTTP stack.
@@ -68,6 +71,34 @@ impl Transfer {
     fn fail(&self, msg: String) {
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
     }
+}
+
+/// Frame size under the current rate limit: small frames under a low limit keep the flow
+/// smooth (and the stall watchdog fed) instead of bursty.
+fn frame_size(limiter: &RateLimiter) -> usize {
+    match limiter.rate() {
+        0 => BLOCK,
+        rate => BLOCK.min((rate / 10).max(4096) as usize),
+    }
+}
+
+/// A body from bytes already in memory, framed and rate-limited like a file body.
+pub fn memory_body(
+    bytes: Bytes,
+    limiter: Arc<RateLimiter>,
+    transfer: Arc<Transfer>,
+) -> reqwest::Body {
+    let stream =
+        futures_util::stream::unfold((bytes, limiter, transfer), |(mut b, l, t)| async move {
+            if b.is_empty() {
+                return None;
+            }
+            let part = b.split_to(b.len().min(frame_size(&l)));
+            l.acquire(part.len()).await;
+            t.add_sent(part.len() as u64);
+            Some((Ok::<Bytes, std::io::Error>(part), (b, l, t)))
+        });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// A local file that uploads read from.
@@ -131,13 +162,7 @@ impl Source {
             if st.remaining == 0 {
                 return None;
             }
-            let rate = st.limiter.rate();
-            let mut block = BLOCK;
-            if rate > 0 {
-                // Small frames under a low limit keep the flow smooth instead of bursty.
-                block = block.min((rate / 10).max(4096) as usize);
-            }
-            let want = (st.remaining.min(block as u64)) as usize;
+            let want = (st.remaining.min(frame_size(&st.limiter) as u64)) as usize;
             let mut buf = BytesMut::with_capacity(want);
             while buf.len() < want {
                 let before = buf.len();
@@ -153,7 +178,8 @@ impl Source {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        st.transfer.fail(format!("cannot read {}: {e}", st.path.display()));
+                        st.transfer
+                            .fail(format!("cannot read {}: {e}", st.path.display()));
                         return Some((Err(e), st));
                     }
                 }

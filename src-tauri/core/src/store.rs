@@ -44,7 +44,10 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         completed_at INTEGER,
         expires_at INTEGER,
-        recreated INTEGER NOT NULL DEFAULT 0
+        recreated INTEGER NOT NULL DEFAULT 0,
+        -- Bumped whenever a worker starts or is stopped; worker writes carry the epoch they
+        -- started with, so a stopped worker can never overwrite what came after it.
+        epoch INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX uploads_by_fingerprint ON uploads (fingerprint, endpoint_id);
     CREATE INDEX uploads_by_position ON uploads (position);
@@ -82,7 +85,8 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-const SELECT: &str = "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
+const SELECT: &str =
+    "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id";
@@ -157,9 +161,11 @@ impl Store {
             "INSERT INTO endpoints (url) VALUES (?1) ON CONFLICT(url) DO NOTHING",
             [url],
         )?;
-        Ok(conn.query_row("SELECT id FROM endpoints WHERE url = ?1", [url], |r| {
-            r.get(0)
-        })?)
+        Ok(
+            conn.query_row("SELECT id FROM endpoints WHERE url = ?1", [url], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     /// Remembers what OPTIONS said about an endpoint.
@@ -168,7 +174,11 @@ impl Store {
         let id = Self::endpoint_id(&conn, url)?;
         conn.execute(
             "UPDATE endpoints SET caps = ?1, checked_at = ?2 WHERE id = ?3",
-            params![serde_json::to_string(caps).unwrap_or_default(), now_secs(), id],
+            params![
+                serde_json::to_string(caps).unwrap_or_default(),
+                now_secs(),
+                id
+            ],
         )?;
         Ok(())
     }
@@ -181,9 +191,7 @@ impl Store {
                 r.get(0)
             })
             .optional()?;
-        Ok(caps
-            .flatten()
-            .and_then(|c| serde_json::from_str(&c).ok()))
+        Ok(caps.flatten().and_then(|c| serde_json::from_str(&c).ok()))
     }
 
     /// Enqueues a new upload at the end of the queue.
@@ -251,7 +259,7 @@ impl Store {
             .query_row(
                 &format!(
                     "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-                     AND u.state NOT IN ('completed', 'cancelled')
+                     AND u.state NOT IN ('completed', 'cancelled', 'file_changed')
                      ORDER BY u.id DESC LIMIT 1"
                 ),
                 params![fingerprint, endpoint, size as i64],
@@ -268,29 +276,67 @@ impl Store {
         Ok(())
     }
 
-    /// Records the server URL of a freshly created upload. Written before the first PATCH.
-    pub fn set_url(&self, id: UploadId, url: &str, expires_at: Option<i64>) -> Result<()> {
-        self.exec(
-            "UPDATE uploads SET upload_url = ?2, acked_offset = 0, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, url, expires_at, now_secs()],
+    fn exec_epoch(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
+        let n = self.conn().execute(sql, p)?;
+        if n == 0 {
+            // The worker that wrote this was stopped (paused, cancelled, restarted).
+            return Err(crate::error::Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Starts a new epoch for an upload (a worker starts or is stopped) and returns it.
+    pub fn bump_epoch(&self, id: UploadId) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute("UPDATE uploads SET epoch = epoch + 1 WHERE id = ?1", [id])?;
+        Ok(
+            conn.query_row("SELECT epoch FROM uploads WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })?,
         )
     }
 
-    /// Records a server-confirmed offset.
-    pub fn set_offset(&self, id: UploadId, offset: u64, expires_at: Option<i64>) -> Result<()> {
-        self.exec(
-            "UPDATE uploads SET acked_offset = ?2, expires_at = COALESCE(?3, expires_at), updated_at = ?4 WHERE id = ?1",
-            params![id, offset as i64, expires_at, now_secs()],
+    /// Records the server URL of a freshly created upload (replacing a lost or expired one).
+    /// Written before the first PATCH. Worker write: only within `epoch`.
+    pub fn set_url(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        url: &str,
+        expires_at: Option<i64>,
+        recreated: bool,
+    ) -> Result<()> {
+        self.exec_epoch(
+            "UPDATE uploads SET upload_url = ?3, acked_offset = 0, expires_at = ?4,
+             recreated = recreated + ?5, updated_at = ?6 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, url, expires_at, recreated as i64, now_secs()],
         )
     }
 
-    /// Forgets a server upload that is gone (or about to be replaced).
-    pub fn clear_url(&self, id: UploadId, count_recreation: bool) -> Result<()> {
-        self.exec(
-            "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL,
-             recreated = recreated + ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, count_recreation as i64, now_secs()],
+    /// Records a server-confirmed offset. Worker write: only within `epoch`.
+    pub fn set_offset(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        offset: u64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.exec_epoch(
+            "UPDATE uploads SET acked_offset = ?3, expires_at = COALESCE(?4, expires_at), updated_at = ?5
+             WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, offset as i64, expires_at, now_secs()],
         )
+    }
+
+    /// Forgets the server upload at `url` after it was terminated, unless a newer one
+    /// replaced it meanwhile.
+    pub fn clear_url_if(&self, id: UploadId, url: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL, updated_at = ?3
+             WHERE id = ?1 AND upload_url = ?2",
+            params![id, url, now_secs()],
+        )?;
+        Ok(())
     }
 
     /// Moves an upload to a new state (with an error text for failure states).
@@ -409,8 +455,16 @@ mod tests {
         let a = s.insert(&new("/a/x.bin", "fp1")).unwrap();
         let b = s.insert(&new("/a/y.bin", "fp2")).unwrap();
         assert_eq!((a.position, b.position), (1, 2));
-        s.set_url(a.id, "http://h/files/1", Some(5)).unwrap();
-        s.set_offset(a.id, 40, None).unwrap();
+        let epoch = s.bump_epoch(a.id).unwrap();
+        s.set_url(a.id, epoch, "http://h/files/1", Some(5), false)
+            .unwrap();
+        s.set_offset(a.id, epoch, 40, None).unwrap();
+        // A stopped worker's late write is refused.
+        s.bump_epoch(a.id).unwrap();
+        assert!(matches!(
+            s.set_offset(a.id, epoch, 50, None),
+            Err(crate::error::Error::Interrupted)
+        ));
         let r = s.get(a.id).unwrap();
         assert_eq!(r.acked_offset, 40);
         assert_eq!(r.expires_at, Some(5));
@@ -418,11 +472,14 @@ mod tests {
         let found = s.find_unfinished("fp1", &a.endpoint, 100).unwrap().unwrap();
         assert_eq!(found.id, a.id);
         s.set_state(a.id, UploadState::Completed, None).unwrap();
-        assert!(s.find_unfinished("fp1", &a.endpoint, 100).unwrap().is_none());
+        assert!(s
+            .find_unfinished("fp1", &a.endpoint, 100)
+            .unwrap()
+            .is_none());
         s.set_positions(&[b.id, a.id]).unwrap();
         assert_eq!(s.list().unwrap()[0].id, b.id);
         // The offset can never exceed the size: the journal refuses it.
-        assert!(s.set_offset(b.id, 101, None).is_err());
+        assert!(s.set_offset(b.id, 0, 101, None).is_err());
         s.delete(a.id).unwrap();
         assert!(s.get(a.id).is_err());
     }

@@ -79,6 +79,9 @@ pub enum WorkerEvent {
     Uploading,
     /// The file was found under a new stamp (touched but same content).
     Restamped { mtime_ns: i64 },
+    /// The run ended. Sent on the same channel as the events before it, so it never
+    /// overtakes them.
+    Finished(Outcome),
 }
 
 /// How a run of the state machine ended.
@@ -151,16 +154,18 @@ pub struct UploadCtx {
     pub settings: Arc<UploadSettings>,
 }
 
-/// Sends events for one upload to the scheduler.
+/// Sends events for one upload to the scheduler, tagged with the run they belong to.
 #[derive(Clone, Debug)]
 pub struct Reporter {
     pub id: UploadId,
-    pub tx: mpsc::UnboundedSender<(UploadId, WorkerEvent)>,
+    /// The journal epoch of this run; also lets the scheduler drop a stopped run's events.
+    pub epoch: i64,
+    pub tx: mpsc::UnboundedSender<(UploadId, i64, WorkerEvent)>,
 }
 
 impl Reporter {
     fn send(&self, e: WorkerEvent) {
-        let _ = self.tx.send((self.id, e));
+        let _ = self.tx.send((self.id, self.epoch, e));
     }
 }
 
@@ -172,7 +177,9 @@ fn now_ms() -> i64 {
 }
 
 fn unix_secs(t: SystemTime) -> Option<i64> {
-    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
 }
 
 /// Why one pass of [`attempt`] stopped short of completion.
@@ -192,13 +199,17 @@ impl From<Error> for Interruption {
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
     let mut failures = 0u32;
     let mut recreations = 0u32;
+    // The server upload this run works on; `None` = create one on the next pass.
+    let mut forget_url = false;
     loop {
         let before = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
-        let result = attempt(&ctx, id, &reporter).await;
+        let result = attempt(&ctx, id, &reporter, forget_url).await;
+        forget_url = false;
         let after = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
         if after > before {
-            // Progress was made: the retry budget starts over.
+            // Progress was made: the retry budgets start over.
             failures = 0;
+            recreations = 0;
         }
         let err = match result {
             Ok(()) => return Outcome::Completed,
@@ -206,9 +217,11 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
                 recreations += 1;
                 if recreations > 3 {
                     return Outcome::Failed(
-                        "the server keeps losing this upload (gone 4 times in a row)".into(),
+                        "the server keeps losing this upload (gone 4 times without progress)"
+                            .into(),
                     );
                 }
+                forget_url = true;
                 continue;
             }
             Err(Interruption::Err(e)) => e,
@@ -216,10 +229,11 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
         match err {
             Error::FileMissing(m) => return Outcome::FileMissing(m),
             Error::FileChanged(m) => return Outcome::FileChanged(m),
+            Error::Interrupted => return Outcome::Failed("interrupted".into()),
             e if e.is_retryable() => {
                 failures += 1;
                 if failures > ctx.settings.retry.max_attempts {
-                    return Outcome::Failed(format!("{e} (gave up after {} attempts)", failures));
+                    return Outcome::Failed(format!("{e} (gave up after {failures} attempts)"));
                 }
                 let delay = ctx.settings.retry.delay(failures, e.retry_after());
                 tracing::warn!(id, attempt = failures, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
@@ -238,7 +252,11 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
     }
 }
 
-/// Compares the file with the journal's stamp; re-fingerprints when the stamp moved.
+/// Compares the file with the journal's stamp before (re)starting.
+///
+/// A moved stamp with the same size is re-fingerprinted only while the server holds nothing
+/// of this content yet. Once bytes were sent, a modification anywhere (even in the middle,
+/// which the head+tail fingerprint cannot see) could produce a mix, so it is `file changed`.
 fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Result<()> {
     let path = Path::new(&rec.path);
     let st = fingerprint::stamp(path)?;
@@ -255,8 +273,15 @@ fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Resul
     if fp != rec.fingerprint {
         return Err(Error::FileChanged(format!("{}: content differs", rec.path)));
     }
-    // Touched, same content at both ends and same size: keep going under the new stamp.
-    ctx.store.set_path(rec.id, &rec.path, &rec.name, st.mtime_ns)?;
+    if rec.upload_url.is_some() {
+        return Err(Error::FileChanged(format!(
+            "{}: modified since the upload started",
+            rec.path
+        )));
+    }
+    // Touched before any byte left: keep going under the new stamp.
+    ctx.store
+        .set_path(rec.id, &rec.path, &rec.name, st.mtime_ns)?;
     reporter.send(WorkerEvent::Restamped {
         mtime_ns: st.mtime_ns,
     });
@@ -275,11 +300,18 @@ fn check_unchanged(rec: &UploadRecord) -> Result<()> {
     Ok(())
 }
 
-fn is_gone(e: &Error) -> bool {
+/// HEAD answers that mean "this upload does not exist (any more)".
+fn head_says_gone(e: &Error) -> bool {
     matches!(e.status(), Some(404 | 410 | 403))
 }
 
-async fn read_tail(source: &Source, offset: u64, len: u64) -> Result<Bytes> {
+/// PATCH answers that mean the upload is gone. 403 is not among them: on PATCH it usually
+/// means credentials expired, and the upload may well still be there.
+fn patch_says_gone(e: &Error) -> bool {
+    matches!(e.status(), Some(404 | 410))
+}
+
+async fn read_range(source: &Source, offset: u64, len: u64) -> Result<Bytes> {
     let mut f = tokio::fs::File::open(source.path()).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::FileMissing(source.path().display().to_string())
@@ -302,8 +334,10 @@ async fn read_tail(source: &Source, offset: u64, len: u64) -> Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// Plans the next request's body: a streamed range, or the in-memory tail (after the
-/// file's stamp has been checked again).
+/// Plans the next request's body. Before the tail: a range streamed from disk, ending at the
+/// tail at the latest. Inside the tail: the range is read into memory (at most [`TAIL`]
+/// bytes) and the file's stamp is checked again after the read, so the request that
+/// completes the upload only carries bytes of the same content as everything before it.
 async fn next_body(
     ctx: &UploadCtx,
     rec: &UploadRecord,
@@ -315,33 +349,19 @@ async fn next_body(
 ) -> Result<SizedBody> {
     let remaining = rec.size - offset;
     let tail_start = rec.size.saturating_sub(TAIL);
-    if offset >= tail_start && remaining <= max_len {
-        let bytes = read_tail(source, offset, remaining).await?;
-        // The bytes are in memory now: if the stamp still matches, they belong to the same
-        // content as everything sent before.
+    if offset >= tail_start {
+        let len = max_len.min(remaining);
+        let bytes = read_range(source, offset, len).await?;
         check_unchanged(rec)?;
         let checksum = checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
-        let len = bytes.len() as u64;
-        let limiter = ctx.limiter.clone();
-        let t = transfer.clone();
-        let stream = futures_util::stream::unfold((bytes, limiter, t), |(mut b, l, t)| async move {
-            if b.is_empty() {
-                return None;
-            }
-            let part = b.split_to(b.len().min(crate::source::BLOCK));
-            l.acquire(part.len()).await;
-            t.add_sent(part.len() as u64);
-            Some((Ok::<Bytes, std::io::Error>(part), (b, l, t)))
-        });
         transfer.touch();
         return Ok(SizedBody {
-            body: reqwest::Body::wrap_stream(stream),
+            body: crate::source::memory_body(bytes, ctx.limiter.clone(), transfer.clone()),
             len,
             checksum,
         });
     }
-    // Stream up to the tail, never into it.
-    let len = max_len.min(tail_start.saturating_sub(offset)).max(1).min(remaining);
+    let len = max_len.min(tail_start - offset);
     let checksum = match checksum {
         Some(alg) => Some(source.checksum(alg, offset, len).await?),
         None => None,
@@ -411,11 +431,51 @@ fn upload_metadata(rec: &UploadRecord) -> Result<String> {
     protocol::encode_metadata(&meta)
 }
 
+/// Asks the server for its offset. `Ok(None)` = the upload is gone or does not match the
+/// file (create a new one); errors are transient or final as classified.
+async fn server_offset(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    url: &str,
+    headers: &HeaderMap,
+) -> Result<Option<(u64, Option<i64>)>> {
+    match ctx.client.head(url, headers).await {
+        Ok(info) => {
+            if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
+                tracing::warn!(id = rec.id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file");
+                Ok(None)
+            } else {
+                Ok(Some((info.offset, info.expires.and_then(unix_secs))))
+            }
+        }
+        Err(e) if head_says_gone(&e) => {
+            tracing::info!(id = rec.id, status = ?e.status(), "server upload is gone");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// One pass: check the file, find or create the server upload, send until done or failure.
-async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(), Interruption> {
+async fn attempt(
+    ctx: &UploadCtx,
+    id: UploadId,
+    reporter: &Reporter,
+    forget_url: bool,
+) -> Result<(), Interruption> {
+    let epoch = reporter.epoch;
     let mut rec = ctx.store.get(id)?;
+    if forget_url {
+        // Known gone: the journal keeps the old URL until a new one replaces it, so a failed
+        // creation (say, expired credentials) loses nothing.
+        rec.upload_url = None;
+    }
     check_file(ctx, &rec, reporter)?;
     rec = ctx.store.get(id)?;
+    if forget_url {
+        rec.upload_url = None;
+    }
+    let had_url = rec.upload_url.is_some() || forget_url;
     let endpoint = client::parse_endpoint(&rec.endpoint)?;
     let headers = client::header_map(&rec.headers)?;
     let caps = ctx
@@ -424,7 +484,11 @@ async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(
         .await?;
     if let Some(max) = caps.max_size {
         if rec.size > max {
-            return Err(Error::TooLarge { size: rec.size, max }.into());
+            return Err(Error::TooLarge {
+                size: rec.size,
+                max,
+            }
+            .into());
         }
     }
     let checksum = if ctx.settings.checksums && caps.has("checksum") {
@@ -438,92 +502,77 @@ async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(
         .or(ctx.settings.chunk_size)
         .unwrap_or(u64::MAX)
         .max(1);
-    if let Some(max) = caps.max_size {
-        chunk = chunk.min(max.max(1));
-    }
     if checksum.is_some() {
         chunk = chunk.min(ctx.settings.checksum_chunk_cap);
     }
 
     // Resume what the server has, if it still has it.
-    let mut offset;
+    let mut resumed = None;
     if let Some(url) = rec.upload_url.clone() {
         let expired = rec
             .expires_at
             .is_some_and(|t| t <= unix_secs(SystemTime::now()).unwrap_or(0));
         if expired {
             tracing::info!(id, "server upload expired; creating a new one");
-            ctx.store.clear_url(id, true)?;
-            rec.upload_url = None;
-        } else {
-            match ctx.client.head(&url, &headers).await {
-                Ok(info) => {
-                    if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
-                        tracing::warn!(id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file; creating a new one");
-                        ctx.store.clear_url(id, true)?;
-                        rec.upload_url = None;
-                    } else {
-                        let exp = info.expires.and_then(unix_secs);
-                        ctx.store.set_offset(id, info.offset, exp)?;
-                        rec.acked_offset = info.offset;
-                        reporter.send(WorkerEvent::Progress {
-                            acked: info.offset,
-                            in_flight: 0,
-                        });
-                    }
-                }
-                Err(e) if is_gone(&e) => {
-                    tracing::info!(id, status = ?e.status(), "server upload is gone; creating a new one");
-                    ctx.store.clear_url(id, true)?;
-                    rec.upload_url = None;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        } else if let Some((offset, exp)) = server_offset(ctx, &rec, &url, &headers).await? {
+            ctx.store.set_offset(id, epoch, offset, exp)?;
+            reporter.send(WorkerEvent::Progress {
+                acked: offset,
+                in_flight: 0,
+            });
+            resumed = Some((url, offset));
         }
     }
 
-    let url = match rec.upload_url.clone() {
-        Some(u) => {
-            offset = rec.acked_offset;
-            u
-        }
+    let (url, mut offset) = match resumed {
+        Some(r) => r,
         None => {
-            let recreated = rec.recreated > 0;
             let metadata = upload_metadata(&rec)?;
-            let use_cwu =
-                ctx.settings.creation_with_upload && caps.has("creation-with-upload") && rec.size > 0;
-            let transfer = Transfer::new();
-            let first = if use_cwu {
-                let max = chunk.min(ctx.settings.post_body_cap);
-                Some(next_body(ctx, &rec, &source, 0, max, checksum, &transfer).await?)
-            } else {
-                None
+            let mut use_cwu = ctx.settings.creation_with_upload
+                && caps.has("creation-with-upload")
+                && rec.size > 0;
+            let created = loop {
+                let transfer = Transfer::new();
+                let first = if use_cwu {
+                    let max = chunk.min(ctx.settings.post_body_cap);
+                    Some(next_body(ctx, &rec, &source, 0, max, checksum, &transfer).await?)
+                } else {
+                    None
+                };
+                let r = supervise(
+                    ctx.client
+                        .create(&endpoint, &headers, rec.size, &metadata, first),
+                    &transfer,
+                    0,
+                    ctx.settings.stall_timeout,
+                    reporter,
+                )
+                .await
+                .map_err(|e| blame_file(e, &transfer, &rec));
+                match r {
+                    // A proxy in front of the server may cap request bodies: create empty.
+                    Err(e) if use_cwu && e.status() == Some(413) => {
+                        tracing::info!(id, "413 on POST with data; creating without data");
+                        use_cwu = false;
+                    }
+                    r => break r?,
+                }
             };
-            let created = supervise(
-                ctx.client.create(&endpoint, &headers, rec.size, &metadata, first),
-                &transfer,
-                0,
-                ctx.settings.stall_timeout,
-                reporter,
-            )
-            .await
-            .map_err(|e| blame_file(e, &transfer, &rec))?;
             let exp = created.expires.and_then(unix_secs);
-            ctx.store.set_url(id, &created.url, exp)?;
+            ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
             if created.offset > 0 {
-                ctx.store.set_offset(id, created.offset, exp)?;
+                ctx.store.set_offset(id, epoch, created.offset, exp)?;
             }
-            tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, "created server upload");
+            tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, recreated = had_url, "created server upload");
             reporter.send(WorkerEvent::Url {
                 url: created.url.clone(),
-                recreated,
+                recreated: had_url,
             });
             reporter.send(WorkerEvent::Progress {
                 acked: created.offset,
                 in_flight: 0,
             });
-            offset = created.offset;
-            created.url
+            (created.url, created.offset)
         }
     };
 
@@ -551,7 +600,8 @@ async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(
                     ))
                     .into());
                 }
-                ctx.store.set_offset(id, p.offset, p.expires.and_then(unix_secs))?;
+                ctx.store
+                    .set_offset(id, epoch, p.offset, p.expires.and_then(unix_secs))?;
                 offset = p.offset;
                 conflicts = 0;
                 checksum_mismatches = 0;
@@ -565,23 +615,25 @@ async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(
                 match e.status() {
                     Some(409) if conflicts < 5 => {
                         conflicts += 1;
-                        let info = ctx.client.head(&url, &headers).await?;
-                        if info.offset > rec.size {
-                            return Err(Error::Protocol(format!(
-                                "server offset {} is beyond the file size {}",
-                                info.offset, rec.size
-                            ))
-                            .into());
+                        match server_offset(ctx, &rec, &url, &headers).await? {
+                            None => return Err(Interruption::Gone),
+                            Some((server, exp)) => {
+                                tracing::info!(
+                                    id,
+                                    ours = offset,
+                                    server,
+                                    "offset conflict; continuing from the server's offset"
+                                );
+                                ctx.store.set_offset(id, epoch, server, exp)?;
+                                offset = server;
+                                reporter.send(WorkerEvent::Progress {
+                                    acked: offset,
+                                    in_flight: 0,
+                                });
+                            }
                         }
-                        tracing::info!(id, ours = offset, server = info.offset, "offset conflict; continuing from the server's offset");
-                        ctx.store.set_offset(id, info.offset, info.expires.and_then(unix_secs))?;
-                        offset = info.offset;
-                        reporter.send(WorkerEvent::Progress {
-                            acked: offset,
-                            in_flight: 0,
-                        });
                     }
-                    Some(413) if chunk > MIN_CHUNK || sent_len > MIN_CHUNK => {
+                    Some(413) if sent_len > MIN_CHUNK => {
                         chunk = (sent_len / 2).max(MIN_CHUNK);
                         tracing::info!(id, chunk, "413: halving the chunk size");
                     }
@@ -589,9 +641,8 @@ async fn attempt(ctx: &UploadCtx, id: UploadId, reporter: &Reporter) -> Result<(
                         checksum_mismatches += 1;
                         tracing::warn!(id, offset, "checksum mismatch; sending the chunk again");
                     }
-                    _ if is_gone(&e) => {
+                    _ if patch_says_gone(&e) => {
                         tracing::info!(id, status = ?e.status(), "server upload vanished; creating a new one");
-                        ctx.store.clear_url(id, true)?;
                         return Err(Interruption::Gone);
                     }
                     _ => return Err(e.into()),

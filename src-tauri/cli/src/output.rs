@@ -1,0 +1,265 @@
+//! What the CLI shows while it waits: progress bars on a terminal, plain lines otherwise
+//! (logs, CI, scripts), and the listing of the journal.
+
+use anyhow::Result;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tusker_core::{Engine, EventBatch, UploadId, UploadRecord, UploadState, UploadView};
+
+use crate::size::human;
+
+enum Display {
+    Bars {
+        multi: MultiProgress,
+        total: ProgressBar,
+        bars: HashMap<UploadId, ProgressBar>,
+    },
+    Plain {
+        last_line: HashMap<UploadId, Instant>,
+    },
+}
+
+impl Display {
+    fn new(plain: bool, views: &HashMap<UploadId, UploadView>) -> Display {
+        if plain || !std::io::stderr().is_terminal() {
+            return Display::Plain {
+                last_line: HashMap::new(),
+            };
+        }
+        let multi = MultiProgress::new();
+        let total_bytes: u64 = views.values().map(|v| v.size).sum();
+        let total = multi.add(ProgressBar::new(total_bytes));
+        total.set_style(
+            ProgressStyle::with_template(
+                "total {bar:40.green/white} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("static template"),
+        );
+        Display::Bars {
+            multi,
+            total,
+            bars: HashMap::new(),
+        }
+    }
+
+    fn update(
+        &mut self,
+        v: &UploadView,
+        prev: Option<UploadState>,
+        views: &HashMap<UploadId, UploadView>,
+    ) {
+        match self {
+            Display::Plain { last_line } => {
+                if prev != Some(v.state) {
+                    match &v.error {
+                        Some(e) => println!("{} {} {} ({e})", v.id, v.state.as_str(), v.path),
+                        None => println!("{} {} {}", v.id, v.state.as_str(), v.path),
+                    }
+                    last_line.insert(v.id, Instant::now());
+                } else if v.state == UploadState::Uploading
+                    && last_line
+                        .get(&v.id)
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
+                {
+                    let pct = if v.size == 0 {
+                        100.0
+                    } else {
+                        v.acked as f64 * 100.0 / v.size as f64
+                    };
+                    println!(
+                        "{} progress {:.1}% {}/{} {}/s",
+                        v.id,
+                        pct,
+                        human(v.acked),
+                        human(v.size),
+                        human(v.speed as u64)
+                    );
+                    last_line.insert(v.id, Instant::now());
+                }
+            }
+            Display::Bars { multi, total, bars } => {
+                let done: u64 = views.values().map(|v| v.acked.min(v.size)).sum();
+                total.set_position(done);
+                if v.state == UploadState::Uploading || v.state == UploadState::WaitingToRetry {
+                    let bar = bars.entry(v.id).or_insert_with(|| {
+                        let b = multi.add(ProgressBar::new(v.size));
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "{prefix:30!} {bar:30.cyan/blue} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                            )
+                            .expect("static template"),
+                        );
+                        b.set_prefix(v.name.clone());
+                        b
+                    });
+                    bar.set_length(v.size);
+                    bar.set_position((v.acked + v.in_flight).min(v.size));
+                    bar.set_message(if v.state == UploadState::WaitingToRetry {
+                        format!("retrying: {}", v.error.as_deref().unwrap_or(""))
+                    } else {
+                        String::new()
+                    });
+                } else if let Some(bar) = bars.remove(&v.id) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                    if v.state != UploadState::Completed {
+                        let _ = multi.println(format!(
+                            "{} {}: {}",
+                            v.name,
+                            v.state.as_str(),
+                            v.error.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Display::Bars { total, bars, .. } = self {
+            for b in bars.values() {
+                b.finish_and_clear();
+            }
+            total.finish();
+        }
+    }
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Waits until every tracked upload reached a terminal state; true if all completed.
+/// Ctrl-C or SIGTERM pauses cleanly (the journal keeps everything) and exits 130.
+pub async fn run_until_done(
+    engine: &Engine,
+    mut events: broadcast::Receiver<Arc<EventBatch>>,
+    ids: HashSet<UploadId>,
+    plain: bool,
+) -> Result<bool> {
+    let mut views: HashMap<UploadId, UploadView> = engine
+        .snapshot()
+        .await?
+        .into_iter()
+        .filter(|v| ids.contains(&v.id))
+        .map(|v| (v.id, v))
+        .collect();
+    let mut display = Display::new(plain, &views);
+    for v in views.clone().values() {
+        display.update(v, None, &views);
+    }
+    let stop = interrupted();
+    tokio::pin!(stop);
+    loop {
+        if views.values().all(|v| v.state.is_terminal()) {
+            break;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(batch) => {
+                    for v in &batch.changed {
+                        if ids.contains(&v.id) {
+                            let prev = views.get(&v.id).map(|p| p.state);
+                            views.insert(v.id, v.clone());
+                            display.update(v, prev, &views);
+                        }
+                    }
+                    for id in &batch.removed {
+                        views.remove(id);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for v in engine.snapshot().await? {
+                        if ids.contains(&v.id) {
+                            let prev = views.get(&v.id).map(|p| p.state);
+                            views.insert(v.id, v.clone());
+                            display.update(&v, prev, &views);
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => anyhow::bail!("the engine stopped"),
+            },
+            _ = &mut stop => {
+                display.finish();
+                eprintln!("interrupted: pausing; `tusker-cli resume` continues where this stopped");
+                engine.shutdown().await?;
+                std::process::exit(130);
+            }
+        }
+    }
+    display.finish();
+    let completed = views
+        .values()
+        .filter(|v| v.state == UploadState::Completed)
+        .count();
+    let failed = views.len() - completed;
+    let bytes: u64 = views.values().map(|v| v.size).sum();
+    println!("{completed} completed, {failed} failed ({})", human(bytes));
+    engine.shutdown().await?;
+    Ok(failed == 0)
+}
+
+/// Waits briefly for a cancellation's termination request to finish.
+pub async fn settle(engine: &Engine, id: UploadId) {
+    for _ in 0..50 {
+        match engine.store().get(id) {
+            Ok(r) if r.upload_url.is_some() => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => return,
+        }
+    }
+}
+
+/// Prints the journal as a table or JSON.
+pub fn list(records: &[UploadRecord], json: bool) {
+    if json {
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "path": r.path,
+                    "name": r.name,
+                    "state": r.state.as_str(),
+                    "offset": r.acked_offset,
+                    "size": r.size,
+                    "upload_url": r.upload_url,
+                    "endpoint": r.endpoint,
+                    "error": r.error,
+                    "recreated": r.recreated,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        return;
+    }
+    println!(
+        "{:>5}  {:<16} {:>21}  {:<40}  PATH",
+        "ID", "STATE", "OFFSET/SIZE", "UPLOAD URL"
+    );
+    for r in records {
+        println!(
+            "{:>5}  {:<16} {:>21}  {:<40}  {}",
+            r.id,
+            r.state.as_str(),
+            format!("{}/{}", r.acked_offset, r.size),
+            r.upload_url.as_deref().unwrap_or("-"),
+            r.path
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Test harness shared by the integration tests: the real tus server (official `@tus/server`
+//! with its file store, started with node and stopped by PID), the CLI binary, a fault-injecting
+//! proxy, and small file helpers. Missing prerequisites fail loudly; nothing is skipped.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Options for the test server.
+#[derive(Default, Clone)]
+pub struct ServerOpts {
+    pub max_size: Option<u64>,
+    pub relative_location: bool,
+    pub expire_ms: Option<u64>,
+}
+
+/// A running `@tus/server` on a free loopback port; killed (SIGTERM, then SIGKILL) on drop.
+pub struct TusServer {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    opts: ServerOpts,
+}
+
+impl TusServer {
+    pub fn start() -> TusServer {
+        Self::start_with(ServerOpts::default())
+    }
+
+    pub fn start_with(opts: ServerOpts) -> TusServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (child, port) = spawn_server(dir.path(), 0, &opts);
+        TusServer {
+            child,
+            port,
+            dir,
+            opts,
+        }
+    }
+
+    /// The creation endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/files", self.port)
+    }
+
+    /// Stops the process and starts a new one on the same port and store (a server restart).
+    pub fn restart(&mut self) {
+        stop(&mut self.child);
+        let (child, _) = spawn_server(self.dir.path(), self.port, &self.opts);
+        self.child = child;
+    }
+
+    /// Stored bytes of an upload, by its URL.
+    pub fn stored(&self, upload_url: &str) -> Vec<u8> {
+        std::fs::read(self.stored_path(upload_url)).expect("stored upload")
+    }
+
+    pub fn stored_path(&self, upload_url: &str) -> PathBuf {
+        let id = upload_url.rsplit('/').next().unwrap();
+        self.dir.path().join(id)
+    }
+
+    /// The metadata the server recorded for an upload.
+    pub fn stored_info(&self, upload_url: &str) -> serde_json::Value {
+        let p = self.stored_path(upload_url).with_extension("json");
+        let id = upload_url.rsplit('/').next().unwrap();
+        let p = if p.exists() {
+            p
+        } else {
+            self.dir.path().join(format!("{id}.json"))
+        };
+        serde_json::from_slice(&std::fs::read(p).expect("upload info")).unwrap()
+    }
+
+    /// How many uploads the server holds.
+    pub fn upload_count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter(|e| {
+                let p = e.as_ref().unwrap().path();
+                p.extension().is_some_and(|x| x == "json")
+            })
+            .count()
+    }
+
+    /// Removes an upload behind the client's back (the server "lost" it).
+    pub fn delete_stored(&self, upload_url: &str) {
+        let id = upload_url.rsplit('/').next().unwrap();
+        std::fs::remove_file(self.dir.path().join(id)).unwrap();
+        std::fs::remove_file(self.dir.path().join(format!("{id}.json"))).unwrap();
+    }
+}
+
+fn spawn_server(dir: &Path, port: u16, opts: &ServerOpts) -> (Child, u16) {
+    let server_dir = repo_root().join("tests/server");
+    assert!(
+        server_dir.join("node_modules/@tus/server").is_dir(),
+        "the test tus server is not installed: run `npm ci --prefix tests/server` (see README)"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(server_dir.join("server.mjs"))
+        .current_dir(&server_dir)
+        .env("TUS_DIR", dir)
+        .env("TUS_PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(m) = opts.max_size {
+        cmd.env("TUS_MAX_SIZE", m.to_string());
+    }
+    if opts.relative_location {
+        cmd.env("TUS_RELATIVE", "1");
+    }
+    if let Some(e) = opts.expire_ms {
+        cmd.env("TUS_EXPIRE_MS", e.to_string());
+    }
+    let mut child = cmd
+        .spawn()
+        .expect("node must be installed to run the tus test server");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the server's first line");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("tus server did not start: {line:?}"))
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+fn stop(child: &mut Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for TusServer {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// The `tusker-cli` binary of this build profile, built on first use.
+pub fn cli_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "tusker-cli", "--bin", "tusker-cli"])
+            .current_dir(repo_root());
+        if release {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo to build tusker-cli");
+        assert!(st.success(), "building tusker-cli failed");
+        let bin = profile_dir.join("tusker-cli");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A CLI command with its data dir set.
+pub fn cli(data_dir: &Path) -> Command {
+    let mut c = Command::new(cli_bin());
+    c.env("TUSKER_DATA_DIR", data_dir).env_remove("RUST_LOG");
+    c
+}
+
+/// Deterministic pseudo-random content.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a file of `len` pseudo-random bytes.
+pub fn write_file(dir: &Path, name: &str, len: usize, seed: u64) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(&pattern(len, seed)).unwrap();
+    p
+}
+
+/// Polls `cond` until true or the timeout passes (then panics with `what`).
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parses `tusker-cli list --json`.
+pub fn list_json(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = cli(data_dir).args(["list", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The server's current offset of an upload (HEAD), or None if it is gone.
+/// Works from sync and async tests alike (it runs on a thread of its own).
+pub fn server_offset(upload_url: &str) -> Option<u64> {
+    let url = upload_url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = tusker_core::client::TusClient::new();
+            c.head(&url, &Default::default())
+                .await
+                .ok()
+                .map(|h| h.offset)
+        })
+    })
+    .join()
+    .unwrap()
+}
