@@ -55,7 +55,7 @@ impl EngineConfig {
 /// The platform data directory the CLI and the desktop app share.
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("dev.tusker.app")
 }
 
@@ -459,8 +459,8 @@ impl Actor {
 
     /// Starts queued uploads in queue order up to the concurrency limit.
     fn schedule(&mut self) {
-        let mut running = self.running();
-        if running >= self.concurrency {
+        let free = self.concurrency.saturating_sub(self.running());
+        if free == 0 {
             return;
         }
         let candidates: Vec<UploadId> = self
@@ -472,13 +472,10 @@ impl Actor {
                     e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
                 })
             })
+            .take(free)
             .collect();
         for id in candidates {
-            if running >= self.concurrency {
-                break;
-            }
             self.start(id);
-            running += 1;
         }
     }
 
@@ -604,14 +601,11 @@ impl Actor {
                 for id in ids {
                     match self.entries.get(&id).map(|e| e.view.state) {
                         None => r = Err(Error::UnknownUpload(id)),
-                        Some(s)
-                            if matches!(
-                                s,
-                                UploadState::Queued
-                                    | UploadState::Uploading
-                                    | UploadState::WaitingToRetry
-                            ) =>
-                        {
+                        Some(
+                            UploadState::Queued
+                            | UploadState::Uploading
+                            | UploadState::WaitingToRetry,
+                        ) => {
                             self.stop(id);
                             self.set_state(id, UploadState::Paused, None);
                         }

@@ -412,7 +412,10 @@ impl Store {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // Take the write lock before reading the version, so two processes opening a new journal
+    // at once (the CLI's `list` beside a running upload) cannot both migrate.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current as usize > MIGRATIONS.len() {
         return Err(crate::error::Error::Protocol(format!(
             "the journal has schema version {current}, newer than this Tusker understands ({})",
@@ -420,12 +423,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
         tracing::info!(version = i + 1, "journal migrated");
     }
+    tx.commit()?;
     Ok(())
 }
 

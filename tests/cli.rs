@@ -1,0 +1,289 @@
+//! The `tusker-cli` binary against the real `@tus/server`: the scripted interface (exit codes,
+//! `list --json`), folders, headers, the data-dir lock, and resume after a kill.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+use support::proxy::FaultProxy;
+use support::{cli, list_json, write_file, ServerOpts, TusServer};
+
+#[test]
+fn uploads_a_folder_recursively_and_lists_the_journal() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "top/a.bin", 2 << 20, 1);
+    let b = write_file(files.path(), "top/sub/deeper/b with space.txt", 12_345, 2);
+    let c = write_file(files.path(), "top/sub/c.bin", 0, 3);
+    let out = cli(data.path())
+        .args([
+            "upload",
+            "--endpoint",
+            &server.endpoint(),
+            "--chunk-size",
+            "512KiB",
+            "--parallel",
+            "2",
+            "--metadata",
+            "team=ops",
+        ])
+        .arg(files.path().join("top"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 completed, 0 failed"), "{stdout}");
+    let rows = list_json(data.path());
+    assert_eq!(rows.len(), 3);
+    for p in [&a, &b, &c] {
+        let row = rows
+            .iter()
+            .find(|r| r["path"] == p.display().to_string())
+            .unwrap_or_else(|| panic!("{} listed", p.display()));
+        assert_eq!(row["state"], "completed");
+        assert_eq!(row["offset"], row["size"]);
+        let url = row["upload_url"].as_str().unwrap();
+        assert!(server.stored(url) == std::fs::read(p).unwrap());
+        assert_eq!(server.stored_info(url)["metadata"]["team"], "ops");
+    }
+    // The table form names the columns.
+    let table = cli(data.path()).arg("list").output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("STATE") && table.contains("completed"),
+        "{table}"
+    );
+}
+
+#[test]
+fn exit_code_is_nonzero_when_any_item_fails_but_the_rest_complete() {
+    let server = TusServer::start_with(ServerOpts {
+        max_size: Some(10_000),
+        ..Default::default()
+    });
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let ok = write_file(files.path(), "ok.bin", 5_000, 1);
+    let big = write_file(files.path(), "big.bin", 50_000, 2);
+    let out = cli(data.path())
+        .args(["upload", "--endpoint", &server.endpoint()])
+        .args([&ok, &big])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 completed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("at most 10000 bytes"), "{stdout}");
+    let rows = list_json(data.path());
+    let state = |p: &std::path::Path| {
+        rows.iter()
+            .find(|r| r["path"] == p.display().to_string())
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state(&ok), "completed");
+    assert_eq!(state(&big), "failed");
+}
+
+#[test]
+fn bad_arguments_get_clear_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let f = write_file(files.path(), "x", 10, 1);
+    let out = cli(data.path())
+        .args(["upload", "--endpoint", "definitely not a url"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid endpoint URL"));
+    let out = cli(data.path())
+        .args([
+            "upload",
+            "--endpoint",
+            "http://127.0.0.1:9/files",
+            "--chunk-size",
+            "8 furlongs",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown size unit"));
+    let out = cli(data.path())
+        .args([
+            "upload",
+            "--endpoint",
+            "http://127.0.0.1:9/files",
+            "--header",
+            "NoColonHere",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not 'Name: value'"));
+}
+
+#[test]
+fn headers_are_sent_but_secrets_never_printed() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let f = write_file(files.path(), "s.bin", 3 << 20, 1);
+    let out = cli(data.path())
+        .args([
+            "-vv",
+            "upload",
+            "--endpoint",
+            &proxy.endpoint(),
+            "--chunk-size",
+            "1MiB",
+        ])
+        .args([
+            "--header",
+            "Authorization: Bearer s3cr3t-t0ken",
+            "--header",
+            "X-Team: blue",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("request"), "debug logging was on: {all}");
+    assert!(!all.contains("s3cr3t"), "secret leaked into output");
+    assert!(
+        all.contains("X-Team") || all.contains("x-team"),
+        "non-secret headers are logged"
+    );
+    let log = proxy.log();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter()
+            .all(|l| l.authorization.as_deref() == Some("Bearer s3cr3t-t0ken")),
+        "every request carries the header"
+    );
+    let listing = String::from_utf8_lossy(
+        &cli(data.path())
+            .args(["list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(!listing.contains("s3cr3t"));
+}
+
+#[test]
+fn one_process_per_data_dir_and_resume_after_kill() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let f = write_file(files.path(), "k.bin", 16 << 20, 5);
+    let mut first = cli(data.path())
+        .args([
+            "upload",
+            "--endpoint",
+            &server.endpoint(),
+            "--bandwidth",
+            "4MiB",
+            "--chunk-size",
+            "2MiB",
+        ])
+        .arg(&f)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_until("the first upload to start", Duration::from_secs(20), || {
+        list_json(data.path())
+            .first()
+            .is_some_and(|r| r["offset"].as_u64().unwrap() > 0)
+    });
+    let second = cli(data.path())
+        .args(["upload", "--endpoint", &server.endpoint()])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("in use by another Tusker process")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    unsafe {
+        libc::kill(first.id() as i32, libc::SIGKILL);
+    }
+    first.wait().unwrap();
+    let row = &list_json(data.path())[0];
+    assert_eq!(
+        row["state"], "uploading",
+        "a killed process leaves its state behind"
+    );
+    let out = cli(data.path()).arg("resume").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = &list_json(data.path())[0];
+    assert_eq!(row["state"], "completed");
+    assert!(server.stored(row["upload_url"].as_str().unwrap()) == std::fs::read(&f).unwrap());
+    assert_eq!(server.upload_count(), 1);
+    // Nothing left: resume says so and succeeds.
+    let out = cli(data.path()).arg("resume").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to resume"));
+}
+
+#[test]
+fn sigterm_pauses_cleanly_and_resume_finishes() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let f = write_file(files.path(), "t.bin", 12 << 20, 6);
+    let mut child = cli(data.path())
+        .args([
+            "upload",
+            "--endpoint",
+            &server.endpoint(),
+            "--bandwidth",
+            "4MiB",
+        ])
+        .arg(&f)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_until("progress", Duration::from_secs(20), || {
+        list_json(data.path())
+            .first()
+            .is_some_and(|r| r["offset"].as_u64().unwrap() > 0)
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130));
+    assert_eq!(
+        list_json(data.path())[0]["state"],
+        "queued",
+        "journalled for the next start"
+    );
+    let out = cli(data.path()).arg("resume").output().unwrap();
+    assert!(out.status.success());
+    let row = &list_json(data.path())[0];
+    assert!(server.stored(row["upload_url"].as_str().unwrap()) == std::fs::read(&f).unwrap());
+}

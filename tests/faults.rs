@@ -1,0 +1,353 @@
+//! Retry paths through the fault-injecting proxy in front of the real `@tus/server`: cut
+//! connections, 5xx/423/429 with Retry-After, stalls, 413, checksum mismatches, a server
+//! restart and a server that cannot be reached for a while.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::proxy::{Action, FaultProxy};
+use support::{write_file, TusServer};
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
+
+fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    c.upload.stall_timeout = Duration::from_secs(1);
+    c.upload.retry.base = Duration::from_millis(100);
+    c.upload.retry.max_delay = Duration::from_millis(800);
+    c.upload.retry.max_attempts = 10;
+    c
+}
+
+async fn upload_one(engine: &Engine, endpoint: &str, path: &Path, chunk: Option<u64>) -> UploadId {
+    let res = engine
+        .add(AddRequest {
+            paths: vec![path.to_path_buf()],
+            endpoint: endpoint.to_string(),
+            chunk_size: chunk,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match &res[0] {
+        AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait_done(engine: &Engine, id: UploadId, timeout: Duration) -> UploadView {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let snap = engine.snapshot().await.unwrap();
+        let v = snap.into_iter().find(|v| v.id == id).unwrap();
+        if v.state.is_terminal() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out: {v:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_uploaded(server: &TusServer, v: &UploadView, path: &Path) {
+    assert_eq!(v.state, UploadState::Completed, "{v:#?}");
+    assert!(
+        server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(path).unwrap(),
+        "bytes differ"
+    );
+}
+
+struct Rig {
+    server: TusServer,
+    proxy: FaultProxy,
+    _files: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    engine: Engine,
+    file: PathBuf,
+}
+
+async fn rig(size: usize, cfg: impl FnOnce(&mut EngineConfig)) -> Rig {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = write_file(files.path(), "f.bin", size, size as u64);
+    let mut c = config(data.path());
+    cfg(&mut c);
+    let engine = Engine::open(c).await.unwrap();
+    Rig {
+        server,
+        proxy,
+        _files: files,
+        _data: data,
+        engine,
+        file,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cut_mid_body_resumes_from_the_servers_offset() {
+    let r = rig(6 << 20, |_| {}).await;
+    r.proxy.once("PATCH", 0, Action::DropAfter(1_500_000));
+    r.proxy.once("PATCH", 1, Action::DropAfter(700_000));
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(2 << 20)).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let log = r.proxy.log();
+    let heads = log.iter().filter(|l| l.method == "HEAD").count();
+    assert!(heads >= 2, "each cut is followed by HEAD: {log:#?}");
+    // Nothing the server kept was sent twice beyond the cut requests themselves.
+    let resent = r.proxy.forwarded() - (6 << 20);
+    assert!(resent <= 1_500_000 + 700_000, "re-sent {resent}");
+    assert_eq!(r.server.upload_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_the_waiting_state_is_shown() {
+    let r = rig(3 << 20, |_| {}).await;
+    let mut rx = r.engine.subscribe();
+    r.proxy.once(
+        "PATCH",
+        0,
+        Action::Respond {
+            status: 503,
+            headers: vec![("Retry-After".into(), "2".into())],
+            body: "maintenance".into(),
+        },
+    );
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let mut saw_wait = None;
+    loop {
+        let b = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        for v in b.changed.iter().filter(|v| v.id == id) {
+            if v.state == UploadState::WaitingToRetry {
+                saw_wait = Some((v.error.clone().unwrap(), v.retry_at_ms.unwrap()));
+            }
+        }
+        if b.changed
+            .iter()
+            .any(|v| v.id == id && v.state.is_terminal())
+        {
+            break;
+        }
+    }
+    let v = wait_done(&r.engine, id, Duration::from_secs(5)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let (reason, _at) = saw_wait.expect("waiting_to_retry was shown");
+    assert!(
+        reason.contains("503") && reason.contains("maintenance"),
+        "{reason}"
+    );
+    let log = r.proxy.log();
+    let i = log.iter().position(|l| l.status == 503).unwrap();
+    let gap = log[i + 1].at - log[i].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "Retry-After: 2 honoured, gap {gap:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_423_and_429_back_off_and_never_recreate() {
+    let r = rig(3 << 20, |_| {}).await;
+    for _ in 0..3 {
+        r.proxy.once(
+            "PATCH",
+            0,
+            Action::Respond {
+                status: 423,
+                headers: vec![],
+                body: "locked".into(),
+            },
+        );
+    }
+    r.proxy.once(
+        "PATCH",
+        1,
+        Action::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "1".into())],
+            body: String::new(),
+        },
+    );
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    assert_eq!(r.proxy.count("POST"), 1, "never recreated");
+    // Backoff grows: the gaps between the 423 answers are not a storm.
+    let log = r.proxy.log();
+    let locked: Vec<_> = log
+        .iter()
+        .filter(|l| l.status == 423)
+        .map(|l| l.at)
+        .collect();
+    assert_eq!(locked.len(), 3);
+    for w in locked.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(40),
+            "spaced retries: {:?}",
+            w[1] - w[0]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_is_aborted_and_retried() {
+    let r = rig(2 << 20, |_| {}).await;
+    r.proxy
+        .once("PATCH", 0, Action::Stall(Duration::from_secs(30)));
+    let start = Instant::now();
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "stall detected long before the proxy gave up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_too_large_halves_the_chunk() {
+    let r = rig(3 << 20, |c| c.upload.creation_with_upload = false).await;
+    r.proxy.once(
+        "PATCH",
+        0,
+        Action::Respond {
+            status: 413,
+            headers: vec![],
+            body: "too large".into(),
+        },
+    );
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let patches: Vec<_> = r
+        .proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "PATCH")
+        .collect();
+    let first = patches[0].content_length;
+    assert!(
+        patches[1..].iter().all(|p| p.content_length <= first / 2),
+        "{patches:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_too_large_on_a_post_with_data_creates_without_data() {
+    let r = rig(200_000, |_| {}).await;
+    r.proxy.once(
+        "POST",
+        0,
+        Action::Respond {
+            status: 413,
+            headers: vec![],
+            body: String::new(),
+        },
+    );
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let posts: Vec<_> = r
+        .proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0].content_length, 200_000);
+    assert_eq!(posts[1].content_length, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksums_are_sent_and_a_mismatch_resends_the_chunk() {
+    let r = rig((3 << 20) + 123, |c| c.upload.creation_with_upload = false).await;
+    r.proxy.set_checksum_mode(true);
+    r.proxy.once("PATCH", 1, Action::Corrupt);
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let log = r.proxy.log();
+    let patches: Vec<_> = log.iter().filter(|l| l.method == "PATCH").collect();
+    assert!(
+        patches.iter().all(|p| p
+            .checksum
+            .as_deref()
+            .is_some_and(|c| c.starts_with("sha256 "))),
+        "{patches:#?}"
+    );
+    let bad = patches.iter().position(|p| p.status == 460).expect("a 460");
+    assert_eq!(
+        patches[bad + 1].upload_offset,
+        patches[bad].upload_offset,
+        "same chunk again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_server_restart_and_an_unreachable_server() {
+    let mut r = rig(8 << 20, |c| c.bandwidth = 4 << 20).await;
+    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    support::wait_until("progress", Duration::from_secs(20), || {
+        r.engine.store().get(id).unwrap().acked_offset >= 2 << 20
+    });
+    r.server.restart();
+    support::wait_until("more progress", Duration::from_secs(20), || {
+        r.engine.store().get(id).unwrap().acked_offset >= 4 << 20
+    });
+    r.proxy.set_refuse(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.proxy.set_refuse(false);
+    r.engine.set_bandwidth(0).unwrap();
+    let v = wait_done(&r.engine, id, Duration::from_secs(40)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    assert_eq!(r.server.upload_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_errors_fail_one_upload_and_the_rest_continue() {
+    let r = rig(100_000, |c| c.upload.retry.max_attempts = 2).await;
+    let other = write_file(r.file.parent().unwrap(), "other.bin", 50_000, 99);
+    r.proxy.once(
+        "POST",
+        0,
+        Action::Respond {
+            status: 400,
+            headers: vec![],
+            body: "bad metadata".into(),
+        },
+    );
+    let a = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let va = wait_done(&r.engine, a, Duration::from_secs(20)).await;
+    assert_eq!(va.state, UploadState::Failed);
+    assert!(
+        va.error.as_ref().unwrap().contains("400")
+            && va.error.as_ref().unwrap().contains("bad metadata")
+    );
+    let b = upload_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
+    let vb = wait_done(&r.engine, b, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &vb, &other);
+
+    // Unreachable for good: bounded retries, then a clear failure.
+    r.proxy.set_refuse(true);
+    let third = write_file(r.file.parent().unwrap(), "third.bin", 1000, 98);
+    let c = upload_one(&r.engine, &r.proxy.endpoint(), &third, None).await;
+    let vc = wait_done(&r.engine, c, Duration::from_secs(20)).await;
+    assert_eq!(vc.state, UploadState::Failed);
+    assert!(
+        vc.error
+            .as_ref()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{:?}",
+        vc.error
+    );
+    // And the user can retry it once the server is back.
+    r.proxy.set_refuse(false);
+    r.engine.retry(c).await.unwrap();
+    let vc = wait_done(&r.engine, c, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &vc, &third);
+}
