@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, then the unit, integration, fault and crash
-# tests against the real tus server (installed from tests/server/package-lock.json).
+# Runs every check and test: formatting, clippy, the UI's type check and unit tests, then the
+# Rust unit, integration, fault, crash and end-to-end tests (the real app in a WebKit window
+# under Xvfb, driven by tauri-driver) against the real tus server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?1:0)' 2>/dev/null || echo 0)
 if [ "$node_ok" != 1 ]; then
-  echo "error: Node.js >= 20.19 is needed for the test tus server (@tus/server); found: $(node --version 2>/dev/null || echo none)" >&2
+  echo "error: Node.js >= 20.19 is needed (UI build, test tus server); found: $(node --version 2>/dev/null || echo none)" >&2
   exit 1
 fi
+for tool in xvfb-run tauri-driver WebKitWebDriver xdotool; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is missing (the end-to-end tests need it; .ci/run installs it)" >&2; exit 1; }
+done
 
+npm ci --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
+npm run check
+npm test
+npm run build
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# One display for the whole run; the end-to-end tests take turns on it.
+xvfb-run -a -s "-screen 0 1280x800x24" cargo test --workspace --locked

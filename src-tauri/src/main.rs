@@ -1,10 +1,81 @@
-//! The Tusker desktop app. Its Tauri shell is the next milestone; until it lands this binary
-//! says so and points at the headless CLI, which drives the same engine and journal.
+//! The Tusker desktop app: a thin Tauri shell over `tusker-core`. It opens the engine on the
+//! platform data directory, restores (and by default resumes) the queue, forwards the
+//! engine's batched events to the window, and translates UI commands into engine calls.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod events;
+mod logging;
+mod state;
+
+use std::path::PathBuf;
+use tauri::{Manager, RunEvent};
 
 fn main() {
-    eprintln!(
-        "The Tusker desktop window is not built yet. Use `tusker-cli` (same engine, same journal: {}).",
-        tusker_core::default_data_dir().display()
-    );
-    std::process::exit(2);
+    let builder = tauri::Builder::default()
+        // A second launch hands its file arguments to the running app (must come first).
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            state::add_args(app, &argv, &PathBuf::from(cwd));
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .setup(|app| {
+            let handle = app.handle().clone();
+            match state::open(&handle) {
+                Ok(s) => {
+                    app.manage(s);
+                    events::forward(&handle);
+                    let argv: Vec<String> = std::env::args().collect();
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    state::add_args(&handle, &argv, &cwd);
+                }
+                Err(e) => {
+                    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
+                    tracing::error!(error = %e, "cannot open the engine");
+                    eprintln!("Tusker cannot start: {e:#}");
+                    app.dialog()
+                        .message(format!("Tusker cannot start:\n\n{e:#}"))
+                        .kind(MessageDialogKind::Error)
+                        .title("Tusker")
+                        .show(|_| std::process::exit(1));
+                }
+            }
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::queue::list_uploads,
+            commands::queue::add_paths,
+            commands::queue::pause_upload,
+            commands::queue::resume_upload,
+            commands::queue::pause_all,
+            commands::queue::resume_all,
+            commands::queue::cancel_upload,
+            commands::queue::retry_upload,
+            commands::queue::restart_upload,
+            commands::queue::remove_upload,
+            commands::queue::reorder_upload,
+            commands::queue::reveal_upload,
+            commands::settings::get_settings,
+            commands::settings::save_settings,
+            commands::endpoints::check_endpoint,
+            commands::app::app_info,
+        ]);
+    let app = builder
+        .build(tauri::generate_context!())
+        .expect("building the Tusker window");
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event {
+            // Quit = pause cleanly: running uploads are journalled as queued.
+            if let Some(s) = handle.try_state::<state::AppState>() {
+                let engine = s.engine.clone();
+                let _ = tauri::async_runtime::block_on(engine.shutdown());
+            }
+        }
+    });
 }

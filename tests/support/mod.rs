@@ -3,6 +3,7 @@
 //! proxy, and small file helpers. Missing prerequisites fail loudly; nothing is skipped.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Write};

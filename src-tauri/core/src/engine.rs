@@ -109,6 +109,7 @@ enum Cmd {
     Restart(UploadId, Option<PreparedFile>, oneshot::Sender<Result<()>>),
     Remove(UploadId, oneshot::Sender<Result<()>>),
     Reorder(UploadId, usize, oneshot::Sender<Result<()>>),
+    Prune(i64, oneshot::Sender<Result<usize>>),
     SetConcurrency(usize),
     SetBandwidth(u64),
     Snapshot(oneshot::Sender<Vec<UploadView>>),
@@ -278,6 +279,11 @@ impl Engine {
     /// Moves an upload to `index` in the queue (0 = first).
     pub async fn reorder(&self, id: UploadId, index: usize) -> Result<()> {
         self.call(|tx| Cmd::Reorder(id, index, tx)).await?
+    }
+
+    /// Forgets completed uploads that finished before `cutoff` (unix seconds); returns how many.
+    pub async fn prune_completed(&self, cutoff: i64) -> Result<usize> {
+        self.call(|tx| Cmd::Prune(cutoff, tx)).await?
     }
 
     /// Changes how many uploads run at once.
@@ -721,6 +727,10 @@ impl Actor {
                 };
                 let _ = reply.send(r);
             }
+            Cmd::Prune(cutoff, reply) => {
+                let r = self.prune(cutoff);
+                let _ = reply.send(r);
+            }
             Cmd::SetConcurrency(n) => {
                 self.concurrency = n;
                 self.schedule();
@@ -736,6 +746,27 @@ impl Actor {
             }
             Cmd::Shutdown(_) => unreachable!("handled in run"),
         }
+    }
+
+    fn prune(&mut self, cutoff: i64) -> Result<usize> {
+        let old: Vec<UploadId> = self
+            .ctx
+            .store
+            .list()?
+            .into_iter()
+            .filter(|r| {
+                r.state == UploadState::Completed && r.completed_at.is_some_and(|t| t < cutoff)
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in &old {
+            self.ctx.store.delete(*id)?;
+            self.entries.remove(id);
+            self.dirty.remove(id);
+            self.removed.push(*id);
+        }
+        self.order.retain(|id| self.entries.contains_key(id));
+        Ok(old.len())
     }
 
     fn renumber(&mut self) -> Result<()> {

@@ -1,0 +1,27 @@
+// Generates the app's command permissions (allow-<command>), so the capability file can grant
+// the UI exactly the commands it uses and nothing else.
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .capabilities_path_pattern("src-tauri/capabilities/**/*")
+            .app_manifest(tauri_build::AppManifest::new().commands(&[
+                "list_uploads",
+                "add_paths",
+                "pause_upload",
+                "resume_upload",
+                "pause_all",
+                "resume_all",
+                "cancel_upload",
+                "retry_upload",
+                "restart_upload",
+                "remove_upload",
+                "reorder_upload",
+                "reveal_upload",
+                "get_settings",
+                "save_settings",
+                "check_endpoint",
+                "app_info",
+            ])),
+    )
+    .expect("tauri-build");
+}

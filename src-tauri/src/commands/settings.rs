@@ -1,0 +1,117 @@
+//! Settings: read with secrets withheld, saved with secrets kept unless replaced, and applied
+//! to the running engine.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tauri::State;
+use tusker_core::redact::is_sensitive;
+use tusker_core::AppSettings;
+
+use super::{text, CmdResult};
+use crate::state::AppState;
+
+/// A header as the UI sees it: a secret's value never goes back (`None`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeaderSetting {
+    pub name: String,
+    pub value: Option<String>,
+    pub secret: bool,
+}
+
+/// Settings as the UI sees them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub endpoint: String,
+    pub headers: Vec<HeaderSetting>,
+    pub metadata: BTreeMap<String, String>,
+    pub chunk_size: Option<u64>,
+    pub parallel: usize,
+    pub bandwidth: u64,
+    pub auto_resume: bool,
+    pub remove_completed_after_days: Option<u32>,
+}
+
+fn view(s: &AppSettings) -> SettingsView {
+    SettingsView {
+        endpoint: s.endpoint.clone(),
+        headers: s
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = is_sensitive(k);
+                HeaderSetting {
+                    name: k.clone(),
+                    value: (!secret).then(|| v.clone()),
+                    secret,
+                }
+            })
+            .collect(),
+        metadata: s.metadata.clone(),
+        chunk_size: s.chunk_size,
+        parallel: s.parallel,
+        bandwidth: s.bandwidth,
+        auto_resume: s.auto_resume,
+        remove_completed_after_days: s.remove_completed_after_days,
+    }
+}
+
+/// Header values from the UI, with withheld secrets (value `None`) taken from `stored`.
+pub fn merge_headers(
+    incoming: &[HeaderSetting],
+    stored: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    incoming
+        .iter()
+        .filter(|h| !h.name.trim().is_empty())
+        .filter_map(|h| {
+            let name = h.name.trim().to_string();
+            match &h.value {
+                Some(v) => Some((name, v.clone())),
+                None => stored.get(&name).map(|v| (name, v.clone())),
+            }
+        })
+        .collect()
+}
+
+#[tauri::command]
+pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView> {
+    AppSettings::load(state.engine.store())
+        .map(|s| view(&s))
+        .map_err(text)
+}
+
+#[tauri::command]
+pub async fn save_settings(
+    state: State<'_, AppState>,
+    settings: SettingsView,
+) -> CmdResult<SettingsView> {
+    let store = state.engine.store();
+    let old = AppSettings::load(store).map_err(text)?;
+    let endpoint = settings.endpoint.trim().to_string();
+    if !endpoint.is_empty() {
+        tusker_core::client::parse_endpoint(&endpoint).map_err(text)?;
+    }
+    let headers = merge_headers(&settings.headers, &old.headers);
+    tusker_core::client::header_map(&headers).map_err(text)?;
+    for k in settings.metadata.keys() {
+        tusker_core::protocol::validate_metadata_key(k).map_err(text)?;
+    }
+    if settings.chunk_size == Some(0) {
+        return Err("the chunk size must be at least one byte".into());
+    }
+    let new = AppSettings {
+        endpoint,
+        headers,
+        metadata: settings.metadata,
+        chunk_size: settings.chunk_size,
+        parallel: settings.parallel.clamp(1, 64),
+        bandwidth: settings.bandwidth,
+        auto_resume: settings.auto_resume,
+        remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
+    };
+    new.save(store).map_err(text)?;
+    state.engine.set_concurrency(new.parallel).map_err(text)?;
+    state.engine.set_bandwidth(new.bandwidth).map_err(text)?;
+    tracing::info!(parallel = new.parallel, bandwidth = new.bandwidth, headers = ?new.headers.keys().collect::<Vec<_>>(), "settings saved");
+    Ok(view(&new))
+}

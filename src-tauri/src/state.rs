@@ -1,0 +1,102 @@
+//! What the shell keeps: the engine handle and the log guard. Opening it decides the data
+//! directory (the platform one, or `TUSKER_DATA_DIR`, shared with the CLI).
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tauri::{AppHandle, Manager};
+use tusker_core::{AddRequest, AppSettings, Engine, EngineConfig};
+
+/// Managed state of the app.
+pub struct AppState {
+    pub engine: Engine,
+    _log: tracing_appender::non_blocking::WorkerGuard,
+}
+
+/// The data directory: `TUSKER_DATA_DIR` if set, else the platform app-data directory.
+pub fn data_dir(app: &AppHandle) -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("TUSKER_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    app.path()
+        .app_data_dir()
+        .context("no application data directory on this system")
+}
+
+/// Opens logging and the engine; restores the queue (auto-resuming per settings).
+pub fn open(app: &AppHandle) -> Result<AppState> {
+    let dir = data_dir(app)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = crate::logging::init(&dir);
+    let settings = {
+        let store = tusker_core::store::Store::open(&dir.join("journal.sqlite"))
+            .with_context(|| format!("opening the journal in {}", dir.display()))?;
+        AppSettings::load(&store)?
+    };
+    let mut config = EngineConfig::new(&dir);
+    config.concurrency = settings.parallel.max(1);
+    config.bandwidth = settings.bandwidth;
+    config.auto_resume = settings.auto_resume;
+    config.upload.chunk_size = settings.chunk_size;
+    let engine = tauri::async_runtime::block_on(Engine::open(config))?;
+    tracing::info!(data_dir = %dir.display(), auto_resume = settings.auto_resume, "engine opened");
+    if let Some(days) = settings.remove_completed_after_days {
+        let e = engine.clone();
+        tauri::async_runtime::spawn(async move {
+            let cutoff = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+                - i64::from(days) * 86_400;
+            match e.prune_completed(cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "removed old completed uploads"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "pruning completed uploads failed"),
+            }
+        });
+    }
+    Ok(AppState { engine, _log: log })
+}
+
+/// The request for adding paths with the current settings.
+pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> Result<AddRequest> {
+    let s = AppSettings::load(engine.store())?;
+    anyhow::ensure!(
+        !s.endpoint.trim().is_empty(),
+        "no tus endpoint is set: open Settings and enter your server's upload URL"
+    );
+    Ok(AddRequest {
+        paths,
+        endpoint: s.endpoint,
+        metadata: s.metadata,
+        headers: s.headers,
+        chunk_size: s.chunk_size,
+    })
+}
+
+/// Adds the files named on a command line (this launch or a second one).
+pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
+    let paths: Vec<PathBuf> = argv
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| cwd.join(a))
+        .filter(|p| p.exists())
+        .collect();
+    if paths.is_empty() {
+        return;
+    }
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
+    let engine = state.engine.clone();
+    tauri::async_runtime::spawn(async move {
+        let result = match add_request(&engine, paths) {
+            Ok(req) => engine.add(req).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "files from the command line were not added");
+        }
+    });
+}

@@ -1,0 +1,378 @@
+//! End-to-end tests of the desktop app in a real WebKit window (tauri-driver + WebKitWebDriver
+//! under Xvfb), against the real `@tus/server`. They run one at a time: they share the display.
+
+mod support;
+
+use fantoccini::Locator;
+use serde_json::json;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::app::App;
+use support::{write_file, TusServer};
+use tusker_core::store::Store;
+use tusker_core::{AppSettings, UploadState};
+
+/// One window at a time on the display.
+static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut AppSettings)) {
+    let store = Store::open(&data_dir.join("journal.sqlite")).unwrap();
+    let mut s = AppSettings::load(&store).unwrap();
+    f(&mut s);
+    s.save(&store).unwrap();
+}
+
+fn journal(data_dir: &Path) -> Vec<tusker_core::UploadRecord> {
+    Store::open(&data_dir.join("journal.sqlite"))
+        .unwrap()
+        .list()
+        .unwrap()
+}
+
+fn row_js(name: &str, what: &str) -> String {
+    format!(
+        "(() => {{ const r = [...document.querySelectorAll('.row')].find(r => r.querySelector('.name').textContent === {name:?}); return r ? {what} : null; }})()"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_add_pause_resume_complete() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let small = write_file(files.path(), "notes.txt", 100_000, 1);
+    let large = write_file(files.path(), "video.bin", 48 << 20, 2);
+    let app = App::launch(data.path(), home.path(), &[]).await;
+
+    // First run: no endpoint yet, so the settings page is open. Enter and check it.
+    let endpoint = app.wait_for("#endpoint", Duration::from_secs(30)).await;
+    endpoint.send_keys(&server.endpoint()).await.unwrap();
+    app.client
+        .find(Locator::Id("check-endpoint"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = app
+        .wait_js(
+            "the endpoint check",
+            "document.querySelector('#endpoint-status')?.textContent",
+            Duration::from_secs(10),
+        )
+        .await;
+    let status = status.as_str().unwrap().to_string();
+    assert!(
+        status.contains("tus 1.0.0") && status.contains("creation"),
+        "{status}"
+    );
+    let bw = app.client.find(Locator::Id("bandwidth")).await.unwrap();
+    bw.send_keys("12").await.unwrap();
+    app.client
+        .find(Locator::Id("save-settings"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_for("#empty-state", Duration::from_secs(10)).await;
+
+    let r = app
+        .invoke(
+            "add_paths",
+            json!({ "paths": [small.display().to_string(), large.display().to_string()] }),
+        )
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    app.wait_js(
+        "two rows",
+        "document.querySelectorAll('.row').length === 2",
+        Duration::from_secs(10),
+    )
+    .await;
+    app.wait_js(
+        "notes.txt completed",
+        &row_js("notes.txt", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.wait_js(
+        "video.bin uploading",
+        &row_js("video.bin", "r.dataset.state === 'uploading' && Number(r.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0"),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Pause it from its row; nothing moves while paused.
+    app.client
+        .find(Locator::Css(
+            ".row[data-state='uploading'] button[data-action='pause']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_js(
+        "paused",
+        &row_js("video.bin", "r.dataset.state === 'paused'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let label = app
+        .wait_js(
+            "label",
+            &row_js(
+                "video.bin",
+                "r.querySelector('[data-testid=state]').textContent",
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(label, "Paused");
+    let acked = |rows: &[tusker_core::UploadRecord]| {
+        rows.iter()
+            .find(|r| r.name == "video.bin")
+            .unwrap()
+            .acked_offset
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a1 = acked(&journal(data.path()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let a2 = acked(&journal(data.path()));
+    assert_eq!(a1, a2, "a paused upload does not advance");
+    assert!(a1 < 48 << 20);
+
+    // Resume from the row; it completes.
+    app.client
+        .find(Locator::Css(
+            ".row[data-state='paused'] button[data-action='resume']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_js(
+        "video.bin completed",
+        &row_js("video.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(60),
+    )
+    .await;
+    let totals = app
+        .wait_js(
+            "totals",
+            "document.querySelector('#totals').textContent",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(totals.as_str().unwrap().contains("2/2 done"), "{totals}");
+
+    for rec in journal(data.path()) {
+        assert_eq!(rec.state, UploadState::Completed);
+        let local = std::fs::read(&rec.path).unwrap();
+        assert!(
+            server.stored(rec.upload_url.as_deref().unwrap()) == local,
+            "{} byte-exact",
+            rec.name
+        );
+    }
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let big = write_file(files.path(), "dataset.bin", 64 << 20, 3);
+    seed_settings(data.path(), |s| {
+        s.endpoint = server.endpoint();
+        s.bandwidth = 16 << 20;
+        s.chunk_size = Some(8 << 20);
+    });
+
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let r = app
+        .invoke("add_paths", json!({ "paths": [big.display().to_string()] }))
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    support::wait_until("some bytes on the server", Duration::from_secs(30), || {
+        journal(data.path())
+            .first()
+            .is_some_and(|r| r.acked_offset >= 8 << 20)
+    });
+    let pid = app.app_pid().expect("the app's pid");
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    drop(app);
+    let rec = &journal(data.path())[0];
+    assert_eq!(rec.state, UploadState::Uploading, "killed mid-upload");
+    assert!(rec.acked_offset < 64 << 20);
+    let url = rec.upload_url.clone().unwrap();
+
+    // Relaunch: it resumes by itself, from the server's offset, on the same server upload.
+    let start = Instant::now();
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_js(
+        "dataset.bin completed",
+        &row_js("dataset.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(60),
+    )
+    .await;
+    println!("relaunch to completion: {:?}", start.elapsed());
+    let rec = &journal(data.path())[0];
+    assert_eq!(
+        rec.upload_url.as_deref(),
+        Some(url.as_str()),
+        "same server upload"
+    );
+    assert!(
+        server.stored(&url) == std::fs::read(&big).unwrap(),
+        "byte-exact after kill -9"
+    );
+    assert_eq!(server.upload_count(), 1);
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dragged_from_another_app_are_queued_and_uploaded() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "dropped one.txt", 5_000, 4);
+    let b = write_file(files.path(), "dropped-two.bin", 300_000, 5);
+    seed_settings(data.path(), |s| s.endpoint = server.endpoint());
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+
+    let mut source = Command::new("/usr/bin/python3")
+        .arg(support::repo_root().join("tests/dnd_source.py"))
+        .args(["1100", "100"])
+        .args([&a, &b])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3-gi drag source (apt: python3-gi gir1.2-gtk-3.0)");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(source.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "drag source did not start");
+    }
+    let xdo = |args: &[&str]| {
+        let st = Command::new("xdotool").args(args).status().unwrap();
+        assert!(st.success(), "xdotool {args:?}");
+    };
+    // Press on the source's button, move across into the Tusker window, release.
+    xdo(&["mousemove", "1150", "130"]);
+    xdo(&["mousedown", "1"]);
+    for x in (400..=1140).rev().step_by(60) {
+        xdo(&["mousemove", &x.to_string(), "300"]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    xdo(&["mousemove", "402", "301"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdo(&["mouseup", "1"]);
+
+    app.wait_js(
+        "two dropped rows",
+        "document.querySelectorAll('.row').length === 2",
+        Duration::from_secs(15),
+    )
+    .await;
+    app.wait_js(
+        "both completed",
+        "[...document.querySelectorAll('.row')].every(r => r.dataset.state === 'completed')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let names: Vec<String> = journal(data.path()).into_iter().map(|r| r.name).collect();
+    assert_eq!(names, vec!["dropped one.txt", "dropped-two.bin"]);
+    for rec in journal(data.path()) {
+        assert!(
+            server.stored(rec.upload_url.as_deref().unwrap()) == std::fs::read(&rec.path).unwrap()
+        );
+    }
+    let _ = source.kill();
+    let _ = source.wait();
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_queue_screenshot() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start_with(support::ServerOpts {
+        max_size: Some(30 << 20),
+        ..Default::default()
+    });
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    seed_settings(data.path(), |s| {
+        s.endpoint = server.endpoint();
+        s.bandwidth = 6 << 20;
+        s.parallel = 3;
+    });
+    let names = [
+        ("holiday-photos-2026.zip", 24 << 20),
+        ("quarterly report.pdf", 3 << 20),
+        ("raw-footage-cam-A.mov", 28 << 20),
+        ("raw-footage-cam-B.mov", 28 << 20),
+        ("dataset-train.parquet", 40 << 20),
+        ("design-system.fig", 6 << 20),
+        ("podcast-episode-42.wav", 20 << 20),
+        ("backup-home.tar", 12 << 20),
+    ];
+    let mut paths = Vec::new();
+    for (i, (n, s)) in names.iter().enumerate() {
+        paths.push(
+            write_file(files.path(), n, *s, 100 + i as u64)
+                .display()
+                .to_string(),
+        );
+    }
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let r = app.invoke("add_paths", json!({ "paths": paths })).await;
+    assert!(r.get("ok").is_some(), "{r}");
+    app.wait_js(
+        "quarterly report done",
+        &row_js("quarterly report.pdf", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.wait_js(
+        "too large fails",
+        &row_js("dataset-train.parquet", "r.dataset.state === 'failed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    // Pause one so every kind of row shows.
+    app.client
+        .find(Locator::Css(
+            ".row[data-state='queued'] button[data-action='pause']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let png = app.client.screenshot().await.unwrap();
+    let out = support::repo_root().join("target/e2e-busy-queue.png");
+    std::fs::write(&out, &png).unwrap();
+    assert!(png.len() > 10_000, "a real picture");
+    app.close().await;
+}

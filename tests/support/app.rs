@@ -1,0 +1,209 @@
+//! Driving the real desktop app in a real WebKit window: tauri-driver + WebKitWebDriver under
+//! the X display the tests run on (xvfb-run in CI). Missing prerequisites fail the test.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Panics unless a display, tauri-driver and WebKitWebDriver are there.
+pub fn require_e2e_prerequisites() {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "end-to-end tests need an X display: run them under xvfb-run (scripts/test.sh does)"
+    );
+    for tool in ["tauri-driver", "WebKitWebDriver", "xdotool"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(found, "end-to-end tests need {tool} on PATH (see .ci/run)");
+    }
+}
+
+/// The app binary built for these tests.
+pub fn app_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tusker"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One launch of the app: tauri-driver (stopped with SIGTERM so it takes WebKitWebDriver
+/// down with it) and a WebDriver session on the app's window.
+pub struct App {
+    driver: Child,
+    pub client: Client,
+    pub data_dir: PathBuf,
+}
+
+impl App {
+    /// Launches the app on `data_dir` with a private XDG home (window state, config).
+    pub async fn launch(data_dir: &Path, home: &Path, args: &[String]) -> App {
+        require_e2e_prerequisites();
+        let port = free_port();
+        let native = free_port();
+        let driver = Command::new("tauri-driver")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("TUSKER_DATA_DIR", data_dir)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("TUSKER_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tauri-driver");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app_bin(), "args": args }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = loop {
+            match ClientBuilder::native()
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WebDriver session: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        App {
+            driver,
+            client,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Waits for an element matching `css`.
+    pub async fn wait_for(&self, css: &str, timeout: Duration) -> fantoccini::elements::Element {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                return e;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("timed out waiting for {css}")).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `probe` (a JS expression) is truthy; returns its value.
+    pub async fn wait_js(&self, what: &str, expr: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self
+                .client
+                .execute(&format!("return ({expr});"), vec![])
+                .await
+                .unwrap_or(serde_json::Value::Null);
+            let truthy = match &v {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+                serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+                serde_json::Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} ({expr}): last {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Panics with what the window shows (text, and a screenshot under target/).
+    pub async fn fail(&self, msg: &str) -> ! {
+        let text = self
+            .client
+            .execute("return document.body.innerText", vec![])
+            .await
+            .map(|v| v.to_string())
+            .unwrap_or_else(|e| format!("<no page text: {e}>"));
+        let shot = super::repo_root().join("target/e2e-failure.png");
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(&shot, png);
+        }
+        panic!("{msg}\nwindow text: {text}\nscreenshot: {}", shot.display());
+    }
+
+    /// Calls a shell command the way the UI does (for adding files without a dialog).
+    pub async fn invoke(&self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+        self.client
+            .execute_async(
+                "const [cmd, args, done] = arguments; window.__TAURI_INTERNALS__.invoke(cmd, args).then(r => done({ok: r}), e => done({err: String(e)}));",
+                vec![cmd.into(), args],
+            )
+            .await
+            .expect("invoke")
+    }
+
+    /// The pid of this launch's app process (found by its data dir in the environment).
+    pub fn app_pid(&self) -> Option<i32> {
+        let want = format!("TUSKER_DATA_DIR={}", self.data_dir.display());
+        let bin = std::fs::canonicalize(app_bin()).ok()?;
+        for entry in std::fs::read_dir("/proc").ok()? {
+            let entry = entry.ok()?;
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let exe = std::fs::read_link(entry.path().join("exe")).ok();
+            if exe.as_deref() != Some(bin.as_path()) {
+                continue;
+            }
+            let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// Ends the session (the app quits cleanly) and stops the driver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        self.stop_driver();
+    }
+
+    fn stop_driver(&mut self) {
+        unsafe {
+            libc::kill(self.driver.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.driver.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Ok(None) = self.driver.try_wait() {
+            self.stop_driver();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { api, errorText } from './api';
+
+afterEach(() => clearMocks());
+
+describe('api', () => {
+  it('calls the shell commands with the argument names they declare', async () => {
+    const calls: Array<[string, unknown]> = [];
+    mockIPC((cmd, args) => {
+      calls.push([cmd, args]);
+      if (cmd === 'add_paths') return [{ kind: 'added', id: 7, path: '/a' }];
+      return null;
+    });
+    const res = await api.add(['/a']);
+    expect(res[0]).toEqual({ kind: 'added', id: 7, path: '/a' });
+    await api.reorder(7, 0);
+    await api.pause(7);
+    expect(calls).toEqual([
+      ['add_paths', { paths: ['/a'] }],
+      ['reorder_upload', { id: 7, index: 0 }],
+      ['pause_upload', { id: 7 }],
+    ]);
+  });
+
+  it('surfaces the shell error text', async () => {
+    mockIPC(() => {
+      throw 'https://x is not a tus server: OPTIONS answered 404 Not Found';
+    });
+    const err = await api.checkEndpoint('https://x', []).catch((e) => errorText(e));
+    expect(err).toContain('is not a tus server');
+  });
+});

@@ -1,0 +1,37 @@
+// Every call the UI makes into the Rust shell, typed. Command names match
+// src-tauri/src/commands/*.rs; the capability file grants exactly these.
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AddResult, EventBatch, ServerCaps, Settings, UploadView } from './types';
+
+export const QUEUE_EVENT = 'queue-batch';
+
+export const api = {
+  list: () => invoke<UploadView[]>('list_uploads'),
+  add: (paths: string[]) => invoke<AddResult[]>('add_paths', { paths }),
+  pause: (id: number) => invoke<void>('pause_upload', { id }),
+  resume: (id: number) => invoke<void>('resume_upload', { id }),
+  pauseAll: () => invoke<void>('pause_all'),
+  resumeAll: () => invoke<void>('resume_all'),
+  cancel: (id: number) => invoke<void>('cancel_upload', { id }),
+  retry: (id: number) => invoke<void>('retry_upload', { id }),
+  restart: (id: number) => invoke<void>('restart_upload', { id }),
+  remove: (id: number) => invoke<void>('remove_upload', { id }),
+  reorder: (id: number, index: number) => invoke<void>('reorder_upload', { id, index }),
+  reveal: (id: number) => invoke<void>('reveal_upload', { id }),
+  getSettings: () => invoke<Settings>('get_settings'),
+  saveSettings: (settings: Settings) => invoke<Settings>('save_settings', { settings }),
+  checkEndpoint: (endpoint: string, headers: Settings['headers']) =>
+    invoke<ServerCaps>('check_endpoint', { endpoint, headers }),
+};
+
+export function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
+  return listen<EventBatch>(QUEUE_EVENT, (e) => handler(e.payload));
+}
+
+/** Error text from a rejected invoke (the shell sends strings). */
+export function errorText(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (e instanceof Error) return e.message;
+  return JSON.stringify(e);
+}

@@ -1,0 +1,74 @@
+// Formatting for people: sizes, speeds, durations, state labels.
+import type { UploadState } from './types';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function bytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '—';
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[i]}`;
+}
+
+export function speed(bps: number): string {
+  return bps > 0 ? `${bytes(Math.round(bps))}/s` : '';
+}
+
+export function duration(secs: number | null): string {
+  if (secs === null || !Number.isFinite(secs)) return '';
+  const s = Math.max(0, Math.round(secs));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  return `${h}h ${m % 60}m`;
+}
+
+const LABELS: Record<UploadState, string> = {
+  queued: 'Queued',
+  uploading: 'Uploading',
+  paused: 'Paused',
+  waiting_to_retry: 'Waiting to retry',
+  completed: 'Completed',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  file_missing: 'File missing',
+  file_changed: 'File changed',
+};
+
+export function stateLabel(state: UploadState, retryAtMs: number | null, nowMs: number): string {
+  if (state === 'waiting_to_retry' && retryAtMs !== null) {
+    const left = Math.max(0, Math.ceil((retryAtMs - nowMs) / 1000));
+    return `Retrying in ${left}s`;
+  }
+  return LABELS[state];
+}
+
+/** Parses a size typed by a person: "8", "8 MiB", "512k", "1.5GB". Empty → null. */
+export function parseSize(text: string, defaultUnit = 1024 * 1024): number | null {
+  const t = text.trim();
+  if (t === '') return null;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(t);
+  if (!m) return NaN;
+  const n = parseFloat(m[1]);
+  const unit = m[2].toLowerCase();
+  const mult: Record<string, number> = {
+    '': defaultUnit,
+    b: 1,
+    k: 1024,
+    kib: 1024,
+    kb: 1000,
+    m: 1024 ** 2,
+    mib: 1024 ** 2,
+    mb: 1e6,
+    g: 1024 ** 3,
+    gib: 1024 ** 3,
+    gb: 1e9,
+  };
+  if (!(unit in mult)) return NaN;
+  return Math.round(n * mult[unit]);
+}

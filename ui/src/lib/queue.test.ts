@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { actions, applyBatch, progress, totals } from './queue';
+import type { UploadView } from './types';
+
+function view(id: number, over: Partial<UploadView> = {}): UploadView {
+  return {
+    id,
+    position: id,
+    path: `/tmp/f${id}`,
+    name: `f${id}`,
+    size: 1000,
+    endpoint: 'http://127.0.0.1/files',
+    upload_url: null,
+    state: 'queued',
+    error: null,
+    acked: 0,
+    in_flight: 0,
+    speed: 0,
+    eta_secs: null,
+    retry_at_ms: null,
+    recreated: 0,
+    metadata: {},
+    header_names: [],
+    ...over,
+  };
+}
+
+describe('applyBatch', () => {
+  it('adds, updates and removes rows without mutating the input', () => {
+    const rows = [view(1), view(2)];
+    const next = applyBatch(rows, { changed: [view(2, { acked: 500, state: 'uploading' }), view(3)], removed: [1] });
+    expect(next.map((r) => r.id)).toEqual([2, 3]);
+    expect(next[0].acked).toBe(500);
+    expect(rows[1].acked).toBe(0);
+  });
+
+  it('re-sorts when positions move', () => {
+    const rows = [view(1), view(2), view(3)];
+    const next = applyBatch(rows, { changed: [view(3, { position: 0 })], removed: [] });
+    expect(next.map((r) => r.id)).toEqual([3, 1, 2]);
+  });
+
+  it('returns the same array for an empty batch', () => {
+    const rows = [view(1)];
+    expect(applyBatch(rows, { changed: [], removed: [] })).toBe(rows);
+  });
+
+  it('handles 10,000 rows quickly enough for 10 batches a second', () => {
+    const rows = Array.from({ length: 10_000 }, (_, i) => view(i + 1));
+    const changed = Array.from({ length: 3 }, (_, i) => view(i + 1, { acked: 10 }));
+    const start = performance.now();
+    let r = rows;
+    for (let i = 0; i < 10; i++) r = applyBatch(r, { changed, removed: [] });
+    expect(r.length).toBe(10_000);
+    // Ten batches over 10k rows; generous bound, this is not a benchmark.
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+});
+
+describe('totals', () => {
+  it('sums bytes, ignores cancelled, counts problems', () => {
+    const t = totals([
+      view(1, { state: 'completed', acked: 1000 }),
+      view(2, { state: 'uploading', acked: 250, speed: 100 }),
+      view(3, { state: 'cancelled', acked: 10 }),
+      view(4, { state: 'file_changed' }),
+    ]);
+    expect(t).toMatchObject({ count: 4, active: 1, completed: 1, failed: 1, size: 3000, acked: 1250, speed: 100 });
+    expect(t.eta).toBeCloseTo(17.5);
+  });
+});
+
+describe('actions and progress', () => {
+  it('offers what each state allows', () => {
+    expect(actions('uploading')).toMatchObject({ pause: true, resume: false, cancel: true });
+    expect(actions('paused')).toMatchObject({ pause: false, resume: true });
+    expect(actions('file_changed')).toMatchObject({ restart: true, retry: false });
+    expect(actions('completed')).toMatchObject({ cancel: false, pause: false });
+  });
+
+  it('never draws past the end', () => {
+    expect(progress(view(1, { acked: 900, in_flight: 500 }))).toEqual({ acked: 0.9, inFlight: expect.closeTo(0.1) });
+    expect(progress(view(1, { size: 0, state: 'completed' }))).toEqual({ acked: 1, inFlight: 0 });
+  });
+});

@@ -1,0 +1,85 @@
+// Pure queue logic: applying the engine's batched diffs to the rows the UI shows, and totals.
+// Kept free of Svelte and Tauri so it is tested directly.
+import type { EventBatch, UploadState, UploadView } from './types';
+
+const byPosition = (a: UploadView, b: UploadView) => a.position - b.position || a.id - b.id;
+
+/**
+ * Returns the rows after a batch. Rows are replaced, never mutated, so the result can be
+ * handed to a non-deep reactive store. O(rows + changes); re-sorts only when order moved.
+ */
+export function applyBatch(rows: UploadView[], batch: EventBatch): UploadView[] {
+  if (batch.changed.length === 0 && batch.removed.length === 0) return rows;
+  const index = new Map<number, number>();
+  rows.forEach((r, i) => index.set(r.id, i));
+  const next = rows.slice();
+  let resort = false;
+  for (const v of batch.changed) {
+    const i = index.get(v.id);
+    if (i === undefined) {
+      index.set(v.id, next.length);
+      next.push(v);
+      resort = true;
+    } else {
+      if (next[i].position !== v.position) resort = true;
+      next[i] = v;
+    }
+  }
+  let out = next;
+  if (batch.removed.length > 0) {
+    const gone = new Set(batch.removed);
+    out = out.filter((r) => !gone.has(r.id));
+  }
+  if (resort) out.sort(byPosition);
+  return out;
+}
+
+export interface Totals {
+  count: number;
+  active: number;
+  completed: number;
+  failed: number;
+  size: number;
+  acked: number;
+  speed: number;
+  eta: number | null;
+}
+
+const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed'];
+
+/** Summary for the header bar. Cancelled uploads do not count towards bytes. */
+export function totals(rows: UploadView[]): Totals {
+  let t: Totals = { count: rows.length, active: 0, completed: 0, failed: 0, size: 0, acked: 0, speed: 0, eta: null };
+  for (const r of rows) {
+    if (r.state === 'uploading' || r.state === 'waiting_to_retry') t.active++;
+    if (r.state === 'completed') t.completed++;
+    if (FAILED.includes(r.state)) t.failed++;
+    if (r.state !== 'cancelled') {
+      t.size += r.size;
+      t.acked += Math.min(r.size, r.acked);
+    }
+    t.speed += r.speed;
+  }
+  const remaining = t.size - t.acked;
+  t.eta = t.speed > 1 && remaining > 0 ? remaining / t.speed : null;
+  return t;
+}
+
+/** Which actions a row offers in its state. */
+export function actions(state: UploadState) {
+  return {
+    pause: state === 'queued' || state === 'uploading' || state === 'waiting_to_retry',
+    resume: state === 'paused',
+    retry: state === 'failed' || state === 'file_missing' || state === 'cancelled',
+    restart: state === 'file_changed',
+    cancel: state !== 'completed' && state !== 'cancelled',
+  };
+}
+
+/** The fraction of a row's progress bar: acknowledged bytes, plus the in-flight estimate. */
+export function progress(r: UploadView): { acked: number; inFlight: number } {
+  if (r.size === 0) return { acked: r.state === 'completed' ? 1 : 0, inFlight: 0 };
+  const acked = Math.min(1, r.acked / r.size);
+  const inFlight = Math.min(1 - acked, r.in_flight / r.size);
+  return { acked, inFlight };
+}
