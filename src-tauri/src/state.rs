@@ -31,7 +31,16 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     let settings = {
         let store = tusker_core::store::Store::open(&dir.join("journal.sqlite"))
             .with_context(|| format!("opening the journal in {}", dir.display()))?;
-        AppSettings::load(&store)?
+        let mut s = AppSettings::load(&store)?;
+        // First run with TUSKER_ENDPOINT set (scripts/app.sh): start with that server.
+        if s.endpoint.is_empty() {
+            if let Ok(e) = std::env::var("TUSKER_ENDPOINT") {
+                tusker_core::client::parse_endpoint(&e)?;
+                s.endpoint = e;
+                s.save(&store)?;
+            }
+        }
+        s
     };
     let mut config = EngineConfig::new(&dir);
     config.concurrency = settings.parallel.max(1);
