@@ -35,21 +35,6 @@ fn launch(data: &Path, home: &Path) -> Child {
         .expect("launching the app")
 }
 
-fn stop(mut child: Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// The process and all its descendants.
 fn tree(root: u32) -> Vec<u32> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
@@ -107,7 +92,7 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     seed(data.path(), &proxy.endpoint());
-    let app = launch(data.path(), home.path());
+    let mut app = launch(data.path(), home.path());
     std::thread::sleep(Duration::from_secs(5));
     let (mut rss, mut pss) = (0, 0);
     for pid in tree(app.id()) {
@@ -125,7 +110,7 @@ fn main() {
         rss as f64 / 1024.0,
         pss as f64 / 1024.0
     );
-    stop(app);
+    support::terminate(&mut app, Duration::from_secs(5));
 
     // 2. Launch to first resumed byte with 1,000 unfinished uploads in the journal.
     let data = tempfile::tempdir().unwrap();
@@ -167,7 +152,7 @@ fn main() {
     for run in 0..3 {
         let home = tempfile::tempdir().unwrap();
         let start = Instant::now();
-        let app = launch(data.path(), home.path());
+        let mut app = launch(data.path(), home.path());
         let base = proxy.forwarded();
         while proxy.forwarded() == base {
             assert!(
@@ -179,7 +164,7 @@ fn main() {
         let t = start.elapsed();
         println!("  run {run}: first resumed byte after {t:?}");
         samples.push(t);
-        stop(app);
+        support::terminate(&mut app, Duration::from_secs(5));
     }
     samples.sort();
     println!(

@@ -17,6 +17,7 @@ fn main() {
                 "remove_upload",
                 "reorder_upload",
                 "reveal_upload",
+                "take_pending_paths",
                 "get_settings",
                 "save_settings",
                 "check_endpoint",

@@ -45,7 +45,8 @@ async fn settings_add_pause_resume_complete() {
     let home = tempfile::tempdir().unwrap();
     let small = write_file(files.path(), "notes.txt", 100_000, 1);
     let large = write_file(files.path(), "video.bin", 48 << 20, 2);
-    let app = App::launch(data.path(), home.path(), &[]).await;
+    // Opened with a file on the command line ("Open with Tusker") before any endpoint is set.
+    let app = App::launch(data.path(), home.path(), &[small.display().to_string()]).await;
 
     // First run: no endpoint yet, so the settings page is open. Enter and check it.
     let endpoint = app.wait_for("#endpoint", Duration::from_secs(30)).await;
@@ -78,12 +79,18 @@ async fn settings_add_pause_resume_complete() {
         .click()
         .await
         .unwrap();
-    app.wait_for("#empty-state", Duration::from_secs(10)).await;
+    // Saving adds the file that waited for an endpoint.
+    app.wait_js(
+        "the command-line file queued",
+        &row_js("notes.txt", "true"),
+        Duration::from_secs(10),
+    )
+    .await;
 
     let r = app
         .invoke(
             "add_paths",
-            json!({ "paths": [small.display().to_string(), large.display().to_string()] }),
+            json!({ "paths": [large.display().to_string()] }),
         )
         .await;
     assert!(r.get("ok").is_some(), "{r}");

@@ -2,6 +2,7 @@
 //! uploads finish or fail while the window is not focused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
@@ -11,6 +12,12 @@ use crate::state::AppState;
 
 /// The event name the UI listens to (ui/src/lib/api.ts).
 pub const QUEUE_EVENT: &str = "queue-batch";
+/// Sent when paths arrived (command line, second launch) that wait for an endpoint.
+pub const PENDING_EVENT: &str = "pending-paths";
+
+/// Whether the main window has focus, kept from window events (asking the window from this
+/// task would wait for the main thread, which may be busy quitting).
+pub static FOCUSED: AtomicBool = AtomicBool::new(true);
 
 /// Starts the forwarding task.
 pub fn forward(app: &AppHandle) {
@@ -30,6 +37,7 @@ pub fn forward(app: &AppHandle) {
                     Ok(all) => std::sync::Arc::new(EventBatch {
                         changed: all,
                         removed: vec![],
+                        reset: true,
                     }),
                     Err(_) => return,
                 },
@@ -66,11 +74,7 @@ fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, Uplo
     if finished.is_empty() && failed.is_empty() {
         return;
     }
-    let focused = app
-        .get_webview_window("main")
-        .and_then(|w| w.is_focused().ok())
-        .unwrap_or(false);
-    if focused {
+    if FOCUSED.load(Ordering::Relaxed) {
         return;
     }
     let show = |title: String, body: String| {

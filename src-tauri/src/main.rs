@@ -25,6 +25,11 @@ fn main() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        .on_window_event(|_window, event| {
+            if let tauri::WindowEvent::Focused(f) = event {
+                events::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
         .setup(|app| {
             let handle = app.handle().clone();
             match state::open(&handle) {
@@ -61,6 +66,7 @@ fn main() {
             commands::queue::remove_upload,
             commands::queue::reorder_upload,
             commands::queue::reveal_upload,
+            commands::queue::take_pending_paths,
             commands::settings::get_settings,
             commands::settings::save_settings,
             commands::endpoints::check_endpoint,
@@ -74,7 +80,10 @@ fn main() {
             // Quit = pause cleanly: running uploads are journalled as queued.
             if let Some(s) = handle.try_state::<state::AppState>() {
                 let engine = s.engine.clone();
-                let _ = tauri::async_runtime::block_on(engine.shutdown());
+                // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
+                let _ = tauri::async_runtime::block_on(async move {
+                    tokio::time::timeout(std::time::Duration::from_secs(5), engine.shutdown()).await
+                });
             }
         }
     });

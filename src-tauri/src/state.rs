@@ -4,12 +4,14 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tauri::{AppHandle, Manager};
+use tauri::{AppHandle, Emitter, Manager};
 use tusker_core::{AddRequest, AppSettings, Engine, EngineConfig};
 
 /// Managed state of the app.
 pub struct AppState {
     pub engine: Engine,
+    /// Paths from the command line that wait for an endpoint to be set.
+    pub pending: std::sync::Mutex<Vec<String>>,
     _log: tracing_appender::non_blocking::WorkerGuard,
 }
 
@@ -64,7 +66,11 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
             }
         });
     }
-    Ok(AppState { engine, _log: log })
+    Ok(AppState {
+        engine,
+        pending: Default::default(),
+        _log: log,
+    })
 }
 
 /// The request for adding paths with the current settings.
@@ -99,6 +105,18 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
         return;
     };
     let engine = state.engine.clone();
+    let has_endpoint =
+        AppSettings::load(engine.store()).is_ok_and(|s| !s.endpoint.trim().is_empty());
+    if !has_endpoint {
+        // The window asks for an endpoint first and then adds these (take_pending_paths).
+        state
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(paths.iter().map(|p| p.display().to_string()));
+        let _ = app.emit(crate::events::PENDING_EVENT, ());
+        return;
+    }
     tauri::async_runtime::spawn(async move {
         let result = match add_request(&engine, paths) {
             Ok(req) => engine.add(req).await.map_err(anyhow::Error::from),

@@ -185,18 +185,7 @@ impl App {
     }
 
     fn stop_driver(&mut self) {
-        unsafe {
-            libc::kill(self.driver.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.driver.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        super::terminate(&mut self.driver, Duration::from_secs(10));
     }
 }
 

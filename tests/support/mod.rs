@@ -56,7 +56,7 @@ impl TusServer {
 
     /// Stops the process and starts a new one on the same port and store (a server restart).
     pub fn restart(&mut self) {
-        stop(&mut self.child);
+        terminate(&mut self.child, Duration::from_secs(5));
         let (child, _) = spawn_server(self.dir.path(), self.port, &self.opts);
         self.child = child;
     }
@@ -141,11 +141,12 @@ fn spawn_server(dir: &Path, port: u16, opts: &ServerOpts) -> (Child, u16) {
     (child, port)
 }
 
-fn stop(child: &mut Child) {
+/// Stops a child with SIGTERM (so it can clean up its own children), SIGKILL after `grace`.
+pub fn terminate(child: &mut Child, grace: Duration) {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;
@@ -158,7 +159,7 @@ fn stop(child: &mut Child) {
 
 impl Drop for TusServer {
     fn drop(&mut self) {
-        stop(&mut self.child);
+        terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

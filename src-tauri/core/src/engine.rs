@@ -90,6 +90,9 @@ pub enum AddResult {
 pub struct EventBatch {
     pub changed: Vec<UploadView>,
     pub removed: Vec<UploadId>,
+    /// `changed` is the whole queue: replace, don't merge (sent after a subscriber lagged).
+    #[serde(default)]
+    pub reset: bool,
 }
 
 enum Cmd {
@@ -413,6 +416,7 @@ impl Actor {
         let batch = EventBatch {
             changed,
             removed: std::mem::take(&mut self.removed),
+            reset: false,
         };
         let _ = self.events.send(Arc::new(batch));
     }

@@ -117,7 +117,11 @@ pub struct UploadView {
     pub path: String,
     pub name: String,
     pub size: u64,
+    /// The endpoint without any `user:password@`.
     pub endpoint: String,
+    /// The server upload's URL. Not sent to UIs: on many servers it is a capability (whoever
+    /// holds it can append to or delete the upload).
+    #[serde(skip_serializing, default)]
     pub upload_url: Option<String>,
     pub state: UploadState,
     pub error: Option<String>,
@@ -146,7 +150,7 @@ impl UploadView {
             path: r.path.clone(),
             name: r.name.clone(),
             size: r.size,
-            endpoint: r.endpoint.clone(),
+            endpoint: crate::redact::strip_userinfo(&r.endpoint),
             upload_url: r.upload_url.clone(),
             state: r.state,
             error: r.error.clone(),

@@ -87,3 +87,11 @@ pub async fn reveal_upload(
     let rec = state.engine.store().get(id).map_err(text)?;
     app.opener().reveal_item_in_dir(&rec.path).map_err(text)
 }
+
+/// Paths handed to the app before an endpoint was set; the window adds them after Settings.
+#[tauri::command]
+pub async fn take_pending_paths(state: State<'_, AppState>) -> CmdResult<Vec<String>> {
+    Ok(std::mem::take(
+        &mut *state.pending.lock().unwrap_or_else(|p| p.into_inner()),
+    ))
+}

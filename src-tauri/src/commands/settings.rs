@@ -55,22 +55,44 @@ fn view(s: &AppSettings) -> SettingsView {
     }
 }
 
-/// Header values from the UI, with withheld secrets (value `None`) taken from `stored`.
+fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let u = url::Url::parse(url.trim()).ok()?;
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default(),
+    ))
+}
+
+/// Header values from the UI, with withheld secrets (value `None`) taken from the stored
+/// settings. A stored secret is only ever sent to the origin it was saved for: for another
+/// server the user has to enter it again.
 pub fn merge_headers(
     incoming: &[HeaderSetting],
-    stored: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    incoming
-        .iter()
-        .filter(|h| !h.name.trim().is_empty())
-        .filter_map(|h| {
-            let name = h.name.trim().to_string();
-            match &h.value {
-                Some(v) => Some((name, v.clone())),
-                None => stored.get(&name).map(|v| (name, v.clone())),
+    stored: &AppSettings,
+    endpoint: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let same_origin = origin(endpoint).is_some() && origin(endpoint) == origin(&stored.endpoint);
+    let mut out = BTreeMap::new();
+    for h in incoming.iter().filter(|h| !h.name.trim().is_empty()) {
+        let name = h.name.trim().to_string();
+        match &h.value {
+            Some(v) => {
+                out.insert(name, v.clone());
             }
-        })
-        .collect()
+            None if !same_origin => {
+                return Err(format!(
+                    "enter the value of the {name} header again: saved secrets are only sent to the server they were saved for"
+                ))
+            }
+            None => {
+                if let Some(v) = stored.headers.get(&name) {
+                    out.insert(name, v.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[tauri::command]
@@ -91,7 +113,7 @@ pub async fn save_settings(
     if !endpoint.is_empty() {
         tusker_core::client::parse_endpoint(&endpoint).map_err(text)?;
     }
-    let headers = merge_headers(&settings.headers, &old.headers);
+    let headers = merge_headers(&settings.headers, &old, &endpoint)?;
     tusker_core::client::header_map(&headers).map_err(text)?;
     for k in settings.metadata.keys() {
         tusker_core::protocol::validate_metadata_key(k).map_err(text)?;

@@ -2,9 +2,10 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { AddResult, EventBatch, ServerCaps, Settings, UploadView } from './types';
+import type { AddResult, AppInfo, EventBatch, ServerCaps, Settings, UploadView } from './types';
 
 export const QUEUE_EVENT = 'queue-batch';
+export const PENDING_EVENT = 'pending-paths';
 
 export const api = {
   list: () => invoke<UploadView[]>('list_uploads'),
@@ -19,6 +20,8 @@ export const api = {
   remove: (id: number) => invoke<void>('remove_upload', { id }),
   reorder: (id: number, index: number) => invoke<void>('reorder_upload', { id, index }),
   reveal: (id: number) => invoke<void>('reveal_upload', { id }),
+  takePending: () => invoke<string[]>('take_pending_paths'),
+  appInfo: () => invoke<AppInfo>('app_info'),
   getSettings: () => invoke<Settings>('get_settings'),
   saveSettings: (settings: Settings) => invoke<Settings>('save_settings', { settings }),
   checkEndpoint: (endpoint: string, headers: Settings['headers']) =>
@@ -27,6 +30,10 @@ export const api = {
 
 export function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
   return listen<EventBatch>(QUEUE_EVENT, (e) => handler(e.payload));
+}
+
+export function onPending(handler: () => void): Promise<UnlistenFn> {
+  return listen(PENDING_EVENT, () => handler());
 }
 
 /** Error text from a rejected invoke (the shell sends strings). */

@@ -10,7 +10,6 @@ function view(id: number, over: Partial<UploadView> = {}): UploadView {
     name: `f${id}`,
     size: 1000,
     endpoint: 'http://127.0.0.1/files',
-    upload_url: null,
     state: 'queued',
     error: null,
     acked: 0,
@@ -38,6 +37,12 @@ describe('applyBatch', () => {
     const rows = [view(1), view(2), view(3)];
     const next = applyBatch(rows, { changed: [view(3, { position: 0 })], removed: [] });
     expect(next.map((r) => r.id)).toEqual([3, 1, 2]);
+  });
+
+  it('replaces everything on a reset batch', () => {
+    const rows = [view(1), view(2)];
+    const next = applyBatch(rows, { changed: [view(2)], removed: [], reset: true });
+    expect(next.map((r) => r.id)).toEqual([2]);
   });
 
   it('returns the same array for an empty batch', () => {

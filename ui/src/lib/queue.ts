@@ -9,6 +9,7 @@ const byPosition = (a: UploadView, b: UploadView) => a.position - b.position || 
  * handed to a non-deep reactive store. O(rows + changes); re-sorts only when order moved.
  */
 export function applyBatch(rows: UploadView[], batch: EventBatch): UploadView[] {
+  if (batch.reset) return batch.changed.slice().sort(byPosition);
   if (batch.changed.length === 0 && batch.removed.length === 0) return rows;
   const index = new Map<number, number>();
   rows.forEach((r, i) => index.set(r.id, i));
@@ -82,4 +83,9 @@ export function progress(r: UploadView): { acked: number; inFlight: number } {
   const acked = Math.min(1, r.acked / r.size);
   const inFlight = Math.min(1 - acked, r.in_flight / r.size);
   return { acked, inFlight };
+}
+
+/** Header names whose values are secrets (mirrors the engine's rule; the shell decides). */
+export function looksSecret(name: string): boolean {
+  return /auth|token|secret|api-?key|password|session|cookie/i.test(name);
 }

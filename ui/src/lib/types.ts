@@ -19,7 +19,6 @@ export interface UploadView {
   name: string;
   size: number;
   endpoint: string;
-  upload_url: string | null;
   state: UploadState;
   error: string | null;
   acked: number;
@@ -35,6 +34,13 @@ export interface UploadView {
 export interface EventBatch {
   changed: UploadView[];
   removed: number[];
+  /** `changed` is the whole queue (after the shell fell behind): replace, don't merge. */
+  reset?: boolean;
+}
+
+export interface AppInfo {
+  version: string;
+  data_dir: string;
 }
 
 export type AddResult =
