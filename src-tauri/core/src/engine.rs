@@ -20,6 +20,7 @@ use crate::protocol;
 use crate::ratelimit::RateLimiter;
 use crate::store::{NewUpload, Store};
 use crate::upload::{self, CapsCache, Outcome, Reporter, UploadCtx, UploadSettings, WorkerEvent};
+use crate::watcher::{FileWatcher, FsChange};
 
 /// How often batched events go out (at most ten per second).
 pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
@@ -138,6 +139,14 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
+        let (ftx, frx) = mpsc::unbounded_channel();
+        let watcher = match FileWatcher::new(ftx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "no file watcher; changes are caught by the stamp checks only");
+                None
+            }
+        };
         let ctx = UploadCtx {
             store: store.clone(),
             client: TusClient::with_timeout(config.upload.stall_timeout),
@@ -154,9 +163,11 @@ impl Engine {
             removed: Vec::new(),
             events: events.clone(),
             worker_tx: wtx,
+            watcher,
+            watched: HashSet::new(),
         };
         actor.restore(config.auto_resume)?;
-        tokio::spawn(actor.run(rx, wrx));
+        tokio::spawn(actor.run(rx, wrx, frx));
         Ok(Engine {
             tx,
             events,
@@ -339,6 +350,9 @@ struct Actor {
     removed: Vec<UploadId>,
     events: broadcast::Sender<Arc<EventBatch>>,
     worker_tx: mpsc::UnboundedSender<(UploadId, i64, WorkerEvent)>,
+    watcher: Option<FileWatcher>,
+    /// Uploads whose folder is watched (every unfinished one).
+    watched: HashSet<UploadId>,
 }
 
 impl Actor {
@@ -353,6 +367,9 @@ impl Actor {
             let mut view = UploadView::from_record(&rec);
             view.state = state;
             self.order.push(rec.id);
+            if state.is_unfinished() {
+                self.watch(rec.id, &rec.path);
+            }
             self.entries.insert(
                 rec.id,
                 Entry {
@@ -370,6 +387,7 @@ impl Actor {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
         mut wrx: mpsc::UnboundedReceiver<(UploadId, i64, WorkerEvent)>,
+        mut frx: mpsc::UnboundedReceiver<Vec<FsChange>>,
     ) {
         let mut tick = tokio::time::interval(EVENT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -391,6 +409,7 @@ impl Actor {
                     }
                 },
                 Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
+                Some(changes) = frx.recv() => self.fs_changes(changes),
                 _ = tick.tick() => {
                     self.sample_speeds();
                     self.flush();
@@ -442,10 +461,137 @@ impl Actor {
         }
     }
 
+    fn watch(&mut self, id: UploadId, path: &str) {
+        if let Some(w) = self.watcher.as_mut() {
+            if self.watched.insert(id) {
+                w.watch(std::path::Path::new(path));
+            }
+        }
+    }
+
+    fn unwatch(&mut self, id: UploadId, path: &str) {
+        if let Some(w) = self.watcher.as_mut() {
+            if self.watched.remove(&id) {
+                w.unwatch(std::path::Path::new(path));
+            }
+        }
+    }
+
+    /// Unfinished uploads at `path`.
+    fn ids_at(&self, path: &std::path::Path) -> Vec<UploadId> {
+        let p = path.display().to_string();
+        self.order
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.entries
+                    .get(id)
+                    .is_some_and(|e| e.view.path == p && e.view.state.is_unfinished())
+            })
+            .collect()
+    }
+
+    /// Reacts to files changing under the queue while it runs.
+    fn fs_changes(&mut self, changes: Vec<FsChange>) {
+        for change in changes {
+            match change {
+                FsChange::Renamed { from, to } => {
+                    for id in self.ids_at(&from) {
+                        self.follow_rename(id, &to);
+                    }
+                }
+                FsChange::Modified(p) => {
+                    for id in self.ids_at(&p) {
+                        self.file_modified(id);
+                    }
+                }
+                FsChange::Removed(p) => {
+                    if p.exists() {
+                        continue;
+                    }
+                    for id in self.ids_at(&p) {
+                        tracing::info!(id, path = %p.display(), "file deleted or moved away");
+                        self.stop(id);
+                        self.set_state(
+                            id,
+                            UploadState::FileMissing,
+                            Some(format!("{} was deleted or moved away", p.display())),
+                        );
+                    }
+                }
+            }
+        }
+        self.schedule();
+    }
+
+    fn follow_rename(&mut self, id: UploadId, to: &std::path::Path) {
+        let Some(old) = self.entries.get(&id).map(|e| e.view.path.clone()) else {
+            return;
+        };
+        let new = to.display().to_string();
+        let name = to
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| new.clone());
+        let Ok(rec) = self.ctx.store.get(id) else {
+            return;
+        };
+        let mtime = crate::fingerprint::stamp(to)
+            .map(|s| s.mtime_ns)
+            .unwrap_or(rec.mtime_ns);
+        if let Err(e) = self.ctx.store.set_path(id, &new, &name, mtime) {
+            tracing::error!(id, error = %e, "journal write failed");
+            return;
+        }
+        tracing::info!(id, from = %old, to = %new, "file renamed; the upload follows it");
+        self.unwatch(id, &old);
+        self.watch(id, &new);
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.path = new;
+            e.view.name = name;
+        }
+        self.mark(id);
+        // A running request reads through the old name's open file; restart it on the new
+        // path (it resumes from the server's offset). If the upload already stopped because
+        // the old name vanished (the stamp check can beat the watcher), it is found again.
+        let missing = self
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.view.state == UploadState::FileMissing);
+        if self.stop(id) || missing {
+            self.set_state(id, UploadState::Queued, None);
+        }
+    }
+
+    fn file_modified(&mut self, id: UploadId) {
+        let Ok(rec) = self.ctx.store.get(id) else {
+            return;
+        };
+        let was_running = self.stop(id);
+        if rec.upload_url.is_some() {
+            tracing::info!(id, path = %rec.path, "file modified after bytes were sent");
+            self.set_state(
+                id,
+                UploadState::FileChanged,
+                Some(format!("{} was modified during the upload", rec.path)),
+            );
+        } else if was_running {
+            // Nothing sent yet: start over with the new content's identity checked.
+            self.set_state(id, UploadState::Queued, None);
+        }
+    }
+
     /// Persists and shows a new state.
     fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
         if let Err(e) = self.ctx.store.set_state(id, state, error.as_deref()) {
             tracing::error!(id, error = %e, "journal write failed");
+        }
+        if let Some(path) = self.entries.get(&id).map(|e| e.view.path.clone()) {
+            if state.is_unfinished() {
+                self.watch(id, &path);
+            } else {
+                self.unwatch(id, &path);
+            }
         }
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.state = state;
@@ -709,6 +855,8 @@ impl Actor {
                         if state.is_unfinished() {
                             self.terminate(id);
                         }
+                        let path = self.entries[&id].view.path.clone();
+                        self.unwatch(id, &path);
                         self.entries.remove(&id);
                         self.order.retain(|x| *x != id);
                         self.dirty.remove(&id);
@@ -801,6 +949,15 @@ impl Actor {
                         .store
                         .set_path(prev.id, &path, &f.name, f.stamp.mtime_ns)?;
                 }
+                if self
+                    .entries
+                    .get(&prev.id)
+                    .is_some_and(|e| e.view.path != path)
+                {
+                    let old = self.entries[&prev.id].view.path.clone();
+                    self.unwatch(prev.id, &old);
+                    self.watch(prev.id, &path);
+                }
                 if let Some(e) = self.entries.get_mut(&prev.id) {
                     e.view.path = path.clone();
                     e.view.name = f.name.clone();
@@ -840,6 +997,7 @@ impl Actor {
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
         self.order.push(rec.id);
+        self.watch(rec.id, &rec.path);
         self.entries.insert(
             rec.id,
             Entry {

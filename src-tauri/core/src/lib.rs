@@ -18,6 +18,7 @@ pub mod settings;
 pub mod source;
 pub mod store;
 pub mod upload;
+pub mod watcher;
 
 pub use engine::{default_data_dir, AddRequest, AddResult, Engine, EngineConfig, EventBatch};
 pub use error::{Error, Result};

@@ -1,0 +1,218 @@
+//! Files changing under the queue while Tusker runs: the watcher makes the journal follow a
+//! rename and stops an upload whose file was modified or deleted, at once.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::{write_file, TusServer};
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
+
+fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    c.bandwidth = 4 << 20;
+    c.upload.stall_timeout = Duration::from_secs(3);
+    c.upload.retry.base = Duration::from_millis(50);
+    c
+}
+
+/// With `chunk_size` None the rest of the file goes in one PATCH, so only the watcher (not
+/// the stamp check before each request) can notice a change before the end.
+async fn add(engine: &Engine, endpoint: &str, path: &Path, chunk_size: Option<u64>) -> UploadId {
+    let res = engine
+        .add(AddRequest {
+            paths: vec![path.to_path_buf()],
+            endpoint: endpoint.to_string(),
+            chunk_size,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match &res[0] {
+        AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait(
+    engine: &Engine,
+    id: UploadId,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&UploadView) -> bool,
+) -> UploadView {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = engine
+            .snapshot()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap();
+        if cond(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Rig {
+    server: TusServer,
+    files: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    engine: Engine,
+}
+
+async fn rig() -> Rig {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    Rig {
+        server,
+        files,
+        _data: data,
+        engine,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
+    let r = rig().await;
+    let p = write_file(r.files.path(), "before.bin", 8 << 20, 1);
+    let id = add(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
+    let v = wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+        v.acked >= 1 << 20
+    })
+    .await;
+    let url = r.engine.store().get(id).unwrap().upload_url.unwrap();
+    let sub = r.files.path().join("moved");
+    std::fs::create_dir(&sub).unwrap();
+    // Renamed within the folder, then the folder's file renamed again.
+    let renamed: PathBuf = r.files.path().join("after.bin");
+    std::fs::rename(&p, &renamed).unwrap();
+    let v2 = wait(
+        &r.engine,
+        id,
+        "the path to follow",
+        Duration::from_secs(5),
+        |v| v.path == renamed.display().to_string(),
+    )
+    .await;
+    assert_eq!(v2.name, "after.bin");
+    assert!(v.acked > 0);
+    r.engine.set_bandwidth(0).unwrap();
+    let done = wait(&r.engine, id, "completion", Duration::from_secs(30), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(done.state, UploadState::Completed, "{done:#?}");
+    let rec = r.engine.store().get(id).unwrap();
+    assert_eq!(
+        rec.path,
+        renamed.display().to_string(),
+        "the journal follows the rename"
+    );
+    assert_eq!(
+        rec.upload_url.as_deref(),
+        Some(url.as_str()),
+        "same server upload"
+    );
+    assert!(r.server.stored(&url) == std::fs::read(&renamed).unwrap());
+    r.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
+    let r = rig().await;
+    let p = write_file(r.files.path(), "doomed.bin", 16 << 20, 2);
+    let id = add(&r.engine, &r.server.endpoint(), &p, None).await;
+    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+        v.acked >= 1 << 20
+    })
+    .await;
+    std::fs::remove_file(&p).unwrap();
+    let t = Instant::now();
+    let v = wait(&r.engine, id, "file missing", Duration::from_secs(5), |v| {
+        v.state == UploadState::FileMissing
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "noticed at once, took {:?}",
+        t.elapsed()
+    );
+    assert!(v.error.unwrap().contains("deleted or moved away"));
+    r.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_during_the_upload_stops_it_as_changed() {
+    let r = rig().await;
+    let p = write_file(r.files.path(), "live.log", 16 << 20, 3);
+    let id = add(&r.engine, &r.server.endpoint(), &p, None).await;
+    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+        v.acked >= 1 << 20
+    })
+    .await;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"one more line\n").unwrap();
+    }
+    let t = Instant::now();
+    let v = wait(&r.engine, id, "file changed", Duration::from_secs(5), |v| {
+        v.state == UploadState::FileChanged
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "noticed at once, took {:?}",
+        t.elapsed()
+    );
+    assert!(v.error.unwrap().contains("modified"));
+    let url = r.engine.store().get(id).unwrap().upload_url.unwrap();
+    assert!(
+        support::server_offset(&url).unwrap() < 16 << 20,
+        "never completed"
+    );
+    r.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_file_moved_to_another_watched_name_keeps_its_upload() {
+    let r = rig().await;
+    let p = write_file(r.files.path(), "paused.bin", 6 << 20, 4);
+    let id = add(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
+    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+        v.acked >= 1 << 20
+    })
+    .await;
+    r.engine.pause(id).await.unwrap();
+    let to = r.files.path().join("paused-renamed.bin");
+    std::fs::rename(&p, &to).unwrap();
+    wait(
+        &r.engine,
+        id,
+        "the path to follow",
+        Duration::from_secs(5),
+        |v| v.path == to.display().to_string(),
+    )
+    .await;
+    r.engine.set_bandwidth(0).unwrap();
+    r.engine.resume(id).await.unwrap();
+    let done = wait(&r.engine, id, "completion", Duration::from_secs(30), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(done.state, UploadState::Completed, "{done:#?}");
+    let url = r.engine.store().get(id).unwrap().upload_url.unwrap();
+    assert!(r.server.stored(&url) == std::fs::read(&to).unwrap());
+    assert_eq!(r.server.upload_count(), 1);
+    r.engine.shutdown().await.unwrap();
+}
