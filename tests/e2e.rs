@@ -383,3 +383,210 @@ async fn busy_queue_screenshot() {
     assert!(png.len() > 10_000, "a real picture");
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "alpha.bin", 24 << 20, 6);
+    let b = write_file(files.path(), "beta.bin", 24 << 20, 7);
+    seed_settings(data.path(), |s| {
+        s.endpoint = server.endpoint();
+        s.bandwidth = 4 << 20;
+        s.parallel = 1;
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let r = app
+        .invoke(
+            "add_paths",
+            json!({ "paths": [a.display().to_string(), b.display().to_string()] }),
+        )
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    app.wait_js(
+        "alpha uploading",
+        &row_js("alpha.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let list = app.wait_for("#queue", Duration::from_secs(5)).await;
+    const DOWN: &str = "\u{E015}";
+    const DELETE: &str = "\u{E017}";
+    // ↓ selects the first row, Space pauses it.
+    list.send_keys(DOWN).await.unwrap();
+    list.send_keys(" ").await.unwrap();
+    app.wait_js(
+        "alpha paused by Space",
+        &row_js("alpha.bin", "r.dataset.state === 'paused'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    // With one slot free, beta starts; Alt+↓ moves alpha below beta.
+    app.wait_js(
+        "beta uploading",
+        &row_js("beta.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    list.send_keys("\u{E00A}\u{E015}\u{E00A}").await.unwrap();
+    app.wait_js(
+        "alpha moved down",
+        "document.querySelectorAll('.row .name')[1]?.textContent === 'alpha.bin'",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Cancel beta from its row: the server upload is terminated.
+    let beta_url = || {
+        journal(data.path())
+            .into_iter()
+            .find(|r| r.name == "beta.bin")
+            .and_then(|r| r.upload_url)
+    };
+    support::wait_until("beta's server upload", Duration::from_secs(10), || {
+        beta_url().is_some()
+    });
+    let url = beta_url().unwrap();
+    app.client
+        .find(Locator::Css(
+            ".row[data-state='uploading'] button[data-action='cancel']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_js(
+        "beta cancelled",
+        &row_js("beta.bin", "r.dataset.state === 'cancelled'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    support::wait_until("the DELETE", Duration::from_secs(10), || {
+        !server.stored_path(&url).exists()
+    });
+    // Delete on the selected (alpha) row removes it from the queue.
+    list.send_keys(DELETE).await.unwrap();
+    app.wait_js(
+        "alpha removed",
+        "document.querySelectorAll('.row').length === 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(journal(data.path()).len(), 1);
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_rows_are_virtualised() {
+    let _display = DISPLAY.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    seed_settings(data.path(), |s| {
+        s.endpoint = "http://127.0.0.1:9/files".into()
+    });
+    {
+        let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+        for i in 0..10_000 {
+            store
+                .insert(&tusker_core::store::NewUpload {
+                    path: format!("/nowhere/file-{i:05}.bin"),
+                    name: format!("file-{i:05}.bin"),
+                    size: 1 << 20,
+                    mtime_ns: 0,
+                    fingerprint: format!("fp{i}"),
+                    endpoint: "http://127.0.0.1:9/files".into(),
+                    metadata: Default::default(),
+                    headers: Default::default(),
+                    chunk_size: None,
+                    state: UploadState::Paused,
+                })
+                .unwrap();
+        }
+    }
+    let start = Instant::now();
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_js(
+        "the queue",
+        "document.querySelector('.row')?.getAttribute('aria-setsize') === '10000'",
+        Duration::from_secs(30),
+    )
+    .await;
+    println!("10,000-row queue shown {:?} after launch", start.elapsed());
+    let rendered = app
+        .wait_js(
+            "rows",
+            "document.querySelectorAll('.row').length",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        rendered.as_u64().unwrap() < 60,
+        "only visible rows exist: {rendered}"
+    );
+    app.client
+        .execute(
+            "const l = document.querySelector('#queue'); l.scrollTop = l.scrollHeight;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.wait_js(
+        "the last row",
+        &row_js(
+            "file-09999.bin",
+            "r.getAttribute('aria-posinset') === '10000'",
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_launch_hands_its_files_to_the_running_app() {
+    let _display = DISPLAY.lock().await;
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "single-instance needs a D-Bus session: run under dbus-run-session (scripts/test.sh does)"
+    );
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let f = write_file(files.path(), "from-second-launch.txt", 20_000, 8);
+    seed_settings(data.path(), |s| s.endpoint = server.endpoint());
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let mut second = Command::new(support::app::app_bin())
+        .arg(&f)
+        .env("TUSKER_DATA_DIR", data.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second launch did not hand over and exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "second launch exits cleanly: {status}");
+    app.wait_js(
+        "the handed-over file completed",
+        &row_js("from-second-launch.txt", "r.dataset.state === 'completed'"),
+        Duration::from_secs(20),
+    )
+    .await;
+    app.close().await;
+}
