@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::proxy::{Action, FaultProxy};
 use support::{write_file, TusServer};
-use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
+use tusker_core::{Engine, EngineConfig, UploadId, UploadState, UploadView};
 
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -17,22 +17,6 @@ fn config(dir: &Path) -> EngineConfig {
     c.upload.retry.max_delay = Duration::from_millis(800);
     c.upload.retry.max_attempts = 10;
     c
-}
-
-async fn upload_one(engine: &Engine, endpoint: &str, path: &Path, chunk: Option<u64>) -> UploadId {
-    let res = engine
-        .add(AddRequest {
-            paths: vec![path.to_path_buf()],
-            endpoint: endpoint.to_string(),
-            chunk_size: chunk,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    match &res[0] {
-        AddResult::Added { id, .. } => *id,
-        other => panic!("{other:?}"),
-    }
 }
 
 async fn wait_done(engine: &Engine, id: UploadId, timeout: Duration) -> UploadView {
@@ -89,7 +73,7 @@ async fn connection_cut_mid_body_resumes_from_the_servers_offset() {
     let r = rig(6 << 20, |_| {}).await;
     r.proxy.once("PATCH", 0, Action::DropAfter(1_500_000));
     r.proxy.once("PATCH", 1, Action::DropAfter(700_000));
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(2 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(2 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
     assert_uploaded(&r.server, &v, &r.file);
     let log = r.proxy.log();
@@ -114,7 +98,7 @@ async fn retry_after_is_honoured_and_the_waiting_state_is_shown() {
             body: "maintenance".into(),
         },
     );
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let mut saw_wait = None;
     loop {
         let b = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -172,7 +156,7 @@ async fn locked_423_and_429_back_off_and_never_recreate() {
             body: String::new(),
         },
     );
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
     assert_uploaded(&r.server, &v, &r.file);
     assert_eq!(r.proxy.count("POST"), 1, "never recreated");
@@ -199,7 +183,7 @@ async fn a_stalled_request_is_aborted_and_retried() {
     r.proxy
         .once("PATCH", 0, Action::Stall(Duration::from_secs(30)));
     let start = Instant::now();
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &v, &r.file);
     assert!(
@@ -220,7 +204,7 @@ async fn payload_too_large_halves_the_chunk() {
             body: "too large".into(),
         },
     );
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &v, &r.file);
     let patches: Vec<_> = r
@@ -248,7 +232,7 @@ async fn payload_too_large_on_a_post_with_data_creates_without_data() {
             body: String::new(),
         },
     );
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &v, &r.file);
     let posts: Vec<_> = r
@@ -267,7 +251,7 @@ async fn checksums_are_sent_and_a_mismatch_resends_the_chunk() {
     let r = rig((3 << 20) + 123, |c| c.upload.creation_with_upload = false).await;
     r.proxy.set_checksum_mode(true);
     r.proxy.once("PATCH", 1, Action::Corrupt);
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &v, &r.file);
     let log = r.proxy.log();
@@ -290,7 +274,7 @@ async fn checksums_are_sent_and_a_mismatch_resends_the_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_server_restart_and_an_unreachable_server() {
     let mut r = rig(8 << 20, |c| c.bandwidth = 4 << 20).await;
-    let id = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     support::wait_until("progress", Duration::from_secs(20), || {
         r.engine.store().get(id).unwrap().acked_offset >= 2 << 20
     });
@@ -320,21 +304,21 @@ async fn final_errors_fail_one_upload_and_the_rest_continue() {
             body: "bad metadata".into(),
         },
     );
-    let a = upload_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let a = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let va = wait_done(&r.engine, a, Duration::from_secs(20)).await;
     assert_eq!(va.state, UploadState::Failed);
     assert!(
         va.error.as_ref().unwrap().contains("400")
             && va.error.as_ref().unwrap().contains("bad metadata")
     );
-    let b = upload_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
+    let b = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
     let vb = wait_done(&r.engine, b, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &vb, &other);
 
     // Unreachable for good: bounded retries, then a clear failure.
     r.proxy.set_refuse(true);
     let third = write_file(r.file.parent().unwrap(), "third.bin", 1000, 98);
-    let c = upload_one(&r.engine, &r.proxy.endpoint(), &third, None).await;
+    let c = support::add_one(&r.engine, &r.proxy.endpoint(), &third, None).await;
     let vc = wait_done(&r.engine, c, Duration::from_secs(20)).await;
     assert_eq!(vc.state, UploadState::Failed);
     assert!(

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{write_file, TusServer};
-use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
+use tusker_core::{Engine, EngineConfig, UploadId, UploadState, UploadView};
 
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -14,24 +14,6 @@ fn config(dir: &Path) -> EngineConfig {
     c.upload.stall_timeout = Duration::from_secs(3);
     c.upload.retry.base = Duration::from_millis(50);
     c
-}
-
-/// With `chunk_size` None the rest of the file goes in one PATCH, so only the watcher (not
-/// the stamp check before each request) can notice a change before the end.
-async fn add(engine: &Engine, endpoint: &str, path: &Path, chunk_size: Option<u64>) -> UploadId {
-    let res = engine
-        .add(AddRequest {
-            paths: vec![path.to_path_buf()],
-            endpoint: endpoint.to_string(),
-            chunk_size,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    match &res[0] {
-        AddResult::Added { id, .. } => *id,
-        other => panic!("{other:?}"),
-    }
 }
 
 async fn wait(
@@ -85,7 +67,7 @@ async fn rig() -> Rig {
 async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
     let r = rig().await;
     let p = write_file(r.files.path(), "before.bin", 8 << 20, 1);
-    let id = add(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
     let v = wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
@@ -131,7 +113,9 @@ async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
 async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
     let r = rig().await;
     let p = write_file(r.files.path(), "doomed.bin", 16 << 20, 2);
-    let id = add(&r.engine, &r.server.endpoint(), &p, None).await;
+    // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
+    // before each request) can notice a change before the end.
+    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
     wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
@@ -155,7 +139,9 @@ async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
 async fn a_file_written_during_the_upload_stops_it_as_changed() {
     let r = rig().await;
     let p = write_file(r.files.path(), "live.log", 16 << 20, 3);
-    let id = add(&r.engine, &r.server.endpoint(), &p, None).await;
+    // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
+    // before each request) can notice a change before the end.
+    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
     wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
@@ -188,7 +174,7 @@ async fn a_file_written_during_the_upload_stops_it_as_changed() {
 async fn a_paused_file_moved_to_another_watched_name_keeps_its_upload() {
     let r = rig().await;
     let p = write_file(r.files.path(), "paused.bin", 6 << 20, 4);
-    let id = add(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
+    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
     wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })

@@ -261,3 +261,25 @@ pub fn server_offset(upload_url: &str) -> Option<u64> {
     .join()
     .unwrap()
 }
+
+/// Enqueues one file through the engine and returns its id (panics if it was not added).
+pub async fn add_one(
+    engine: &tusker_core::Engine,
+    endpoint: &str,
+    path: &Path,
+    chunk_size: Option<u64>,
+) -> tusker_core::UploadId {
+    let res = engine
+        .add(tusker_core::AddRequest {
+            paths: vec![path.to_path_buf()],
+            endpoint: endpoint.to_string(),
+            chunk_size,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match &res[0] {
+        tusker_core::AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    }
+}
