@@ -335,3 +335,49 @@ async fn final_errors_fail_one_upload_and_the_rest_continue() {
     let vc = wait_done(&r.engine, c, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &vc, &third);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_location_on_another_host() {
+    let r = rig(10_000, |c| c.upload.creation_with_upload = false).await;
+    // A Location on another loopback address (another host as far as URLs go).
+    let elsewhere = format!("http://127.0.0.2:{}/files/stolen", r.server.port);
+    r.proxy.once(
+        "POST",
+        0,
+        Action::Respond {
+            status: 201,
+            headers: vec![
+                ("Location".into(), elsewhere.clone()),
+                ("Tus-Resumable".into(), "1.0.0".into()),
+            ],
+            body: String::new(),
+        },
+    );
+    let res = r
+        .engine
+        .add(tusker_core::AddRequest {
+            paths: vec![r.file.clone()],
+            endpoint: r.proxy.endpoint(),
+            headers: [("Authorization".to_string(), "Bearer s3cr3t".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = match &res[0] {
+        tusker_core::AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    };
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_eq!(v.state, UploadState::Failed);
+    let e = v.error.unwrap();
+    assert!(e.contains("another host") && e.contains("127.0.0.2"), "{e}");
+    assert!(
+        r.engine.store().get(id).unwrap().upload_url.is_none(),
+        "not recorded"
+    );
+    // Without secret headers, another host is fine (CDN-style upload hosts exist).
+    let other = write_file(r.file.parent().unwrap(), "plain.bin", 1000, 5);
+    let id2 = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
+    let v2 = wait_done(&r.engine, id2, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v2, &other);
+}

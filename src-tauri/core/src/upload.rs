@@ -456,6 +456,31 @@ async fn server_offset(
     }
 }
 
+/// Refuses an upload URL on another origin than the endpoint when secret headers
+/// (Authorization and the like) are configured: following it would hand them to a host the
+/// user never named.
+fn check_location_origin(
+    endpoint: &url::Url,
+    location: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<()> {
+    let Ok(loc) = url::Url::parse(location) else {
+        return Err(Error::Protocol(format!(
+            "Location {location:?} is not a URL"
+        )));
+    };
+    let same = loc.scheme() == endpoint.scheme()
+        && loc.host_str() == endpoint.host_str()
+        && loc.port_or_known_default() == endpoint.port_or_known_default();
+    if !same && headers.keys().any(|k| crate::redact::is_sensitive(k)) {
+        return Err(Error::Protocol(format!(
+            "the server put the upload on another host ({}); not sending credentials there",
+            loc.host_str().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}
+
 /// One pass: check the file, find or create the server upload, send until done or failure.
 async fn attempt(
     ctx: &UploadCtx,
@@ -558,6 +583,7 @@ async fn attempt(
                     r => break r?,
                 }
             };
+            check_location_origin(&endpoint, &created.url, &rec.headers)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
             if created.offset > 0 {
