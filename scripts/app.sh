@@ -9,7 +9,11 @@ npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
 npm run build
 cargo build --release --bin tusker
 PORT="${PORT:-1080}"
-TUS_DIR="$PWD/.tus-uploads" PORT="$PORT" scripts/dev-server.sh &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "port $PORT is already in use; using the server there (set PORT=... for another one)" >&2
+else
+  TUS_DIR="$PWD/.tus-uploads" PORT="$PORT" scripts/dev-server.sh &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+fi
 TUSKER_ENDPOINT="http://127.0.0.1:$PORT/files" target/release/tusker "$@"
