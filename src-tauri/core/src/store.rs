@@ -132,15 +132,35 @@ impl Store {
 
     fn init(mut conn: Connection) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // SQLite answers "locked" without waiting in a few cases (another process switching a
+        // new journal to WAL, or running WAL recovery): retry those for a while too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::prepare(&mut conn) {
+                Err(crate::error::Error::Store(rusqlite::Error::SqliteFailure(e, _)))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => break,
+            }
+        }
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn prepare(conn: &mut Connection) -> Result<()> {
         // Read the header first: a file that is not a database fails here with a clear error.
         let _: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        migrate(conn)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -495,6 +515,26 @@ mod tests {
         drop(s);
         let s = Store::open(&p).unwrap();
         assert_eq!(s.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn opening_while_another_process_creates_the_journal_is_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.sqlite");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let s = Store::open(&p).expect("open while others open");
+                        s.list().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
     }
 
     #[test]
