@@ -4,10 +4,10 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::proxy::{Action, FaultProxy};
 use support::{write_file, TusServer};
-use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -15,29 +15,6 @@ fn config(dir: &Path) -> EngineConfig {
     c.upload.retry.base = Duration::from_millis(50);
     c.upload.retry.max_attempts = 3;
     c
-}
-
-async fn wait_state(
-    engine: &Engine,
-    id: UploadId,
-    timeout: Duration,
-    cond: impl Fn(&UploadView) -> bool,
-) -> UploadView {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = engine
-            .snapshot()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|v| v.id == id)
-            .unwrap();
-        if cond(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {v:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +48,7 @@ async fn odd_names_upload_and_keep_their_names() {
         let AddResult::Added { id, .. } = r else {
             panic!("{r:?}")
         };
-        let v = wait_state(&engine, *id, Duration::from_secs(20), |v| {
+        let v = support::wait_view(&engine, *id, "the upload", Duration::from_secs(20), |v| {
             v.state.is_terminal()
         })
         .await;
@@ -120,9 +97,13 @@ async fn symlinks_to_files_are_followed_and_linked_folders_are_not_descended() {
     assert_eq!(added.len(), 1, "only the linked file: {res:#?}");
     assert_eq!(rejected.len(), 1);
     assert!(rejected[0].contains("dangling symlink"), "{rejected:?}");
-    let v = wait_state(&engine, added[0], Duration::from_secs(20), |v| {
-        v.state.is_terminal()
-    })
+    let v = support::wait_view(
+        &engine,
+        added[0],
+        "the upload",
+        Duration::from_secs(20),
+        |v| v.state.is_terminal(),
+    )
     .await;
     assert_eq!(v.state, UploadState::Completed);
     let url = engine.store().get(added[0]).unwrap().upload_url.unwrap();
@@ -158,14 +139,14 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
         })
         .collect();
     std::fs::remove_file(&second).unwrap();
-    let v = wait_state(&engine, ids[1], Duration::from_secs(5), |v| {
+    let v = support::wait_view(&engine, ids[1], "the upload", Duration::from_secs(5), |v| {
         v.state == UploadState::FileMissing
     })
     .await;
     assert!(v.error.unwrap().contains("second.bin"));
     engine.set_bandwidth(0).unwrap();
     for id in [ids[0], ids[2]] {
-        let v = wait_state(&engine, id, Duration::from_secs(20), |v| {
+        let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
             v.state.is_terminal()
         })
         .await;
@@ -205,7 +186,7 @@ async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
             },
         );
         let id = support::add_one(&engine, &proxy.endpoint(), &f, None).await;
-        let v = wait_state(&engine, id, Duration::from_secs(20), |v| {
+        let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
             v.state.is_terminal()
         })
         .await;
@@ -218,7 +199,7 @@ async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
     // The engine is fine afterwards.
     let ok = write_file(files.path(), "ok.bin", 1000, 9);
     let id = support::add_one(&engine, &proxy.endpoint(), &ok, None).await;
-    let v = wait_state(&engine, id, Duration::from_secs(20), |v| {
+    let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
         v.state.is_terminal()
     })
     .await;

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{write_file, TusServer};
-use tusker_core::{Engine, EngineConfig, UploadId, UploadState, UploadView};
+use tusker_core::{Engine, EngineConfig, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -14,33 +14,6 @@ fn config(dir: &Path) -> EngineConfig {
     c.upload.stall_timeout = Duration::from_secs(3);
     c.upload.retry.base = Duration::from_millis(50);
     c
-}
-
-async fn wait(
-    engine: &Engine,
-    id: UploadId,
-    what: &str,
-    timeout: Duration,
-    cond: impl Fn(&UploadView) -> bool,
-) -> UploadView {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = engine
-            .snapshot()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|v| v.id == id)
-            .unwrap();
-        if cond(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {v:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 struct Rig {
@@ -68,7 +41,7 @@ async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
     let r = rig().await;
     let p = write_file(r.files.path(), "before.bin", 8 << 20, 1);
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
-    let v = wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+    let v = support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
     .await;
@@ -78,7 +51,7 @@ async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
     // Renamed within the folder, then the folder's file renamed again.
     let renamed: PathBuf = r.files.path().join("after.bin");
     std::fs::rename(&p, &renamed).unwrap();
-    let v2 = wait(
+    let v2 = support::wait_view(
         &r.engine,
         id,
         "the path to follow",
@@ -89,7 +62,7 @@ async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
     assert_eq!(v2.name, "after.bin");
     assert!(v.acked > 0);
     r.engine.set_bandwidth(0).unwrap();
-    let done = wait(&r.engine, id, "completion", Duration::from_secs(30), |v| {
+    let done = support::wait_view(&r.engine, id, "completion", Duration::from_secs(30), |v| {
         v.state.is_terminal()
     })
     .await;
@@ -116,13 +89,13 @@ async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
     // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
     // before each request) can notice a change before the end.
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+    support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
     .await;
     std::fs::remove_file(&p).unwrap();
     let t = Instant::now();
-    let v = wait(&r.engine, id, "file missing", Duration::from_secs(5), |v| {
+    let v = support::wait_view(&r.engine, id, "file missing", Duration::from_secs(5), |v| {
         v.state == UploadState::FileMissing
     })
     .await;
@@ -142,7 +115,7 @@ async fn a_file_written_during_the_upload_stops_it_as_changed() {
     // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
     // before each request) can notice a change before the end.
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+    support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
     .await;
@@ -152,7 +125,7 @@ async fn a_file_written_during_the_upload_stops_it_as_changed() {
         f.write_all(b"one more line\n").unwrap();
     }
     let t = Instant::now();
-    let v = wait(&r.engine, id, "file changed", Duration::from_secs(5), |v| {
+    let v = support::wait_view(&r.engine, id, "file changed", Duration::from_secs(5), |v| {
         v.state == UploadState::FileChanged
     })
     .await;
@@ -175,14 +148,14 @@ async fn a_paused_file_moved_to_another_watched_name_keeps_its_upload() {
     let r = rig().await;
     let p = write_file(r.files.path(), "paused.bin", 6 << 20, 4);
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, Some(1 << 20)).await;
-    wait(&r.engine, id, "progress", Duration::from_secs(20), |v| {
+    support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
         v.acked >= 1 << 20
     })
     .await;
     r.engine.pause(id).await.unwrap();
     let to = r.files.path().join("paused-renamed.bin");
     std::fs::rename(&p, &to).unwrap();
-    wait(
+    support::wait_view(
         &r.engine,
         id,
         "the path to follow",
@@ -192,7 +165,7 @@ async fn a_paused_file_moved_to_another_watched_name_keeps_its_upload() {
     .await;
     r.engine.set_bandwidth(0).unwrap();
     r.engine.resume(id).await.unwrap();
-    let done = wait(&r.engine, id, "completion", Duration::from_secs(30), |v| {
+    let done = support::wait_view(&r.engine, id, "completion", Duration::from_secs(30), |v| {
         v.state.is_terminal()
     })
     .await;

@@ -283,3 +283,32 @@ pub async fn add_one(
         other => panic!("{other:?}"),
     }
 }
+
+/// Polls the engine until upload `id` satisfies `cond`; panics with `what` and the row after
+/// `timeout`.
+pub async fn wait_view(
+    engine: &tusker_core::Engine,
+    id: tusker_core::UploadId,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&tusker_core::UploadView) -> bool,
+) -> tusker_core::UploadView {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = engine
+            .snapshot()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap();
+        if cond(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
