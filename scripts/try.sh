@@ -8,9 +8,13 @@ npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
 cargo build --release -p tusker-cli
 export TUSKER_DATA_DIR="${TUSKER_DATA_DIR:-$PWD/.tusker-data}"
 PORT="${PORT:-1080}"
-TUS_DIR="$PWD/.tus-uploads" PORT="$PORT" scripts/dev-server.sh >/dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "port $PORT is already in use; using the server there (set PORT=... for another one)" >&2
+else
+  TUS_DIR="$PWD/.tus-uploads" PORT="$PORT" scripts/dev-server.sh >/dev/null 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+fi
 for _ in $(seq 50); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
   sleep 0.1
