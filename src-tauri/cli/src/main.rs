@@ -225,16 +225,13 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let engine = Engine::open(config(data_dir, &run, true)).await?;
             let events = engine.subscribe();
             engine.resume_all(true).await?;
-            let ids: HashSet<UploadId> = engine
-                .snapshot()
-                .await?
-                .into_iter()
+            let snapshot = engine.snapshot().await?;
+            let ids: HashSet<UploadId> = snapshot
+                .iter()
                 .filter(|v| v.state.is_unfinished() && v.state != UploadState::FileChanged)
                 .map(|v| v.id)
                 .collect();
-            let changed: Vec<_> = engine
-                .snapshot()
-                .await?
+            let changed: Vec<_> = snapshot
                 .into_iter()
                 .filter(|v| v.state == UploadState::FileChanged)
                 .collect();

@@ -192,6 +192,21 @@ impl Source {
         Ok(reqwest::Body::wrap_stream(stream))
     }
 
+    /// A range read into memory (for the tail, which is checked against the stamp before
+    /// it is sent). A file shorter than the range has changed.
+    pub async fn read(&self, offset: u64, len: u64) -> Result<Bytes> {
+        let mut f = self.open_at(offset).await?;
+        let mut buf = Vec::with_capacity(len as usize);
+        (&mut f).take(len).read_to_end(&mut buf).await?;
+        if (buf.len() as u64) < len {
+            return Err(Error::FileChanged(format!(
+                "{} shrank while uploading",
+                self.path.display()
+            )));
+        }
+        Ok(Bytes::from(buf))
+    }
+
     /// `Upload-Checksum` value for a range (read once more, before sending it).
     pub async fn checksum(&self, alg: ChecksumAlgorithm, offset: u64, len: u64) -> Result<String> {
         let mut f = self.open_at(offset).await?;

@@ -6,13 +6,11 @@
 //! is synchronous and follows the server's answer with no `.await` in between, so an abort can
 //! never separate a confirmed offset from its journal entry.
 
-use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, OnceCell};
 
 use crate::client::{self, SizedBody, TusClient};
@@ -311,29 +309,6 @@ fn patch_says_gone(e: &Error) -> bool {
     matches!(e.status(), Some(404 | 410))
 }
 
-async fn read_range(source: &Source, offset: u64, len: u64) -> Result<Bytes> {
-    let mut f = tokio::fs::File::open(source.path()).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::FileMissing(source.path().display().to_string())
-        } else {
-            Error::Read {
-                path: source.path().display().to_string(),
-                source: e,
-            }
-        }
-    })?;
-    f.seek(std::io::SeekFrom::Start(offset)).await?;
-    let mut buf = Vec::with_capacity(len as usize);
-    (&mut f).take(len).read_to_end(&mut buf).await?;
-    if (buf.len() as u64) < len {
-        return Err(Error::FileChanged(format!(
-            "{} shrank while uploading",
-            source.path().display()
-        )));
-    }
-    Ok(Bytes::from(buf))
-}
-
 /// Plans the next request's body. Before the tail: a range streamed from disk, ending at the
 /// tail at the latest. Inside the tail: the range is read into memory (at most [`TAIL`]
 /// bytes) and the file's stamp is checked again after the read, so the request that
@@ -351,7 +326,7 @@ async fn next_body(
     let tail_start = rec.size.saturating_sub(TAIL);
     if offset >= tail_start {
         let len = max_len.min(remaining);
-        let bytes = read_range(source, offset, len).await?;
+        let bytes = source.read(offset, len).await?;
         check_unchanged(rec)?;
         let checksum = checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
         transfer.touch();
