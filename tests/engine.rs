@@ -33,6 +33,7 @@ fn ids(results: &[AddResult]) -> Vec<UploadId> {
         .map(|r| match r {
             AddResult::Added { id, .. } | AddResult::Resumed { id, .. } => *id,
             AddResult::Rejected { path, error } => panic!("{path} rejected: {error}"),
+            AddResult::AlreadyUploaded { path, .. } => panic!("{path} already uploaded"),
         })
         .collect()
 }
@@ -120,14 +121,16 @@ async fn uploads_files_of_many_sizes_byte_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creation_with_upload_is_used_when_advertised_and_can_be_turned_off() {
+async fn creation_with_upload_is_used_when_turned_on_and_off_by_default() {
     let server = TusServer::start();
     let proxy = FaultProxy::start(server.port);
     let files = tempfile::tempdir().unwrap();
     let small = write_file(files.path(), "small.txt", 10_000, 1);
 
     let data = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(data.path())).await.unwrap();
+    let mut cfg = config(data.path());
+    cfg.upload.creation_with_upload = true;
+    let engine = Engine::open(cfg).await.unwrap();
     let id = ids(&engine
         .add(request(&proxy.endpoint(), vec![small.clone()]))
         .await
@@ -149,9 +152,7 @@ async fn creation_with_upload_is_used_when_advertised_and_can_be_turned_off() {
     assert_eq!(proxy.count("PATCH"), 0);
 
     let data2 = tempfile::tempdir().unwrap();
-    let mut cfg = config(data2.path());
-    cfg.upload.creation_with_upload = false;
-    let engine = Engine::open(cfg).await.unwrap();
+    let engine = Engine::open(config(data2.path())).await.unwrap();
     let other = write_file(files.path(), "other.txt", 10_000, 2);
     let id = ids(&engine
         .add(request(&proxy.endpoint(), vec![other.clone()]))

@@ -222,7 +222,7 @@ async fn payload_too_large_halves_the_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_too_large_on_a_post_with_data_creates_without_data() {
-    let r = rig(200_000, |_| {}).await;
+    let r = rig(200_000, |c| c.upload.creation_with_upload = true).await;
     r.proxy.once(
         "POST",
         0,

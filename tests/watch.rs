@@ -89,9 +89,13 @@ async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
     // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
     // before each request) can notice a change before the end.
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
-        v.acked >= 1 << 20
-    })
+    support::wait_view(
+        &r.engine,
+        id,
+        "bytes on the wire",
+        Duration::from_secs(20),
+        |v| v.acked + v.in_flight >= 1 << 20,
+    )
     .await;
     std::fs::remove_file(&p).unwrap();
     let t = Instant::now();
@@ -115,9 +119,13 @@ async fn a_file_written_during_the_upload_stops_it_as_changed() {
     // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
     // before each request) can notice a change before the end.
     let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    support::wait_view(&r.engine, id, "progress", Duration::from_secs(20), |v| {
-        v.acked >= 1 << 20
-    })
+    support::wait_view(
+        &r.engine,
+        id,
+        "bytes on the wire",
+        Duration::from_secs(20),
+        |v| v.acked + v.in_flight >= 1 << 20,
+    )
     .await;
     {
         use std::io::Write;

@@ -86,6 +86,7 @@ pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> Result<AddRequest> {
         metadata: s.metadata,
         headers: s.headers,
         chunk_size: s.chunk_size,
+        again: false,
     })
 }
 

@@ -94,11 +94,51 @@ impl TusServer {
             .count()
     }
 
+    /// Every upload the server holds, with the bytes it has stored.
+    pub fn uploads(&self) -> Vec<StoredUpload> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let Ok(raw) = std::fs::read(&p) else { continue };
+            let Ok(info) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+                continue;
+            };
+            let data = p.with_extension("");
+            out.push(StoredUpload {
+                id: data.file_name().unwrap().to_string_lossy().into_owned(),
+                size: info["size"].as_u64(),
+                stored: std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0),
+                data,
+            });
+        }
+        out
+    }
+
     /// Removes an upload behind the client's back (the server "lost" it).
     pub fn delete_stored(&self, upload_url: &str) {
         let id = upload_url.rsplit('/').next().unwrap();
         std::fs::remove_file(self.dir.path().join(id)).unwrap();
         std::fs::remove_file(self.dir.path().join(format!("{id}.json"))).unwrap();
+    }
+}
+
+/// One upload in the server's file store.
+#[derive(Debug, Clone)]
+pub struct StoredUpload {
+    pub id: String,
+    /// Upload-Length (None if deferred).
+    pub size: Option<u64>,
+    /// Bytes the server holds (its offset).
+    pub stored: u64,
+    pub data: PathBuf,
+}
+
+impl StoredUpload {
+    pub fn complete(&self) -> bool {
+        self.size == Some(self.stored)
     }
 }
 

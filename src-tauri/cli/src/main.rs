@@ -47,9 +47,11 @@ struct RunOpts {
     /// First retry delay in milliseconds (doubles each time, with jitter).
     #[arg(long, default_value_t = 500)]
     retry_base_ms: u64,
-    /// Never send data inside the creation POST, even when the server offers it.
+    /// Send the first bytes inside the creation POST when the server offers it: one request
+    /// fewer per small file, but a crash at the wrong instant can leave a finished duplicate
+    /// on the server (off by default: every file is completed exactly once).
     #[arg(long)]
-    no_creation_with_upload: bool,
+    creation_with_upload: bool,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     plain: bool,
@@ -71,6 +73,10 @@ enum Command {
         /// Upload metadata key=value (repeatable).
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
+        /// Send files again even if the same content already completed on this endpoint
+        /// (by default they are reported as already uploaded and skipped).
+        #[arg(long)]
+        again: bool,
         #[command(flatten)]
         run: RunOpts,
         /// Files or folders.
@@ -147,7 +153,7 @@ fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
     c.upload.stall_timeout = Duration::from_secs_f64(run.stall_timeout.max(0.1));
     c.upload.retry.max_attempts = run.max_retries;
     c.upload.retry.base = Duration::from_millis(run.retry_base_ms);
-    c.upload.creation_with_upload = !run.no_creation_with_upload;
+    c.upload.creation_with_upload = run.creation_with_upload;
     c
 }
 
@@ -175,6 +181,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
             chunk_size,
             headers,
             metadata,
+            again,
             run,
             paths,
         } => {
@@ -189,6 +196,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                     metadata,
                     headers,
                     chunk_size,
+                    again,
                 })
                 .await;
             let results = match results {
@@ -200,12 +208,19 @@ async fn real_main(cli: Cli) -> Result<i32> {
             };
             let mut ids = Vec::new();
             let mut rejected = 0;
+            let mut already = 0;
             for r in &results {
                 match r {
                     AddResult::Added { id, .. } => ids.push(*id),
                     AddResult::Resumed { id, path } => {
                         eprintln!("resuming upload {id} (same content as before) from {path}");
                         ids.push(*id)
+                    }
+                    AddResult::AlreadyUploaded { id, path } => {
+                        eprintln!(
+                            "already uploaded (upload {id}): {path}; --again sends it anyway"
+                        );
+                        already += 1;
                     }
                     AddResult::Rejected { path, error } => {
                         eprintln!("skipped {path}: {error}");
@@ -215,6 +230,9 @@ async fn real_main(cli: Cli) -> Result<i32> {
             }
             if ids.is_empty() {
                 engine.shutdown().await.ok();
+                if already > 0 && rejected == 0 {
+                    return Ok(0);
+                }
                 bail!("nothing to upload");
             }
             let ok = output::run_until_done(&engine, events, ids.into_iter().collect(), run.plain)
@@ -294,7 +312,7 @@ fn default_run() -> RunOpts {
         stall_timeout: 30.0,
         max_retries: 12,
         retry_base_ms: 500,
-        no_creation_with_upload: false,
+        creation_with_upload: false,
         plain: true,
     }
 }

@@ -208,17 +208,20 @@ impl TusClient {
     }
 
     /// POST: creates an upload, optionally carrying its first bytes (creation-with-upload).
+    /// `length: None` defers the length (creation-defer-length); a later PATCH declares it.
     pub async fn create(
         &self,
         endpoint: &Url,
         headers: &HeaderMap,
-        length: u64,
+        length: Option<u64>,
         metadata: &str,
         first: Option<SizedBody>,
     ) -> Result<Created> {
-        let mut req = self
-            .request(Method::POST, endpoint.as_str(), headers)
-            .header("Upload-Length", length.to_string());
+        let mut req = self.request(Method::POST, endpoint.as_str(), headers);
+        req = match length {
+            Some(n) => req.header("Upload-Length", n.to_string()),
+            None => req.header("Upload-Defer-Length", "1"),
+        };
         if !metadata.is_empty() {
             req = req.header("Upload-Metadata", metadata);
         }
@@ -286,19 +289,23 @@ impl TusClient {
         })
     }
 
-    /// PATCH: appends `body` at `offset`.
+    /// PATCH: appends `body` at `offset`; `declare_length` sets a deferred Upload-Length.
     pub async fn patch(
         &self,
         url: &str,
         headers: &HeaderMap,
         offset: u64,
         body: SizedBody,
+        declare_length: Option<u64>,
     ) -> Result<Patched> {
         let mut req = self
             .request(Method::PATCH, url, headers)
             .header("Upload-Offset", offset.to_string())
             .header(CONTENT_TYPE, OFFSET_OCTET_STREAM)
             .header(CONTENT_LENGTH, body.len);
+        if let Some(n) = declare_length {
+            req = req.header("Upload-Length", n.to_string());
+        }
         if let Some(c) = body.checksum {
             req = req.header("Upload-Checksum", c);
         }

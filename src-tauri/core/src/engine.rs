@@ -71,6 +71,9 @@ pub struct AddRequest {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub chunk_size: Option<u64>,
+    /// Upload content again even if it already completed on this endpoint.
+    #[serde(default)]
+    pub again: bool,
 }
 
 /// What happened to one path of an [`AddRequest`].
@@ -82,6 +85,9 @@ pub enum AddResult {
     /// The same content was already being uploaded to this endpoint (maybe from another path):
     /// that upload continues from the server's offset.
     Resumed { id: UploadId, path: String },
+    /// The same content already completed on this endpoint; it is not sent twice unless the
+    /// request says `again`.
+    AlreadyUploaded { id: UploadId, path: String },
     /// This entry cannot be uploaded; the others went ahead.
     Rejected { path: String, error: String },
 }
@@ -975,6 +981,17 @@ impl Actor {
                 tracing::info!(id = prev.id, path = %path, "re-added content resumes the previous upload");
                 out.push(AddResult::Resumed { id: prev.id, path });
                 continue;
+            }
+            if !req.again {
+                if let Some(done) =
+                    self.ctx
+                        .store
+                        .find_completed(&f.fingerprint, &req.endpoint, f.stamp.size)?
+                {
+                    tracing::info!(id = done.id, path = %path, "content already uploaded; not sending it twice");
+                    out.push(AddResult::AlreadyUploaded { id: done.id, path });
+                    continue;
+                }
             }
             let rec = self.ctx.store.insert(&NewUpload {
                 path: path.clone(),

@@ -245,6 +245,7 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
+        crate::failpoint::hit(crate::failpoint::Point::InsertUncommitted);
         tx.commit()?;
         drop(conn);
         self.get(id)
@@ -280,6 +281,28 @@ impl Store {
                 &format!(
                     "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
                      AND u.state NOT IN ('completed', 'cancelled', 'file_changed')
+                     ORDER BY u.id DESC LIMIT 1"
+                ),
+                params![fingerprint, endpoint, size as i64],
+                row_to_record,
+            )
+            .optional()?)
+    }
+
+    /// The newest completed upload of the same content to the same endpoint: re-adding it
+    /// (say, re-running the same command after a crash) must not send the file twice.
+    pub fn find_completed(
+        &self,
+        fingerprint: &str,
+        endpoint: &str,
+        size: u64,
+    ) -> Result<Option<UploadRecord>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!(
+                    "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
+                     AND u.state = 'completed'
                      ORDER BY u.id DESC LIMIT 1"
                 ),
                 params![fingerprint, endpoint, size as i64],

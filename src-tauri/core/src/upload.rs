@@ -40,6 +40,9 @@ pub struct UploadSettings {
     pub stall_timeout: Duration,
     pub retry: RetryPolicy,
     /// Send the first bytes inside the POST when the server offers creation-with-upload.
+    /// It saves one request per small file, but a crash between the server storing a whole
+    /// small file and the journal recording its URL leaves a finished duplicate on the
+    /// server, so it is off by default (exactly once).
     pub creation_with_upload: bool,
     /// Most bytes sent inside a POST (its URL is unknown until the POST answers, so a crash
     /// during it loses these bytes and leaves an unreachable server upload).
@@ -56,7 +59,7 @@ impl Default for UploadSettings {
             chunk_size: None,
             stall_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
-            creation_with_upload: true,
+            creation_with_upload: false,
             post_body_cap: 4 * 1024 * 1024,
             checksum_chunk_cap: 16 * 1024 * 1024,
             checksums: true,
@@ -406,6 +409,14 @@ fn upload_metadata(rec: &UploadRecord) -> Result<String> {
     protocol::encode_metadata(&meta)
 }
 
+/// What a HEAD says about an upload that still matches the file.
+struct ServerState {
+    offset: u64,
+    expires: Option<i64>,
+    /// False while the length is deferred (a PATCH must still declare it).
+    length_known: bool,
+}
+
 /// Asks the server for its offset. `Ok(None)` = the upload is gone or does not match the
 /// file (create a new one); errors are transient or final as classified.
 async fn server_offset(
@@ -413,14 +424,18 @@ async fn server_offset(
     rec: &UploadRecord,
     url: &str,
     headers: &HeaderMap,
-) -> Result<Option<(u64, Option<i64>)>> {
+) -> Result<Option<ServerState>> {
     match ctx.client.head(url, headers).await {
         Ok(info) => {
             if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
                 tracing::warn!(id = rec.id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file");
                 Ok(None)
             } else {
-                Ok(Some((info.offset, info.expires.and_then(unix_secs))))
+                Ok(Some(ServerState {
+                    offset: info.offset,
+                    expires: info.expires.and_then(unix_secs),
+                    length_known: info.length.is_some(),
+                }))
             }
         }
         Err(e) if head_says_gone(&e) => {
@@ -514,20 +529,27 @@ async fn attempt(
             .is_some_and(|t| t <= unix_secs(SystemTime::now()).unwrap_or(0));
         if expired {
             tracing::info!(id, "server upload expired; creating a new one");
-        } else if let Some((offset, exp)) = server_offset(ctx, &rec, &url, &headers).await? {
-            ctx.store.set_offset(id, epoch, offset, exp)?;
+        } else if let Some(st) = server_offset(ctx, &rec, &url, &headers).await? {
+            ctx.store.set_offset(id, epoch, st.offset, st.expires)?;
             reporter.send(WorkerEvent::Progress {
-                acked: offset,
+                acked: st.offset,
                 in_flight: 0,
             });
-            resumed = Some((url, offset));
+            resumed = Some((url, st.offset, !st.length_known));
         }
     }
 
-    let (url, mut offset) = match resumed {
+    // Exactly once: by default the request that completes a server upload is always a PATCH
+    // to a URL the journal already holds. A POST that completes the upload by itself leaves a
+    // finished duplicate behind whenever the process dies before its answer is journalled
+    // (the torture test found this), so the POST carries no data unless the user opted into
+    // creation-with-upload, and an empty file is created with a deferred length (when the
+    // server offers it) that a PATCH then declares.
+    let (url, mut offset, mut length_pending) = match resumed {
         Some(r) => r,
         None => {
             let metadata = upload_metadata(&rec)?;
+            let defer = rec.size == 0 && caps.has("creation-defer-length");
             let mut use_cwu = ctx.settings.creation_with_upload
                 && caps.has("creation-with-upload")
                 && rec.size > 0;
@@ -540,8 +562,13 @@ async fn attempt(
                     None
                 };
                 let r = supervise(
-                    ctx.client
-                        .create(&endpoint, &headers, rec.size, &metadata, first),
+                    ctx.client.create(
+                        &endpoint,
+                        &headers,
+                        (!defer).then_some(rec.size),
+                        &metadata,
+                        first,
+                    ),
                     &transfer,
                     0,
                     ctx.settings.stall_timeout,
@@ -558,6 +585,7 @@ async fn attempt(
                     r => break r?,
                 }
             };
+            crate::failpoint::hit(crate::failpoint::Point::CreateAnswered);
             check_location_origin(&endpoint, &created.url, &rec.headers)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
@@ -573,19 +601,25 @@ async fn attempt(
                 acked: created.offset,
                 in_flight: 0,
             });
-            (created.url, created.offset)
+            (created.url, created.offset, defer)
         }
     };
 
     let mut conflicts = 0u32;
     let mut checksum_mismatches = 0u32;
-    while offset < rec.size {
+    while offset < rec.size || length_pending {
         check_unchanged(&rec)?;
         let transfer = Transfer::new();
         let body = next_body(ctx, &rec, &source, offset, chunk, checksum, &transfer).await?;
         let sent_len = body.len;
         let result = supervise(
-            ctx.client.patch(&url, &headers, offset, body),
+            ctx.client.patch(
+                &url,
+                &headers,
+                offset,
+                body,
+                length_pending.then_some(rec.size),
+            ),
             &transfer,
             offset,
             ctx.settings.stall_timeout,
@@ -594,16 +628,19 @@ async fn attempt(
         .await;
         match result {
             Ok(p) => {
-                if p.offset <= offset || p.offset > offset + sent_len {
+                let moved = p.offset > offset || (sent_len == 0 && p.offset == offset);
+                if !moved || p.offset > offset + sent_len {
                     return Err(Error::Protocol(format!(
                         "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
                         p.offset
                     ))
                     .into());
                 }
+                crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
                 ctx.store
                     .set_offset(id, epoch, p.offset, p.expires.and_then(unix_secs))?;
                 offset = p.offset;
+                length_pending = false;
                 conflicts = 0;
                 checksum_mismatches = 0;
                 reporter.send(WorkerEvent::Progress {
@@ -618,7 +655,11 @@ async fn attempt(
                         conflicts += 1;
                         match server_offset(ctx, &rec, &url, &headers).await? {
                             None => return Err(Interruption::Gone),
-                            Some((server, exp)) => {
+                            Some(ServerState {
+                                offset: server,
+                                expires: exp,
+                                ..
+                            }) => {
                                 tracing::info!(
                                     id,
                                     ours = offset,

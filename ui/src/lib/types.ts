@@ -46,6 +46,7 @@ export interface AppInfo {
 export type AddResult =
   | { kind: 'added'; id: number; path: string }
   | { kind: 'resumed'; id: number; path: string }
+  | { kind: 'already_uploaded'; id: number; path: string }
   | { kind: 'rejected'; path: string; error: string };
 
 /** A custom header; `value` is null for a stored secret the shell will not send back. */
