@@ -27,6 +27,19 @@ pub enum Action {
     Stall(Duration),
     /// Flip one bit of the body in transit (only useful with checksum verification on).
     Corrupt,
+    /// Forward the head and this many body bytes, then go quiet both ways while keeping the
+    /// server's connection open for `hold` (the server still holds that PATCH), then close.
+    HoldUpstream { after: u64, hold: Duration },
+}
+
+/// Random faults on a share of requests, for the fault-matrix test.
+#[derive(Clone, Debug)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Share of requests (0..1) that get a fault.
+    pub rate: f64,
+    /// How long a held PATCH keeps the server's connection open.
+    pub hold: Duration,
 }
 
 /// When an action applies: the `skip`+1-th matching request, `times` times in a row.
@@ -65,6 +78,11 @@ struct Shared {
     checksum_mode: AtomicBool,
     /// Accept and immediately close connections (server unreachable).
     refuse: AtomicBool,
+    chaos: Mutex<Option<(Chaos, rand::rngs::StdRng)>>,
+    /// Requests still to answer 503 in the current burst.
+    burst: std::sync::atomic::AtomicU32,
+    /// Faults injected, by kind.
+    faults: Mutex<std::collections::BTreeMap<&'static str, usize>>,
 }
 
 /// A running proxy; it lives on its own thread and runtime until dropped.
@@ -143,6 +161,18 @@ impl FaultProxy {
 
     pub fn set_refuse(&self, on: bool) {
         self.shared.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Turns random faults on (or off with `None`).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        use rand::SeedableRng;
+        *self.shared.chaos.lock().unwrap() =
+            chaos.map(|c| (c.clone(), rand::rngs::StdRng::seed_from_u64(c.seed)));
+    }
+
+    /// Faults injected so far, by kind (refused connections are not counted here).
+    pub fn faults(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.shared.faults.lock().unwrap().clone()
     }
 
     pub fn set_upstream(&self, port: u16) {
@@ -274,6 +304,62 @@ async fn read_body(
     Ok(done)
 }
 
+fn count_fault(sh: &Shared, kind: &'static str) {
+    *sh.faults.lock().unwrap().entry(kind).or_default() += 1;
+}
+
+fn status_action(status: u16, retry_after: Option<&str>) -> Action {
+    Action::Respond {
+        status,
+        headers: retry_after
+            .map(|r| vec![("Retry-After".to_string(), r.to_string())])
+            .unwrap_or_default(),
+        body: format!("injected {status}"),
+    }
+}
+
+/// A random fault for this request, when chaos is on and the dice say so.
+fn chaos_action(sh: &Shared, method: &str, len: u64) -> Option<Action> {
+    use rand::Rng;
+    if sh.burst.load(Ordering::SeqCst) > 0 {
+        sh.burst.fetch_sub(1, Ordering::SeqCst);
+        count_fault(sh, "503 (burst)");
+        return Some(status_action(503, None));
+    }
+    let mut guard = sh.chaos.lock().unwrap();
+    let (chaos, rng) = guard.as_mut()?;
+    if method == "OPTIONS" || !rng.gen_bool(chaos.rate) {
+        return None;
+    }
+    let pick = rng.gen_range(0..6);
+    let (kind, action) = match (pick, method) {
+        (0, "PATCH") | (0, "POST") => (
+            "connection reset mid-body",
+            Action::DropAfter(rng.gen_range(0..=len)),
+        ),
+        (0, _) => ("connection reset", Action::DropAfter(0)),
+        (1, _) => {
+            let n = rng.gen_range(1..=4);
+            sh.burst.store(n, Ordering::SeqCst);
+            ("503 (burst)", status_action(503, None))
+        }
+        (2, _) => ("429 Retry-After: 1", status_action(429, Some("1"))),
+        (3, _) => ("423 Locked", status_action(423, None)),
+        (4, "PATCH") => (
+            "stall with the server holding the PATCH",
+            Action::HoldUpstream {
+                after: rng.gen_range(0..=len),
+                hold: chaos.hold,
+            },
+        ),
+        (4, _) => ("stall", Action::Stall(chaos.hold)),
+        _ => ("500", status_action(500, None)),
+    };
+    drop(guard);
+    count_fault(sh, kind);
+    Some(action)
+}
+
 fn take_rule(sh: &Shared, method: &str) -> Option<Action> {
     let mut rules = sh.rules.lock().unwrap();
     let idx = rules.iter().position(|r| r.method == method)?;
@@ -351,7 +437,7 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
             at: Instant::now(),
             injected: false,
         };
-        let action = take_rule(&sh, &head.method);
+        let action = take_rule(&sh, &head.method).or_else(|| chaos_action(&sh, &head.method, len));
         let checksum_mode = sh.checksum_mode.load(Ordering::SeqCst);
         match action {
             Some(Action::Respond {
@@ -370,6 +456,27 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
                 entry.injected = true;
                 sh.log.lock().unwrap().push(entry);
                 tokio::time::sleep(d).await;
+                return Ok(());
+            }
+            Some(Action::HoldUpstream { after, hold }) => {
+                entry.injected = true;
+                let mut up = connect(&sh).await?;
+                up.write_all(&head.upstream(&[])).await?;
+                let limit = after.min(len);
+                let mut pending = Vec::new();
+                read_body(&mut client, &mut buf, limit, |p| {
+                    pending.extend_from_slice(p);
+                    true
+                })
+                .await
+                .ok();
+                up.write_all(&pending).await.ok();
+                up.flush().await.ok();
+                sh.forwarded
+                    .fetch_add(pending.len() as u64, Ordering::SeqCst);
+                entry.forwarded = pending.len() as u64;
+                sh.log.lock().unwrap().push(entry);
+                tokio::time::sleep(hold).await;
                 return Ok(());
             }
             Some(Action::DropAfter(n)) => {

@@ -139,6 +139,9 @@ impl Error {
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
+        // The upload URL stays out of the message: it is a capability, and the UI never gets
+        // upload URLs.
+        let e = e.without_url();
         // reqwest's Display omits the cause chain, which is where "connection refused" lives.
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
