@@ -1,10 +1,13 @@
 //! Awkward input gets a clear error on that item and nothing else suffers: odd names,
-//! symlinks, files that vanish while queued, and servers that answer with malformed headers.
+//! symlinks, files that vanish while queued, servers that answer with malformed headers, a
+//! sparse file over 4 GiB, TLS and DNS failures, unreadable files and folders, and a journal
+//! that is damaged or whose disk is full.
 
 mod support;
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 use support::proxy::{Action, FaultProxy};
 use support::{write_file, TusServer};
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
@@ -205,4 +208,356 @@ async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
     .await;
     assert_eq!(v.state, UploadState::Completed);
     engine.shutdown().await.unwrap();
+}
+
+async fn add_all(engine: &Engine, endpoint: &str, paths: Vec<PathBuf>) -> Vec<AddResult> {
+    engine
+        .add(AddRequest {
+            paths,
+            endpoint: endpoint.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn added(r: &AddResult) -> UploadId {
+    match r {
+        AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let size: u64 = (4 << 30) + (1 << 20) + 7;
+    let path = files.path().join("sparse.img");
+    {
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.set_len(size).unwrap();
+        // Marks at the start, across the 4 GiB line, and at the very end; zeros between.
+        for at in [0u64, (1 << 32) - 2048, size - 4096] {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&support::pattern(4096, at)).unwrap();
+        }
+    }
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let id = added(&add_all(&engine, &server.endpoint(), vec![path.clone()]).await[0]);
+    let t = Instant::now();
+    let v = support::wait_view(&engine, id, "completed", Duration::from_secs(600), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{v:#?}");
+    assert_eq!(v.acked, size);
+    let stored = server.stored_path(v.upload_url.as_ref().unwrap());
+    assert_eq!(std::fs::metadata(&stored).unwrap().len(), size);
+    let (mut a, mut b) = (
+        std::fs::File::open(&path).unwrap(),
+        std::fs::File::open(&stored).unwrap(),
+    );
+    let (mut x, mut y) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
+    let mut at = 0u64;
+    while at < size {
+        let n = ((size - at) as usize).min(x.len());
+        a.read_exact(&mut x[..n]).unwrap();
+        b.read_exact(&mut y[..n]).unwrap();
+        assert!(x[..n] == y[..n], "bytes differ in the 8 MiB block at {at}");
+        at += n as u64;
+    }
+    println!("{size} bytes (sparse) uploaded in {:?}", t.elapsed());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // A server with a self-signed certificate (openssl s_server), and https spoken to a
+    // plain-http port.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg("/CN=127.0.0.1")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command is needed for this test (apt-get install openssl)");
+    assert!(st.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tls = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-key")
+        .arg(&key)
+        .arg("-cert")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_until("openssl s_server", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let a = write_file(files.path(), "a.bin", 1000, 1);
+    let b = write_file(files.path(), "b.bin", 1000, 2);
+    let c = write_file(files.path(), "c.bin", 1000, 3);
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let self_signed =
+        added(&add_all(&engine, &format!("https://127.0.0.1:{port}/files"), vec![a]).await[0]);
+    let plain = added(
+        &add_all(
+            &engine,
+            &format!("https://127.0.0.1:{}/files", server.port),
+            vec![b],
+        )
+        .await[0],
+    );
+    let good = added(&add_all(&engine, &server.endpoint(), vec![c.clone()]).await[0]);
+    let t = Instant::now();
+    for (id, what) in [(self_signed, "certificate"), (plain, "")] {
+        let v = support::wait_view(&engine, id, "failed", Duration::from_secs(20), |v| {
+            v.state.is_terminal()
+        })
+        .await;
+        assert_eq!(v.state, UploadState::Failed, "{v:#?}");
+        let e = v.error.unwrap();
+        assert!(e.contains("TLS error") && e.contains(what), "{e}");
+        println!("{e}");
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "TLS errors are not retried"
+    );
+    let v = support::wait_view(&engine, good, "done", Duration::from_secs(20), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed);
+    assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(&c).unwrap());
+    engine.shutdown().await.unwrap();
+    let _ = tls.kill();
+    let _ = tls.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_does_not_resolve_waits_with_the_reason_then_fails() {
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "a.bin", 1000, 1);
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let mut rx = engine.subscribe();
+    let id = added(&add_all(&engine, "http://tusker-test-host.invalid/files", vec![a]).await[0]);
+    let mut waiting = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let b = tokio::time::timeout_at(deadline.into(), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(v) = b.changed.iter().find(|v| v.id == id) {
+            if v.state == UploadState::WaitingToRetry {
+                waiting = v.error.clone();
+            }
+            if v.state.is_terminal() {
+                break v.clone();
+            }
+        }
+    };
+    assert_eq!(v.state, UploadState::Failed);
+    let w = waiting.expect("the waiting state was shown");
+    assert!(w.contains("dns error"), "{w}");
+    assert!(v.error.unwrap().contains("gave up after"));
+    engine.shutdown().await.unwrap();
+}
+
+/// Runs the CLI as user `nobody` (the tests run as root, who may read anything).
+fn cli_as_nobody(data: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(support::cli_bin())
+        .env("TUSKER_DATA_DIR", data)
+        .env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn unreadable_files_and_folders_are_rejected_by_name_and_the_rest_upload() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    chmod(files.path(), 0o755);
+    chmod(data.path(), 0o777);
+    let ok = write_file(files.path(), "tree/ok.bin", 5000, 1);
+    let secret = write_file(files.path(), "tree/secret.bin", 5000, 2);
+    let locked_dir = files.path().join("tree/private");
+    write_file(&locked_dir, "inside.bin", 5000, 3);
+    chmod(&files.path().join("tree"), 0o755);
+    chmod(&ok, 0o644);
+    chmod(&secret, 0o600);
+    chmod(&locked_dir, 0o700);
+    let out = cli_as_nobody(data.path())
+        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
+        .arg(files.path().join("tree"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one item failed: {err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("secret.bin") && l.contains("ermission denied")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("private") && l.contains("ermission denied")),
+        "{err}"
+    );
+    let rows = support::list_json(data.path());
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["state"], "completed");
+    assert!(server.stored(rows[0]["upload_url"].as_str().unwrap()) == std::fs::read(&ok).unwrap());
+}
+
+#[test]
+fn a_damaged_journal_is_named_and_left_untouched() {
+    let data = tempfile::tempdir().unwrap();
+    let journal = data.path().join("journal.sqlite");
+    let junk = support::pattern(64 << 10, 9);
+    std::fs::write(&journal, &junk).unwrap();
+    for args in [
+        vec!["list"],
+        vec!["resume"],
+        vec![
+            "upload",
+            "--endpoint",
+            "http://127.0.0.1:9/files",
+            "/etc/hostname",
+        ],
+    ] {
+        let out = support::cli(data.path()).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("the journal is damaged"), "{args:?}: {err}");
+        assert!(
+            err.contains(journal.to_str().unwrap()),
+            "{args:?}: names the file: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(std::fs::read(&journal).unwrap() == junk, "left untouched");
+}
+
+/// A small tmpfs mounted over a directory for as long as it lives (the tests run as root).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "this test mounts a small tmpfs and needs root (it runs as root in CI)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(data.path(), "320k");
+    let first: Vec<PathBuf> = (0..5)
+        .map(|i| write_file(files.path(), &format!("first/{i}.bin"), 10_000, i))
+        .collect();
+    let out = support::cli(data.path())
+        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
+        .args(&first)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let more: Vec<PathBuf> = (0..300)
+        .map(|i| write_file(files.path(), &format!("more/{i}.bin"), 1_000, 100 + i))
+        .collect();
+    let out = support::cli(data.path())
+        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
+        .args(&more)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "the disk never filled: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("the disk holding the journal is full"),
+        "{err}"
+    );
+    println!(
+        "{}",
+        err.lines().find(|l| l.contains("disk holding")).unwrap()
+    );
+    // Space is back: everything from before is still there, and the rest completes.
+    disk.resize("64m");
+    let out = support::cli(data.path())
+        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
+        .args(&more)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = support::list_json(data.path());
+    assert_eq!(rows.len(), 305);
+    for r in &rows {
+        assert_eq!(r["state"], "completed", "{r}");
+    }
+    let complete = server
+        .uploads()
+        .into_iter()
+        .filter(|u| u.complete())
+        .count();
+    assert_eq!(complete, 305, "each file once");
 }

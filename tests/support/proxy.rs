@@ -163,6 +163,11 @@ impl FaultProxy {
         self.shared.refuse.store(on, Ordering::SeqCst);
     }
 
+    /// Drops every rule not yet used.
+    pub fn clear_rules(&self) {
+        self.shared.rules.lock().unwrap().clear();
+    }
+
     /// Turns random faults on (or off with `None`).
     pub fn set_chaos(&self, chaos: Option<Chaos>) {
         use rand::SeedableRng;

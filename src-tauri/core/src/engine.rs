@@ -726,6 +726,15 @@ impl Actor {
                     }
                 }
             }
+            WorkerEvent::StartingOver => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.upload_url = None;
+                    e.view.acked = 0;
+                    e.view.in_flight = 0;
+                    e.meter.reset();
+                }
+                self.mark(id);
+            }
             WorkerEvent::Url { url, recreated } => {
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.view.upload_url = Some(url);
@@ -836,11 +845,10 @@ impl Actor {
                     let state = self.entries[&id].view.state;
                     // A worker that finished a moment ago (its report still queued) left a
                     // complete upload in the journal: that one is not cancelled.
-                    let complete = self
-                        .ctx
-                        .store
-                        .get(id)
-                        .is_ok_and(|r| r.upload_url.is_some() && r.acked_offset == r.size);
+                    let complete = self.ctx.store.get(id).is_ok_and(|r| {
+                        // (An empty file's offset is 0 before and after its last PATCH.)
+                        r.upload_url.is_some() && r.acked_offset == r.size && r.size > 0
+                    });
                     if state != UploadState::Completed && !complete {
                         self.stop(id);
                         self.terminate(id);

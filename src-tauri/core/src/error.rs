@@ -78,7 +78,21 @@ pub enum Error {
 
     /// The journal (SQLite) failed.
     #[error("journal error: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(rusqlite::Error),
+
+    /// The disk (or quota) holding the journal is full: progress cannot be recorded, so
+    /// uploads stop rather than run unrecorded. What the journal holds is intact.
+    #[error("the disk holding the journal is full ({0}): free some space, then resume")]
+    JournalFull(String),
+
+    /// The journal file is not a database or is damaged. It is left as it is.
+    #[error("the journal is damaged ({0}); it was left untouched: move it away to start with an empty queue")]
+    JournalCorrupt(String),
+
+    /// A TLS failure (certificate, handshake, a server that does not speak https): retrying
+    /// the same request would fail the same way.
+    #[error("TLS error: {0}")]
+    Tls(String),
 
     /// Another engine already owns this data directory.
     #[error("the data directory {dir} is in use by another Tusker process ({holder})")]
@@ -137,6 +151,19 @@ impl Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::JournalFull(e.to_string()),
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                Error::JournalCorrupt(e.to_string())
+            }
+            _ => Error::Store(e),
+        }
+    }
+}
+
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
         // The upload URL stays out of the message: it is a capability, and the UI never gets
@@ -146,12 +173,21 @@ impl From<reqwest::Error> for Error {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
             src = s.source();
         }
         // Never echo a URL's userinfo (credentials) into logs or the UI.
-        Error::Network(crate::redact::strip_userinfo(&msg))
+        let msg = crate::redact::strip_userinfo(&msg);
+        // OpenSSL (native-tls) failures: certificates, handshakes, plain http on an https URL.
+        let tls = ["SSL routines", "certificate", "ssl3_", "tls_"];
+        if tls.iter().any(|t| msg.contains(t)) {
+            return Error::Tls(msg);
+        }
+        Error::Network(msg)
     }
 }
 

@@ -122,7 +122,12 @@ impl Store {
     /// Opens (creating if needed) the journal at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn).map_err(|e| match e {
+            crate::error::Error::JournalCorrupt(d) => {
+                crate::error::Error::JournalCorrupt(format!("{}: {d}", path.display()))
+            }
+            e => e,
+        })
     }
 
     /// A private in-memory journal, for tests.

@@ -72,6 +72,9 @@ impl Default for UploadSettings {
 pub enum WorkerEvent {
     /// Confirmed and in-flight bytes.
     Progress { acked: u64, in_flight: u64 },
+    /// A new server upload is being created from byte 0: any URL and progress shown before
+    /// (an upload that vanished, expired or was cancelled) no longer mean anything.
+    StartingOver,
     /// A server upload URL was created (or re-created).
     Url { url: String, recreated: bool },
     /// Waiting before the next attempt.
@@ -548,6 +551,7 @@ async fn attempt(
     let (url, mut offset, mut length_pending) = match resumed {
         Some(r) => r,
         None => {
+            reporter.send(WorkerEvent::StartingOver);
             let metadata = upload_metadata(&rec)?;
             let defer = rec.size == 0 && caps.has("creation-defer-length");
             let mut use_cwu = ctx.settings.creation_with_upload
