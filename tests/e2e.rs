@@ -108,7 +108,8 @@ async fn settings_add_pause_resume_complete() {
     .await;
     app.wait_js(
         "video.bin uploading",
-        &row_js("video.bin", "r.dataset.state === 'uploading' && Number(r.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0"),
+        // Bytes on the wire: acknowledged, or in flight in the one PATCH that carries the file.
+        &row_js("video.bin", "r.dataset.state === 'uploading' && (Number(r.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0 || parseFloat(r.querySelector('.inflight').style.width) > 0)"),
         Duration::from_secs(30),
     )
     .await;

@@ -194,5 +194,12 @@ impl Drop for App {
         if let Ok(None) = self.driver.try_wait() {
             self.stop_driver();
         }
+        // A test that failed never closed its session: the app may still run, and as the
+        // single instance it would swallow the next test's launch. Make sure it is gone.
+        if let Some(pid) = self.app_pid() {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
     }
 }

@@ -88,6 +88,11 @@ enum Command {
         #[command(flatten)]
         run: RunOpts,
     },
+    /// Print the SHA-256 of files (to compare with what a server stored).
+    Hash {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Show the journal.
     List {
         /// Machine-readable output.
@@ -268,6 +273,14 @@ async fn real_main(cli: Cli) -> Result<i32> {
             }
             let ok = output::run_until_done(&engine, events, ids, run.plain).await?;
             Ok(if ok && changed.is_empty() { 0 } else { 1 })
+        }
+        Command::Hash { files } => {
+            for f in files {
+                let d = tusker_core::fingerprint::sha256_file(&f)?;
+                let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+                println!("{hex}  {}", f.display());
+            }
+            Ok(0)
         }
         Command::List { json } => {
             let store = tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
