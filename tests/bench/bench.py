@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,16 +37,21 @@ def log(msg):
 
 
 def measured(cmd, env=None, stdout=subprocess.DEVNULL):
-    """Runs cmd to completion; returns wall s, CPU s (user+sys) and peak RSS MiB."""
+    """Runs cmd to completion; returns wall s, CPU s (user+sys, from wait4) and peak RSS MiB.
+    The RSS comes from GNU time (%M): a child forked from this Python process would report
+    Python's own pages as its high-water mark."""
+    rss_file = Path("/dev/shm/tusker-bench-rss")
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *map(str, cmd)],
+                         env=env, stdout=stdout, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     err = p.stderr.read().decode(errors="replace")
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {' '.join(map(str, cmd))}\n{err[-2000:]}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss": ru.ru_maxrss / 1024}
+    rss_kib = int(rss_file.read_text().split()[-1])
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss": rss_kib / 1024}
 
 
 class Node:
@@ -285,14 +291,14 @@ def main():
             time.sleep(0.2)
         p.send_signal(signal.SIGTERM)
         p.wait(30)
-        sink.wait_first_byte(0) if sink.first_byte else None
         firsts = []
         for r in range(runs):
+            urllib.request.urlopen(f"http://127.0.0.1:{sink.port}/reset").read()
+            sink._event.clear()
+            sink.first_byte = None
             t0 = time.time()
             p = subprocess.Popen([cli, "resume", "--plain"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            sink._event.clear()
-            sink.first_byte = None
             fb = sink.wait_first_byte(120)
             firsts.append(fb - t0)
             p.send_signal(signal.SIGTERM)
@@ -301,7 +307,8 @@ def main():
         results["relaunch"] = {"queued": small_n, "first_byte_ms": median(firsts) * 1000}
 
         # 6. Journal cost per acknowledged PATCH (from the core crate's bench).
-        jb = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "tusker-core", "--bench", "journal", "--",
+        profile = ["--profile", "dev"] if smoke else []
+        jb = subprocess.run(["cargo", "bench", "--locked", "-q", *profile, "-p", "tusker-core", "--bench", "journal", "--",
                              "--writes", "2000" if smoke else "20000"],
                             cwd=ROOT, capture_output=True, text=True)
         if jb.returncode != 0:

@@ -6,7 +6,7 @@
 #   tests/bench/run.sh --smoke    small sizes, debug build, no README change (CI)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for tool in node curl openssl python3; do
+for tool in node curl openssl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 1; }
 done
 npm ci --prefix tests/bench --no-audit --no-fund --loglevel=error

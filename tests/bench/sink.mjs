@@ -2,7 +2,8 @@
 // and discards request bodies. Any PUT/POST without tus headers gets 200 (for `curl -T`). It
 // also speaks just enough tus (OPTIONS, POST, HEAD, PATCH) to take Tusker's uploads, so the
 // client's own overhead can be compared with curl's on the same sink. Prints `LISTENING
-// <port>`, and `FIRST_BYTE <unix ms>` when the first body byte of a PATCH arrives.
+// <port>`, and `FIRST_BYTE <unix ms>` when the first body byte of a PATCH arrives (again after
+// a GET /reset).
 import http from 'node:http';
 
 const uploads = new Map();
@@ -12,6 +13,12 @@ const tus = { 'Tus-Resumable': '1.0.0' };
 
 const server = http.createServer((req, res) => {
   const isTus = req.headers['tus-resumable'] !== undefined;
+  if (req.url === '/reset') {
+    // The harness measures the next first byte.
+    firstByte = false;
+    res.writeHead(200);
+    return res.end();
+  }
   if (req.method === 'OPTIONS') {
     res.writeHead(204, { ...tus, 'Tus-Version': '1.0.0', 'Tus-Extension': 'creation,termination' });
     return res.end();
