@@ -171,6 +171,8 @@ impl Engine {
             worker_tx: wtx,
             watcher,
             watched: HashSet::new(),
+            running: 0,
+            sched_hint: 0,
         };
         actor.restore(config.auto_resume)?;
         tokio::spawn(actor.run(rx, wrx, frx));
@@ -359,6 +361,12 @@ struct Actor {
     watcher: Option<FileWatcher>,
     /// Uploads whose folder is watched (every unfinished one).
     watched: HashSet<UploadId>,
+    /// Workers running (entries with a task).
+    running: usize,
+    /// No startable upload sits before this index of `order`, so scheduling does not rescan
+    /// a long finished head of the queue after every completion (10,000 small files made
+    /// that quadratic). Reset to 0 whenever something may have become startable.
+    sched_hint: usize,
 }
 
 impl Actor {
@@ -499,6 +507,7 @@ impl Actor {
 
     /// Reacts to files changing under the queue while it runs.
     fn fs_changes(&mut self, changes: Vec<FsChange>) {
+        self.sched_hint = 0;
         for change in changes {
             match change {
                 FsChange::Renamed { from, to } => {
@@ -589,6 +598,9 @@ impl Actor {
 
     /// Persists and shows a new state.
     fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
+        if state == UploadState::Queued {
+            self.sched_hint = 0;
+        }
         if let Err(e) = self.ctx.store.set_state(id, state, error.as_deref()) {
             tracing::error!(id, error = %e, "journal write failed");
         }
@@ -615,27 +627,25 @@ impl Actor {
         self.mark(id);
     }
 
-    fn running(&self) -> usize {
-        self.entries.values().filter(|e| e.task.is_some()).count()
-    }
-
     /// Starts queued uploads in queue order up to the concurrency limit.
     fn schedule(&mut self) {
-        let free = self.concurrency.saturating_sub(self.running());
+        let free = self.concurrency.saturating_sub(self.running);
         if free == 0 {
             return;
         }
-        let candidates: Vec<UploadId> = self
-            .order
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.entries.get(id).is_some_and(|e| {
-                    e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
-                })
-            })
-            .take(free)
-            .collect();
+        let mut i = self.sched_hint.min(self.order.len());
+        let mut candidates = Vec::with_capacity(free);
+        while i < self.order.len() && candidates.len() < free {
+            let id = self.order[i];
+            if self.entries.get(&id).is_some_and(|e| {
+                e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
+            }) {
+                candidates.push(id);
+            }
+            i += 1;
+        }
+        // Every startable upload before `i` is started below.
+        self.sched_hint = i;
         for id in candidates {
             self.start(id);
         }
@@ -665,6 +675,7 @@ impl Actor {
         });
         if let Some(e) = self.entries.get_mut(&id) {
             e.task = Some((gen, handle));
+            self.running += 1;
         }
     }
 
@@ -673,6 +684,7 @@ impl Actor {
     fn stop(&mut self, id: UploadId) -> bool {
         match self.entries.get_mut(&id).and_then(|e| e.task.take()) {
             Some((_, h)) => {
+                self.running -= 1;
                 h.abort();
                 if let Err(e) = self.ctx.store.bump_epoch(id) {
                     tracing::error!(id, error = %e, "journal write failed");
@@ -693,7 +705,9 @@ impl Actor {
             return;
         }
         if let Some(e) = self.entries.get_mut(&id) {
-            e.task = None;
+            if e.task.take().is_some() {
+                self.running -= 1;
+            }
         }
         let (state, error) = outcome.state();
         if state == UploadState::Completed {
@@ -758,6 +772,8 @@ impl Actor {
     }
 
     fn command(&mut self, cmd: Cmd) {
+        // Commands can make uploads startable anywhere in the queue (resume, reorder, ...).
+        self.sched_hint = 0;
         match cmd {
             Cmd::Add(files, req, reply) => {
                 let r = self.add(files, req);
@@ -1066,6 +1082,17 @@ impl Actor {
         let Some(url) = rec.upload_url.clone() else {
             return;
         };
+        // Forget the URL now, not when the DELETE answers: a retry started meanwhile must
+        // create a new upload rather than resume one that is about to be deleted (the model
+        // test found a completed upload whose bytes the late DELETE then removed).
+        if let Err(e) = self.ctx.store.clear_url_if(id, &url) {
+            tracing::error!(id, error = %e, "journal write failed");
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.upload_url = None;
+            e.view.acked = 0;
+        }
+        self.mark(id);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             let headers = match client::header_map(&rec.headers) {
@@ -1079,10 +1106,7 @@ impl Actor {
             {
                 Ok(caps) if caps.has("termination") => {
                     match ctx.client.delete(&url, &headers).await {
-                        Ok(()) => {
-                            tracing::info!(id, "terminated server upload");
-                            let _ = ctx.store.clear_url_if(id, &url);
-                        }
+                        Ok(()) => tracing::info!(id, "terminated server upload"),
                         Err(e) => tracing::warn!(id, error = %e, "termination failed"),
                     }
                 }

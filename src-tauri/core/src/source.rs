@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::{Error, Result};
 use crate::protocol::{self, ChecksumAlgorithm};
@@ -107,12 +106,40 @@ pub struct Source {
     path: PathBuf,
 }
 
-struct StreamState {
-    file: tokio::fs::File,
-    remaining: u64,
-    limiter: Arc<RateLimiter>,
-    transfer: Arc<Transfer>,
-    path: PathBuf,
+/// Frames read ahead of the HTTP stack per body: reading overlaps sending, memory stays
+/// bounded (a few frames per upload).
+const READ_AHEAD: usize = 2;
+
+fn open_err(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::FileMissing(path.display().to_string())
+    } else {
+        Error::Read {
+            path: path.display().to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` (pread); fewer means the file shrank.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
 }
 
 impl Source {
@@ -126,22 +153,9 @@ impl Source {
         &self.path
     }
 
-    async fn open_at(&self, offset: u64) -> Result<tokio::fs::File> {
-        let mut f = tokio::fs::File::open(&self.path).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::FileMissing(self.path.display().to_string())
-            } else {
-                Error::Read {
-                    path: self.path.display().to_string(),
-                    source: e,
-                }
-            }
-        })?;
-        f.seek(std::io::SeekFrom::Start(offset)).await?;
-        Ok(f)
-    }
-
-    /// A streamed body of `len` bytes starting at `offset`.
+    /// A streamed body of `len` bytes starting at `offset`. One blocking task opens the file
+    /// and reads frames with pread straight into the buffers it hands over (no second copy),
+    /// at most [`READ_AHEAD`] frames ahead of the HTTP stack.
     pub async fn body(
         &self,
         offset: u64,
@@ -149,90 +163,102 @@ impl Source {
         limiter: Arc<RateLimiter>,
         transfer: Arc<Transfer>,
     ) -> Result<reqwest::Body> {
-        let file = self.open_at(offset).await?;
+        let path = self.path.clone();
+        let file =
+            blocking(move || std::fs::File::open(&path).map_err(|e| open_err(&path, e))).await?;
         transfer.touch();
-        let state = StreamState {
-            file,
-            remaining: len,
-            limiter,
-            transfer,
-            path: self.path.clone(),
-        };
-        let stream = futures_util::stream::unfold(state, |mut st| async move {
-            if st.remaining == 0 {
-                return None;
-            }
-            let want = (st.remaining.min(frame_size(&st.limiter) as u64)) as usize;
-            let mut buf = BytesMut::with_capacity(want);
-            while buf.len() < want {
-                let before = buf.len();
-                let mut take = (&mut st.file).take((want - before) as u64);
-                match take.read_buf(&mut buf).await {
-                    Ok(0) => {
-                        let msg = format!("{} shrank while uploading", st.path.display());
-                        st.transfer.fail(msg.clone());
-                        return Some((
-                            Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg)),
-                            st,
-                        ));
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+        let frame = frame_size(&limiter);
+        let path = self.path.clone();
+        let t = transfer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut at = offset;
+            let end = offset + len;
+            while at < end {
+                let want = (end - at).min(frame as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                let item = match read_full_at(&file, &mut buf, at) {
+                    Ok(n) if n == want => Ok(buf.freeze()),
+                    Ok(_) => {
+                        let msg = format!("{} shrank while uploading", path.display());
+                        t.fail(msg.clone());
+                        Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg))
                     }
-                    Ok(_) => {}
                     Err(e) => {
-                        st.transfer
-                            .fail(format!("cannot read {}: {e}", st.path.display()));
-                        return Some((Err(e), st));
+                        t.fail(format!("cannot read {}: {e}", path.display()));
+                        Err(e)
                     }
+                };
+                let failed = item.is_err();
+                // The receiver is gone when the request was aborted: stop reading.
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
                 }
+                at += want as u64;
             }
-            st.limiter.acquire(want).await;
-            st.remaining -= want as u64;
-            st.transfer.add_sent(want as u64);
-            Some((Ok::<Bytes, std::io::Error>(buf.freeze()), st))
         });
+        let stream =
+            futures_util::stream::unfold((rx, limiter, transfer), |(mut rx, l, t)| async move {
+                let item = rx.recv().await?;
+                if let Ok(b) = &item {
+                    l.acquire(b.len()).await;
+                    t.add_sent(b.len() as u64);
+                }
+                Some((item, (rx, l, t)))
+            });
         Ok(reqwest::Body::wrap_stream(stream))
     }
 
     /// A range read into memory (for the tail, which is checked against the stamp before
     /// it is sent). A file shorter than the range has changed.
     pub async fn read(&self, offset: u64, len: u64) -> Result<Bytes> {
-        let mut f = self.open_at(offset).await?;
-        let mut buf = Vec::with_capacity(len as usize);
-        (&mut f).take(len).read_to_end(&mut buf).await?;
-        if (buf.len() as u64) < len {
-            return Err(Error::FileChanged(format!(
-                "{} shrank while uploading",
-                self.path.display()
-            )));
-        }
-        Ok(Bytes::from(buf))
+        let path = self.path.clone();
+        blocking(move || {
+            let f = std::fs::File::open(&path).map_err(|e| open_err(&path, e))?;
+            let mut buf = BytesMut::zeroed(len as usize);
+            let n = read_full_at(&f, &mut buf, offset).map_err(|e| open_err(&path, e))?;
+            if n < buf.len() {
+                return Err(Error::FileChanged(format!(
+                    "{} shrank while uploading",
+                    path.display()
+                )));
+            }
+            Ok(buf.freeze())
+        })
+        .await
     }
 
     /// `Upload-Checksum` value for a range (read once more, before sending it).
     pub async fn checksum(&self, alg: ChecksumAlgorithm, offset: u64, len: u64) -> Result<String> {
-        let mut f = self.open_at(offset).await?;
-        let mut remaining = len;
-        let mut buf = vec![0u8; BLOCK];
-        let mut sha256 = sha2::Sha256::new();
-        let mut sha1 = sha1_smol::Sha1::new();
-        while remaining > 0 {
-            let want = remaining.min(BLOCK as u64) as usize;
-            let n = f.read(&mut buf[..want]).await?;
-            if n == 0 {
-                return Err(Error::FileChanged(format!(
-                    "{} shrank while uploading",
-                    self.path.display()
-                )));
+        let path = self.path.clone();
+        blocking(move || {
+            let f = std::fs::File::open(&path).map_err(|e| open_err(&path, e))?;
+            let mut at = offset;
+            let end = offset + len;
+            let mut buf = vec![0u8; BLOCK];
+            let mut sha256 = sha2::Sha256::new();
+            let mut sha1 = sha1_smol::Sha1::new();
+            while at < end {
+                let want = (end - at).min(BLOCK as u64) as usize;
+                let n = read_full_at(&f, &mut buf[..want], at).map_err(|e| open_err(&path, e))?;
+                if n < want {
+                    return Err(Error::FileChanged(format!(
+                        "{} shrank while uploading",
+                        path.display()
+                    )));
+                }
+                match alg {
+                    ChecksumAlgorithm::Sha256 => sha256.update(&buf[..n]),
+                    ChecksumAlgorithm::Sha1 => sha1.update(&buf[..n]),
+                }
+                at += n as u64;
             }
-            match alg {
-                ChecksumAlgorithm::Sha256 => sha256.update(&buf[..n]),
-                ChecksumAlgorithm::Sha1 => sha1.update(&buf[..n]),
-            }
-            remaining -= n as u64;
-        }
-        let digest = match alg {
-            ChecksumAlgorithm::Sha256 => sha256.finalize().to_vec(),
-            ChecksumAlgorithm::Sha1 => sha1.digest().bytes().to_vec(),
-        };
-        Ok(protocol::format_checksum(alg, &digest))
+            let digest = match alg {
+                ChecksumAlgorithm::Sha256 => sha256.finalize().to_vec(),
+                ChecksumAlgorithm::Sha1 => sha1.digest().bytes().to_vec(),
+            };
+            Ok(protocol::format_checksum(alg, &digest))
+        })
+        .await
     }
 }

@@ -137,6 +137,8 @@ impl Store {
 
     fn init(mut conn: Connection) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Hot statements (offset, state, lookups) are prepared once, not parsed per call.
+        conn.set_prepared_statement_cache_capacity(64);
         // SQLite answers "locked" without waiting in a few cases (another process switching a
         // new journal to WAL, or running WAL recovery): retry those for a while too.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -259,9 +261,9 @@ impl Store {
     /// One upload by id.
     pub fn get(&self, id: UploadId) -> Result<UploadRecord> {
         let conn = self.conn();
-        conn.query_row(&format!("{SELECT} WHERE u.id = ?1"), [id], row_to_record)
-            .optional()?
-            .ok_or(crate::error::Error::UnknownUpload(id))
+        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
+        let rec = stmt.query_row([id], row_to_record).optional()?;
+        rec.ok_or(crate::error::Error::UnknownUpload(id))
     }
 
     /// Every upload in queue order.
@@ -281,17 +283,15 @@ impl Store {
         size: u64,
     ) -> Result<Option<UploadRecord>> {
         let conn = self.conn();
-        Ok(conn
-            .query_row(
-                &format!(
-                    "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-                     AND u.state NOT IN ('completed', 'cancelled', 'file_changed')
-                     ORDER BY u.id DESC LIMIT 1"
-                ),
-                params![fingerprint, endpoint, size as i64],
-                row_to_record,
-            )
-            .optional()?)
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
+             AND u.state NOT IN ('completed', 'cancelled', 'file_changed')
+             ORDER BY u.id DESC LIMIT 1"
+        ))?;
+        let rec = stmt
+            .query_row(params![fingerprint, endpoint, size as i64], row_to_record)
+            .optional()?;
+        Ok(rec)
     }
 
     /// The newest completed upload of the same content to the same endpoint: re-adding it
@@ -303,21 +303,19 @@ impl Store {
         size: u64,
     ) -> Result<Option<UploadRecord>> {
         let conn = self.conn();
-        Ok(conn
-            .query_row(
-                &format!(
-                    "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-                     AND u.state = 'completed'
-                     ORDER BY u.id DESC LIMIT 1"
-                ),
-                params![fingerprint, endpoint, size as i64],
-                row_to_record,
-            )
-            .optional()?)
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
+             AND u.state = 'completed'
+             ORDER BY u.id DESC LIMIT 1"
+        ))?;
+        let rec = stmt
+            .query_row(params![fingerprint, endpoint, size as i64], row_to_record)
+            .optional()?;
+        Ok(rec)
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
-        let n = self.conn().execute(sql, p)?;
+        let n = self.conn().prepare_cached(sql)?.execute(p)?;
         if n == 0 {
             return Err(rusqlite::Error::QueryReturnedNoRows.into());
         }
@@ -325,7 +323,7 @@ impl Store {
     }
 
     fn exec_epoch(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
-        let n = self.conn().execute(sql, p)?;
+        let n = self.conn().prepare_cached(sql)?.execute(p)?;
         if n == 0 {
             // The worker that wrote this was stopped (paused, cancelled, restarted).
             return Err(crate::error::Error::Interrupted);
@@ -336,12 +334,11 @@ impl Store {
     /// Starts a new epoch for an upload (a worker starts or is stopped) and returns it.
     pub fn bump_epoch(&self, id: UploadId) -> Result<i64> {
         let conn = self.conn();
-        conn.execute("UPDATE uploads SET epoch = epoch + 1 WHERE id = ?1", [id])?;
-        Ok(
-            conn.query_row("SELECT epoch FROM uploads WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?,
-        )
+        conn.prepare_cached("UPDATE uploads SET epoch = epoch + 1 WHERE id = ?1")?
+            .execute([id])?;
+        let mut stmt = conn.prepare_cached("SELECT epoch FROM uploads WHERE id = ?1")?;
+        let epoch = stmt.query_row([id], |r| r.get(0))?;
+        Ok(epoch)
     }
 
     /// Records the server URL of a freshly created upload (replacing a lost or expired one).
@@ -571,6 +568,6 @@ mod tests {
         let p = dir.path().join("j.sqlite");
         std::fs::write(&p, b"this is not a database, just some text that is long enough to matter......................................").unwrap();
         let err = Store::open(&p).err().expect("must fail");
-        assert!(err.to_string().contains("journal error"), "{err}");
+        assert!(err.to_string().contains("journal is damaged"), "{err}");
     }
 }
