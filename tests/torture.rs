@@ -228,6 +228,19 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
         "--stall-timeout",
         "5",
     ];
+    // What a user runs after a crash: the same upload command until its files are all in
+    // the journal, then `resume`.
+    let next_run = |enqueued: bool, current: &[PathBuf]| {
+        let mut cmd = cli(data.path());
+        if enqueued {
+            cmd.arg("resume").args(common);
+        } else {
+            cmd.args(["upload", "--endpoint", &endpoint, "--chunk-size", "2MiB"])
+                .args(common)
+                .args(current);
+        }
+        cmd
+    };
     let mut all_files = Vec::new();
     let mut round = 0;
     let mut current = write_round(files_dir.path(), round);
@@ -241,14 +254,7 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
     let started = Instant::now();
     while tally.kills() < wanted {
         runs += 1;
-        let mut cmd = cli(data.path());
-        if enqueued {
-            cmd.arg("resume").args(common);
-        } else {
-            cmd.args(["upload", "--endpoint", &endpoint, "--chunk-size", "2MiB"])
-                .args(common)
-                .args(&current);
-        }
+        let mut cmd = next_run(enqueued, &current);
         // A crash point instead of a random kill: at the first enqueueing run of each round
         // (inside the insert transaction, or right after a POST's answer), and on every third
         // resume (after a POST's answer while some upload has no URL yet, else after a
@@ -323,15 +329,7 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
         }
     }
     // The user runs the same command once more (or `resume`): everything completes.
-    let mut cmd = cli(data.path());
-    if enqueued {
-        cmd.arg("resume").args(common);
-    } else {
-        cmd.args(["upload", "--endpoint", &endpoint, "--chunk-size", "2MiB"])
-            .args(common)
-            .args(&current);
-    }
-    let out = cmd.output().unwrap();
+    let out = next_run(enqueued, &current).output().unwrap();
     assert!(
         out.status.success(),
         "final run: {}",

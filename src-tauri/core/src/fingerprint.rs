@@ -82,6 +82,28 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// SHA-256 of a whole file, streamed in 1 MiB reads: what `tusker-cli hash` prints, so a user
+/// can compare a file with what a server stored (and the benchmark can time sha2 against
+/// `openssl dgst`).
+pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let read_err = |e: std::io::Error| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    };
+    stamp(path)?;
+    let mut f = File::open(path).map_err(read_err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,26 +148,4 @@ mod tests {
             Err(Error::FileMissing(_))
         ));
     }
-}
-
-/// SHA-256 of a whole file, streamed in 1 MiB reads: what `tusker-cli hash` prints, so a user
-/// can compare a file with what a server stored (and the benchmark can time sha2 against
-/// `openssl dgst`).
-pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
-    let read_err = |e: std::io::Error| Error::Read {
-        path: path.display().to_string(),
-        source: e,
-    };
-    stamp(path)?;
-    let mut f = File::open(path).map_err(read_err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(read_err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
 }

@@ -282,16 +282,12 @@ impl Store {
         endpoint: &str,
         size: u64,
     ) -> Result<Option<UploadRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-             AND u.state NOT IN ('completed', 'cancelled', 'file_changed')
-             ORDER BY u.id DESC LIMIT 1"
-        ))?;
-        let rec = stmt
-            .query_row(params![fingerprint, endpoint, size as i64], row_to_record)
-            .optional()?;
-        Ok(rec)
+        self.find_same(
+            fingerprint,
+            endpoint,
+            size,
+            "NOT IN ('completed', 'cancelled', 'file_changed')",
+        )
     }
 
     /// The newest completed upload of the same content to the same endpoint: re-adding it
@@ -302,10 +298,20 @@ impl Store {
         endpoint: &str,
         size: u64,
     ) -> Result<Option<UploadRecord>> {
+        self.find_same(fingerprint, endpoint, size, "= 'completed'")
+    }
+
+    fn find_same(
+        &self,
+        fingerprint: &str,
+        endpoint: &str,
+        size: u64,
+        state_filter: &str,
+    ) -> Result<Option<UploadRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-             AND u.state = 'completed'
+             AND u.state {state_filter}
              ORDER BY u.id DESC LIMIT 1"
         ))?;
         let rec = stmt
