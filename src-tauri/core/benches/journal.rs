@@ -48,7 +48,7 @@ fn main() {
     for i in 0..writes {
         let t = Instant::now();
         store
-            .set_offset(id, epoch, (i as u64 + 1) * 8 << 20, None)
+            .set_offset(id, epoch, ((i as u64 + 1) * 8) << 20, None)
             .unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
