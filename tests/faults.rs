@@ -587,3 +587,22 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
         );
     }
 }
+
+/// An empty file is created with a deferred length and finished by a PATCH that declares it
+/// (so no POST ever completes an upload by itself). When that PATCH is cut, the HEAD that
+/// follows tells whether the length is still deferred, and the upload completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_file_is_declared_by_a_patch_even_after_a_cut() {
+    let r = rig(0, |_| {}).await;
+    r.proxy.once("PATCH", 0, Action::DropAfter(0));
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    let uploads = r.server.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:#?}");
+    assert!(uploads[0].complete(), "{uploads:#?}");
+    let log = r.proxy.log();
+    let post = log.iter().find(|l| l.method == "POST").unwrap();
+    assert_eq!(post.content_length, 0);
+    assert!(log.iter().filter(|l| l.method == "PATCH").count() >= 1);
+}

@@ -437,7 +437,9 @@ async fn server_offset(
                 Ok(Some(ServerState {
                     offset: info.offset,
                     expires: info.expires.and_then(unix_secs),
-                    length_known: info.length.is_some(),
+                    // Only a server that says so explicitly; one that merely omits
+                    // Upload-Length must not get it declared a second time.
+                    length_known: !info.deferred,
                 }))
             }
         }
