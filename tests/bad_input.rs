@@ -508,11 +508,14 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
     let first: Vec<PathBuf> = (0..5)
         .map(|i| write_file(files.path(), &format!("first/{i}.bin"), 10_000, i))
         .collect();
-    let out = support::cli(data.path())
-        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
-        .args(&first)
-        .output()
-        .unwrap();
+    let upload = |paths: &[PathBuf]| {
+        support::cli(data.path())
+            .args(["upload", "--plain", "--endpoint", &server.endpoint()])
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    let out = upload(&first);
     assert!(
         out.status.success(),
         "{}",
@@ -521,11 +524,7 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
     let more: Vec<PathBuf> = (0..300)
         .map(|i| write_file(files.path(), &format!("more/{i}.bin"), 1_000, 100 + i))
         .collect();
-    let out = support::cli(data.path())
-        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
-        .args(&more)
-        .output()
-        .unwrap();
+    let out = upload(&more);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "the disk never filled: {err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -539,11 +538,7 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
     );
     // Space is back: everything from before is still there, and the rest completes.
     disk.resize("64m");
-    let out = support::cli(data.path())
-        .args(["upload", "--plain", "--endpoint", &server.endpoint()])
-        .args(&more)
-        .output()
-        .unwrap();
+    let out = upload(&more);
     assert!(
         out.status.success(),
         "{}",

@@ -107,6 +107,25 @@ fn sigkill(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// Bytes the server holds, by upload id.
+fn stored_bytes(server: &TusServer) -> HashMap<String, u64> {
+    server
+        .uploads()
+        .into_iter()
+        .map(|u| (u.id, u.stored))
+        .collect()
+}
+
+/// The journal never claims more of a server upload than the server holds.
+fn assert_journal_not_ahead(stored: &HashMap<String, u64>, url: &str, journal: u64) {
+    let id = url.rsplit('/').next().unwrap();
+    let server_has = stored.get(id).copied().unwrap_or(0);
+    assert!(
+        journal <= server_has,
+        "journal claims {journal} bytes of {url}, the server has {server_has}"
+    );
+}
+
 /// Checks that hold after every kill: the journal opens, loses no row, and never claims more
 /// than the server holds. Returns the rows.
 fn check_journal(
@@ -120,20 +139,10 @@ fn check_journal(
         assert!(ids.contains(id), "journal row {id} was lost");
     }
     seen.extend(ids);
-    let stored: HashMap<String, u64> = server
-        .uploads()
-        .into_iter()
-        .map(|u| (u.id, u.stored))
-        .collect();
+    let stored = stored_bytes(server);
     for r in &rows {
         if let Some(url) = r["upload_url"].as_str() {
-            let id = url.rsplit('/').next().unwrap();
-            let journal = r["offset"].as_u64().unwrap();
-            let server_has = stored.get(id).copied().unwrap_or(0);
-            assert!(
-                journal <= server_has,
-                "journal claims {journal} bytes of {url}, the server has {server_has}: {r}"
-            );
+            assert_journal_not_ahead(&stored, url, r["offset"].as_u64().unwrap());
         }
     }
     rows
@@ -424,18 +433,10 @@ fn app_survives_kills_and_resumes_on_every_launch() {
         kills += 1;
         let rows = journal();
         progress.push(rows.iter().map(|r| r.acked_offset).sum::<u64>() >> 20);
-        let stored: HashMap<String, u64> = server
-            .uploads()
-            .into_iter()
-            .map(|u| (u.id, u.stored))
-            .collect();
+        let stored = stored_bytes(&server);
         for r in &rows {
             if let Some(url) = &r.upload_url {
-                let has = stored.get(url.rsplit('/').next().unwrap()).copied();
-                assert!(
-                    r.acked_offset <= has.unwrap_or(0),
-                    "journal ahead of the server: {r:?}"
-                );
+                assert_journal_not_ahead(&stored, url, r.acked_offset);
             }
         }
         let done = rows
