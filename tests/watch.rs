@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{write_file, TusServer};
-use tusker_core::{Engine, EngineConfig, UploadState};
+use tusker_core::{Engine, EngineConfig, UploadId, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -34,6 +34,22 @@ async fn rig() -> Rig {
         _data: data,
         engine,
     }
+}
+
+/// Starts uploading `p` with no chunk size, so the rest goes in one PATCH and only the
+/// watcher (not the stamp check before each request) can notice a change before the end;
+/// returns once the first MiB is on the wire.
+async fn start_one_patch_upload(r: &Rig, p: &Path) -> UploadId {
+    let id = support::add_one(&r.engine, &r.server.endpoint(), p, None).await;
+    support::wait_view(
+        &r.engine,
+        id,
+        "bytes on the wire",
+        Duration::from_secs(20),
+        |v| v.acked + v.in_flight >= 1 << 20,
+    )
+    .await;
+    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,17 +102,7 @@ async fn a_file_renamed_during_the_upload_is_followed_and_completes() {
 async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
     let r = rig().await;
     let p = write_file(r.files.path(), "doomed.bin", 16 << 20, 2);
-    // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
-    // before each request) can notice a change before the end.
-    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    support::wait_view(
-        &r.engine,
-        id,
-        "bytes on the wire",
-        Duration::from_secs(20),
-        |v| v.acked + v.in_flight >= 1 << 20,
-    )
-    .await;
+    let id = start_one_patch_upload(&r, &p).await;
     std::fs::remove_file(&p).unwrap();
     let t = Instant::now();
     let v = support::wait_view(&r.engine, id, "file missing", Duration::from_secs(5), |v| {
@@ -116,17 +122,7 @@ async fn a_file_deleted_during_the_upload_stops_it_as_missing() {
 async fn a_file_written_during_the_upload_stops_it_as_changed() {
     let r = rig().await;
     let p = write_file(r.files.path(), "live.log", 16 << 20, 3);
-    // With no chunk size the rest goes in one PATCH, so only the watcher (not the stamp check
-    // before each request) can notice a change before the end.
-    let id = support::add_one(&r.engine, &r.server.endpoint(), &p, None).await;
-    support::wait_view(
-        &r.engine,
-        id,
-        "bytes on the wire",
-        Duration::from_secs(20),
-        |v| v.acked + v.in_flight >= 1 << 20,
-    )
-    .await;
+    let id = start_one_patch_upload(&r, &p).await;
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();

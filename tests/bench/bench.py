@@ -75,6 +75,12 @@ class Node:
                 self.first_byte = int(line.split()[1]) / 1000.0
                 self._event.set()
 
+    def arm_first_byte(self):
+        """Forgets the last first byte; the sink reports the next one (sink.mjs /reset)."""
+        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/reset").read()
+        self._event.clear()
+        self.first_byte = None
+
     def wait_first_byte(self, timeout):
         if not self._event.wait(timeout):
             raise SystemExit("no body byte reached the sink")
@@ -221,7 +227,7 @@ def main():
         results["big"] = {k: summarize(v, big) for k, v in samples.items()}
 
         # 2. A much bigger (sparse) file: Tusker's memory must stay flat.
-        h = work.parent / "tusker-bench-huge.bin" if not smoke else work / "huge.bin"
+        h = work / "huge.bin"
         with open(h, "wb") as fh:
             fh.truncate(huge)
         data = work / "data"
@@ -295,9 +301,7 @@ def main():
         p.wait(30)
         firsts = []
         for r in range(runs):
-            urllib.request.urlopen(f"http://127.0.0.1:{sink.port}/reset").read()
-            sink._event.clear()
-            sink.first_byte = None
+            sink.arm_first_byte()
             t0 = time.time()
             p = subprocess.Popen([cli, "resume", "--plain"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -36,7 +36,7 @@ pub struct HeadInfo {
     pub offset: u64,
     pub length: Option<u64>,
     /// `Upload-Defer-Length: 1`: the length is still to be declared by a PATCH.
-    pub deferred: bool,
+    pub length_deferred: bool,
     pub expires: Option<SystemTime>,
 }
 
@@ -287,7 +287,7 @@ impl TusClient {
         Ok(HeadInfo {
             offset,
             length,
-            deferred: length.is_none() && header(&resp, "Upload-Defer-Length") == Some("1"),
+            length_deferred: length.is_none() && header(&resp, "Upload-Defer-Length") == Some("1"),
             expires: expires(&resp),
         })
     }

@@ -507,7 +507,6 @@ impl Actor {
 
     /// Reacts to files changing under the queue while it runs.
     fn fs_changes(&mut self, changes: Vec<FsChange>) {
-        self.sched_hint = 0;
         for change in changes {
             match change {
                 FsChange::Renamed { from, to } => {
@@ -740,15 +739,7 @@ impl Actor {
                     }
                 }
             }
-            WorkerEvent::StartingOver => {
-                if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.upload_url = None;
-                    e.view.acked = 0;
-                    e.view.in_flight = 0;
-                    e.meter.reset();
-                }
-                self.mark(id);
-            }
+            WorkerEvent::StartingOver => self.forget_server_upload(id),
             WorkerEvent::Url { url, recreated } => {
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.view.upload_url = Some(url);
@@ -1073,8 +1064,21 @@ impl Actor {
         Ok(())
     }
 
-    /// Sends DELETE for the upload's server URL in the background (termination extension),
-    /// so the server frees the space; failure only costs server space.
+    /// Shows an upload as having no server upload and no progress: it was abandoned
+    /// (terminated) or a new one is being created from byte 0.
+    fn forget_server_upload(&mut self, id: UploadId) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.upload_url = None;
+            e.view.acked = 0;
+            e.view.in_flight = 0;
+            e.meter.reset();
+        }
+        self.mark(id);
+    }
+
+    /// Abandons the upload's server URL at once (journal and view) and sends DELETE for it in
+    /// the background (termination extension), so the server frees the space; failure only
+    /// costs server space.
     fn terminate(&mut self, id: UploadId) {
         let Ok(rec) = self.ctx.store.get(id) else {
             return;
@@ -1088,11 +1092,7 @@ impl Actor {
         if let Err(e) = self.ctx.store.clear_url_if(id, &url) {
             tracing::error!(id, error = %e, "journal write failed");
         }
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.view.upload_url = None;
-            e.view.acked = 0;
-        }
-        self.mark(id);
+        self.forget_server_upload(id);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             let headers = match client::header_map(&rec.headers) {

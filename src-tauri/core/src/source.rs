@@ -168,14 +168,15 @@ impl Source {
             blocking(move || std::fs::File::open(&path).map_err(|e| open_err(&path, e))).await?;
         transfer.touch();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-        let frame = frame_size(&limiter);
         let path = self.path.clone();
         let t = transfer.clone();
+        let l = limiter.clone();
         tokio::task::spawn_blocking(move || {
             let mut at = offset;
             let end = offset + len;
             while at < end {
-                let want = (end - at).min(frame as u64) as usize;
+                // Per frame, so a rate changed mid-request reshapes the frames too.
+                let want = (end - at).min(frame_size(&l) as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let item = match read_full_at(&file, &mut buf, at) {
                     Ok(n) if n == want => Ok(buf.freeze()),

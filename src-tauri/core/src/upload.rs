@@ -416,8 +416,9 @@ fn upload_metadata(rec: &UploadRecord) -> Result<String> {
 struct ServerState {
     offset: u64,
     expires: Option<i64>,
-    /// False while the length is deferred (a PATCH must still declare it).
-    length_known: bool,
+    /// The length is still deferred (a PATCH must declare it). Only a server that says so
+    /// explicitly; one that merely omits Upload-Length must not get it declared twice.
+    length_deferred: bool,
 }
 
 /// Asks the server for its offset. `Ok(None)` = the upload is gone or does not match the
@@ -437,9 +438,7 @@ async fn server_offset(
                 Ok(Some(ServerState {
                     offset: info.offset,
                     expires: info.expires.and_then(unix_secs),
-                    // Only a server that says so explicitly; one that merely omits
-                    // Upload-Length must not get it declared a second time.
-                    length_known: !info.deferred,
+                    length_deferred: info.length_deferred,
                 }))
             }
         }
@@ -540,7 +539,7 @@ async fn attempt(
                 acked: st.offset,
                 in_flight: 0,
             });
-            resumed = Some((url, st.offset, !st.length_known));
+            resumed = Some((url, st.offset, st.length_deferred));
         }
     }
 
