@@ -6,7 +6,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 use support::proxy::FaultProxy;
-use support::{cli, list_json, write_file, ServerOpts, TusServer};
+use support::{cli, list_json, output_within, write_file, ServerOpts, TusServer};
 
 #[test]
 fn uploads_a_folder_recursively_and_lists_the_journal() {
@@ -88,6 +88,43 @@ fn exit_code_is_nonzero_when_any_item_fails_but_the_rest_complete() {
     };
     assert_eq!(state(&ok), "completed");
     assert_eq!(state(&big), "failed");
+}
+
+/// A bug that panics inside one upload's worker fails that upload with a clear error; it
+/// neither hangs the queue (its slot is freed) nor stops the other uploads.
+#[test]
+fn a_panicking_upload_fails_alone_and_the_queue_goes_on() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..4)
+        .map(|i| write_file(files.path(), &format!("f{i}.bin"), 300_000, 10 + i))
+        .collect();
+    let out = output_within(
+        cli(data.path())
+            .env("TUSKER_CRASH_AT", "patch-acked:1:panic")
+            // One slot: a slot the panic kept would stop everything after it.
+            .args([
+                "upload",
+                "--endpoint",
+                &server.endpoint(),
+                "--parallel",
+                "1",
+            ])
+            .args(&paths),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("3 completed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("internal error"), "{stdout}");
+    let rows = list_json(data.path());
+    let failed: Vec<_> = rows.iter().filter(|r| r["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:#?}");
+    for r in rows.iter().filter(|r| r["state"] == "completed") {
+        let p = std::path::Path::new(r["path"].as_str().unwrap());
+        assert!(server.stored(r["upload_url"].as_str().unwrap()) == std::fs::read(p).unwrap());
+    }
 }
 
 #[test]

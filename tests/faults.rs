@@ -382,6 +382,51 @@ async fn credentials_never_follow_a_location_on_another_host() {
     assert_uploaded(&r.server, &v2, &other);
 }
 
+/// The proxy's log as a timeline (seconds since `t0`, request, upload id prefix, offset,
+/// status), to see where a chaos run spent its time.
+fn timeline(log: &[support::proxy::Logged], t0: Instant) -> String {
+    let mut log: Vec<_> = log.iter().collect();
+    log.sort_by_key(|l| l.at);
+    log.iter()
+        .map(|l| {
+            let id = l.path.rsplit('/').next().unwrap_or("");
+            format!(
+                "{:>8.3} {:7} {:8} off={:?} len={} fwd={} status={}{}\n",
+                l.at.saturating_duration_since(t0).as_secs_f64(),
+                l.method,
+                id.get(..8).unwrap_or(id),
+                l.upload_offset,
+                l.content_length,
+                l.forwarded,
+                l.status,
+                if l.injected { " (injected)" } else { "" }
+            )
+        })
+        .collect()
+}
+
+/// Fails a chaos run that stopped moving, with what is needed to see why: each upload's
+/// state, the faults so far, whether the server is still alive, and the request timeline.
+fn stuck(
+    what: &str,
+    snap: &[UploadView],
+    proxy: &FaultProxy,
+    server: &mut TusServer,
+    started: Instant,
+) -> ! {
+    let states: Vec<String> = snap
+        .iter()
+        .map(|v| format!("{:?} {}/{} {:?}", v.state, v.acked, v.size, v.error))
+        .collect();
+    panic!(
+        "{what} after {:.1?}: {states:#?}\nserver exited: {:?}\nfaults {:?}\n{}",
+        started.elapsed(),
+        server.exited(),
+        proxy.faults(),
+        timeline(&proxy.log(), started)
+    );
+}
+
 /// The fault matrix at scale: a dozen uploads of mixed sizes through a proxy that injects a
 /// random fault into a quarter of all requests (connection resets at random body offsets, 503
 /// bursts, 429 with Retry-After, 423, 500, stalls while the server still holds the PATCH),
@@ -480,12 +525,30 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
     let total: u64 = sizes.iter().map(|&n| n as u64).sum();
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked(&engine).await < total / 3 {
-        assert!(Instant::now() < deadline, "no progress under chaos");
+        if Instant::now() >= deadline || server.exited().is_some() {
+            let snap = engine.snapshot().await.unwrap();
+            stuck(
+                "no progress under chaos",
+                &snap,
+                &proxy,
+                &mut server,
+                started,
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.restart();
     while acked(&engine).await < total * 2 / 3 {
-        assert!(Instant::now() < deadline, "no progress after the restart");
+        if Instant::now() >= deadline || server.exited().is_some() {
+            let snap = engine.snapshot().await.unwrap();
+            stuck(
+                "no progress after the restart",
+                &snap,
+                &proxy,
+                &mut server,
+                started,
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     proxy.set_refuse(true);
@@ -546,6 +609,9 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
                 a.status
             );
         }
+    }
+    if std::env::var_os("TUSKER_CHAOS_TRACE").is_some() {
+        eprintln!("{}", timeline(&log, started));
     }
     let faults = proxy.faults();
     let injected: usize = faults.values().sum();

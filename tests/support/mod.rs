@@ -54,6 +54,11 @@ impl TusServer {
         format!("http://127.0.0.1:{}/files", self.port)
     }
 
+    /// How the server process ended, if it did (a crashed server explains a stuck test).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops the process and starts a new one on the same port and store (a server restart).
     pub fn restart(&mut self) {
         terminate(&mut self.child, Duration::from_secs(5));
@@ -231,6 +236,30 @@ pub fn cli(data_dir: &Path) -> Command {
     let mut c = Command::new(cli_bin());
     c.env("TUSKER_DATA_DIR", data_dir).env_remove("RUST_LOG");
     c
+}
+
+/// Runs a command to its end like `Command::output`, but kills it and fails the test when it
+/// takes longer than `limit` (a hang is a failure to report, not a test that never ends).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Deterministic pseudo-random content.

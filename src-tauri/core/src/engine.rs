@@ -669,7 +669,19 @@ impl Actor {
         };
         let done = self.worker_tx.clone();
         let handle = tokio::spawn(async move {
-            let outcome = upload::run(ctx, id, reporter).await;
+            // A bug that panics inside one upload must not leave it "uploading" forever and
+            // hold its slot: it ends as failed, the rest of the queue goes on.
+            use futures_util::FutureExt;
+            let run = std::panic::AssertUnwindSafe(upload::run(ctx, id, reporter));
+            let outcome = run.catch_unwind().await.unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(id, panic = %msg, "upload worker panicked");
+                upload::Outcome::Failed(format!("internal error: {msg}"))
+            });
             let _ = done.send((id, gen, WorkerEvent::Finished(outcome)));
         });
         if let Some(e) = self.entries.get_mut(&id) {

@@ -1,8 +1,9 @@
 //! Crash points for the torture tests. A random SIGKILL rarely lands in the narrow windows
 //! that matter most (between a server's answer and the journal write that records it), so
 //! the tests can name one: `TUSKER_CRASH_AT=<point>:<n>` aborts the process, with no
-//! destructor or flush, the n-th time `<point>` is reached. Unset, a point costs one relaxed
-//! atomic load.
+//! destructor or flush, the n-th time `<point>` is reached; `<point>:<n>:panic` panics there
+//! instead (a bug inside one upload, which must not take the queue down). Unset, a point
+//! costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -31,6 +32,7 @@ impl Point {
 struct Armed {
     point: String,
     at: u32,
+    panic: bool,
     seen: AtomicU32,
 }
 
@@ -39,20 +41,27 @@ fn armed() -> Option<&'static Armed> {
     ARMED
         .get_or_init(|| {
             let v = std::env::var("TUSKER_CRASH_AT").ok()?;
-            let (point, n) = v.split_once(':').unwrap_or((v.as_str(), "1"));
+            let mut parts = v.split(':');
+            let point = parts.next()?.to_string();
+            let at = parts.next().unwrap_or("1").parse().ok()?;
+            let panic = parts.next() == Some("panic");
             Some(Armed {
-                point: point.to_string(),
-                at: n.parse().ok()?,
+                point,
+                at,
+                panic,
                 seen: AtomicU32::new(0),
             })
         })
         .as_ref()
 }
 
-/// Aborts the process here if the tests asked for a crash at this point and this visit.
+/// Aborts the process (or panics) here if the tests asked for it at this point and visit.
 pub fn hit(point: Point) {
     let Some(a) = armed() else { return };
     if a.point == point.name() && a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.at {
+        if a.panic {
+            panic!("TUSKER_CRASH_AT: panic at {}", point.name());
+        }
         eprintln!("TUSKER_CRASH_AT: aborting at {}", point.name());
         std::process::abort();
     }
