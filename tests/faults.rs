@@ -624,10 +624,12 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
     println!(
         "fault matrix: {} files, {:.1} MiB in {elapsed:.1?}; {requests} requests, {injected} \
          faults injected {faults:?}, plus a server restart and 2 s of refused connections; \
-         {failed} failed answers, each retried after its backoff; {} distinct waiting reasons \
-         shown; reasons by status {kinds:?}",
+         {failed} failed answers, each retried after its backoff; {} requests given up by \
+         the client while the server worked; {} distinct waiting reasons shown; reasons by \
+         status {kinds:?}",
         paths.len(),
         total as f64 / 1048576.0,
+        proxy.abandoned(),
         reasons.len()
     );
     assert!(

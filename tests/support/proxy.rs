@@ -83,6 +83,8 @@ struct Shared {
     burst: std::sync::atomic::AtomicU32,
     /// Faults injected, by kind.
     faults: Mutex<std::collections::BTreeMap<&'static str, usize>>,
+    /// Requests the client gave up on while the server was still working on them.
+    abandoned: AtomicU64,
 }
 
 /// A running proxy; it lives on its own thread and runtime until dropped.
@@ -166,6 +168,12 @@ impl FaultProxy {
     /// Drops every rule not yet used.
     pub fn clear_rules(&self) {
         self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// Requests whose client gave up (timed out) before the server answered; the proxy
+    /// closed their upstream connection.
+    pub fn abandoned(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::SeqCst)
     }
 
     /// Turns random faults on (or off with `None`).
@@ -586,7 +594,9 @@ async fn connect(sh: &Shared) -> std::io::Result<TcpStream> {
 }
 
 /// Relays the server's whole answer (it closes after one request), rewriting OPTIONS in
-/// checksum mode.
+/// checksum mode. A client that gives up while the server is still working (a request
+/// timeout) closes the upstream connection too, as a reverse proxy does: otherwise
+/// abandoned requests pile up in the server (each one waiting for the upload's lock).
 async fn finish(
     mut up: TcpStream,
     mut client: TcpStream,
@@ -595,7 +605,25 @@ async fn finish(
     checksum_mode: bool,
 ) -> std::io::Result<()> {
     let mut resp = Vec::new();
-    up.read_to_end(&mut resp).await?;
+    let mut probe = [0u8; 512];
+    let client_gone = async {
+        // The client sends nothing more on this connection (one request each), so a read
+        // only ends when it closes.
+        loop {
+            match client.read(&mut probe).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        r = up.read_to_end(&mut resp) => r.map(|_| ())?,
+        _ = client_gone => {
+            sh.abandoned.fetch_add(1, Ordering::SeqCst);
+            sh.log.lock().unwrap().push(entry);
+            return Ok(());
+        }
+    }
     if let Some(line) = resp.split(|b| *b == b'\n').next() {
         let line = String::from_utf8_lossy(line);
         entry.status = line
