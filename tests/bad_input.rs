@@ -556,3 +556,141 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
         .count();
     assert_eq!(complete, 305, "each file once");
 }
+
+/// Another program holding the journal's write lock (a backup tool, an `sqlite3` shell)
+/// pauses journal writes: uploads wait with that reason instead of failing, the engine keeps
+/// answering, and once the lock is gone every file completes once and the journal catches
+/// up with the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
+    use std::io::BufRead;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| write_file(files.path(), &format!("f{i}.bin"), 3 << 20, 40 + i))
+        .collect();
+    let mut c = config(data.path());
+    c.upload.chunk_size = Some(256 << 10);
+    c.upload.retry.max_attempts = 20;
+    c.upload.retry.max_delay = Duration::from_millis(500);
+    c.bandwidth = 4 << 20;
+    let engine = Engine::open(c).await.unwrap();
+    let mut rx = engine.subscribe();
+    let reasons = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let r2 = reasons.clone();
+    tokio::spawn(async move {
+        while let Ok(b) = rx.recv().await {
+            for v in &b.changed {
+                if let Some(e) = &v.error {
+                    r2.lock().unwrap().push(format!("{:?}: {e}", v.state));
+                }
+            }
+        }
+    });
+    let ids: Vec<UploadId> = add_all(&engine, &server.endpoint(), paths.clone())
+        .await
+        .iter()
+        .map(added)
+        .collect();
+    let acked = |e: Engine| async move {
+        e.snapshot()
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.acked)
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked(engine.clone()).await == 0 {
+        assert!(Instant::now() < deadline, "no upload started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Python's sqlite3 takes the write lock and keeps it for 4 s.
+    let mut locker = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(4)\n\
+             c.execute('COMMIT')\n",
+        ])
+        .arg(data.path().join("journal.sqlite"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the foreign locker");
+    let mut line = String::new();
+    std::io::BufReader::new(locker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let locked_at = Instant::now();
+    let before = acked(engine.clone()).await;
+    // The engine keeps answering while the journal is held.
+    let mut slowest = Duration::ZERO;
+    while locked_at.elapsed() < Duration::from_secs(3) {
+        let t = Instant::now();
+        engine.snapshot().await.unwrap();
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(locker.wait().unwrap().success());
+    let mut done = Vec::new();
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = engine
+                .snapshot()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|v| v.id == *id)
+                .unwrap();
+            if v.state.is_terminal() {
+                done.push(v);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{v:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    engine.shutdown().await.unwrap();
+    for (v, p) in done.iter().zip(&paths) {
+        assert_eq!(v.state, UploadState::Completed, "{v:#?}");
+        assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(p).unwrap());
+    }
+    let reasons = reasons.lock().unwrap().clone();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("WaitingToRetry") && r.contains("locked by another program")),
+        "the wait for the journal was never shown: {reasons:#?} (acked {before} when locked)"
+    );
+    let complete = server
+        .uploads()
+        .into_iter()
+        .filter(|u| u.complete())
+        .count();
+    assert_eq!(complete, paths.len(), "each file completed once");
+    // The journal caught up: every row completed, with its full offset.
+    let rows = support::list_json(data.path());
+    assert_eq!(rows.len(), paths.len());
+    for r in &rows {
+        assert_eq!(r["state"], "completed", "{r}");
+        assert_eq!(r["offset"], r["size"], "{r}");
+    }
+    println!(
+        "journal held by another program for 4 s: {} waits shown, slowest engine answer \
+         meanwhile {slowest:?}",
+        reasons
+            .iter()
+            .filter(|r| r.contains("locked by another program"))
+            .count()
+    );
+    assert!(
+        slowest < Duration::from_secs(3),
+        "the engine stopped answering while the journal was held: {slowest:?}"
+    );
+}

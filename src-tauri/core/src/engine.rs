@@ -172,6 +172,8 @@ impl Engine {
             watcher,
             watched: HashSet::new(),
             running: 0,
+            unjournalled: HashSet::new(),
+            journal_busy_until: None,
             sched_hint: 0,
         };
         actor.restore(config.auto_resume)?;
@@ -367,7 +369,16 @@ struct Actor {
     /// a long finished head of the queue after every completion (10,000 small files made
     /// that quadratic). Reset to 0 whenever something may have become startable.
     sched_hint: usize,
+    /// Uploads whose latest state the journal refused because another program held its
+    /// lock; written again on a later tick, so the journal catches up with the queue.
+    unjournalled: HashSet<UploadId>,
+    /// While another program holds the journal's lock: no new worker starts before this
+    /// (starting one needs a journal write), and unjournalled states wait until then too.
+    journal_busy_until: Option<Instant>,
 }
+
+/// How long to leave a journal held by another program alone before writing again.
+const JOURNAL_BUSY_PAUSE: Duration = Duration::from_secs(1);
 
 impl Actor {
     fn restore(&mut self, auto_resume: bool) -> Result<()> {
@@ -425,6 +436,7 @@ impl Actor {
                 Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
                 Some(changes) = frx.recv() => self.fs_changes(changes),
                 _ = tick.tick() => {
+                    self.journal_catch_up();
                     self.sample_speeds();
                     self.flush();
                 }
@@ -600,9 +612,7 @@ impl Actor {
         if state == UploadState::Queued {
             self.sched_hint = 0;
         }
-        if let Err(e) = self.ctx.store.set_state(id, state, error.as_deref()) {
-            tracing::error!(id, error = %e, "journal write failed");
-        }
+        self.journal_state(id, state, error.as_deref());
         if let Some(path) = self.entries.get(&id).map(|e| e.view.path.clone()) {
             if state.is_unfinished() {
                 self.watch(id, &path);
@@ -626,10 +636,52 @@ impl Actor {
         self.mark(id);
     }
 
+    /// Records a state in the journal. A journal locked by another program is not an
+    /// error of the upload: the state is written again once the lock is gone.
+    fn journal_state(&mut self, id: UploadId, state: UploadState, error: Option<&str>) {
+        match self.ctx.store.set_state(id, state, error) {
+            Ok(()) => {
+                self.unjournalled.remove(&id);
+            }
+            Err(Error::JournalBusy(e)) => {
+                tracing::warn!(id, error = %e, "journal locked by another program; state kept for later");
+                self.unjournalled.insert(id);
+                self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
+            }
+            Err(e) => tracing::error!(id, error = %e, "journal write failed"),
+        }
+    }
+
+    /// After a pause for a journal held by another program: writes the states it refused,
+    /// then starts what could not start.
+    fn journal_catch_up(&mut self) {
+        match self.journal_busy_until {
+            Some(t) if Instant::now() >= t => self.journal_busy_until = None,
+            _ => return,
+        }
+        let ids: Vec<UploadId> = self.unjournalled.drain().collect();
+        for id in ids {
+            let Some((state, error)) = self
+                .entries
+                .get(&id)
+                .map(|e| (e.view.state, e.view.error.clone()))
+            else {
+                continue;
+            };
+            self.journal_state(id, state, error.as_deref());
+            if self.journal_busy_until.is_some() {
+                // Still locked: keep the rest for the next round too.
+                return;
+            }
+        }
+        self.sched_hint = 0;
+        self.schedule();
+    }
+
     /// Starts queued uploads in queue order up to the concurrency limit.
     fn schedule(&mut self) {
         let free = self.concurrency.saturating_sub(self.running);
-        if free == 0 {
+        if free == 0 || self.journal_busy_until.is_some() {
             return;
         }
         let mut i = self.sched_hint.min(self.order.len());
@@ -646,19 +698,39 @@ impl Actor {
         // Every startable upload before `i` is started below.
         self.sched_hint = i;
         for id in candidates {
-            self.start(id);
+            if !self.start(id) {
+                // The journal is held by another program: these stay queued for later.
+                self.sched_hint = 0;
+                return;
+            }
         }
     }
 
-    fn start(&mut self, id: UploadId) {
+    /// Starts a worker; false when the journal is locked by another program (the upload
+    /// stays queued and scheduling pauses for a moment).
+    fn start(&mut self, id: UploadId) -> bool {
         let epoch = match self.ctx.store.bump_epoch(id) {
             Ok(e) => e,
+            Err(Error::JournalBusy(e)) => {
+                tracing::warn!(id, error = %e, "journal locked by another program; not starting yet");
+                self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
+                return false;
+            }
             Err(e) => {
                 tracing::error!(id, error = %e, "journal write failed; not starting");
                 self.set_state(id, UploadState::Failed, Some(format!("journal: {e}")));
-                return;
+                return true;
             }
         };
+        // The journal is the truth about the server upload. A stopped worker may have
+        // journalled a new URL (or progress) whose event then arrived too late and was
+        // dropped as stale; a worker that resumes it sends no new URL event, so take the
+        // journal's word now (the model test found completed uploads without a URL).
+        if let (Ok(rec), Some(e)) = (self.ctx.store.get(id), self.entries.get_mut(&id)) {
+            e.view.upload_url = rec.upload_url;
+            e.view.recreated = rec.recreated;
+            e.view.acked = rec.acked_offset;
+        }
         self.set_state(id, UploadState::Uploading, None);
         let gen = epoch;
         let ctx = self.ctx.clone();
@@ -688,6 +760,7 @@ impl Actor {
             e.task = Some((gen, handle));
             self.running += 1;
         }
+        true
     }
 
     /// Aborts a running worker, if any, and closes its epoch so that a write it may still be

@@ -85,6 +85,11 @@ pub enum Error {
     #[error("the disk holding the journal is full ({0}): free some space, then resume")]
     JournalFull(String),
 
+    /// Another program (a backup tool, an `sqlite3` shell) holds a write lock on the journal.
+    /// Nothing is lost: writes wait and are tried again once the lock is gone.
+    #[error("the journal is locked by another program ({0}); waiting for it to let go")]
+    JournalBusy(String),
+
     /// The journal file is not a database or is damaged. It is left as it is.
     #[error("the journal is damaged ({0}); it was left untouched: move it away to start with an empty queue")]
     JournalCorrupt(String),
@@ -126,7 +131,7 @@ impl Error {
     /// 408/423/429) are final: repeating the same request would get the same answer.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Network(_) | Error::Stalled(_) => true,
+            Error::Network(_) | Error::Stalled(_) | Error::JournalBusy(_) => true,
             Error::Status { status, .. } => {
                 matches!(status, 408 | 423 | 429) || (500..=599).contains(status)
             }
@@ -156,6 +161,9 @@ impl From<rusqlite::Error> for Error {
         use rusqlite::ErrorCode;
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Error::JournalFull(e.to_string()),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                Error::JournalBusy(e.to_string())
+            }
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                 Error::JournalCorrupt(e.to_string())
             }

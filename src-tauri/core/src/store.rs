@@ -57,6 +57,10 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// How long a journal write waits for a lock held by another program before it fails with
+/// [`crate::error::Error::JournalBusy`].
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Handle to the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -136,7 +140,11 @@ impl Store {
     }
 
     fn init(mut conn: Connection) -> Result<Store> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Only another program can hold the journal's lock (this process has one connection,
+        // and one process owns a data dir). Waiting longer would freeze the engine, which
+        // shares this connection, while such a program holds on: fail the write quickly and
+        // let the caller try it again later.
+        conn.busy_timeout(BUSY_WAIT)?;
         // Hot statements (offset, state, lookups) are prepared once, not parsed per call.
         conn.set_prepared_statement_cache_capacity(64);
         // SQLite answers "locked" without waiting in a few cases (another process switching a
@@ -144,11 +152,8 @@ impl Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Self::prepare(&mut conn) {
-                Err(crate::error::Error::Store(rusqlite::Error::SqliteFailure(e, _)))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && std::time::Instant::now() < deadline =>
+                Err(crate::error::Error::JournalBusy(_))
+                    if std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
