@@ -593,16 +593,8 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
         .iter()
         .map(added)
         .collect();
-    let acked = |e: Engine| async move {
-        e.snapshot()
-            .await
-            .unwrap()
-            .iter()
-            .map(|v| v.acked)
-            .sum::<u64>()
-    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while acked(engine.clone()).await == 0 {
+    while support::acked_total(&engine).await == 0 {
         assert!(Instant::now() < deadline, "no upload started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -627,7 +619,7 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
         .unwrap();
     assert_eq!(line.trim(), "locked");
     let locked_at = Instant::now();
-    let before = acked(engine.clone()).await;
+    let before = support::acked_total(&engine).await;
     // The engine keeps answering while the journal is held.
     let mut slowest = Duration::ZERO;
     while locked_at.elapsed() < Duration::from_secs(3) {
@@ -639,22 +631,11 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     assert!(locker.wait().unwrap().success());
     let mut done = Vec::new();
     for id in &ids {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let v = engine
-                .snapshot()
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|v| v.id == *id)
-                .unwrap();
-            if v.state.is_terminal() {
-                done.push(v);
-                break;
-            }
-            assert!(Instant::now() < deadline, "{v:#?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let v = support::wait_view(&engine, *id, "an end", Duration::from_secs(60), |v| {
+            v.state.is_terminal()
+        })
+        .await;
+        done.push(v);
     }
     engine.shutdown().await.unwrap();
     for (v, p) in done.iter().zip(&paths) {

@@ -511,45 +511,23 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
             other => panic!("{other:?}"),
         })
         .collect();
-    let acked = |engine: &Engine| {
-        let e = engine.clone();
-        async move {
-            e.snapshot()
-                .await
-                .unwrap()
-                .iter()
-                .map(|v| v.acked)
-                .sum::<u64>()
-        }
-    };
     let total: u64 = sizes.iter().map(|&n| n as u64).sum();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked(&engine).await < total / 3 {
-        if Instant::now() >= deadline || server.exited().is_some() {
-            let snap = engine.snapshot().await.unwrap();
-            stuck(
-                "no progress under chaos",
-                &snap,
-                &proxy,
-                &mut server,
-                started,
-            );
+    // A third through: the server restarts; two thirds through: it is unreachable for 2 s.
+    for (third, what) in [
+        (1, "no progress under chaos"),
+        (2, "no progress after the restart"),
+    ] {
+        while support::acked_total(&engine).await < total * third / 3 {
+            if Instant::now() >= deadline || server.exited().is_some() {
+                let snap = engine.snapshot().await.unwrap();
+                stuck(what, &snap, &proxy, &mut server, started);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.restart();
-    while acked(&engine).await < total * 2 / 3 {
-        if Instant::now() >= deadline || server.exited().is_some() {
-            let snap = engine.snapshot().await.unwrap();
-            stuck(
-                "no progress after the restart",
-                &snap,
-                &proxy,
-                &mut server,
-                started,
-            );
+        if third == 1 {
+            server.restart();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     proxy.set_refuse(true);
     tokio::time::sleep(Duration::from_secs(2)).await;

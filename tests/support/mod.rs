@@ -353,6 +353,17 @@ pub async fn add_one(
     }
 }
 
+/// Bytes the server acknowledged, summed over the whole queue (a run's progress).
+pub async fn acked_total(engine: &tusker_core::Engine) -> u64 {
+    engine
+        .snapshot()
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.acked)
+        .sum()
+}
+
 /// Polls the engine until upload `id` satisfies `cond`; panics with `what` and the row after
 /// `timeout`.
 pub async fn wait_view(
