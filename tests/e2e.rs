@@ -188,7 +188,19 @@ async fn settings_add_pause_resume_complete() {
             rec.name
         );
     }
-    app.close().await;
+    // SIGTERM (a logout, `kill`) quits like closing the window: the engine stops cleanly and
+    // the log's last lines reach the file (the process exits without dropping managed state,
+    // so the shell flushes the log by hand).
+    app.quit(Duration::from_secs(10)).await;
+    let log: String = std::fs::read_dir(data.path().join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        log.contains("quit: uploads paused, journal closed"),
+        "the quit was not logged: {}",
+        &log[log.len().saturating_sub(2000)..]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,7 @@ fn main() {
                     let argv: Vec<String> = std::env::args().collect();
                     let cwd = std::env::current_dir().unwrap_or_default();
                     state::add_args(&handle, &argv, &cwd);
+                    quit_on_signals(&handle);
                 }
                 Err(e) => {
                     use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
@@ -81,10 +82,38 @@ fn main() {
             if let Some(s) = handle.try_state::<state::AppState>() {
                 let engine = s.engine.clone();
                 // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
-                let _ = tauri::async_runtime::block_on(async move {
+                let done = tauri::async_runtime::block_on(async move {
                     tokio::time::timeout(std::time::Duration::from_secs(5), engine.shutdown()).await
                 });
+                match done {
+                    Ok(_) => tracing::info!("quit: uploads paused, journal closed"),
+                    Err(_) => tracing::warn!("quit: the engine did not stop within 5 s"),
+                }
+                s.flush_log();
             }
         }
+    });
+}
+
+/// SIGTERM (logout, `kill`, a service manager) and SIGINT quit like the window's close: the
+/// engine pauses the running uploads and the log is flushed, instead of the process simply
+/// vanishing mid-write.
+fn quit_on_signals(handle: &tauri::AppHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let handle = handle.clone();
+    tauri::async_runtime::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot listen for SIGTERM/SIGINT; they will end the app abruptly");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "quitting");
+        handle.exit(0);
     });
 }

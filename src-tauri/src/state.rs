@@ -12,7 +12,17 @@ pub struct AppState {
     pub engine: Engine,
     /// Paths from the command line that wait for an endpoint to be set.
     pub pending: std::sync::Mutex<Vec<String>>,
-    _log: tracing_appender::non_blocking::WorkerGuard,
+    /// Flushes the log file's buffered lines when dropped. The process exits without
+    /// dropping managed state, so quitting takes it out and drops it (see `flush_log`).
+    log: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
+}
+
+impl AppState {
+    /// Writes out the log lines still buffered; logging goes quiet afterwards.
+    pub fn flush_log(&self) {
+        let guard = self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(guard);
+    }
 }
 
 /// The data directory: `TUSKER_DATA_DIR` if set, else the platform app-data directory.
@@ -69,7 +79,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     Ok(AppState {
         engine,
         pending: Default::default(),
-        _log: log,
+        log: std::sync::Mutex::new(Some(log)),
     })
 }
 

@@ -178,8 +178,36 @@ impl App {
         None
     }
 
-    /// Ends the session (the app quits cleanly) and stops the driver.
+    /// Ends the session and stops the driver (WebKitWebDriver kills the app: no quit path
+    /// runs; see [`App::quit`] for that).
     pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        self.stop_driver();
+    }
+
+    /// Quits the app the way a logout or `kill` does (SIGTERM) and waits for it to exit by
+    /// itself; fails the test if it is still running after `timeout`.
+    pub async fn quit(mut self, timeout: Duration) {
+        let pid = self.app_pid().expect("the app is running");
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        // Gone, or a zombie its parent (WebKitWebDriver) has not reaped yet.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        while running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the app did not quit within {timeout:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = self.client.clone().close().await;
         self.stop_driver();
     }
