@@ -652,3 +652,44 @@ async fn an_empty_file_is_declared_by_a_patch_even_after_a_cut() {
     assert_eq!(post.content_length, 0);
     assert!(log.iter().filter(|l| l.method == "PATCH").count() >= 1);
 }
+
+/// An outage longer than the attempt budget: with network patience (the desktop app's
+/// setting) an upload keeps waiting, showing why, and completes once the server can be
+/// reached again; without it (the CLI's default) the same outage fails the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_patience_waits_out_an_outage_longer_than_the_retry_budget() {
+    let tight = |c: &mut EngineConfig| {
+        c.upload.retry.max_attempts = 2;
+        c.upload.retry.base = Duration::from_millis(50);
+        c.upload.retry.max_delay = Duration::from_millis(200);
+    };
+    let r = rig(300_000, |c| {
+        tight(c);
+        c.upload.retry.network_patience = Some(Duration::from_secs(60));
+    })
+    .await;
+    // The control: the same budget without patience, its own journal, the same proxy.
+    let data = tempfile::tempdir().unwrap();
+    let mut c = config(data.path());
+    tight(&mut c);
+    let impatient = Engine::open(c).await.unwrap();
+    r.proxy.set_refuse(true);
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let control = support::add_one(&impatient, &r.proxy.endpoint(), &r.file, None).await;
+    let failed = wait_done(&impatient, control, Duration::from_secs(20)).await;
+    assert_eq!(failed.state, UploadState::Failed, "{failed:#?}");
+    assert!(failed.error.as_deref().unwrap().contains("gave up after"));
+    // Well past the budget the patient upload still waits, and says why.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = support::wait_view(&r.engine, id, "waiting", Duration::from_secs(5), |v| {
+        v.state == UploadState::WaitingToRetry
+    })
+    .await;
+    let reason = v.error.clone().unwrap_or_default();
+    assert!(!reason.is_empty() && !reason.contains("gave up"), "{v:#?}");
+    r.proxy.set_refuse(false);
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    println!("waited out the outage; the reason shown meanwhile: {reason}");
+    impatient.shutdown().await.unwrap();
+}

@@ -59,6 +59,9 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     config.bandwidth = settings.bandwidth;
     config.auto_resume = settings.auto_resume;
     config.upload.chunk_size = settings.chunk_size;
+    // A desktop app waits out an offline day (laptop on a train, Wi-Fi gone) and carries on
+    // when the network is back; server errors still fail after the attempt budget.
+    config.upload.retry.network_patience = Some(std::time::Duration::from_secs(24 * 3600));
     let engine = tauri::async_runtime::block_on(Engine::open(config))?;
     tracing::info!(data_dir = %dir.display(), auto_resume = settings.auto_resume, "engine opened");
     if let Some(days) = settings.remove_completed_after_days {

@@ -139,6 +139,12 @@ impl Error {
         }
     }
 
+    /// Failures of the way to the server rather than answers from it: what going offline
+    /// looks like.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Error::Network(_) | Error::Stalled(_))
+    }
+
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

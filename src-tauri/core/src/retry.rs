@@ -13,6 +13,12 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Consecutive failures without progress before the upload fails (resets on progress).
     pub max_attempts: u32,
+    /// For failures of the network itself (unreachable, refused, reset, DNS, stalled), keep
+    /// waiting past `max_attempts` for this long without progress: a laptop that is offline
+    /// for an hour picks its uploads up again by itself. `None` (the CLI's default, so a
+    /// script is not kept waiting) fails them after `max_attempts` like any other error.
+    #[serde(default)]
+    pub network_patience: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -21,6 +27,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
             max_attempts: 12,
+            network_patience: None,
         }
     }
 }

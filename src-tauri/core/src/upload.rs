@@ -203,6 +203,7 @@ impl From<Error> for Interruption {
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
     let mut failures = 0u32;
     let mut recreations = 0u32;
+    let mut last_progress = std::time::Instant::now();
     // The server upload this run works on; `None` = create one on the next pass.
     let mut forget_url = false;
     loop {
@@ -214,6 +215,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
             // Progress was made: the retry budgets start over.
             failures = 0;
             recreations = 0;
+            last_progress = std::time::Instant::now();
         }
         let err = match result {
             Ok(()) => return Outcome::Completed,
@@ -236,7 +238,13 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
             Error::Interrupted => return Outcome::Failed("interrupted".into()),
             e if e.is_retryable() => {
                 failures += 1;
-                if failures > ctx.settings.retry.max_attempts {
+                let patient = e.is_network()
+                    && ctx
+                        .settings
+                        .retry
+                        .network_patience
+                        .is_some_and(|p| last_progress.elapsed() < p);
+                if failures > ctx.settings.retry.max_attempts && !patient {
                     return Outcome::Failed(format!("{e} (gave up after {failures} attempts)"));
                 }
                 let delay = ctx.settings.retry.delay(failures, e.retry_after());
