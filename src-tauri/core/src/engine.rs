@@ -609,10 +609,16 @@ impl Actor {
 
     /// Persists and shows a new state.
     fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
+        self.journal_state(id, state, error.as_deref());
+        self.show_state(id, state, error);
+    }
+
+    /// The queue's side of a state change (view, watches, scheduling hint), for a state the
+    /// journal already holds.
+    fn show_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
         if state == UploadState::Queued {
             self.sched_hint = 0;
         }
-        self.journal_state(id, state, error.as_deref());
         if let Some(path) = self.entries.get(&id).map(|e| e.view.path.clone()) {
             if state.is_unfinished() {
                 self.watch(id, &path);
@@ -709,8 +715,9 @@ impl Actor {
     /// Starts a worker; false when the journal is locked by another program (the upload
     /// stays queued and scheduling pauses for a moment).
     fn start(&mut self, id: UploadId) -> bool {
-        let epoch = match self.ctx.store.bump_epoch(id) {
-            Ok(e) => e,
+        // One journal transaction: a new epoch, the state, and the record as it stands.
+        let (epoch, rec) = match self.ctx.store.begin_run(id) {
+            Ok(r) => r,
             Err(Error::JournalBusy(e)) => {
                 tracing::warn!(id, error = %e, "journal locked by another program; not starting yet");
                 self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
@@ -726,12 +733,13 @@ impl Actor {
         // journalled a new URL (or progress) whose event then arrived too late and was
         // dropped as stale; a worker that resumes it sends no new URL event, so take the
         // journal's word now (the model test found completed uploads without a URL).
-        if let (Ok(rec), Some(e)) = (self.ctx.store.get(id), self.entries.get_mut(&id)) {
-            e.view.upload_url = rec.upload_url;
+        self.unjournalled.remove(&id);
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.upload_url = rec.upload_url.clone();
             e.view.recreated = rec.recreated;
             e.view.acked = rec.acked_offset;
         }
-        self.set_state(id, UploadState::Uploading, None);
+        self.show_state(id, UploadState::Uploading, None);
         let gen = epoch;
         let ctx = self.ctx.clone();
         let reporter = Reporter {
@@ -744,7 +752,7 @@ impl Actor {
             // A bug that panics inside one upload must not leave it "uploading" forever and
             // hold its slot: it ends as failed, the rest of the queue goes on.
             use futures_util::FutureExt;
-            let run = std::panic::AssertUnwindSafe(upload::run(ctx, id, reporter));
+            let run = std::panic::AssertUnwindSafe(upload::run(ctx, id, reporter, rec));
             let outcome = run.catch_unwind().await.unwrap_or_else(|p| {
                 let msg = p
                     .downcast_ref::<&str>()
@@ -799,8 +807,11 @@ impl Actor {
                 e.view.acked = e.view.size;
             }
             tracing::info!(id, "upload completed");
+            // The worker journalled the completion itself, with the final offset.
+            self.show_state(id, state, None);
+        } else {
+            self.set_state(id, state, error.map(str::to_string));
         }
-        self.set_state(id, state, error.map(str::to_string));
         self.schedule();
     }
 

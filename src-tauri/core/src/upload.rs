@@ -200,17 +200,21 @@ impl From<Error> for Interruption {
 }
 
 /// Runs one upload to an outcome, retrying transient failures.
-pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
+/// `rec` is the record as the scheduler read it when it started this run.
+pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
     let mut failures = 0u32;
     let mut recreations = 0u32;
     let mut last_progress = std::time::Instant::now();
     // The server upload this run works on; `None` = create one on the next pass.
     let mut forget_url = false;
+    // The journal's acknowledged offset as this run wrote it (only this run writes it).
+    let mut acked = rec.acked_offset;
+    let mut known = Some(rec);
     loop {
-        let before = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
-        let result = attempt(&ctx, id, &reporter, forget_url).await;
+        let before = acked;
+        let result = attempt(&ctx, id, &reporter, forget_url, known.take(), &mut acked).await;
         forget_url = false;
-        let after = ctx.store.get(id).map(|r| r.acked_offset).unwrap_or(0);
+        let after = acked;
         if after > before {
             // Progress was made: the retry budgets start over.
             failures = 0;
@@ -264,16 +268,17 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter) -> Outcome {
     }
 }
 
-/// Compares the file with the journal's stamp before (re)starting.
+/// Compares the file with the journal's stamp before (re)starting; true when the journal
+/// took a new stamp (the record must be read again).
 ///
 /// A moved stamp with the same size is re-fingerprinted only while the server holds nothing
 /// of this content yet. Once bytes were sent, a modification anywhere (even in the middle,
 /// which the head+tail fingerprint cannot see) could produce a mix, so it is `file changed`.
-fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Result<()> {
+fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Result<bool> {
     let path = Path::new(&rec.path);
     let st = fingerprint::stamp(path)?;
     if st.size == rec.size && st.mtime_ns == rec.mtime_ns {
-        return Ok(());
+        return Ok(false);
     }
     if st.size != rec.size {
         return Err(Error::FileChanged(format!(
@@ -297,7 +302,7 @@ fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Resul
     reporter.send(WorkerEvent::Restamped {
         mtime_ns: st.mtime_ns,
     });
-    Ok(())
+    Ok(true)
 }
 
 /// Verifies the stamp has not moved since the upload started (cheap stat, no hashing).
@@ -489,17 +494,20 @@ async fn attempt(
     id: UploadId,
     reporter: &Reporter,
     forget_url: bool,
+    known: Option<UploadRecord>,
+    acked: &mut u64,
 ) -> Result<(), Interruption> {
     let epoch = reporter.epoch;
-    let mut rec = ctx.store.get(id)?;
+    let mut rec = match known {
+        Some(r) => r,
+        None => ctx.store.get(id)?,
+    };
+    if check_file(ctx, &rec, reporter)? {
+        rec = ctx.store.get(id)?;
+    }
     if forget_url {
         // Known gone: the journal keeps the old URL until a new one replaces it, so a failed
         // creation (say, expired credentials) loses nothing.
-        rec.upload_url = None;
-    }
-    check_file(ctx, &rec, reporter)?;
-    rec = ctx.store.get(id)?;
-    if forget_url {
         rec.upload_url = None;
     }
     let had_url = rec.upload_url.is_some() || forget_url;
@@ -543,6 +551,7 @@ async fn attempt(
             tracing::info!(id, "server upload expired; creating a new one");
         } else if let Some(st) = server_offset(ctx, &rec, &url, &headers).await? {
             ctx.store.set_offset(id, epoch, st.offset, st.expires)?;
+            *acked = st.offset;
             reporter.send(WorkerEvent::Progress {
                 acked: st.offset,
                 in_flight: 0,
@@ -602,8 +611,10 @@ async fn attempt(
             check_location_origin(&endpoint, &created.url, &rec.headers)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
+            *acked = 0;
             if created.offset > 0 {
                 ctx.store.set_offset(id, epoch, created.offset, exp)?;
+                *acked = created.offset;
             }
             tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, recreated = had_url, "created server upload");
             reporter.send(WorkerEvent::Url {
@@ -620,6 +631,7 @@ async fn attempt(
 
     let mut conflicts = 0u32;
     let mut checksum_mismatches = 0u32;
+    let mut journalled_done = false;
     while offset < rec.size || length_pending {
         check_unchanged(&rec)?;
         let transfer = Transfer::new();
@@ -650,8 +662,15 @@ async fn attempt(
                     .into());
                 }
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
-                ctx.store
-                    .set_offset(id, epoch, p.offset, p.expires.and_then(unix_secs))?;
+                let exp = p.expires.and_then(unix_secs);
+                if p.offset == rec.size {
+                    // The last PATCH: offset and completion in one journal write.
+                    ctx.store.set_completed(id, epoch, p.offset, exp)?;
+                    journalled_done = true;
+                } else {
+                    ctx.store.set_offset(id, epoch, p.offset, exp)?;
+                }
+                *acked = p.offset;
                 offset = p.offset;
                 length_pending = false;
                 conflicts = 0;
@@ -680,6 +699,7 @@ async fn attempt(
                                     "offset conflict; continuing from the server's offset"
                                 );
                                 ctx.store.set_offset(id, epoch, server, exp)?;
+                                *acked = server;
                                 offset = server;
                                 reporter.send(WorkerEvent::Progress {
                                     acked: offset,
@@ -704,6 +724,12 @@ async fn attempt(
                 }
             }
         }
+    }
+    // Complete without a final PATCH (the server already had every byte, or a POST with
+    // creation-with-upload carried them): the worker journals completion either way, so the
+    // scheduler never has to (and a stopped worker's epoch keeps it from doing so).
+    if !journalled_done {
+        ctx.store.set_completed(id, epoch, offset, None)?;
     }
     Ok(())
 }
