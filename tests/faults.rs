@@ -687,6 +687,18 @@ async fn network_patience_waits_out_an_outage_longer_than_the_retry_budget() {
     .await;
     let reason = v.error.clone().unwrap_or_default();
     assert!(!reason.is_empty() && !reason.contains("gave up"), "{v:#?}");
+    // A server that is still starting answers 503 twice once the network is back: waiting
+    // for the network spent none of the budget (2), so that does not fail the upload.
+    r.proxy.push(support::proxy::Rule {
+        method: "POST",
+        skip: 0,
+        times: 2,
+        action: Action::Respond {
+            status: 503,
+            headers: vec![],
+            body: "starting".into(),
+        },
+    });
     r.proxy.set_refuse(false);
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_uploaded(&r.server, &v, &r.file);

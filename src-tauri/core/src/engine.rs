@@ -609,8 +609,16 @@ impl Actor {
 
     /// Persists and shows a new state.
     fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
-        self.journal_state(id, state, error.as_deref());
-        self.show_state(id, state, error);
+        match self.journal_state(id, state, error.as_deref()) {
+            // The worker finished a moment ago (its report still queued): completed it is.
+            Some(UploadState::Completed) if state != UploadState::Completed => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.acked = e.view.size;
+                }
+                self.show_state(id, UploadState::Completed, None)
+            }
+            _ => self.show_state(id, state, error),
+        }
     }
 
     /// The queue's side of a state change (view, watches, scheduling hint), for a state the
@@ -644,17 +652,28 @@ impl Actor {
 
     /// Records a state in the journal. A journal locked by another program is not an
     /// error of the upload: the state is written again once the lock is gone.
-    fn journal_state(&mut self, id: UploadId, state: UploadState, error: Option<&str>) {
+    /// Returns the state the journal holds now, if the write went through.
+    fn journal_state(
+        &mut self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&str>,
+    ) -> Option<UploadState> {
         match self.ctx.store.set_state(id, state, error) {
-            Ok(()) => {
+            Ok(held) => {
                 self.unjournalled.remove(&id);
+                Some(held)
             }
             Err(Error::JournalBusy(e)) => {
                 tracing::warn!(id, error = %e, "journal locked by another program; state kept for later");
                 self.unjournalled.insert(id);
                 self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
+                None
             }
-            Err(e) => tracing::error!(id, error = %e, "journal write failed"),
+            Err(e) => {
+                tracing::error!(id, error = %e, "journal write failed");
+                None
+            }
         }
     }
 
@@ -665,23 +684,32 @@ impl Actor {
             Some(t) if Instant::now() >= t => self.journal_busy_until = None,
             _ => return,
         }
-        let ids: Vec<UploadId> = self.unjournalled.drain().collect();
+        if !self.journal_pending() {
+            return;
+        }
+        self.sched_hint = 0;
+        self.schedule();
+    }
+
+    /// Writes the states the journal refused; false when it is still locked (what is left
+    /// stays pending for the next round).
+    fn journal_pending(&mut self) -> bool {
+        let ids: Vec<UploadId> = self.unjournalled.iter().copied().collect();
         for id in ids {
             let Some((state, error)) = self
                 .entries
                 .get(&id)
                 .map(|e| (e.view.state, e.view.error.clone()))
             else {
+                self.unjournalled.remove(&id);
                 continue;
             };
             self.journal_state(id, state, error.as_deref());
-            if self.journal_busy_until.is_some() {
-                // Still locked: keep the rest for the next round too.
-                return;
+            if self.unjournalled.contains(&id) {
+                return false;
             }
         }
-        self.sched_hint = 0;
-        self.schedule();
+        true
     }
 
     /// Starts queued uploads in queue order up to the concurrency limit.
@@ -948,10 +976,12 @@ impl Actor {
                     let state = self.entries[&id].view.state;
                     // A worker that finished a moment ago (its report still queued) left a
                     // complete upload in the journal: that one is not cancelled.
-                    let complete = self.ctx.store.get(id).is_ok_and(|r| {
-                        // (An empty file's offset is 0 before and after its last PATCH.)
-                        r.upload_url.is_some() && r.acked_offset == r.size && r.size > 0
-                    });
+                    // (The worker journals the completion itself, empty files included.)
+                    let complete = self
+                        .ctx
+                        .store
+                        .get(id)
+                        .is_ok_and(|r| r.state == UploadState::Completed);
                     if state != UploadState::Completed && !complete {
                         self.stop(id);
                         self.terminate(id);
@@ -1222,6 +1252,13 @@ impl Actor {
                 // Queued again in the journal: the next start resumes it.
                 self.set_state(id, UploadState::Queued, None);
             }
+        }
+        // One last try for states a lock held by another program refused.
+        if !self.unjournalled.is_empty() && !self.journal_pending() {
+            tracing::warn!(
+                pending = self.unjournalled.len(),
+                "journal still locked by another program at shutdown; those states were not recorded"
+            );
         }
     }
 }

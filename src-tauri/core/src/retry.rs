@@ -13,10 +13,12 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Consecutive failures without progress before the upload fails (resets on progress).
     pub max_attempts: u32,
-    /// For failures of the network itself (unreachable, refused, reset, DNS, stalled), keep
-    /// waiting past `max_attempts` for this long without progress: a laptop that is offline
-    /// for an hour picks its uploads up again by itself. `None` (the CLI's default, so a
-    /// script is not kept waiting) fails them after `max_attempts` like any other error.
+    /// For failures of the network itself (unreachable, refused, reset, DNS, stalled) and a
+    /// journal held by another program, keep waiting for this long without progress, without
+    /// spending the attempt budget: a laptop that is offline for an hour picks its uploads up
+    /// again by itself, and a server error after the outage still gets the whole budget.
+    /// `None` (the CLI's default, so a script is not kept waiting) counts them like any other
+    /// error.
     #[serde(default)]
     pub network_patience: Option<Duration>,
 }

@@ -445,13 +445,40 @@ impl Store {
         Ok(())
     }
 
-    /// Moves an upload to a new state (with an error text for failure states).
-    pub fn set_state(&self, id: UploadId, state: UploadState, error: Option<&str>) -> Result<()> {
+    /// Moves an upload to a new state (with an error text for failure states). A completed
+    /// upload stays completed: its worker journalled that together with the final offset, and
+    /// a late report from before (waiting, uploading), or one written again after the journal
+    /// was locked, must not undo it. Returns the state the journal now holds.
+    pub fn set_state(
+        &self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&str>,
+    ) -> Result<UploadState> {
         let completed = (state == UploadState::Completed).then(now_secs);
-        self.exec(
-            "UPDATE uploads SET state = ?2, error = ?3, completed_at = COALESCE(?4, completed_at), updated_at = ?5 WHERE id = ?1",
-            params![id, state.as_str(), error, completed, now_secs()],
-        )
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE uploads SET state = ?2, error = ?3, completed_at = COALESCE(?4, completed_at), updated_at = ?5
+                 WHERE id = ?1 AND (state <> 'completed' OR ?2 = 'completed')",
+            )?
+            .execute(params![id, state.as_str(), error, completed, now_secs()])?;
+        if n == 0 {
+            if !self.exists(id)? {
+                return Err(crate::error::Error::UnknownUpload(id));
+            }
+            return Ok(UploadState::Completed);
+        }
+        Ok(state)
+    }
+
+    fn exists(&self, id: UploadId) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM uploads WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// The same content was found at another path (re-added, renamed or moved).
@@ -590,6 +617,40 @@ mod tests {
         assert!(s.set_offset(b.id, 0, 101, None).is_err());
         s.delete(a.id).unwrap();
         assert!(s.get(a.id).is_err());
+    }
+
+    #[test]
+    fn a_run_starts_in_one_transaction_and_completion_sticks() {
+        let s = Store::open_in_memory().unwrap();
+        let a = s.insert(&new("/a/x.bin", "fp1")).unwrap();
+        let (epoch, rec) = s.begin_run(a.id).unwrap();
+        assert_eq!(rec.state, UploadState::Uploading);
+        assert_eq!(s.get(a.id).unwrap().state, UploadState::Uploading);
+        s.set_url(a.id, epoch, "http://h/files/1", None, false)
+            .unwrap();
+        s.set_completed(a.id, epoch, 100, None).unwrap();
+        let r = s.get(a.id).unwrap();
+        assert_eq!((r.state, r.acked_offset), (UploadState::Completed, 100));
+        assert!(r.completed_at.is_some());
+        // A late report of the run (waiting, uploading) or a re-written state cannot undo it.
+        assert_eq!(
+            s.set_state(a.id, UploadState::WaitingToRetry, Some("503"))
+                .unwrap(),
+            UploadState::Completed
+        );
+        assert_eq!(s.get(a.id).unwrap().state, UploadState::Completed);
+        // A stopped run cannot complete.
+        let b = s.insert(&new("/a/y.bin", "fp2")).unwrap();
+        let (old, _) = s.begin_run(b.id).unwrap();
+        s.bump_epoch(b.id).unwrap();
+        assert!(matches!(
+            s.set_completed(b.id, old, 100, None),
+            Err(crate::error::Error::Interrupted)
+        ));
+        assert!(matches!(
+            s.set_state(999, UploadState::Queued, None),
+            Err(crate::error::Error::UnknownUpload(999))
+        ));
     }
 
     #[test]

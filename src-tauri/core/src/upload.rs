@@ -202,7 +202,10 @@ impl From<Error> for Interruption {
 /// Runs one upload to an outcome, retrying transient failures.
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
+    // Failures in a row (they grow the backoff), and those of them that count against the
+    // attempt budget (with network patience, waiting for the network does not).
     let mut failures = 0u32;
+    let mut spent = 0u32;
     let mut recreations = 0u32;
     let mut last_progress = std::time::Instant::now();
     // The server upload this run works on; `None` = create one on the next pass.
@@ -218,6 +221,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
         if after > before {
             // Progress was made: the retry budgets start over.
             failures = 0;
+            spent = 0;
             recreations = 0;
             last_progress = std::time::Instant::now();
         }
@@ -242,13 +246,17 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             Error::Interrupted => return Outcome::Failed("interrupted".into()),
             e if e.is_retryable() => {
                 failures += 1;
-                let patient = e.is_network()
+                // Offline, or the journal held by another program: nothing the server said.
+                let patient = (e.is_network() || matches!(e, Error::JournalBusy(_)))
                     && ctx
                         .settings
                         .retry
                         .network_patience
                         .is_some_and(|p| last_progress.elapsed() < p);
-                if failures > ctx.settings.retry.max_attempts && !patient {
+                if !patient {
+                    spent += 1;
+                }
+                if spent > ctx.settings.retry.max_attempts {
                     return Outcome::Failed(format!("{e} (gave up after {failures} attempts)"));
                 }
                 let delay = ctx.settings.retry.delay(failures, e.retry_after());
