@@ -583,17 +583,8 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = second.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the second launch did not hand over and exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::wait_for(&mut second, Duration::from_secs(15))
+        .expect("the second launch did not hand over and exit");
     assert!(status.success(), "second launch exits cleanly: {status}");
     app.wait_js(
         "the handed-over file completed",

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::proxy::FaultProxy;
-use support::{cli, list_json, write_file, TusServer};
+use support::{cli, list_json, wait_for, write_file, TusServer};
 
 /// One test at a time: the app test and the CLI test both want the CPU.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -83,20 +83,6 @@ struct Tally {
 impl Tally {
     fn kills(&self) -> usize {
         self.sigkill + self.aborted.values().sum::<usize>()
-    }
-}
-
-/// Waits for a child up to `timeout`; None if it is still running.
-fn wait_for(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -612,13 +612,18 @@ impl Actor {
         match self.journal_state(id, state, error.as_deref()) {
             // The worker finished a moment ago (its report still queued): completed it is.
             Some(UploadState::Completed) if state != UploadState::Completed => {
-                if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.acked = e.view.size;
-                }
-                self.show_state(id, UploadState::Completed, None)
+                self.show_completed(id)
             }
             _ => self.show_state(id, state, error),
         }
+    }
+
+    /// Shows an upload as completed, every byte acknowledged (its worker journalled that).
+    fn show_completed(&mut self, id: UploadId) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.acked = e.view.size;
+        }
+        self.show_state(id, UploadState::Completed, None);
     }
 
     /// The queue's side of a state change (view, watches, scheduling hint), for a state the
@@ -831,12 +836,8 @@ impl Actor {
         }
         let (state, error) = outcome.state();
         if state == UploadState::Completed {
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.view.acked = e.view.size;
-            }
             tracing::info!(id, "upload completed");
-            // The worker journalled the completion itself, with the final offset.
-            self.show_state(id, state, None);
+            self.show_completed(id);
         } else {
             self.set_state(id, state, error.map(str::to_string));
         }

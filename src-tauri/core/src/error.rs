@@ -139,10 +139,14 @@ impl Error {
         }
     }
 
-    /// Failures of the way to the server rather than answers from it: what going offline
-    /// looks like.
-    pub fn is_network(&self) -> bool {
-        matches!(self, Error::Network(_) | Error::Stalled(_))
+    /// Not an answer from the server: the way to it (what going offline looks like) or the
+    /// journal (held by another program) is unavailable for now. Network patience waits
+    /// these out.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Error::Network(_) | Error::Stalled(_) | Error::JournalBusy(_)
+        )
     }
 
     /// The delay the server asked for, if any.

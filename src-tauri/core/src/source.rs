@@ -113,6 +113,16 @@ const INLINE_READ: u64 = 64 * 1024;
 /// bounded (a few frames per upload).
 const READ_AHEAD: usize = 2;
 
+/// Opens the file to read; a missing file is `FileMissing`.
+fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| open_err(path, e))
+}
+
+/// What a read that came up short means: the file is shorter than when it was added.
+fn shrank(path: &Path) -> String {
+    format!("{} shrank while uploading", path.display())
+}
+
 fn open_err(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::FileMissing(path.display().to_string())
@@ -167,8 +177,7 @@ impl Source {
         transfer: Arc<Transfer>,
     ) -> Result<reqwest::Body> {
         let path = self.path.clone();
-        let file =
-            blocking(move || std::fs::File::open(&path).map_err(|e| open_err(&path, e))).await?;
+        let file = blocking(move || open(&path)).await?;
         transfer.touch();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
         let path = self.path.clone();
@@ -184,7 +193,7 @@ impl Source {
                 let item = match read_full_at(&file, &mut buf, at) {
                     Ok(n) if n == want => Ok(buf.freeze()),
                     Ok(_) => {
-                        let msg = format!("{} shrank while uploading", path.display());
+                        let msg = shrank(&path);
                         t.fail(msg.clone());
                         Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg))
                     }
@@ -217,14 +226,11 @@ impl Source {
     /// it is sent). A file shorter than the range has changed.
     pub async fn read(&self, offset: u64, len: u64) -> Result<Bytes> {
         let read = move |path: &Path| {
-            let f = std::fs::File::open(path).map_err(|e| open_err(path, e))?;
+            let f = open(path)?;
             let mut buf = BytesMut::zeroed(len as usize);
             let n = read_full_at(&f, &mut buf, offset).map_err(|e| open_err(path, e))?;
             if n < buf.len() {
-                return Err(Error::FileChanged(format!(
-                    "{} shrank while uploading",
-                    path.display()
-                )));
+                return Err(Error::FileChanged(shrank(path)));
             }
             Ok(buf.freeze())
         };
@@ -242,7 +248,7 @@ impl Source {
     pub async fn checksum(&self, alg: ChecksumAlgorithm, offset: u64, len: u64) -> Result<String> {
         let path = self.path.clone();
         blocking(move || {
-            let f = std::fs::File::open(&path).map_err(|e| open_err(&path, e))?;
+            let f = open(&path)?;
             let mut at = offset;
             let end = offset + len;
             let mut buf = vec![0u8; BLOCK];
@@ -252,10 +258,7 @@ impl Source {
                 let want = (end - at).min(BLOCK as u64) as usize;
                 let n = read_full_at(&f, &mut buf[..want], at).map_err(|e| open_err(&path, e))?;
                 if n < want {
-                    return Err(Error::FileChanged(format!(
-                        "{} shrank while uploading",
-                        path.display()
-                    )));
+                    return Err(Error::FileChanged(shrank(&path)));
                 }
                 match alg {
                     ChecksumAlgorithm::Sha256 => sha256.update(&buf[..n]),

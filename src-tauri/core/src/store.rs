@@ -95,6 +95,13 @@ const SELECT: &str =
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id";
 
+/// One upload by id, on a connection or inside a transaction.
+fn record(conn: &Connection, id: UploadId) -> Result<UploadRecord> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
+    let rec = stmt.query_row([id], row_to_record).optional()?;
+    rec.ok_or(crate::error::Error::UnknownUpload(id))
+}
+
 fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
     let meta: String = r.get(12)?;
     let headers: String = r.get(13)?;
@@ -265,10 +272,7 @@ impl Store {
 
     /// One upload by id.
     pub fn get(&self, id: UploadId) -> Result<UploadRecord> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
-        let rec = stmt.query_row([id], row_to_record).optional()?;
-        rec.ok_or(crate::error::Error::UnknownUpload(id))
+        record(&self.conn(), id)
     }
 
     /// Every upload in queue order.
@@ -344,11 +348,10 @@ impl Store {
 
     /// Starts a new epoch for an upload (a worker starts or is stopped) and returns it.
     pub fn bump_epoch(&self, id: UploadId) -> Result<i64> {
-        let conn = self.conn();
-        conn.prepare_cached("UPDATE uploads SET epoch = epoch + 1 WHERE id = ?1")?
-            .execute([id])?;
-        let mut stmt = conn.prepare_cached("SELECT epoch FROM uploads WHERE id = ?1")?;
-        let epoch = stmt.query_row([id], |r| r.get(0))?;
+        let epoch = self
+            .conn()
+            .prepare_cached("UPDATE uploads SET epoch = epoch + 1 WHERE id = ?1 RETURNING epoch")?
+            .query_row([id], |r| r.get(0))?;
         Ok(epoch)
     }
 
@@ -358,21 +361,18 @@ impl Store {
     pub fn begin_run(&self, id: UploadId) -> Result<(i64, UploadRecord)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx
+        let epoch: i64 = tx
             .prepare_cached(
                 "UPDATE uploads SET epoch = epoch + 1, state = ?2, error = NULL, updated_at = ?3
-                 WHERE id = ?1",
+                 WHERE id = ?1 RETURNING epoch",
             )?
-            .execute(params![id, UploadState::Uploading.as_str(), now_secs()])?;
-        if n == 0 {
-            return Err(crate::error::Error::UnknownUpload(id));
-        }
-        let epoch: i64 = tx
-            .prepare_cached("SELECT epoch FROM uploads WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))?;
-        let rec = tx
-            .prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?
-            .query_row([id], row_to_record)?;
+            .query_row(
+                params![id, UploadState::Uploading.as_str(), now_secs()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(crate::error::Error::UnknownUpload(id))?;
+        let rec = record(&tx, id)?;
         tx.commit()?;
         Ok((epoch, rec))
     }

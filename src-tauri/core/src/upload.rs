@@ -246,8 +246,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             Error::Interrupted => return Outcome::Failed("interrupted".into()),
             e if e.is_retryable() => {
                 failures += 1;
-                // Offline, or the journal held by another program: nothing the server said.
-                let patient = (e.is_network() || matches!(e, Error::JournalBusy(_)))
+                let patient = e.is_outage()
                     && ctx
                         .settings
                         .retry
