@@ -13,6 +13,10 @@ fi
 for tool in xvfb-run dbus-run-session tauri-driver WebKitWebDriver xdotool openssl setpriv curl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "error: $tool is missing (the end-to-end tests need it; .ci/run installs it)" >&2; exit 1; }
 done
+rustus --version 2>/dev/null | grep -q ' 0\.5\.10$' || {
+  echo "error: rustus 0.5.10 is missing (the integrity tests run against it): cargo install rustus --version 0.5.10 --locked --features hashers (.ci/run does)" >&2
+  exit 1
+}
 
 npm ci --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/server --no-audit --no-fund --loglevel=error

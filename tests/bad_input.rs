@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::proxy::{Action, FaultProxy};
+use support::proxy::{Action, FaultProxy, Rule};
 use support::{write_file, TusServer};
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
 
@@ -159,7 +159,7 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
+async fn malformed_offsets_from_the_server_are_checked_with_head_then_fail_clearly() {
     let server = TusServer::start();
     let proxy = FaultProxy::start(server.port);
     let files = tempfile::tempdir().unwrap();
@@ -167,27 +167,51 @@ async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
     let mut c = config(data.path());
     c.upload.creation_with_upload = false;
     let engine = Engine::open(c).await.unwrap();
+    let bogus = |offset: &str| Action::Respond {
+        status: 204,
+        headers: vec![
+            ("Upload-Offset".into(), offset.into()),
+            ("Tus-Resumable".into(), "1.0.0".into()),
+        ],
+        body: String::new(),
+    };
     for (i, (offset, expect)) in [
         ("abc", "not a non-negative integer"),
         ("-5", "not a non-negative integer"),
         ("999999999", "answered Upload-Offset 999999999"),
+        ("0", "answered Upload-Offset 0"),
     ]
     .into_iter()
     .enumerate()
     {
-        let f = write_file(files.path(), &format!("m{i}.bin"), 1000, i as u64);
-        proxy.once(
-            "PATCH",
-            0,
-            Action::Respond {
-                status: 204,
-                headers: vec![
-                    ("Upload-Offset".into(), offset.into()),
-                    ("Tus-Resumable".into(), "1.0.0".into()),
-                ],
-                body: String::new(),
-            },
-        );
+        // Once: the answer is not believed, HEAD says what the server holds (nothing: the
+        // proxy answered in its place), and the upload goes on from there.
+        let f = write_file(files.path(), &format!("once{i}.bin"), 1000, i as u64);
+        let before = proxy.log().len();
+        proxy.once("PATCH", 0, bogus(offset));
+        let id = support::add_one(&engine, &proxy.endpoint(), &f, None).await;
+        let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
+            v.state.is_terminal()
+        })
+        .await;
+        assert_eq!(v.state, UploadState::Completed, "{offset}: {v:#?}");
+        assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(&f).unwrap());
+        let methods: Vec<String> = proxy.log()[before..]
+            .iter()
+            .map(|l| l.method.clone())
+            .collect();
+        let bad = methods.iter().position(|m| m == "PATCH").unwrap();
+        assert_eq!(methods[bad + 1], "HEAD", "{offset}: {methods:?}");
+
+        // Every time: it fails after a bounded number of answers, naming the answer, and
+        // the journal never took the bogus offset.
+        let f = write_file(files.path(), &format!("always{i}.bin"), 1000, i as u64 + 50);
+        proxy.push(Rule {
+            method: "PATCH",
+            skip: 0,
+            times: 4,
+            action: bogus(offset),
+        });
         let id = support::add_one(&engine, &proxy.endpoint(), &f, None).await;
         let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
             v.state.is_terminal()
@@ -195,9 +219,12 @@ async fn malformed_offsets_from_the_server_fail_that_upload_clearly() {
         .await;
         assert_eq!(v.state, UploadState::Failed, "{offset}: {v:#?}");
         let e = v.error.unwrap();
-        assert!(e.contains(expect), "{offset}: {e}");
-        // The journal never took the bogus offset.
+        assert!(
+            e.contains(expect) && e.contains("4 answers in a row"),
+            "{offset}: {e}"
+        );
         assert_eq!(engine.store().get(id).unwrap().acked_offset, 0);
+        proxy.clear_rules();
     }
     // The engine is fine afterwards.
     let ok = write_file(files.path(), "ok.bin", 1000, 9);

@@ -508,8 +508,12 @@ async fn ten_thousand_rows_are_virtualised() {
                 .insert(&tusker_core::store::NewUpload {
                     path: format!("/nowhere/file-{i:05}.bin"),
                     name: format!("file-{i:05}.bin"),
-                    size: 1 << 20,
-                    mtime_ns: 0,
+                    stamp: tusker_core::fingerprint::FileStamp {
+                        size: 1 << 20,
+                        mtime_ns: 0,
+                        ino: 0,
+                        ctime_ns: 0,
+                    },
                     fingerprint: format!("fp{i}"),
                     endpoint: "http://127.0.0.1:9/files".into(),
                     metadata: Default::default(),

@@ -34,6 +34,7 @@ fn ids(results: &[AddResult]) -> Vec<UploadId> {
             AddResult::Added { id, .. } | AddResult::Resumed { id, .. } => *id,
             AddResult::Rejected { path, error } => panic!("{path} rejected: {error}"),
             AddResult::AlreadyUploaded { path, .. } => panic!("{path} already uploaded"),
+            AddResult::Restarted { path, .. } => panic!("{path} restarted"),
         })
         .collect()
 }
@@ -379,11 +380,12 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
     engine.shutdown().await.unwrap();
     drop(engine);
 
-    // Same size, new content at the end.
+    // Same size, new content inside what the server already holds (an edit past it would
+    // be proven and simply sent: tests/integrity.rs).
     std::thread::sleep(Duration::from_millis(20));
     let mut content = std::fs::read(&p).unwrap();
     let n = content.len();
-    content[n - 10..].copy_from_slice(b"0123456789");
+    content[100..110].copy_from_slice(b"0123456789");
     std::fs::write(&p, &content).unwrap();
 
     cfg.bandwidth = 0;
@@ -399,7 +401,7 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
         .error
         .as_ref()
         .unwrap()
-        .contains("content differs"));
+        .contains("differ from those the server holds"));
     let old_url = snap[&id].upload_url.clone().unwrap();
     assert!(
         support::server_offset(&old_url).unwrap() < n as u64,
@@ -414,46 +416,52 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_modified_during_the_upload_is_stopped_not_completed() {
+async fn a_file_modified_during_the_upload_is_proven_before_the_next_request() {
     let server = TusServer::start();
     let files = tempfile::tempdir().unwrap();
-    let p = write_file(files.path(), "live.bin", 8 << 20, 9);
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
-    let mut req = request(&server.endpoint(), vec![p.clone()]);
-    req.chunk_size = Some(1 << 20);
-    let id = ids(&engine.add(req).await.unwrap())[0];
-    wait_for(&engine, "progress", Duration::from_secs(20), |s| {
-        s[&id].acked >= 1 << 20
-    })
-    .await;
-    // Rewrite the middle in place (same size).
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.seek(SeekFrom::Start(4 << 20)).unwrap();
-        f.write_all(&[0xAB; 4096]).unwrap();
+    // Rewritten in place (same size) inside the bytes the server already has, then past them.
+    for (name, at) in [("inside.bin", 100_000u64), ("past.bin", 6 << 20)] {
+        let p = write_file(files.path(), name, 8 << 20, at);
+        let mut req = request(&server.endpoint(), vec![p.clone()]);
+        req.chunk_size = Some(1 << 20);
+        let id = ids(&engine.add(req).await.unwrap())[0];
+        wait_for(&engine, "progress", Duration::from_secs(20), |s| {
+            s[&id].acked >= 1 << 20
+        })
+        .await;
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&[0xAB; 4096]).unwrap();
+        }
+        let done = wait_done(&engine, &[id]).await;
+        let url = done[&id].upload_url.clone().unwrap();
+        if name == "inside.bin" {
+            assert_eq!(
+                done[&id].state,
+                UploadState::FileChanged,
+                "{:#?}",
+                done[&id]
+            );
+            assert!(
+                support::server_offset(&url).unwrap() < 8 << 20,
+                "never completed as a mix"
+            );
+        } else {
+            // Proven prefix, new bytes sent as they are now: the file as it is, byte-exact.
+            assert_uploaded(&server, &done[&id], &p);
+        }
     }
-    engine.set_bandwidth(0).unwrap();
-    let done = wait_done(&engine, &[id]).await;
-    assert_eq!(
-        done[&id].state,
-        UploadState::FileChanged,
-        "{:#?}",
-        done[&id]
-    );
-    let url = done[&id].upload_url.clone().unwrap();
-    assert!(
-        support::server_offset(&url).unwrap() < 8 << 20,
-        "never completed as a mix"
-    );
     engine.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_upload_is_recreated_without_a_wasted_patch() {
+async fn expired_upload_is_judged_by_the_server_and_recreated_without_a_wasted_patch() {
     let server = TusServer::start_with(ServerOpts {
         expire_ms: Some(1500),
         ..Default::default()
@@ -487,11 +495,17 @@ async fn expired_upload_is_recreated_without_a_wasted_patch() {
     assert_uploaded(&server, &done[&id], &p);
     let old_path = old.rsplit('/').next().unwrap().to_string();
     let after: Vec<_> = proxy.log()[before..].to_vec();
+    // The local clock never abandons an upload: the server is asked (HEAD), says it is gone,
+    // and a new one is created; no PATCH goes to the expired one.
+    assert_eq!(after[0].method, "HEAD", "{after:#?}");
+    assert!(after[0].path.ends_with(&old_path));
     assert!(
-        after.iter().all(|l| !l.path.ends_with(&old_path)),
-        "no request to the expired upload: {after:#?}"
+        after
+            .iter()
+            .all(|l| !(l.method == "PATCH" && l.path.ends_with(&old_path))),
+        "no PATCH to the expired upload: {after:#?}"
     );
-    assert_eq!(after[0].method, "POST");
+    assert_eq!(after[1].method, "POST", "{after:#?}");
     engine.shutdown().await.unwrap();
 }
 

@@ -13,6 +13,9 @@ use tusker_core::{Engine, EngineConfig, UploadId, UploadState, UploadView};
 fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
     c.upload.stall_timeout = Duration::from_secs(1);
+    // A stalled body that fits in the socket buffers looks sent: the answer's own timeout
+    // (3 min by default) then notices it. Short here, longer than the slow answer test's 3 s.
+    c.upload.final_answer_timeout = Duration::from_secs(4);
     c.upload.retry.base = Duration::from_millis(100);
     c.upload.retry.max_delay = Duration::from_millis(800);
     c.upload.retry.max_attempts = 10;
@@ -218,6 +221,43 @@ async fn payload_too_large_halves_the_chunk() {
         patches[1..].iter().all(|p| p.content_length <= first / 2),
         "{patches:#?}"
     );
+    // The journal keeps what the 413 taught, per endpoint: the next upload (and the next
+    // launch, which reads the same journal) starts at the smaller size.
+    let learned = r
+        .engine
+        .store()
+        .learned_chunk(&r.proxy.endpoint())
+        .unwrap()
+        .expect("chunk size kept in the journal");
+    assert!(learned <= first / 2);
+    let before = r.proxy.log().len();
+    let second = write_file(r._files.path(), "g.bin", 3 << 20, 77);
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &second, None).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &second);
+    let later: Vec<_> = r.proxy.log()[before..]
+        .iter()
+        .filter(|l| l.method == "PATCH")
+        .cloned()
+        .collect();
+    assert!(later.len() >= 2, "{later:#?}");
+    assert!(
+        later.iter().all(|p| p.content_length <= learned),
+        "{later:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_final_answer_is_waited_for_not_cut_off() {
+    // The stall timeout is 1 s here; the server takes 3 s to answer the PATCH that carried
+    // the whole file. The watchdog stops counting once the body is sent.
+    let r = rig(300_000, |c| c.upload.creation_with_upload = false).await;
+    r.proxy
+        .once("PATCH", 0, Action::SlowAnswer(Duration::from_secs(3)));
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &v, &r.file);
+    assert_eq!(r.proxy.count("PATCH"), 1, "{:#?}", r.proxy.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,6 +507,7 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
         .collect();
     let mut c = config(data.path());
     c.upload.stall_timeout = Duration::from_millis(800);
+    c.upload.final_answer_timeout = Duration::from_secs(3);
     c.upload.retry.base = Duration::from_millis(100);
     c.upload.retry.max_delay = Duration::from_secs(1);
     // A quarter of requests fail, on top of 503 bursts, a restart and 2 s refused: with a

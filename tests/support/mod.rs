@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod proxy;
+pub mod servers;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

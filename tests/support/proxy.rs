@@ -30,6 +30,9 @@ pub enum Action {
     /// Forward the head and this many body bytes, then go quiet both ways while keeping the
     /// server's connection open for `hold` (the server still holds that PATCH), then close.
     HoldUpstream { after: u64, hold: Duration },
+    /// Forward the request as it is, then hold the server's answer this long before relaying
+    /// it (a server that takes its time to store a finished upload).
+    SlowAnswer(Duration),
 }
 
 /// Random faults on a share of requests, for the fault-matrix test.
@@ -516,8 +519,12 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
                 let _ = client.shutdown().await;
                 return Ok(());
             }
-            corrupt @ (Some(Action::Corrupt) | None) => {
-                let corrupt = corrupt.is_some();
+            plain @ (Some(Action::Corrupt | Action::SlowAnswer(_)) | None) => {
+                let corrupt = matches!(plain, Some(Action::Corrupt));
+                let delay = match plain {
+                    Some(Action::SlowAnswer(d)) => d,
+                    _ => Duration::ZERO,
+                };
                 let verify = checksum_mode && entry.checksum.is_some();
                 if verify || corrupt {
                     let mut body = Vec::with_capacity(len as usize);
@@ -548,7 +555,7 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
                     up.write_all(&body).await?;
                     sh.forwarded.fetch_add(body.len() as u64, Ordering::SeqCst);
                     entry.forwarded = body.len() as u64;
-                    return finish(up, client, entry, &sh, checksum_mode).await;
+                    return finish(up, client, entry, &sh, checksum_mode, delay).await;
                 }
                 let mut up = connect(&sh).await?;
                 up.write_all(&head.upstream(&[])).await?;
@@ -564,6 +571,7 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
                     sh.forwarded.fetch_add(take as u64, Ordering::SeqCst);
                 }
                 let mut tmp = vec![0u8; 65536];
+                let mut upstream_closed = false;
                 while sent < len {
                     let want = ((len - sent) as usize).min(tmp.len());
                     let n = match client.read(&mut tmp[..want]).await {
@@ -571,18 +579,38 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
                         Ok(n) => n,
                     };
                     if up_w.write_all(&tmp[..n]).await.is_err() {
+                        upstream_closed = true;
                         break;
                     }
                     sent += n as u64;
                     sh.forwarded.fetch_add(n as u64, Ordering::SeqCst);
                 }
                 entry.forwarded = sent;
+                if upstream_closed {
+                    // The server answered before reading the whole body (rustus's 413) and
+                    // closed: relay its answer, as a reverse proxy does, then close.
+                    let mut resp = Vec::new();
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), up_w.read_to_end(&mut resp))
+                            .await;
+                    if let Some(line) = resp.split(|b| *b == b'\n').next() {
+                        entry.status = String::from_utf8_lossy(line)
+                            .split(' ')
+                            .nth(1)
+                            .and_then(|s| s.trim().parse().ok())
+                            .unwrap_or(0);
+                    }
+                    sh.log.lock().unwrap().push(entry);
+                    let _ = client.write_all(&resp).await;
+                    let _ = client.shutdown().await;
+                    return Ok(());
+                }
                 if sent < len {
                     // The client went away mid-body: pass the cut on.
                     sh.log.lock().unwrap().push(entry);
                     return Ok(());
                 }
-                return finish(up_w, client, entry, &sh, checksum_mode).await;
+                return finish(up_w, client, entry, &sh, checksum_mode, delay).await;
             }
         }
     }
@@ -603,6 +631,7 @@ async fn finish(
     mut entry: Logged,
     sh: &Shared,
     checksum_mode: bool,
+    delay: Duration,
 ) -> std::io::Result<()> {
     let mut resp = Vec::new();
     let mut probe = [0u8; 512];
@@ -649,6 +678,7 @@ async fn finish(
         resp = out.into_bytes();
     }
     sh.log.lock().unwrap().push(entry);
+    tokio::time::sleep(delay).await;
     client.write_all(&resp).await?;
     client.shutdown().await
 }

@@ -41,6 +41,10 @@ struct RunOpts {
     /// Abort and retry a request when nothing moved for this many seconds.
     #[arg(long, default_value_t = 30.0)]
     stall_timeout: f64,
+    /// Once a request's whole body is sent, wait this many seconds for the answer (a server
+    /// may take a while to store a large upload).
+    #[arg(long, default_value_t = 180.0)]
+    answer_timeout: f64,
     /// Consecutive failed attempts (without progress) before an upload fails.
     #[arg(long, default_value_t = 12)]
     max_retries: u32,
@@ -90,6 +94,11 @@ enum Command {
     },
     /// Print the SHA-256 of files (to compare with what a server stored).
     Hash {
+        /// Print Tusker's content hash instead (SHA-256 over the SHA-256 of every 1 MiB
+        /// block): what the journal records of a completed upload and what a re-added file
+        /// is compared with. It reads and hashes like the verification of a resumed upload.
+        #[arg(long)]
+        content: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -156,6 +165,7 @@ fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
     c.bandwidth = run.bandwidth;
     c.auto_resume = auto_resume;
     c.upload.stall_timeout = Duration::from_secs_f64(run.stall_timeout.max(0.1));
+    c.upload.final_answer_timeout = Duration::from_secs_f64(run.answer_timeout.max(0.1));
     c.upload.retry.max_attempts = run.max_retries;
     c.upload.retry.base = Duration::from_millis(run.retry_base_ms);
     c.upload.creation_with_upload = run.creation_with_upload;
@@ -226,6 +236,12 @@ async fn real_main(cli: Cli) -> Result<i32> {
                         eprintln!("resuming upload {id} (same content as before) from {path}");
                         ids.push(*id)
                     }
+                    AddResult::Restarted { id, path } => {
+                        eprintln!(
+                            "{path} changed since upload {id} started: uploading its current content from the start"
+                        );
+                        ids.push(*id)
+                    }
                     AddResult::AlreadyUploaded { id, path } => {
                         eprintln!(
                             "already uploaded (upload {id}): {path}; --again sends it anyway"
@@ -279,8 +295,13 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let ok = output::run_until_done(&engine, events, ids, run.plain).await?;
             Ok(if ok && changed.is_empty() { 0 } else { 1 })
         }
-        Command::Hash { files } => {
+        Command::Hash { content, files } => {
             for f in files {
+                if content {
+                    let (hash, _) = tusker_core::proof::hash_file(&f)?;
+                    println!("{hash}  {}", f.display());
+                    continue;
+                }
                 let d = tusker_core::fingerprint::sha256_file(&f)?;
                 let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
                 println!("{hex}  {}", f.display());
@@ -328,6 +349,7 @@ fn default_run() -> RunOpts {
         parallel: 1,
         bandwidth: 0,
         stall_timeout: 30.0,
+        answer_timeout: 180.0,
         max_retries: 12,
         retry_base_ms: 500,
         creation_with_upload: false,

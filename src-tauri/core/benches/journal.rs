@@ -27,8 +27,12 @@ fn main() {
             .insert(&NewUpload {
                 path: format!("/data/file-{i}.bin"),
                 name: format!("file-{i}.bin"),
-                size: 1 << 40,
-                mtime_ns: 0,
+                stamp: tusker_core::fingerprint::FileStamp {
+                    size: 1 << 40,
+                    mtime_ns: 0,
+                    ino: 0,
+                    ctime_ns: 0,
+                },
                 fingerprint: format!("{i:064x}"),
                 endpoint: "http://127.0.0.1:1080/files".into(),
                 metadata: Default::default(),
@@ -45,10 +49,16 @@ fn main() {
         .set_url(id, epoch, "http://127.0.0.1:1080/files/x", None, false)
         .unwrap();
     let mut times = Vec::with_capacity(writes);
+    // Each acknowledged 8 MiB PATCH also journals the digests of its eight 1 MiB blocks.
     for i in 0..writes {
+        let proof = tusker_core::proof::ProofDelta {
+            from_block: i * 8,
+            new_blocks: vec![[i as u8; 32]; 8],
+            partial: None,
+        };
         let t = Instant::now();
         store
-            .set_offset(id, epoch, ((i as u64 + 1) * 8) << 20, None)
+            .set_offset(id, epoch, ((i as u64 + 1) * 8) << 20, None, &proof)
             .unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }

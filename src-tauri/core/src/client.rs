@@ -15,7 +15,9 @@ use crate::redact;
 /// Shared HTTP client (one connection pool for every upload: keep-alive and reuse).
 #[derive(Clone, Debug)]
 pub struct TusClient {
-    http: reqwest::Client,
+    /// Replaced by a fresh pool after an error answer to a request with a body (see
+    /// [`TusClient::forget_connections`]).
+    http: std::sync::Arc<std::sync::RwLock<reqwest::Client>>,
     /// Limit for requests without a body (OPTIONS, HEAD, DELETE): a silent server or a dead
     /// pooled connection must not hold an upload forever.
     control_timeout: Duration,
@@ -117,24 +119,39 @@ impl TusClient {
 
     /// A client whose bodiless requests time out after `control_timeout`.
     pub fn with_timeout(control_timeout: Duration) -> TusClient {
-        let http = reqwest::Client::builder()
+        TusClient {
+            http: std::sync::Arc::new(std::sync::RwLock::new(Self::build())),
+            control_timeout,
+        }
+    }
+
+    fn build() -> reqwest::Client {
+        reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Tusker/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("reqwest client with static settings");
-        TusClient {
-            http,
-            control_timeout,
-        }
+            .expect("reqwest client with static settings")
+    }
+
+    /// Starts a new connection pool. After a server answered a request before reading its
+    /// whole body (an early 413, say), the connection may be unusable while still looking
+    /// idle: rustus 0.5.10 reads the rest of the body after its 413 and then never answers
+    /// the next request on that connection, and hyper pools it all the same. Requests in
+    /// flight keep their connections.
+    fn forget_connections(&self) {
+        tracing::debug!(
+            "starting a new connection pool after an error answer to a request with a body"
+        );
+        *self.http.write().unwrap_or_else(|p| p.into_inner()) = Self::build();
     }
 
     fn request(&self, method: Method, url: &str, headers: &HeaderMap) -> reqwest::RequestBuilder {
         tracing::debug!(%method, url = %redact::strip_userinfo(url), headers = %redact::headers_for_log(headers), "request");
-        self.http
-            .request(method, url)
+        let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
+        http.request(method, url)
             .headers(headers.clone())
             .header("Tus-Resumable", TUS_VERSION)
     }
@@ -242,6 +259,9 @@ impl TusClient {
         };
         let resp = req.send().await?;
         if resp.status() != StatusCode::CREATED {
+            if sent > 0 {
+                self.forget_connections();
+            }
             return Err(Self::fail("POST", resp).await);
         }
         let loc = header(&resp, LOCATION.as_str())
@@ -314,9 +334,13 @@ impl TusClient {
         }
         let resp = req.body(body.body).send().await?;
         if resp.status() != StatusCode::NO_CONTENT && resp.status() != StatusCode::OK {
+            if body.len > 0 {
+                self.forget_connections();
+            }
             return Err(Self::fail("PATCH", resp).await);
         }
-        let new = protocol::parse_u64_header("Upload-Offset", header(&resp, "Upload-Offset"))?;
+        let new = protocol::parse_u64_header("Upload-Offset", header(&resp, "Upload-Offset"))
+            .map_err(|e| Error::BadOffset(e.to_string()))?;
         Ok(Patched {
             offset: new,
             expires: expires(&resp),

@@ -85,9 +85,12 @@ pub enum AddResult {
     /// The same content was already being uploaded to this endpoint (maybe from another path):
     /// that upload continues from the server's offset.
     Resumed { id: UploadId, path: String },
-    /// The same content already completed on this endpoint; it is not sent twice unless the
-    /// request says `again`.
+    /// The same content already completed on this endpoint (its full hash equals the hash of
+    /// what was sent); it is not sent twice unless the request says `again`.
     AlreadyUploaded { id: UploadId, path: String },
+    /// This file had an unfinished upload, but changed inside the bytes the server holds:
+    /// that server upload is terminated and the current content is uploaded from the start.
+    Restarted { id: UploadId, path: String },
     /// This entry cannot be uploaded; the others went ahead.
     Rejected { path: String, error: String },
 }
@@ -102,9 +105,58 @@ pub struct EventBatch {
     pub reset: bool,
 }
 
+/// What to do with one added file, decided by proof before the queue sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    New,
+    /// An unfinished upload whose server bytes are this file's (its worker proves them again
+    /// if the stamp moved before it appends).
+    Resume(UploadId),
+    /// An unfinished upload of this file whose server bytes are not the file's any more.
+    Restart(UploadId),
+    AlreadyUploaded(UploadId),
+}
+
+/// Finds what an added file is to the journal. Candidates come from the sampled fingerprint
+/// or the path; only hashes decide. Runs on the blocking pool: it may read whole files.
+fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Result<Decision> {
+    let path = f.path.display().to_string();
+    for cand in store.unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)? {
+        // The candidate's own file: the same path, or it left its path (renamed or moved).
+        let same_file = cand.path == path || !std::path::Path::new(&cand.path).exists();
+        let proven = if cand.size != f.stamp.size {
+            false
+        } else if same_file && !f.stamp.moved_from(&cand.stamp()) {
+            true
+        } else {
+            let journal = store.proof(cand.id)?;
+            crate::proof::rebuild(&f.path, &journal, journal.len, false)?.is_ok()
+        };
+        if proven {
+            return Ok(Decision::Resume(cand.id));
+        }
+        if same_file {
+            return Ok(Decision::Restart(cand.id));
+        }
+        // Another file with the same sample (a copy since changed): not this one.
+    }
+    if again {
+        return Ok(Decision::New);
+    }
+    let done = store.completed_candidates(&f.fingerprint, endpoint, f.stamp.size)?;
+    if done.is_empty() {
+        return Ok(Decision::New);
+    }
+    let (hash, _) = crate::proof::hash_file(&f.path)?;
+    Ok(done
+        .iter()
+        .find(|c| c.content_hash.as_deref() == Some(hash.as_str()))
+        .map_or(Decision::New, |c| Decision::AlreadyUploaded(c.id)))
+}
+
 enum Cmd {
     Add(
-        Vec<PreparedFile>,
+        Vec<(PreparedFile, Decision)>,
         AddRequest,
         oneshot::Sender<Result<Vec<AddResult>>>,
     ),
@@ -215,9 +267,22 @@ impl Engine {
             return Err(Error::Protocol("chunk size must be at least 1 byte".into()));
         }
         let paths = req.paths.clone();
-        let prepared = tokio::task::spawn_blocking(move || files::prepare(&paths))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let store = self.store.clone();
+        let (endpoint, again) = (req.endpoint.clone(), req.again);
+        let prepared = tokio::task::spawn_blocking(move || {
+            files::prepare(&paths)
+                .into_iter()
+                .map(|p| {
+                    let f = p?;
+                    match decide(&store, &endpoint, again, &f) {
+                        Ok(d) => Ok((f, d)),
+                        Err(e) => Err((f.path, e)),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let mut rejected = Vec::new();
         let mut ok = Vec::new();
         for p in prepared {
@@ -559,13 +624,9 @@ impl Actor {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| new.clone());
-        let Ok(rec) = self.ctx.store.get(id) else {
-            return;
-        };
-        let mtime = crate::fingerprint::stamp(to)
-            .map(|s| s.mtime_ns)
-            .unwrap_or(rec.mtime_ns);
-        if let Err(e) = self.ctx.store.set_path(id, &new, &name, mtime) {
+        // The stamp stays the journal's: the next run proves the content before it appends
+        // (a rename may come with an edit).
+        if let Err(e) = self.ctx.store.set_path(id, &new, &name) {
             tracing::error!(id, error = %e, "journal write failed");
             return;
         }
@@ -577,22 +638,34 @@ impl Actor {
             e.view.name = name;
         }
         self.mark(id);
-        // A running request reads through the old name's open file; restart it on the new
-        // path (it resumes from the server's offset). If the upload already stopped because
-        // the old name vanished (the stamp check can beat the watcher), it is found again.
+        // A running worker goes on: its request reads through the open file, and before the
+        // next one it finds the new path in the journal and proves the moved stamp (a
+        // stopped request could leave bytes on the server that nothing proves). If the
+        // upload already stopped because the old name vanished (the worker can beat the
+        // watcher), it is found again.
         let missing = self
             .entries
             .get(&id)
             .is_some_and(|e| e.view.state == UploadState::FileMissing);
-        if self.stop(id) || missing {
+        if missing {
             self.set_state(id, UploadState::Queued, None);
         }
     }
 
+    /// A write to a queued file. A new size cannot be this upload's content any more: the
+    /// upload stops at once. The same size may be a touch or an edit past what the server
+    /// holds: a running worker proves the sent bytes before its next request (`file
+    /// changed` if they differ), a waiting upload when it starts.
     fn file_modified(&mut self, id: UploadId) {
         let Ok(rec) = self.ctx.store.get(id) else {
             return;
         };
+        let same_size = crate::fingerprint::stamp(std::path::Path::new(&rec.path))
+            .is_ok_and(|st| st.size == rec.size);
+        if same_size {
+            tracing::info!(id, path = %rec.path, "file written to; the upload proves what the server holds before it goes on");
+            return;
+        }
         let was_running = self.stop(id);
         if rec.upload_url.is_some() {
             tracing::info!(id, path = %rec.path, "file modified after bytes were sent");
@@ -602,7 +675,7 @@ impl Actor {
                 Some(format!("{} was modified during the upload", rec.path)),
             );
         } else if was_running {
-            // Nothing sent yet: start over with the new content's identity checked.
+            // Nothing sent yet: start over with the new content.
             self.set_state(id, UploadState::Queued, None);
         }
     }
@@ -864,6 +937,16 @@ impl Actor {
                     }
                 }
             }
+            WorkerEvent::Regressed { from, to } => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.resent += from.saturating_sub(to);
+                    e.view.note = Some(crate::model::resent_note(e.view.resent));
+                    e.view.acked = to;
+                    e.view.in_flight = 0;
+                    e.meter.reset();
+                }
+                self.mark(id);
+            }
             WorkerEvent::StartingOver => self.forget_server_upload(id),
             WorkerEvent::Url { url, recreated } => {
                 if let Some(e) = self.entries.get_mut(&id) {
@@ -883,7 +966,6 @@ impl Actor {
                 }
             }
             WorkerEvent::Uploading => self.set_state(id, UploadState::Uploading, None),
-            WorkerEvent::Restamped { .. } => {}
         }
     }
 
@@ -1082,76 +1164,85 @@ impl Actor {
         Ok(())
     }
 
-    fn add(&mut self, files: Vec<PreparedFile>, req: AddRequest) -> Result<Vec<AddResult>> {
+    fn add(
+        &mut self,
+        files: Vec<(PreparedFile, Decision)>,
+        req: AddRequest,
+    ) -> Result<Vec<AddResult>> {
         let mut out = Vec::with_capacity(files.len());
-        for f in files {
+        for (f, decision) in files {
             let path = f.path.display().to_string();
-            if let Some(prev) =
-                self.ctx
-                    .store
-                    .find_unfinished(&f.fingerprint, &req.endpoint, f.stamp.size)?
-            {
-                // Same content, same endpoint, not finished: continue that upload.
-                if prev.path != path || prev.mtime_ns != f.stamp.mtime_ns {
-                    self.ctx
-                        .store
-                        .set_path(prev.id, &path, &f.name, f.stamp.mtime_ns)?;
+            // The queue may have moved on since the decision (the upload was removed).
+            let decision = match decision {
+                Decision::Resume(id) | Decision::Restart(id) if !self.entries.contains_key(&id) => {
+                    Decision::New
                 }
-                if self
-                    .entries
-                    .get(&prev.id)
-                    .is_some_and(|e| e.view.path != path)
-                {
-                    let old = self.entries[&prev.id].view.path.clone();
-                    self.unwatch(prev.id, &old);
-                    self.watch(prev.id, &path);
+                d => d,
+            };
+            match decision {
+                Decision::Resume(id) => {
+                    self.readd(id, &f);
+                    tracing::info!(id, path = %path, "re-added content resumes the previous upload");
+                    out.push(AddResult::Resumed { id, path });
                 }
-                if let Some(e) = self.entries.get_mut(&prev.id) {
-                    e.view.path = path.clone();
-                    e.view.name = f.name.clone();
-                    e.dormant = false;
-                    let s = e.view.state;
-                    if matches!(
-                        s,
-                        UploadState::Paused | UploadState::Failed | UploadState::FileMissing
-                    ) {
-                        self.set_state(prev.id, UploadState::Queued, None);
-                    } else {
-                        self.mark(prev.id);
-                    }
+                Decision::Restart(id) => {
+                    tracing::info!(id, path = %path, "re-added file changed inside what the server holds; uploading it from the start");
+                    self.restart(id, Some(f))?;
+                    out.push(AddResult::Restarted { id, path });
                 }
-                tracing::info!(id = prev.id, path = %path, "re-added content resumes the previous upload");
-                out.push(AddResult::Resumed { id: prev.id, path });
-                continue;
-            }
-            if !req.again {
-                if let Some(done) =
-                    self.ctx
-                        .store
-                        .find_completed(&f.fingerprint, &req.endpoint, f.stamp.size)?
-                {
-                    tracing::info!(id = done.id, path = %path, "content already uploaded; not sending it twice");
-                    out.push(AddResult::AlreadyUploaded { id: done.id, path });
-                    continue;
+                Decision::AlreadyUploaded(id) => {
+                    tracing::info!(id, path = %path, "content already uploaded (same hash); not sending it twice");
+                    out.push(AddResult::AlreadyUploaded { id, path });
+                }
+                Decision::New => {
+                    let rec = self.ctx.store.insert(&NewUpload {
+                        path: path.clone(),
+                        name: f.name.clone(),
+                        stamp: f.stamp,
+                        fingerprint: f.fingerprint.clone(),
+                        endpoint: req.endpoint.clone(),
+                        metadata: req.metadata.clone(),
+                        headers: req.headers.clone(),
+                        chunk_size: req.chunk_size,
+                        state: UploadState::Queued,
+                    })?;
+                    self.insert_entry(&rec);
+                    out.push(AddResult::Added { id: rec.id, path });
                 }
             }
-            let rec = self.ctx.store.insert(&NewUpload {
-                path: path.clone(),
-                name: f.name.clone(),
-                size: f.stamp.size,
-                mtime_ns: f.stamp.mtime_ns,
-                fingerprint: f.fingerprint.clone(),
-                endpoint: req.endpoint.clone(),
-                metadata: req.metadata.clone(),
-                headers: req.headers.clone(),
-                chunk_size: req.chunk_size,
-                state: UploadState::Queued,
-            })?;
-            self.insert_entry(&rec);
-            out.push(AddResult::Added { id: rec.id, path });
         }
         self.schedule();
         Ok(out)
+    }
+
+    /// A re-added file continues its unfinished upload, from its new path if it moved.
+    fn readd(&mut self, id: UploadId, f: &PreparedFile) {
+        let path = f.path.display().to_string();
+        let old = self.entries[&id].view.path.clone();
+        if old != path {
+            if let Err(e) = self.ctx.store.set_path(id, &path, &f.name) {
+                tracing::error!(id, error = %e, "journal write failed");
+            }
+            self.unwatch(id, &old);
+            self.watch(id, &path);
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.path = path;
+            e.view.name = f.name.clone();
+            e.dormant = false;
+            let s = e.view.state;
+            if matches!(
+                s,
+                UploadState::Paused
+                    | UploadState::Failed
+                    | UploadState::FileMissing
+                    | UploadState::FileChanged
+            ) {
+                self.set_state(id, UploadState::Queued, None);
+            } else {
+                self.mark(id);
+            }
+        }
     }
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
@@ -1178,13 +1269,22 @@ impl Actor {
         };
         self.stop(id);
         self.terminate(id);
+        let path = f.path.display().to_string();
         self.ctx
             .store
-            .reset_identity(id, f.stamp.size, f.stamp.mtime_ns, &f.fingerprint)?;
+            .reset_identity(id, &path, &f.name, &f.stamp, &f.fingerprint)?;
+        let old = self.entries[&id].view.path.clone();
+        if old != path {
+            self.unwatch(id, &old);
+        }
         if let Some(e) = self.entries.get_mut(&id) {
+            e.view.path = path;
+            e.view.name = f.name.clone();
             e.view.size = f.stamp.size;
             e.view.acked = 0;
             e.view.upload_url = None;
+            e.view.resent = 0;
+            e.view.note = None;
             e.dormant = false;
         }
         self.set_state(id, UploadState::Queued, None);

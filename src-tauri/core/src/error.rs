@@ -14,6 +14,16 @@ pub enum Error {
     #[error("stalled: no progress for {0:?}")]
     Stalled(Duration),
 
+    /// The whole request body was sent and no answer came for this long (a server may take a
+    /// while to store a large upload, so this is longer than the stall timeout).
+    #[error("no answer within {0:?} after the whole request was sent")]
+    NoAnswer(Duration),
+
+    /// A PATCH was accepted (2xx) but its Upload-Offset is missing, malformed, shows no
+    /// progress or claims more than was sent. The server's HEAD is asked instead.
+    #[error("the server's answer to a PATCH made no sense: {0}")]
+    BadOffset(String),
+
     /// The server answered with a status the request did not expect.
     #[error("server answered {status} to {method}{}", body_suffix(.body))]
     Status {
@@ -131,7 +141,9 @@ impl Error {
     /// 408/423/429) are final: repeating the same request would get the same answer.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Network(_) | Error::Stalled(_) | Error::JournalBusy(_) => true,
+            Error::Network(_) | Error::Stalled(_) | Error::NoAnswer(_) | Error::JournalBusy(_) => {
+                true
+            }
             Error::Status { status, .. } => {
                 matches!(status, 408 | 423 | 429) || (500..=599).contains(status)
             }
@@ -145,7 +157,7 @@ impl Error {
     pub fn is_outage(&self) -> bool {
         matches!(
             self,
-            Error::Network(_) | Error::Stalled(_) | Error::JournalBusy(_)
+            Error::Network(_) | Error::Stalled(_) | Error::NoAnswer(_) | Error::JournalBusy(_)
         )
     }
 

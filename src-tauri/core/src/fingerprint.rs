@@ -3,8 +3,9 @@
 //! Electron clients keyed resume on name, mtime and path, so any of those changing lost the
 //! upload. Tusker keys on the size plus a SHA-256 over the file's head and tail blocks: cheap
 //! (two reads, whatever the file size) and it changes when the content at either end changes.
-//! Middle-only edits keep the fingerprint, which is why the size+mtime check before every
-//! resume exists as well (see [`FileStamp`]).
+//! Middle-only edits keep the fingerprint, so it is only an index for finding candidates:
+//! "same content" is decided by the hashes in [`crate::proof`], and the [`FileStamp`] says
+//! when those must be checked again.
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -17,11 +18,27 @@ use crate::error::{Error, Result};
 /// Bytes hashed at each end of the file.
 pub const BLOCK: u64 = 64 * 1024;
 
-/// Size and modification time: what a stat tells without reading the file.
+/// What a stat tells without reading the file. While it stays the same the file is taken
+/// to hold the bytes it held; once it moves, content is proven by hashes. The ctime cannot be
+/// set back by a program (unlike the mtime `touch -d` sets), and the inode changes when an
+/// editor saves by writing a new file and renaming it over the old one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     pub size: u64,
     pub mtime_ns: i64,
+    pub ino: u64,
+    pub ctime_ns: i64,
+}
+
+impl FileStamp {
+    /// Whether the file may have changed since `journal` was taken. A journal row from before
+    /// inode and ctime were kept (both 0) is compared by size and mtime only.
+    pub fn moved_from(&self, journal: &FileStamp) -> bool {
+        if journal.ino == 0 && journal.ctime_ns == 0 {
+            return self.size != journal.size || self.mtime_ns != journal.mtime_ns;
+        }
+        self != journal
+    }
 }
 
 /// Stats a path and refuses anything that is not a regular file (FIFOs and devices would
@@ -37,6 +54,7 @@ pub fn stamp(path: &Path) -> Result<FileStamp> {
     if !md.is_file() {
         return Err(Error::NotAFile(path.display().to_string()));
     }
+    use std::os::unix::fs::MetadataExt;
     let mtime_ns = md
         .modified()
         .ok()
@@ -46,6 +64,8 @@ pub fn stamp(path: &Path) -> Result<FileStamp> {
     Ok(FileStamp {
         size: md.len(),
         mtime_ns,
+        ino: md.ino(),
+        ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
     })
 }
 

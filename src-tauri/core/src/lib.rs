@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod lock;
 pub mod model;
 pub mod progress;
+pub mod proof;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redact;

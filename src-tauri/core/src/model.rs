@@ -23,6 +23,30 @@ pub enum UploadState {
 }
 
 impl UploadState {
+    /// Every state, for tables and generated filters.
+    pub const ALL: [UploadState; 9] = [
+        UploadState::Queued,
+        UploadState::Uploading,
+        UploadState::Paused,
+        UploadState::WaitingToRetry,
+        UploadState::Completed,
+        UploadState::Failed,
+        UploadState::Cancelled,
+        UploadState::FileMissing,
+        UploadState::FileChanged,
+    ];
+
+    /// An SQL list (`('queued', ...)`) of the states `pick` accepts, so journal queries
+    /// filter by the same definition as the code.
+    pub fn sql_list(pick: impl Fn(UploadState) -> bool) -> String {
+        let names: Vec<String> = UploadState::ALL
+            .iter()
+            .filter(|s| pick(**s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("({})", names.join(", "))
+    }
+
     /// The name stored in the journal and shown by the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +111,10 @@ pub struct UploadRecord {
     pub size: u64,
     /// Modification time in nanoseconds since the epoch when the fingerprint was taken.
     pub mtime_ns: i64,
+    /// Inode and status-change time of that stamp (0 and 0 in rows from before they were kept).
+    pub ino: u64,
+    pub ctime_ns: i64,
+    /// Size plus SHA-256 of the head and tail: an index for finding candidates, never proof.
     pub fingerprint: String,
     pub endpoint: String,
     pub upload_url: Option<String>,
@@ -107,6 +135,22 @@ pub struct UploadRecord {
     pub expires_at: Option<i64>,
     /// How many times the server lost the upload and it was created again.
     pub recreated: i64,
+    /// For a completed upload, the hash of everything that was sent (see [`crate::proof`]).
+    pub content_hash: Option<String>,
+    /// Bytes sent again because the server lost bytes it had confirmed.
+    pub resent: u64,
+}
+
+impl UploadRecord {
+    /// The file's stamp as the journal knows it.
+    pub fn stamp(&self) -> crate::fingerprint::FileStamp {
+        crate::fingerprint::FileStamp {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            ino: self.ino,
+            ctime_ns: self.ctime_ns,
+        }
+    }
 }
 
 /// What a UI needs to draw one row: the journal record plus live numbers.
@@ -136,6 +180,10 @@ pub struct UploadView {
     /// For waiting_to_retry: milliseconds since the epoch of the next attempt.
     pub retry_at_ms: Option<i64>,
     pub recreated: i64,
+    /// Bytes sent again because the server lost bytes it had confirmed (progress went back).
+    pub resent: u64,
+    /// Something the user should know that is not an error (why progress went back).
+    pub note: Option<String>,
     pub metadata: BTreeMap<String, String>,
     /// Header names only; values are secrets.
     pub header_names: Vec<String>,
@@ -160,9 +208,35 @@ impl UploadView {
             eta_secs: None,
             retry_at_ms: None,
             recreated: r.recreated,
+            resent: r.resent,
+            note: (r.resent > 0).then(|| resent_note(r.resent)),
             metadata: r.metadata.clone(),
             header_names: r.headers.keys().cloned().collect(),
         }
+    }
+}
+
+/// Why progress went back: the server lost bytes it had confirmed, and they are sent again.
+pub fn resent_note(resent: u64) -> String {
+    format!(
+        "the server lost data it had confirmed: {} sent again",
+        human_bytes(resent)
+    )
+}
+
+/// Bytes in binary units, one decimal ("3.0 MiB").
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 

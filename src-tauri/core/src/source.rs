@@ -72,6 +72,68 @@ impl Transfer {
     }
 }
 
+/// The record of what a run has sent: a hasher over `[0, len)` of the server upload. Each
+/// request body feeds it the frames it hands over, tagged with the request's generation, so
+/// a reader of an earlier request that is still winding down can never add to it.
+#[derive(Debug, Default)]
+pub struct SentLog {
+    generation: u64,
+    hasher: crate::proof::PrefixHasher,
+}
+
+/// Shared between the worker and its request body's reader.
+pub type Sent = Arc<Mutex<SentLog>>;
+
+impl SentLog {
+    pub fn new(hasher: crate::proof::PrefixHasher) -> Sent {
+        Arc::new(Mutex::new(SentLog {
+            generation: 0,
+            hasher,
+        }))
+    }
+
+    pub fn hasher(&self) -> &crate::proof::PrefixHasher {
+        &self.hasher
+    }
+
+    pub fn hasher_mut(&mut self) -> &mut crate::proof::PrefixHasher {
+        &mut self.hasher
+    }
+
+    /// Replaces the record (after a rebuild); readers of earlier requests are cut off.
+    pub fn reset(&mut self, hasher: crate::proof::PrefixHasher) {
+        self.generation += 1;
+        self.hasher = hasher;
+    }
+
+    /// A new request starts at `offset`; returns its generation.
+    fn begin(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Adds a frame at `at` if this request is still the current one and the frame is the
+    /// next byte of the record.
+    fn record(&mut self, generation: u64, at: u64, frame: &[u8]) {
+        if generation == self.generation && self.hasher.len() == at {
+            self.hasher.update(frame);
+        }
+    }
+}
+
+/// Locks a sent log (a panic elsewhere cannot leave a hasher half-updated in a harmful way:
+/// a wrong length only forces a rebuild).
+pub fn lock(sent: &Sent) -> std::sync::MutexGuard<'_, SentLog> {
+    sent.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records bytes already in memory that are about to be sent at `at`.
+pub fn record_memory(sent: &Sent, at: u64, bytes: &[u8]) {
+    let mut log = lock(sent);
+    let generation = log.begin();
+    log.record(generation, at, bytes);
+}
+
 /// Frame size under the current rate limit: small frames under a low limit keep the flow
 /// smooth (and the stall watchdog fed) instead of bursty.
 fn frame_size(limiter: &RateLimiter) -> usize {
@@ -123,7 +185,7 @@ fn shrank(path: &Path) -> String {
     format!("{} shrank while uploading", path.display())
 }
 
-fn open_err(path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn open_err(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::FileMissing(path.display().to_string())
     } else {
@@ -135,7 +197,11 @@ fn open_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// Reads exactly `buf.len()` bytes at `offset` (pread); fewer means the file shrank.
-fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(crate) fn read_full_at(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut n = 0;
     while n < buf.len() {
@@ -149,7 +215,9 @@ fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::R
     Ok(n)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
@@ -175,10 +243,12 @@ impl Source {
         len: u64,
         limiter: Arc<RateLimiter>,
         transfer: Arc<Transfer>,
+        sent: Sent,
     ) -> Result<reqwest::Body> {
         let path = self.path.clone();
         let file = blocking(move || open(&path)).await?;
         transfer.touch();
+        let generation = lock(&sent).begin();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
         let path = self.path.clone();
         let t = transfer.clone();
@@ -191,7 +261,12 @@ impl Source {
                 let want = (end - at).min(frame_size(&l) as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let item = match read_full_at(&file, &mut buf, at) {
-                    Ok(n) if n == want => Ok(buf.freeze()),
+                    Ok(n) if n == want => {
+                        // Hashed as handed over: the proof is of what was sent, whatever the
+                        // file holds later.
+                        lock(&sent).record(generation, at, &buf);
+                        Ok(buf.freeze())
+                    }
                     Ok(_) => {
                         let msg = shrank(&path);
                         t.fail(msg.clone());

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::Result;
+use crate::fingerprint::FileStamp;
 use crate::model::{ServerCaps, UploadId, UploadRecord, UploadState};
+use crate::proof::{Digest32, PrefixProof, ProofDelta};
 
 /// Versioned schema migrations; entry N moves `user_version` from N to N+1. Never edit a
 /// released entry: append a new one.
@@ -55,6 +57,22 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 2: proof of content. The stamp gains inode and ctime; the digests of every 1 MiB block
+    // below the acknowledged offset and of the partial block at it prove the server's prefix;
+    // a completed upload keeps the hash of all it sent.
+    "ALTER TABLE uploads ADD COLUMN ino INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE uploads ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE uploads ADD COLUMN partial_sha256 BLOB;
+    ALTER TABLE uploads ADD COLUMN content_hash TEXT;
+    CREATE TABLE sent_blocks (
+        upload_id INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        sha256 BLOB NOT NULL,
+        PRIMARY KEY (upload_id, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_by_path ON uploads (path);
+    ALTER TABLE endpoints ADD COLUMN max_chunk INTEGER;
+    ALTER TABLE uploads ADD COLUMN resent INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How long a journal write waits for a lock held by another program before it fails with
@@ -72,8 +90,7 @@ pub struct Store {
 pub struct NewUpload {
     pub path: String,
     pub name: String,
-    pub size: u64,
-    pub mtime_ns: i64,
+    pub stamp: FileStamp,
     pub fingerprint: String,
     pub endpoint: String,
     pub metadata: BTreeMap<String, String>,
@@ -92,7 +109,8 @@ fn now_secs() -> i64 {
 const SELECT: &str =
     "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
-    u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated
+    u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
+    u.ino, u.ctime_ns, u.content_hash, u.resent
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id";
 
 /// One upload by id, on a connection or inside a transaction.
@@ -100,6 +118,24 @@ fn record(conn: &Connection, id: UploadId) -> Result<UploadRecord> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
     let rec = stmt.query_row([id], row_to_record).optional()?;
     rec.ok_or(crate::error::Error::UnknownUpload(id))
+}
+
+fn digest(v: Vec<u8>) -> Option<Digest32> {
+    v.try_into().ok()
+}
+
+/// Writes the proof that goes with a new acknowledged offset, inside the caller's transaction.
+fn write_proof(tx: &Connection, id: UploadId, proof: &ProofDelta) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sent_blocks WHERE upload_id = ?1 AND idx >= ?2")?
+        .execute(params![id, proof.from_block as i64])?;
+    let mut ins =
+        tx.prepare_cached("INSERT INTO sent_blocks (upload_id, idx, sha256) VALUES (?1, ?2, ?3)")?;
+    for (i, d) in proof.new_blocks.iter().enumerate() {
+        ins.execute(params![id, (proof.from_block + i) as i64, &d[..]])?;
+    }
+    tx.prepare_cached("UPDATE uploads SET partial_sha256 = ?2 WHERE id = ?1")?
+        .execute(params![id, proof.partial.as_ref().map(|d| &d[..])])?;
+    Ok(())
 }
 
 fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
@@ -126,6 +162,10 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         completed_at: r.get(17)?,
         expires_at: r.get(18)?,
         recreated: r.get(19)?,
+        ino: r.get::<_, i64>(20)? as u64,
+        ctime_ns: r.get(21)?,
+        content_hash: r.get(22)?,
+        resent: r.get::<_, i64>(23)? as u64,
     })
 }
 
@@ -233,6 +273,29 @@ impl Store {
         Ok(caps.flatten().and_then(|c| serde_json::from_str(&c).ok()))
     }
 
+    /// The largest PATCH body this endpoint (or a proxy in front of it) accepted after
+    /// refusing a larger one with 413, if it ever did.
+    pub fn learned_chunk(&self, url: &str) -> Result<Option<u64>> {
+        let v: Option<Option<i64>> = self
+            .conn()
+            .prepare_cached("SELECT max_chunk FROM endpoints WHERE url = ?1")?
+            .query_row([url], |r| r.get(0))
+            .optional()?;
+        Ok(v.flatten().map(|c| c as u64))
+    }
+
+    /// Remembers a chunk size a 413 taught, for every later upload to the endpoint (and
+    /// after a relaunch). It only ever shrinks.
+    pub fn learn_chunk(&self, url: &str, chunk: u64) -> Result<()> {
+        let conn = self.conn();
+        let id = Self::endpoint_id(&conn, url)?;
+        conn.prepare_cached(
+            "UPDATE endpoints SET max_chunk = MIN(COALESCE(max_chunk, ?2), ?2) WHERE id = ?1",
+        )?
+        .execute(params![id, chunk as i64])?;
+        Ok(())
+    }
+
     /// Enqueues a new upload at the end of the queue.
     pub fn insert(&self, n: &NewUpload) -> Result<UploadRecord> {
         let mut conn = self.conn();
@@ -246,21 +309,23 @@ impl Store {
         let now = now_secs();
         tx.execute(
             "INSERT INTO uploads (position, path, name, size, mtime_ns, fingerprint, endpoint_id,
-                state, metadata, headers, chunk_size, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                state, metadata, headers, chunk_size, created_at, updated_at, ino, ctime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
             params![
                 position,
                 n.path,
                 n.name,
-                n.size as i64,
-                n.mtime_ns,
+                n.stamp.size as i64,
+                n.stamp.mtime_ns,
                 n.fingerprint,
                 endpoint_id,
                 n.state.as_str(),
                 serde_json::to_string(&n.metadata).unwrap_or_default(),
                 serde_json::to_string(&n.headers).unwrap_or_default(),
                 n.chunk_size.map(|c| c as i64),
-                now
+                now,
+                n.stamp.ino as i64,
+                n.stamp.ctime_ns
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -283,65 +348,76 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The newest unfinished upload of the same content to the same endpoint, if any: the
-    /// basis of resuming a file that was re-added from another path.
-    pub fn find_unfinished(
+    /// Unfinished uploads to `endpoint` that may hold this file: the same sampled
+    /// fingerprint and size, or the same path. Newest first. Candidates only: whether the
+    /// server's bytes are this file's is decided by [`crate::proof`].
+    pub fn unfinished_candidates(
         &self,
         fingerprint: &str,
         endpoint: &str,
         size: u64,
-    ) -> Result<Option<UploadRecord>> {
-        self.find_same(
-            fingerprint,
-            endpoint,
-            size,
-            "NOT IN ('completed', 'cancelled', 'file_changed')",
-        )
+        path: &str,
+    ) -> Result<Vec<UploadRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT} WHERE e.url = ?2 AND ((u.fingerprint = ?1 AND u.size = ?3) OR u.path = ?4)
+             AND u.state IN {} ORDER BY u.id DESC",
+            UploadState::sql_list(UploadState::is_unfinished)
+        ))?;
+        let rows = stmt.query_map(
+            params![fingerprint, endpoint, size as i64, path],
+            row_to_record,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The newest completed upload of the same content to the same endpoint: re-adding it
-    /// (say, re-running the same command after a crash) must not send the file twice.
-    pub fn find_completed(
+    /// Completed uploads to `endpoint` with the same sampled fingerprint and a recorded
+    /// content hash, newest first: candidates for "already uploaded", which only an equal
+    /// content hash proves.
+    pub fn completed_candidates(
         &self,
         fingerprint: &str,
         endpoint: &str,
         size: u64,
-    ) -> Result<Option<UploadRecord>> {
-        self.find_same(fingerprint, endpoint, size, "= 'completed'")
-    }
-
-    fn find_same(
-        &self,
-        fingerprint: &str,
-        endpoint: &str,
-        size: u64,
-        state_filter: &str,
-    ) -> Result<Option<UploadRecord>> {
+    ) -> Result<Vec<UploadRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-             AND u.state {state_filter}
-             ORDER BY u.id DESC LIMIT 1"
+             AND u.state = 'completed' AND u.content_hash IS NOT NULL
+             ORDER BY u.id DESC"
         ))?;
-        let rec = stmt
-            .query_row(params![fingerprint, endpoint, size as i64], row_to_record)
-            .optional()?;
-        Ok(rec)
+        let rows = stmt.query_map(params![fingerprint, endpoint, size as i64], row_to_record)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// What the journal proves of the bytes the server upload holds: `[0, acked_offset)`.
+    pub fn proof(&self, id: UploadId) -> Result<PrefixProof> {
+        let conn = self.conn();
+        let (len, partial): (i64, Option<Vec<u8>>) = conn
+            .prepare_cached("SELECT acked_offset, partial_sha256 FROM uploads WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or(crate::error::Error::UnknownUpload(id))?;
+        let len = len as u64;
+        let mut stmt = conn.prepare_cached(
+            "SELECT sha256 FROM sent_blocks WHERE upload_id = ?1 AND idx < ?2 ORDER BY idx",
+        )?;
+        let blocks = stmt
+            .query_map(params![id, (len / crate::proof::BLOCK) as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(PrefixProof {
+            len,
+            blocks: blocks.into_iter().filter_map(digest).collect(),
+            partial: partial.and_then(digest),
+        })
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
         let n = self.conn().prepare_cached(sql)?.execute(p)?;
         if n == 0 {
             return Err(rusqlite::Error::QueryReturnedNoRows.into());
-        }
-        Ok(())
-    }
-
-    fn exec_epoch(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
-        let n = self.conn().prepare_cached(sql)?.execute(p)?;
-        if n == 0 {
-            // The worker that wrote this was stopped (paused, cancelled, restarted).
-            return Err(crate::error::Error::Interrupted);
         }
         Ok(())
     }
@@ -377,8 +453,29 @@ impl Store {
         Ok((epoch, rec))
     }
 
-    /// Records the server URL of a freshly created upload (replacing a lost or expired one).
-    /// Written before the first PATCH. Worker write: only within `epoch`.
+    /// Runs a worker write in one transaction: `sql` (which must carry `epoch = ?2`), then
+    /// `more`. A stopped worker's write changes nothing and is `Interrupted`.
+    fn epoch_tx(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        more: impl FnOnce(&Connection) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.prepare_cached(sql)?.execute(p)?;
+        if n == 0 {
+            // The worker that wrote this was stopped (paused, cancelled, restarted).
+            return Err(crate::error::Error::Interrupted);
+        }
+        more(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the server URL of a freshly created upload (replacing a lost or expired one);
+    /// it holds nothing yet, so nothing is proven. Written before the first PATCH. Worker
+    /// write: only within `epoch`.
     pub fn set_url(
         &self,
         id: UploadId,
@@ -387,41 +484,53 @@ impl Store {
         expires_at: Option<i64>,
         recreated: bool,
     ) -> Result<()> {
-        self.exec_epoch(
+        self.epoch_tx(
             "UPDATE uploads SET upload_url = ?3, acked_offset = 0, expires_at = ?4,
-             recreated = recreated + ?5, updated_at = ?6 WHERE id = ?1 AND epoch = ?2",
+             recreated = recreated + ?5, partial_sha256 = NULL, updated_at = ?6
+             WHERE id = ?1 AND epoch = ?2",
             params![id, epoch, url, expires_at, recreated as i64, now_secs()],
+            |tx| {
+                tx.prepare_cached("DELETE FROM sent_blocks WHERE upload_id = ?1")?
+                    .execute([id])?;
+                Ok(())
+            },
         )
     }
 
-    /// Records a server-confirmed offset. Worker write: only within `epoch`.
+    /// Records a server-confirmed offset with the proof of the bytes below it. Worker write:
+    /// only within `epoch`.
     pub fn set_offset(
         &self,
         id: UploadId,
         epoch: i64,
         offset: u64,
         expires_at: Option<i64>,
+        proof: &ProofDelta,
     ) -> Result<()> {
-        self.exec_epoch(
+        self.epoch_tx(
             "UPDATE uploads SET acked_offset = ?3, expires_at = COALESCE(?4, expires_at), updated_at = ?5
              WHERE id = ?1 AND epoch = ?2",
             params![id, epoch, offset as i64, expires_at, now_secs()],
+            |tx| write_proof(tx, id, proof),
         )
     }
 
-    /// Records that the server holds every byte: the final offset and the `completed` state
-    /// together. Worker write: only within `epoch`.
+    /// Records that the server holds every byte: the final offset, its proof, the hash of
+    /// the whole content and the `completed` state together. Worker write: only within
+    /// `epoch`.
     pub fn set_completed(
         &self,
         id: UploadId,
         epoch: i64,
         offset: u64,
         expires_at: Option<i64>,
+        proof: &ProofDelta,
+        content_hash: &str,
     ) -> Result<()> {
         let now = now_secs();
-        self.exec_epoch(
+        self.epoch_tx(
             "UPDATE uploads SET acked_offset = ?3, expires_at = COALESCE(?4, expires_at),
-             state = ?5, error = NULL, completed_at = ?6, updated_at = ?6
+             state = ?5, error = NULL, completed_at = ?6, updated_at = ?6, content_hash = ?7
              WHERE id = ?1 AND epoch = ?2",
             params![
                 id,
@@ -429,19 +538,67 @@ impl Store {
                 offset as i64,
                 expires_at,
                 UploadState::Completed.as_str(),
-                now
+                now,
+                content_hash
             ],
+            |tx| write_proof(tx, id, proof),
+        )
+    }
+
+    /// The file's stamp moved but the server's prefix was proven to be the file's bytes:
+    /// the new stamp (and fingerprint) become the journal's. Worker write: only within
+    /// `epoch`, and only while the acknowledged offset is still the proven one.
+    pub fn adopt_stamp(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        proven: u64,
+        stamp: &FileStamp,
+        fingerprint: &str,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET mtime_ns = ?4, ino = ?5, ctime_ns = ?6, fingerprint = ?7,
+             updated_at = ?8 WHERE id = ?1 AND epoch = ?2 AND acked_offset = ?3
+             AND size = ?9",
+            params![
+                id,
+                epoch,
+                proven as i64,
+                stamp.mtime_ns,
+                stamp.ino as i64,
+                stamp.ctime_ns,
+                fingerprint,
+                now_secs(),
+                stamp.size as i64
+            ],
+            |_| Ok(()),
+        )
+    }
+
+    /// The server lost `bytes` it had confirmed; they are sent again. Worker write: only
+    /// within `epoch`.
+    pub fn add_resent(&self, id: UploadId, epoch: i64, bytes: u64) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET resent = resent + ?3 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, bytes as i64],
+            |_| Ok(()),
         )
     }
 
     /// Forgets the server upload at `url` after it was terminated, unless a newer one
     /// replaced it meanwhile.
     pub fn clear_url_if(&self, id: UploadId, url: &str) -> Result<()> {
-        self.conn().execute(
-            "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL, updated_at = ?3
-             WHERE id = ?1 AND upload_url = ?2",
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL,
+             partial_sha256 = NULL, updated_at = ?3 WHERE id = ?1 AND upload_url = ?2",
             params![id, url, now_secs()],
         )?;
+        if n > 0 {
+            tx.execute("DELETE FROM sent_blocks WHERE upload_id = ?1", [id])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -481,27 +638,50 @@ impl Store {
             .is_some())
     }
 
-    /// The same content was found at another path (re-added, renamed or moved).
-    pub fn set_path(&self, id: UploadId, path: &str, name: &str, mtime_ns: i64) -> Result<()> {
+    /// The upload's file is now at another path (renamed, moved, or re-added from there).
+    /// The stamp stays: a moved stamp is only ever replaced after a proof.
+    pub fn set_path(&self, id: UploadId, path: &str, name: &str) -> Result<()> {
         self.exec(
-            "UPDATE uploads SET path = ?2, name = ?3, mtime_ns = ?4, updated_at = ?5 WHERE id = ?1",
-            params![id, path, name, mtime_ns, now_secs()],
+            "UPDATE uploads SET path = ?2, name = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, path, name, now_secs()],
         )
     }
 
-    /// The file changed and the user chose to upload the new content from scratch.
+    /// The file changed and its current content is to be uploaded from scratch, maybe from
+    /// a new path: a new identity, no server upload, nothing proven.
     pub fn reset_identity(
         &self,
         id: UploadId,
-        size: u64,
-        mtime_ns: i64,
+        path: &str,
+        name: &str,
+        stamp: &FileStamp,
         fingerprint: &str,
     ) -> Result<()> {
-        self.exec(
-            "UPDATE uploads SET size = ?2, mtime_ns = ?3, fingerprint = ?4, upload_url = NULL,
-             acked_offset = 0, expires_at = NULL, error = NULL, updated_at = ?5 WHERE id = ?1",
-            params![id, size as i64, mtime_ns, fingerprint, now_secs()],
-        )
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE uploads SET path = ?2, name = ?3, size = ?4, mtime_ns = ?5, ino = ?6,
+             ctime_ns = ?7, fingerprint = ?8, upload_url = NULL, acked_offset = 0,
+             expires_at = NULL, error = NULL, partial_sha256 = NULL, content_hash = NULL,
+             completed_at = NULL, resent = 0, updated_at = ?9 WHERE id = ?1",
+            params![
+                id,
+                path,
+                name,
+                stamp.size as i64,
+                stamp.mtime_ns,
+                stamp.ino as i64,
+                stamp.ctime_ns,
+                fingerprint,
+                now_secs()
+            ],
+        )?;
+        if n == 0 {
+            return Err(crate::error::Error::UnknownUpload(id));
+        }
+        tx.execute("DELETE FROM sent_blocks WHERE upload_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Rewrites queue positions in the given order.
@@ -572,8 +752,12 @@ mod tests {
         NewUpload {
             path: path.into(),
             name: path.rsplit('/').next().unwrap().into(),
-            size: 100,
-            mtime_ns: 1,
+            stamp: FileStamp {
+                size: 100,
+                mtime_ns: 1,
+                ino: 7,
+                ctime_ns: 2,
+            },
             fingerprint: fp.into(),
             endpoint: "http://127.0.0.1:1/files".into(),
             metadata: BTreeMap::new(),
@@ -593,28 +777,40 @@ mod tests {
         let epoch = s.bump_epoch(a.id).unwrap();
         s.set_url(a.id, epoch, "http://h/files/1", Some(5), false)
             .unwrap();
-        s.set_offset(a.id, epoch, 40, None).unwrap();
-        // A stopped worker's late write is refused.
+        let mut h = crate::proof::PrefixHasher::new();
+        h.update(&[1u8; 40]);
+        s.set_offset(a.id, epoch, 40, None, &h.delta()).unwrap();
+        assert_eq!(s.proof(a.id).unwrap(), h.proof());
+        // A stopped worker's late write is refused, proof and all.
         s.bump_epoch(a.id).unwrap();
+        let mut h2 = h.clone();
+        h2.update(&[2u8; 10]);
         assert!(matches!(
-            s.set_offset(a.id, epoch, 50, None),
+            s.set_offset(a.id, epoch, 50, None, &h2.delta()),
             Err(crate::error::Error::Interrupted)
         ));
         let r = s.get(a.id).unwrap();
         assert_eq!(r.acked_offset, 40);
         assert_eq!(r.expires_at, Some(5));
         assert_eq!(r.headers.get("Authorization").unwrap(), "secret");
-        let found = s.find_unfinished("fp1", &a.endpoint, 100).unwrap().unwrap();
-        assert_eq!(found.id, a.id);
+        assert_eq!(s.proof(a.id).unwrap(), h.proof());
+        let found = s
+            .unfinished_candidates("fp1", &a.endpoint, 100, "/elsewhere")
+            .unwrap();
+        assert_eq!(found[0].id, a.id);
+        let by_path = s
+            .unfinished_candidates("other", &a.endpoint, 5, "/a/x.bin")
+            .unwrap();
+        assert_eq!(by_path[0].id, a.id);
         s.set_state(a.id, UploadState::Completed, None).unwrap();
         assert!(s
-            .find_unfinished("fp1", &a.endpoint, 100)
+            .unfinished_candidates("fp1", &a.endpoint, 100, "/a/x.bin")
             .unwrap()
-            .is_none());
+            .is_empty());
         s.set_positions(&[b.id, a.id]).unwrap();
         assert_eq!(s.list().unwrap()[0].id, b.id);
         // The offset can never exceed the size: the journal refuses it.
-        assert!(s.set_offset(b.id, 0, 101, None).is_err());
+        assert!(s.set_offset(b.id, 0, 101, None, &h.delta()).is_err());
         s.delete(a.id).unwrap();
         assert!(s.get(a.id).is_err());
     }
@@ -628,9 +824,17 @@ mod tests {
         assert_eq!(s.get(a.id).unwrap().state, UploadState::Uploading);
         s.set_url(a.id, epoch, "http://h/files/1", None, false)
             .unwrap();
-        s.set_completed(a.id, epoch, 100, None).unwrap();
+        let mut h = crate::proof::PrefixHasher::new();
+        h.update(&[3u8; 100]);
+        s.set_completed(a.id, epoch, 100, None, &h.delta(), &h.content_hash())
+            .unwrap();
         let r = s.get(a.id).unwrap();
         assert_eq!((r.state, r.acked_offset), (UploadState::Completed, 100));
+        assert_eq!(r.content_hash, Some(h.content_hash()));
+        assert_eq!(
+            s.completed_candidates("fp1", &a.endpoint, 100).unwrap()[0].id,
+            a.id
+        );
         assert!(r.completed_at.is_some());
         // A late report of the run (waiting, uploading) or a re-written state cannot undo it.
         assert_eq!(
@@ -644,13 +848,25 @@ mod tests {
         let (old, _) = s.begin_run(b.id).unwrap();
         s.bump_epoch(b.id).unwrap();
         assert!(matches!(
-            s.set_completed(b.id, old, 100, None),
+            s.set_completed(b.id, old, 100, None, &h.delta(), "x"),
             Err(crate::error::Error::Interrupted)
         ));
         assert!(matches!(
             s.set_state(999, UploadState::Queued, None),
             Err(crate::error::Error::UnknownUpload(999))
         ));
+    }
+
+    #[test]
+    fn a_chunk_size_learned_from_413_only_shrinks() {
+        let s = Store::open_in_memory().unwrap();
+        let ep = "http://127.0.0.1:1/files";
+        assert_eq!(s.learned_chunk(ep).unwrap(), None);
+        s.learn_chunk(ep, 4 << 20).unwrap();
+        s.learn_chunk(ep, 8 << 20).unwrap();
+        assert_eq!(s.learned_chunk(ep).unwrap(), Some(4 << 20));
+        s.learn_chunk(ep, 1 << 20).unwrap();
+        assert_eq!(s.learned_chunk(ep).unwrap(), Some(1 << 20));
     }
 
     #[test]

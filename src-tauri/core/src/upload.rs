@@ -15,18 +15,23 @@ use tokio::sync::{mpsc, OnceCell};
 
 use crate::client::{self, SizedBody, TusClient};
 use crate::error::{Error, Result};
-use crate::fingerprint;
+use crate::fingerprint::{self, FileStamp};
 use crate::model::{ServerCaps, UploadId, UploadRecord, UploadState};
+use crate::proof::{self, PrefixHasher};
 use crate::protocol::{self, ChecksumAlgorithm};
 use crate::ratelimit::RateLimiter;
 use crate::retry::RetryPolicy;
-use crate::source::{Source, Transfer};
+use crate::source::{self, Sent, SentLog, Source, Transfer};
 use crate::store::Store;
 
 /// The final bytes of a file are read into memory, checked against the file's stamp, and only
 /// then sent: a file modified during the upload can never be completed as a mix of old and
 /// new content. Files up to this size go in one request from memory.
 pub const TAIL: u64 = 1024 * 1024;
+
+/// PATCH answers in a row whose Upload-Offset makes no sense before the upload fails (each
+/// one is followed by a HEAD).
+const MAX_BAD_ANSWERS: u32 = 3;
 
 /// Smallest chunk that 413 answers can halve down to.
 pub const MIN_CHUNK: u64 = 64 * 1024;
@@ -38,6 +43,9 @@ pub struct UploadSettings {
     pub chunk_size: Option<u64>,
     /// Abort a request when no body bytes moved and no answer came for this long.
     pub stall_timeout: Duration,
+    /// Once the whole body was sent, how long to wait for the answer: a server may take its
+    /// time to store a large upload (tusd assembling S3 parts, say).
+    pub final_answer_timeout: Duration,
     pub retry: RetryPolicy,
     /// Send the first bytes inside the POST when the server offers creation-with-upload.
     /// It saves one request per small file, but a crash between the server storing a whole
@@ -58,6 +66,7 @@ impl Default for UploadSettings {
         UploadSettings {
             chunk_size: None,
             stall_timeout: Duration::from_secs(30),
+            final_answer_timeout: Duration::from_secs(180),
             retry: RetryPolicy::default(),
             creation_with_upload: false,
             post_body_cap: 4 * 1024 * 1024,
@@ -81,8 +90,9 @@ pub enum WorkerEvent {
     Waiting { until_ms: i64, reason: String },
     /// Working again after a wait.
     Uploading,
-    /// The file was found under a new stamp (touched but same content).
-    Restamped { mtime_ns: i64 },
+    /// The server holds fewer bytes than it had confirmed: progress goes back to `to`, and
+    /// the difference is sent again.
+    Regressed { from: u64, to: u64 },
     /// The run ended. Sent on the same channel as the events before it, so it never
     /// overtakes them.
     Finished(Outcome),
@@ -213,9 +223,18 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
     // The journal's acknowledged offset as this run wrote it (only this run writes it).
     let mut acked = rec.acked_offset;
     let mut known = Some(rec);
+    // What this run has sent, hashed; and a proof of a moved file already made in this run.
+    let sent = SentLog::new(PrefixHasher::new());
+    let mut proven = None;
     loop {
         let before = acked;
-        let result = attempt(&ctx, id, &reporter, forget_url, known.take(), &mut acked).await;
+        let mut run = RunState {
+            forget_url,
+            acked: &mut acked,
+            sent: &sent,
+            proven: &mut proven,
+        };
+        let result = attempt(&ctx, id, &reporter, known.take(), &mut run).await;
         forget_url = false;
         let after = acked;
         if after > before {
@@ -275,17 +294,42 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
     }
 }
 
-/// Compares the file with the journal's stamp before (re)starting; true when the journal
-/// took a new stamp (the record must be read again).
-///
-/// A moved stamp with the same size is re-fingerprinted only while the server holds nothing
-/// of this content yet. Once bytes were sent, a modification anywhere (even in the middle,
-/// which the head+tail fingerprint cannot see) could produce a mix, so it is `file changed`.
-fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Result<bool> {
-    let path = Path::new(&rec.path);
-    let st = fingerprint::stamp(path)?;
-    if st.size == rec.size && st.mtime_ns == rec.mtime_ns {
-        return Ok(false);
+/// A moved stamp whose proof passed: the server's prefix `[0, acked)` is the file's bytes
+/// now (touched, renamed, or edited only past what was sent). It becomes the journal's once HEAD shows the server
+/// holds no byte past the proven prefix (bytes past it were read under the old stamp, and
+/// nothing can prove them).
+#[derive(Clone)]
+struct Moved {
+    stamp: FileStamp,
+    fingerprint: String,
+    hasher: PrefixHasher,
+}
+
+/// What one run carries from attempt to attempt.
+struct RunState<'a> {
+    /// The server upload is known gone: create one on this attempt.
+    forget_url: bool,
+    /// The journal's acknowledged offset as this run wrote it.
+    acked: &'a mut u64,
+    sent: &'a Sent,
+    /// A proof made in this run, reused while the stamp and the offset stay as they were.
+    proven: &'a mut Option<Moved>,
+}
+
+/// Compares the file with the journal's stamp before (re)starting. A moved stamp means the
+/// file may hold other bytes than were sent: a new size is `file changed`; the same size is
+/// proven block by block against the journal (at hashing speed), and any difference inside
+/// what the server holds is `file changed`. Edits past it are no mix: they are sent as they are.
+/// `None`: the stamp has not moved, the file holds the bytes that were sent.
+async fn check_file(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    cache: &mut Option<Moved>,
+) -> Result<Option<Moved>> {
+    let path = std::path::PathBuf::from(&rec.path);
+    let st = fingerprint::stamp(&path)?;
+    if !st.moved_from(&rec.stamp()) {
+        return Ok(None);
     }
     if st.size != rec.size {
         return Err(Error::FileChanged(format!(
@@ -293,35 +337,164 @@ fn check_file(ctx: &UploadCtx, rec: &UploadRecord, reporter: &Reporter) -> Resul
             rec.path, st.size, rec.size
         )));
     }
-    let (fp, st) = fingerprint::fingerprint(path)?;
-    if fp != rec.fingerprint {
-        return Err(Error::FileChanged(format!("{}: content differs", rec.path)));
+    if let Some(m) = cache.as_ref() {
+        if m.stamp == st && m.hasher.len() == rec.acked_offset {
+            return Ok(Some(m.clone()));
+        }
     }
-    if rec.upload_url.is_some() {
+    let journal = ctx.store.proof(rec.id)?;
+    let started = std::time::Instant::now();
+    let (fp, stamp, result, after) = source::blocking(move || {
+        let (fp, stamp) = fingerprint::fingerprint(&path)?;
+        let result = proof::rebuild(&path, &journal, journal.len, false)?;
+        Ok((fp, stamp, result, fingerprint::stamp(&path)?))
+    })
+    .await?;
+    let hasher = match result {
+        Ok(h) => h,
+        Err(m) => {
+            tracing::info!(
+                id = rec.id,
+                at = m.at,
+                "file changed inside the bytes the server holds"
+            );
+            return Err(Error::FileChanged(format!(
+                "{}: the bytes at offset {} differ from those the server holds",
+                rec.path, m.at
+            )));
+        }
+    };
+    if after != stamp {
         return Err(Error::FileChanged(format!(
-            "{}: modified since the upload started",
+            "{} changed while it was being verified",
             rec.path
         )));
     }
-    // Touched before any byte left: keep going under the new stamp.
-    ctx.store
-        .set_path(rec.id, &rec.path, &rec.name, st.mtime_ns)?;
-    reporter.send(WorkerEvent::Restamped {
-        mtime_ns: st.mtime_ns,
-    });
-    Ok(true)
+    tracing::info!(
+        id = rec.id,
+        proven = hasher.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "file stamp moved; the bytes the server holds are proven to be the file's"
+    );
+    let m = Moved {
+        stamp,
+        fingerprint: fp,
+        hasher,
+    };
+    *cache = Some(m.clone());
+    Ok(Some(m))
 }
 
 /// Verifies the stamp has not moved since the upload started (cheap stat, no hashing).
 fn check_unchanged(rec: &UploadRecord) -> Result<()> {
     let st = fingerprint::stamp(Path::new(&rec.path))?;
-    if st.size != rec.size || st.mtime_ns != rec.mtime_ns {
+    if st.moved_from(&rec.stamp()) {
         return Err(Error::FileChanged(format!(
             "{} was modified during the upload",
             rec.path
         )));
     }
     Ok(())
+}
+
+/// Before each request: the file still holds what was sent. A stamp that moved while this
+/// run works (a rename, a touch, an edit) is proven here, where the server holds exactly the
+/// acknowledged `offset` and the run's own record says what those bytes were: equal, and the
+/// run goes on under the new stamp (a rename or a touch costs one re-read of the sent bytes,
+/// no byte is sent twice); different, and it is `file changed`. A file gone from its path is
+/// looked up again in the journal, which the watcher updates when it follows a rename.
+async fn ensure_file(
+    ctx: &UploadCtx,
+    rec: &mut UploadRecord,
+    epoch: i64,
+    offset: u64,
+) -> Result<()> {
+    let st = match fingerprint::stamp(Path::new(&rec.path)) {
+        Ok(st) => st,
+        Err(Error::FileMissing(_)) => {
+            let now = ctx.store.get(rec.id)?;
+            if now.path == rec.path {
+                return Err(Error::FileMissing(rec.path.clone()));
+            }
+            tracing::info!(id = rec.id, path = %now.path, "following the file to its new path");
+            rec.path = now.path;
+            rec.name = now.name;
+            fingerprint::stamp(Path::new(&rec.path))?
+        }
+        Err(e) => return Err(e),
+    };
+    if !st.moved_from(&rec.stamp()) {
+        return Ok(());
+    }
+    if st.size != rec.size {
+        return Err(Error::FileChanged(format!(
+            "{} was modified during the upload",
+            rec.path
+        )));
+    }
+    // The journal holds the proof of exactly what the server acknowledged.
+    let record = ctx.store.proof(rec.id)?;
+    if record.len != offset {
+        return Err(Error::FileChanged(format!(
+            "{} was modified during the upload",
+            rec.path
+        )));
+    }
+    let path = std::path::PathBuf::from(&rec.path);
+    let (fp, stamp, result, after) = source::blocking(move || {
+        let (fp, stamp) = fingerprint::fingerprint(&path)?;
+        let result = proof::rebuild(&path, &record, record.len, false)?;
+        Ok((fp, stamp, result, fingerprint::stamp(&path)?))
+    })
+    .await?;
+    if let Err(m) = result {
+        return Err(Error::FileChanged(format!(
+            "{}: the bytes at offset {} differ from those the server holds",
+            rec.path, m.at
+        )));
+    }
+    if after != stamp || stamp.size != rec.size {
+        return Err(Error::FileChanged(format!(
+            "{} was modified during the upload",
+            rec.path
+        )));
+    }
+    ctx.store.adopt_stamp(rec.id, epoch, offset, &stamp, &fp)?;
+    tracing::info!(
+        id = rec.id,
+        proven = offset,
+        "file stamp moved during the upload; the sent bytes are proven to be the file's"
+    );
+    rec.mtime_ns = stamp.mtime_ns;
+    rec.ino = stamp.ino;
+    rec.ctime_ns = stamp.ctime_ns;
+    rec.fingerprint = fp;
+    Ok(())
+}
+
+/// Brings the run's record of sent bytes to exactly `[0, target)` of the server upload:
+/// kept as it is when it already is (the normal case after an acknowledged PATCH), otherwise
+/// rebuilt from the journal's proof and the file (the server kept part of a request, or the
+/// run starts). The file's stamp is unmoved here, so its bytes are the ones that were sent;
+/// the journal's digests in the range read are compared all the same.
+async fn align(ctx: &UploadCtx, rec: &UploadRecord, sent: &Sent, target: u64) -> Result<()> {
+    if source::lock(sent).hasher().len() == target {
+        return Ok(());
+    }
+    let journal = ctx.store.proof(rec.id)?;
+    let path = std::path::PathBuf::from(&rec.path);
+    let rebuilt = source::blocking(move || proof::rebuild(&path, &journal, target, true)).await?;
+    check_unchanged(rec)?;
+    match rebuilt {
+        Ok(h) => {
+            source::lock(sent).reset(h);
+            Ok(())
+        }
+        Err(m) => Err(Error::FileChanged(format!(
+            "{}: the bytes at offset {} differ from those the server holds",
+            rec.path, m.at
+        ))),
+    }
 }
 
 /// HEAD answers that mean "this upload does not exist (any more)".
@@ -342,18 +515,20 @@ fn patch_says_gone(e: &Error) -> bool {
 async fn next_body(
     ctx: &UploadCtx,
     rec: &UploadRecord,
-    source: &Source,
     offset: u64,
     max_len: u64,
     checksum: Option<ChecksumAlgorithm>,
     transfer: &Arc<Transfer>,
+    sent: &Sent,
 ) -> Result<SizedBody> {
+    let source = Source::new(&rec.path);
     let remaining = rec.size - offset;
     let tail_start = rec.size.saturating_sub(TAIL);
     if offset >= tail_start {
         let len = max_len.min(remaining);
         let bytes = source.read(offset, len).await?;
         check_unchanged(rec)?;
+        source::record_memory(sent, offset, &bytes);
         let checksum = checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
         transfer.touch();
         return Ok(SizedBody {
@@ -368,7 +543,13 @@ async fn next_body(
         None => None,
     };
     let body = source
-        .body(offset, len, ctx.limiter.clone(), transfer.clone())
+        .body(
+            offset,
+            len,
+            ctx.limiter.clone(),
+            transfer.clone(),
+            sent.clone(),
+        )
         .await?;
     Ok(SizedBody {
         body,
@@ -385,12 +566,15 @@ fn digest(alg: ChecksumAlgorithm, data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Drives a request future while reporting in-flight progress and watching for stalls.
+/// Drives a request future while reporting in-flight progress and watching for stalls. The
+/// stall watchdog counts while body bytes should be moving; once all `body_len` bytes are
+/// handed over, the answer gets the (longer) final-answer timeout instead.
 async fn supervise<T>(
     fut: impl std::future::Future<Output = Result<T>>,
     transfer: &Arc<Transfer>,
     acked: u64,
-    stall: Duration,
+    body_len: u64,
+    settings: &UploadSettings,
     reporter: &Reporter,
 ) -> Result<T> {
     tokio::pin!(fut);
@@ -400,8 +584,13 @@ async fn supervise<T>(
         tokio::select! {
             r = &mut fut => return r,
             _ = tick.tick() => {
-                if transfer.idle() > stall {
-                    return Err(Error::Stalled(stall));
+                let idle = transfer.idle();
+                if transfer.sent() >= body_len {
+                    if idle > settings.final_answer_timeout {
+                        return Err(Error::NoAnswer(settings.final_answer_timeout));
+                    }
+                } else if idle > settings.stall_timeout {
+                    return Err(Error::Stalled(settings.stall_timeout));
                 }
                 reporter.send(WorkerEvent::Progress { acked, in_flight: transfer.sent() });
             }
@@ -441,21 +630,30 @@ struct ServerState {
     length_deferred: bool,
 }
 
-/// Asks the server for its offset. `Ok(None)` = the upload is gone or does not match the
-/// file (create a new one); errors are transient or final as classified.
+/// What a HEAD says about the journal's server upload.
+enum Head {
+    Holds(ServerState),
+    /// 404, 410 (or 403 on HEAD): it no longer exists; expiry ends up here too, as the
+    /// server judges it (the local clock never abandons an upload without asking).
+    Gone,
+    /// It exists but cannot be this file's: another length, or an offset past the file's end.
+    Mismatch,
+}
+
+/// Asks the server what it holds; errors are transient or final as classified.
 async fn server_offset(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     url: &str,
     headers: &HeaderMap,
-) -> Result<Option<ServerState>> {
+) -> Result<Head> {
     match ctx.client.head(url, headers).await {
         Ok(info) => {
             if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
                 tracing::warn!(id = rec.id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file");
-                Ok(None)
+                Ok(Head::Mismatch)
             } else {
-                Ok(Some(ServerState {
+                Ok(Head::Holds(ServerState {
                     offset: info.offset,
                     expires: info.expires.and_then(unix_secs),
                     length_deferred: info.length_deferred,
@@ -464,10 +662,70 @@ async fn server_offset(
         }
         Err(e) if head_says_gone(&e) => {
             tracing::info!(id = rec.id, status = ?e.status(), "server upload is gone");
-            Ok(None)
+            Ok(Head::Gone)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Terminates a server upload this run gives up on (DELETE, where the server offers
+/// termination), so it does not linger unfinished. The journal keeps its URL until a new one
+/// replaces it; a failure here only costs server space.
+async fn abandon(ctx: &UploadCtx, caps: &ServerCaps, id: UploadId, url: &str, headers: &HeaderMap) {
+    if !caps.has("termination") {
+        tracing::info!(
+            id,
+            "server has no termination extension; the abandoned upload is left to expire"
+        );
+        return;
+    }
+    match ctx.client.delete(url, headers).await {
+        Ok(()) => tracing::info!(id, "terminated the abandoned server upload"),
+        Err(e) => tracing::warn!(id, error = %e, "terminating the abandoned server upload failed"),
+    }
+}
+
+/// The server holds fewer bytes than it confirmed (it lost some): never silently. The
+/// difference is counted in the journal and the view says why progress went back.
+fn regressed(ctx: &UploadCtx, reporter: &Reporter, from: u64, to: u64) -> Result<()> {
+    tracing::warn!(
+        id = reporter.id,
+        confirmed = from,
+        server = to,
+        "the server holds fewer bytes than it confirmed; sending them again"
+    );
+    ctx.store
+        .add_resent(reporter.id, reporter.epoch, from - to)?;
+    reporter.send(WorkerEvent::Regressed { from, to });
+    Ok(())
+}
+
+/// Journals a server-confirmed offset with the proof of the bytes below it (the run's record
+/// of what it sent must already cover exactly `[0, offset)`); with every byte confirmed, the
+/// completion and the content hash too.
+fn journal_offset(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    epoch: i64,
+    sent: &Sent,
+    offset: u64,
+    expires: Option<i64>,
+    length_pending: bool,
+) -> Result<bool> {
+    let mut log = source::lock(sent);
+    debug_assert_eq!(log.hasher().len(), offset);
+    let delta = log.hasher().delta();
+    let done = offset == rec.size && !length_pending;
+    if done {
+        let hash = log.hasher().content_hash();
+        ctx.store
+            .set_completed(rec.id, epoch, offset, expires, &delta, &hash)?;
+    } else {
+        ctx.store
+            .set_offset(rec.id, epoch, offset, expires, &delta)?;
+    }
+    log.hasher_mut().journalled();
+    Ok(done)
 }
 
 /// Refuses an upload URL on another origin than the endpoint when secret headers
@@ -500,24 +758,21 @@ async fn attempt(
     ctx: &UploadCtx,
     id: UploadId,
     reporter: &Reporter,
-    forget_url: bool,
     known: Option<UploadRecord>,
-    acked: &mut u64,
+    run: &mut RunState<'_>,
 ) -> Result<(), Interruption> {
     let epoch = reporter.epoch;
     let mut rec = match known {
         Some(r) => r,
         None => ctx.store.get(id)?,
     };
-    if check_file(ctx, &rec, reporter)? {
-        rec = ctx.store.get(id)?;
-    }
-    if forget_url {
+    let mut moved = check_file(ctx, &rec, run.proven).await?;
+    if run.forget_url {
         // Known gone: the journal keeps the old URL until a new one replaces it, so a failed
         // creation (say, expired credentials) loses nothing.
         rec.upload_url = None;
     }
-    let had_url = rec.upload_url.is_some() || forget_url;
+    let had_url = rec.upload_url.is_some() || run.forget_url;
     let endpoint = client::parse_endpoint(&rec.endpoint)?;
     let headers = client::header_map(&rec.headers)?;
     let caps = ctx
@@ -538,7 +793,6 @@ async fn attempt(
     } else {
         None
     };
-    let source = Source::new(&rec.path);
     let mut chunk = rec
         .chunk_size
         .or(ctx.settings.chunk_size)
@@ -547,23 +801,60 @@ async fn attempt(
     if checksum.is_some() {
         chunk = chunk.min(ctx.settings.checksum_chunk_cap);
     }
+    if let Some(learned) = ctx.store.learned_chunk(&rec.endpoint)? {
+        chunk = chunk.min(learned);
+    }
+    let sent = run.sent;
 
-    // Resume what the server has, if it still has it.
+    // Resume what the server has, if it still has it and it is provably this file's.
     let mut resumed = None;
+    let mut journalled_done = false;
     if let Some(url) = rec.upload_url.clone() {
-        let expired = rec
-            .expires_at
-            .is_some_and(|t| t <= unix_secs(SystemTime::now()).unwrap_or(0));
-        if expired {
-            tracing::info!(id, "server upload expired; creating a new one");
-        } else if let Some(st) = server_offset(ctx, &rec, &url, &headers).await? {
-            ctx.store.set_offset(id, epoch, st.offset, st.expires)?;
-            *acked = st.offset;
-            reporter.send(WorkerEvent::Progress {
-                acked: st.offset,
-                in_flight: 0,
-            });
-            resumed = Some((url, st.offset, st.length_deferred));
+        match server_offset(ctx, &rec, &url, &headers).await? {
+            Head::Holds(st) if moved.is_some() && st.offset > rec.acked_offset => {
+                tracing::warn!(
+                    id,
+                    proven = rec.acked_offset,
+                    server = st.offset,
+                    "the server holds bytes sent before the file changed, which nothing can prove; starting a new upload"
+                );
+                abandon(ctx, &caps, id, &url, &headers).await;
+            }
+            Head::Holds(st) => {
+                let journalled = rec.acked_offset;
+                if let Some(m) = moved.take() {
+                    // Proven: the new stamp becomes the journal's, and so does the proof.
+                    ctx.store
+                        .adopt_stamp(id, epoch, journalled, &m.stamp, &m.fingerprint)?;
+                    rec.mtime_ns = m.stamp.mtime_ns;
+                    rec.ino = m.stamp.ino;
+                    rec.ctime_ns = m.stamp.ctime_ns;
+                    rec.fingerprint = m.fingerprint;
+                    source::lock(sent).reset(m.hasher);
+                    *run.proven = None;
+                }
+                if st.offset < journalled {
+                    regressed(ctx, reporter, journalled, st.offset)?;
+                }
+                align(ctx, &rec, sent, st.offset).await?;
+                journalled_done = journal_offset(
+                    ctx,
+                    &rec,
+                    epoch,
+                    sent,
+                    st.offset,
+                    st.expires,
+                    st.length_deferred,
+                )?;
+                *run.acked = st.offset;
+                reporter.send(WorkerEvent::Progress {
+                    acked: st.offset,
+                    in_flight: 0,
+                });
+                resumed = Some((url, st.offset, st.length_deferred));
+            }
+            Head::Mismatch => abandon(ctx, &caps, id, &url, &headers).await,
+            Head::Gone => {}
         }
     }
 
@@ -577,6 +868,7 @@ async fn attempt(
         Some(r) => r,
         None => {
             reporter.send(WorkerEvent::StartingOver);
+            source::lock(sent).reset(PrefixHasher::new());
             let metadata = upload_metadata(&rec)?;
             let defer = rec.size == 0 && caps.has("creation-defer-length");
             let mut use_cwu = ctx.settings.creation_with_upload
@@ -586,10 +878,11 @@ async fn attempt(
                 let transfer = Transfer::new();
                 let first = if use_cwu {
                     let max = chunk.min(ctx.settings.post_body_cap);
-                    Some(next_body(ctx, &rec, &source, 0, max, checksum, &transfer).await?)
+                    Some(next_body(ctx, &rec, 0, max, checksum, &transfer, sent).await?)
                 } else {
                     None
                 };
+                let first_len = first.as_ref().map_or(0, |b| b.len);
                 let r = supervise(
                     ctx.client.create(
                         &endpoint,
@@ -600,7 +893,9 @@ async fn attempt(
                     ),
                     &transfer,
                     0,
-                    ctx.settings.stall_timeout,
+                    // A bodiless POST is answered at once or it stalls.
+                    if first_len == 0 { u64::MAX } else { first_len },
+                    &ctx.settings,
                     reporter,
                 )
                 .await
@@ -618,10 +913,22 @@ async fn attempt(
             check_location_origin(&endpoint, &created.url, &rec.headers)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
-            *acked = 0;
+            *run.acked = 0;
+            if let Some(m) = moved.take() {
+                // A new server upload holds nothing yet: the moved stamp is the file's now.
+                ctx.store
+                    .adopt_stamp(id, epoch, 0, &m.stamp, &m.fingerprint)?;
+                rec.mtime_ns = m.stamp.mtime_ns;
+                rec.ino = m.stamp.ino;
+                rec.ctime_ns = m.stamp.ctime_ns;
+                rec.fingerprint = m.fingerprint;
+                *run.proven = None;
+            }
             if created.offset > 0 {
-                ctx.store.set_offset(id, epoch, created.offset, exp)?;
-                *acked = created.offset;
+                align(ctx, &rec, sent, created.offset).await?;
+                journalled_done =
+                    journal_offset(ctx, &rec, epoch, sent, created.offset, exp, defer)?;
+                *run.acked = created.offset;
             }
             tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, recreated = had_url, "created server upload");
             reporter.send(WorkerEvent::Url {
@@ -637,12 +944,13 @@ async fn attempt(
     };
 
     let mut conflicts = 0u32;
+    let mut bad_answers = 0u32;
     let mut checksum_mismatches = 0u32;
-    let mut journalled_done = false;
     while offset < rec.size || length_pending {
-        check_unchanged(&rec)?;
+        ensure_file(ctx, &mut rec, epoch, offset).await?;
+        align(ctx, &rec, sent, offset).await?;
         let transfer = Transfer::new();
-        let body = next_body(ctx, &rec, &source, offset, chunk, checksum, &transfer).await?;
+        let body = next_body(ctx, &rec, offset, chunk, checksum, &transfer, sent).await?;
         let sent_len = body.len;
         let result = supervise(
             ctx.client.patch(
@@ -654,38 +962,79 @@ async fn attempt(
             ),
             &transfer,
             offset,
-            ctx.settings.stall_timeout,
+            if sent_len == 0 { u64::MAX } else { sent_len },
+            &ctx.settings,
             reporter,
         )
         .await;
+        // A 2xx whose Upload-Offset is missing, malformed, shows no progress or claims more
+        // than was sent is not believed: HEAD says what the server holds.
+        let result = match result {
+            Ok(p)
+                if !(p.offset > offset || (sent_len == 0 && p.offset == offset))
+                    || p.offset > offset + sent_len =>
+            {
+                Err(Error::BadOffset(format!(
+                    "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
+                    p.offset
+                )))
+            }
+            r => r,
+        };
         match result {
             Ok(p) => {
-                let moved = p.offset > offset || (sent_len == 0 && p.offset == offset);
-                if !moved || p.offset > offset + sent_len {
-                    return Err(Error::Protocol(format!(
-                        "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
-                        p.offset
-                    ))
-                    .into());
-                }
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
                 let exp = p.expires.and_then(unix_secs);
-                if p.offset == rec.size {
-                    // The last PATCH: offset and completion in one journal write.
-                    ctx.store.set_completed(id, epoch, p.offset, exp)?;
-                    journalled_done = true;
-                } else {
-                    ctx.store.set_offset(id, epoch, p.offset, exp)?;
-                }
-                *acked = p.offset;
+                // The server may keep less than the whole body (it ended the request early).
+                align(ctx, &rec, sent, p.offset).await?;
+                // The last PATCH journals offset, proof and completion in one write.
+                journalled_done = journal_offset(ctx, &rec, epoch, sent, p.offset, exp, false)?;
+                *run.acked = p.offset;
                 offset = p.offset;
                 length_pending = false;
                 conflicts = 0;
+                bad_answers = 0;
                 checksum_mismatches = 0;
                 reporter.send(WorkerEvent::Progress {
                     acked: offset,
                     in_flight: 0,
                 });
+            }
+            Err(Error::BadOffset(why)) => {
+                bad_answers += 1;
+                if bad_answers > MAX_BAD_ANSWERS {
+                    return Err(Error::BadOffset(format!(
+                        "{why} ({bad_answers} answers in a row)"
+                    ))
+                    .into());
+                }
+                tracing::warn!(id, why = %why, "asking the server's offset (HEAD) instead");
+                match server_offset(ctx, &rec, &url, &headers).await? {
+                    Head::Gone => return Err(Interruption::Gone),
+                    Head::Mismatch => {
+                        abandon(ctx, &caps, id, &url, &headers).await;
+                        return Err(Interruption::Gone);
+                    }
+                    Head::Holds(st) => {
+                        align(ctx, &rec, sent, st.offset).await?;
+                        journalled_done = journal_offset(
+                            ctx,
+                            &rec,
+                            epoch,
+                            sent,
+                            st.offset,
+                            st.expires,
+                            st.length_deferred,
+                        )?;
+                        *run.acked = st.offset;
+                        offset = st.offset;
+                        length_pending = st.length_deferred;
+                        reporter.send(WorkerEvent::Progress {
+                            acked: offset,
+                            in_flight: 0,
+                        });
+                    }
+                }
             }
             Err(e) => {
                 let e = blame_file(e, &transfer, &rec);
@@ -693,8 +1042,12 @@ async fn attempt(
                     Some(409) if conflicts < 5 => {
                         conflicts += 1;
                         match server_offset(ctx, &rec, &url, &headers).await? {
-                            None => return Err(Interruption::Gone),
-                            Some(ServerState {
+                            Head::Gone => return Err(Interruption::Gone),
+                            Head::Mismatch => {
+                                abandon(ctx, &caps, id, &url, &headers).await;
+                                return Err(Interruption::Gone);
+                            }
+                            Head::Holds(ServerState {
                                 offset: server,
                                 expires: exp,
                                 ..
@@ -705,8 +1058,20 @@ async fn attempt(
                                     server,
                                     "offset conflict; continuing from the server's offset"
                                 );
-                                ctx.store.set_offset(id, epoch, server, exp)?;
-                                *acked = server;
+                                if server < offset {
+                                    regressed(ctx, reporter, offset, server)?;
+                                }
+                                align(ctx, &rec, sent, server).await?;
+                                journalled_done = journal_offset(
+                                    ctx,
+                                    &rec,
+                                    epoch,
+                                    sent,
+                                    server,
+                                    exp,
+                                    length_pending,
+                                )?;
+                                *run.acked = server;
                                 offset = server;
                                 reporter.send(WorkerEvent::Progress {
                                     acked: offset,
@@ -718,6 +1083,7 @@ async fn attempt(
                     Some(413) if sent_len > MIN_CHUNK => {
                         chunk = (sent_len / 2).max(MIN_CHUNK);
                         tracing::info!(id, chunk, "413: halving the chunk size");
+                        ctx.store.learn_chunk(&rec.endpoint, chunk)?;
                     }
                     Some(460) if checksum_mismatches < 3 => {
                         checksum_mismatches += 1;
@@ -732,11 +1098,17 @@ async fn attempt(
             }
         }
     }
-    // Complete without a final PATCH (the server already had every byte, or a POST with
-    // creation-with-upload carried them): the worker journals completion either way, so the
-    // scheduler never has to (and a stopped worker's epoch keeps it from doing so).
+    // Complete without a final PATCH (an empty file, or a POST with creation-with-upload
+    // carried every byte): the worker journals completion either way, so the scheduler never
+    // has to (and a stopped worker's epoch keeps it from doing so).
     if !journalled_done {
-        ctx.store.set_completed(id, epoch, offset, None)?;
+        align(ctx, &rec, sent, offset).await?;
+        let mut log = source::lock(sent);
+        let delta = log.hasher().delta();
+        let hash = log.hasher().content_hash();
+        ctx.store
+            .set_completed(id, epoch, offset, None, &delta, &hash)?;
+        log.hasher_mut().journalled();
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ function view(id: number, over: Partial<UploadView> = {}): UploadView {
     retry_at_ms: null,
     recreated: 0,
     metadata: {},
+    resent: 0,
+    note: null,
     header_names: [],
     ...over,
   };

@@ -27,6 +27,10 @@ export interface UploadView {
   eta_secs: number | null;
   retry_at_ms: number | null;
   recreated: number;
+  /** Bytes sent again because the server lost bytes it had confirmed. */
+  resent: number;
+  /** Not an error: why progress went back. */
+  note: string | null;
   metadata: Record<string, string>;
   header_names: string[];
 }
@@ -47,6 +51,7 @@ export type AddResult =
   | { kind: 'added'; id: number; path: string }
   | { kind: 'resumed'; id: number; path: string }
   | { kind: 'already_uploaded'; id: number; path: string }
+  | { kind: 'restarted'; id: number; path: string }
   | { kind: 'rejected'; path: string; error: string };
 
 /** A custom header; `value` is null for a stored secret the shell will not send back. */
