@@ -410,6 +410,50 @@ async fn a_rename_plus_edit_restarts_and_a_rename_alone_resumes(kind: Kind) {
     engine.shutdown().await.unwrap();
 }
 
+/// A copy of a file with an unfinished upload, still beside the original, is another file
+/// with its own upload (same sample, same size: only its path tells), and the same path
+/// twice in one add is one upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_is_its_own_upload_and_one_path_twice_is_one() {
+    let server = AnyServer::start(Kind::Node);
+    let files = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "a.bin", 4 << 20, 13);
+    let data = tempfile::tempdir().unwrap();
+    let (id_a, _) = partial_upload(data.path(), &server.endpoint(), &a, 1 << 20).await;
+    let copy = files.path().join("copy of a.bin");
+    std::fs::copy(&a, &copy).unwrap();
+    let engine = reopen(data.path(), false).await;
+    let r = add(&engine, &server.endpoint(), &copy, None).await;
+    let AddResult::Added { id: id_copy, .. } = r else {
+        panic!("a copy must get its own upload, got {r:?}");
+    };
+    assert_ne!(id_copy, id_a);
+    assert_eq!(
+        engine.store().get(id_a).unwrap().path,
+        a.display().to_string(),
+        "the original keeps its upload"
+    );
+    let twice = write_file(files.path(), "twice.bin", 1000, 14);
+    let res = engine
+        .add(AddRequest {
+            paths: vec![twice.clone(), twice.clone()],
+            endpoint: server.endpoint(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<UploadId> = res.iter().map(id_of).collect();
+    assert_eq!(ids[0], ids[1], "{res:?}");
+    assert!(matches!(res[1], AddResult::Resumed { .. }), "{res:?}");
+    engine.resume(id_a).await.unwrap();
+    for id in [id_a, id_copy, ids[0]] {
+        let v = wait_terminal(&engine, id).await;
+        let path = engine.store().get(id).unwrap().path;
+        assert_exact(&server, &v, Path::new(&path));
+    }
+    engine.shutdown().await.unwrap();
+}
+
 /// The server loses bytes it had confirmed (its stored file cut short while the upload was
 /// paused): progress goes back, visibly, the lost bytes are counted and sent again, and the
 /// upload ends byte-exact on the same server upload.

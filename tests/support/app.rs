@@ -1,6 +1,7 @@
 //! Driving the real desktop app in a real WebKit window: tauri-driver + WebKitWebDriver under
 //! the X display the tests run on (xvfb-run in CI). Missing prerequisites fail the test.
 
+use super::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,14 +26,6 @@ pub fn require_e2e_prerequisites() {
 /// The app binary built for these tests.
 pub fn app_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tusker"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One launch of the app: tauri-driver (stopped with SIGTERM so it takes WebKitWebDriver

@@ -187,6 +187,15 @@ fn spawn_server(dir: &Path, port: u16, opts: &ServerOpts) -> (Child, u16) {
     (child, port)
 }
 
+/// A loopback port that was free a moment ago (another process may take it before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits for a child up to `timeout`; None if it is still running.
 pub fn wait_for(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;

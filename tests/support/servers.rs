@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{terminate, TusServer};
+use super::{free_port, terminate, TusServer};
 
 /// Which real server a scenario runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +43,6 @@ fn rustus_bin() -> PathBuf {
     panic!(
         "rustus is not installed: run `cargo install rustus --version 0.5.10 --locked --features hashers` (.ci/run does)"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RustusServer {

@@ -31,21 +31,8 @@ pub fn parse(s: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
-/// Formats bytes for people.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
+/// Formats bytes for people (the engine's wording, so notes and the CLI agree).
+pub use tusker_core::model::human_bytes as human;
 
 #[cfg(test)]
 mod tests {

@@ -122,23 +122,25 @@ enum Decision {
 fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Result<Decision> {
     let path = f.path.display().to_string();
     for cand in store.unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)? {
-        // The candidate's own file: the same path, or it left its path (renamed or moved).
+        // The candidate's own file: the same path, or it left its path (renamed or moved). A
+        // file still at another path is another file (a copy), with its own upload.
         let same_file = cand.path == path || !std::path::Path::new(&cand.path).exists();
+        if !same_file {
+            continue;
+        }
         let proven = if cand.size != f.stamp.size {
             false
-        } else if same_file && !f.stamp.moved_from(&cand.stamp()) {
+        } else if !f.stamp.moved_from(&cand.stamp()) {
             true
         } else {
             let journal = store.proof(cand.id)?;
             crate::proof::rebuild(&f.path, &journal, journal.len, false)?.is_ok()
         };
-        if proven {
-            return Ok(Decision::Resume(cand.id));
-        }
-        if same_file {
-            return Ok(Decision::Restart(cand.id));
-        }
-        // Another file with the same sample (a copy since changed): not this one.
+        return Ok(if proven {
+            Decision::Resume(cand.id)
+        } else {
+            Decision::Restart(cand.id)
+        });
     }
     if again {
         return Ok(Decision::New);
@@ -675,7 +677,8 @@ impl Actor {
                 Some(format!("{} was modified during the upload", rec.path)),
             );
         } else if was_running {
-            // Nothing sent yet: start over with the new content.
+            // Nothing sent yet: the next run finds the new size and says `file changed`;
+            // Restart (or adding the file again) takes the new content.
             self.set_state(id, UploadState::Queued, None);
         }
     }
@@ -908,9 +911,18 @@ impl Actor {
             }
         }
         let (state, error) = outcome.state();
+        let moved_on = state == UploadState::FileMissing
+            && self
+                .entries
+                .get(&id)
+                .is_some_and(|e| std::path::Path::new(&e.view.path).exists());
         if state == UploadState::Completed {
             tracing::info!(id, "upload completed");
             self.show_completed(id);
+        } else if moved_on {
+            // The file vanished from the path the worker had, but the watcher followed it to
+            // a new one (the rename raced the worker): go on from there.
+            self.set_state(id, UploadState::Queued, None);
         } else {
             self.set_state(id, state, error.map(str::to_string));
         }
@@ -1172,11 +1184,24 @@ impl Actor {
         let mut out = Vec::with_capacity(files.len());
         for (f, decision) in files {
             let path = f.path.display().to_string();
-            // The queue may have moved on since the decision (the upload was removed).
+            // The queue may have moved on since the decision, made outside it: the upload
+            // was removed, completed or cancelled meanwhile (a completed one is never
+            // restarted: that would delete it on the server), or the same path was added
+            // just before (twice in one drop).
             let decision = match decision {
-                Decision::Resume(id) | Decision::Restart(id) if !self.entries.contains_key(&id) => {
+                Decision::Resume(id) | Decision::Restart(id)
+                    if !self
+                        .entries
+                        .get(&id)
+                        .is_some_and(|e| e.view.state.is_unfinished())
+                        || self.journal_completed(id) =>
+                {
                     Decision::New
                 }
+                Decision::New => match self.unfinished_at(&req.endpoint, &f) {
+                    Some(id) => Decision::Resume(id),
+                    None => Decision::New,
+                },
                 d => d,
             };
             match decision {
@@ -1213,6 +1238,31 @@ impl Actor {
         }
         self.schedule();
         Ok(out)
+    }
+
+    /// Whether the journal holds the upload as completed (its worker may have finished a
+    /// moment ago, its report still on the way).
+    fn journal_completed(&self, id: UploadId) -> bool {
+        self.ctx
+            .store
+            .get(id)
+            .is_ok_and(|r| r.state == UploadState::Completed)
+    }
+
+    /// An unfinished upload of this very path to `endpoint` that the queue holds, if any.
+    fn unfinished_at(&self, endpoint: &str, f: &PreparedFile) -> Option<UploadId> {
+        let path = f.path.display().to_string();
+        self.ctx
+            .store
+            .unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)
+            .ok()?
+            .into_iter()
+            .find(|c| {
+                c.path == path
+                    && c.state != UploadState::FileChanged
+                    && self.entries.contains_key(&c.id)
+            })
+            .map(|c| c.id)
     }
 
     /// A re-added file continues its unfinished upload, from its new path if it moved.
@@ -1263,6 +1313,11 @@ impl Actor {
     fn restart(&mut self, id: UploadId, file: Option<PreparedFile>) -> Result<()> {
         if !self.entries.contains_key(&id) {
             return Err(Error::UnknownUpload(id));
+        }
+        if self.journal_completed(id) {
+            // Its worker completed it a moment ago: nothing to restart, and terminating it
+            // would delete a finished upload.
+            return Ok(());
         }
         let Some(f) = file else {
             return Err(Error::FileMissing(self.entries[&id].view.path.clone()));

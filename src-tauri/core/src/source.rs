@@ -106,6 +106,11 @@ impl SentLog {
         self.hasher = hasher;
     }
 
+    /// A request ended: readers of it can no longer add to the record.
+    pub fn seal(&mut self) {
+        self.generation += 1;
+    }
+
     /// A new request starts at `offset`; returns its generation.
     fn begin(&mut self) -> u64 {
         self.generation += 1;
@@ -262,8 +267,9 @@ impl Source {
                 let mut buf = BytesMut::zeroed(want);
                 let item = match read_full_at(&file, &mut buf, at) {
                     Ok(n) if n == want => {
-                        // Hashed as handed over: the proof is of what was sent, whatever the
-                        // file holds later.
+                        // Hashed as read for sending (a few frames ahead of the wire): the
+                        // record is of these very bytes, and only the part up to the
+                        // server's acknowledged offset is ever journalled.
                         lock(&sent).record(generation, at, &buf);
                         Ok(buf.freeze())
                     }

@@ -29,6 +29,9 @@ use crate::store::Store;
 /// new content. Files up to this size go in one request from memory.
 pub const TAIL: u64 = 1024 * 1024;
 
+/// Passes in a row, without progress, that found the file's stamp moved again.
+const MAX_RECHECKS: u32 = 20;
+
 /// PATCH answers in a row whose Upload-Offset makes no sense before the upload fails (each
 /// one is followed by a HEAD).
 const MAX_BAD_ANSWERS: u32 = 3;
@@ -200,6 +203,9 @@ fn unix_secs(t: SystemTime) -> Option<i64> {
 enum Interruption {
     /// The server lost the upload: start a new one right away.
     Gone,
+    /// The file's stamp moved while this run worked: a new pass proves the sent bytes
+    /// against the journal and asks the server (HEAD) before anything more is appended.
+    Recheck,
     Err(Error),
 }
 
@@ -226,6 +232,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
     // What this run has sent, hashed; and a proof of a moved file already made in this run.
     let sent = SentLog::new(PrefixHasher::new());
     let mut proven = None;
+    let mut rechecks = 0u32;
     loop {
         let before = acked;
         let mut run = RunState {
@@ -246,6 +253,13 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
         }
         let err = match result {
             Ok(()) => return Outcome::Completed,
+            Err(Interruption::Recheck) => {
+                rechecks = if after > before { 1 } else { rechecks + 1 };
+                if rechecks > MAX_RECHECKS {
+                    return Outcome::FileChanged("the file keeps changing while it uploads".into());
+                }
+                continue;
+            }
             Err(Interruption::Gone) => {
                 recreations += 1;
                 if recreations > 3 {
@@ -397,79 +411,37 @@ fn check_unchanged(rec: &UploadRecord) -> Result<()> {
     Ok(())
 }
 
-/// Before each request: the file still holds what was sent. A stamp that moved while this
-/// run works (a rename, a touch, an edit) is proven here, where the server holds exactly the
-/// acknowledged `offset` and the run's own record says what those bytes were: equal, and the
-/// run goes on under the new stamp (a rename or a touch costs one re-read of the sent bytes,
-/// no byte is sent twice); different, and it is `file changed`. A file gone from its path is
-/// looked up again in the journal, which the watcher updates when it follows a rename.
-async fn ensure_file(
-    ctx: &UploadCtx,
-    rec: &mut UploadRecord,
-    epoch: i64,
-    offset: u64,
-) -> Result<()> {
+/// Before each request: the file still holds what was sent. A file gone from its path is
+/// looked up again in the journal, which the watcher updates when it follows a rename. A
+/// stamp that moved while this run works (a rename, a touch, an edit) ends the pass: the next
+/// one proves the sent bytes against the journal and asks the server what it holds before it
+/// appends (a request that failed may have left more there than the journal proves).
+fn ensure_file(ctx: &UploadCtx, rec: &UploadRecord) -> Result<(), Interruption> {
     let st = match fingerprint::stamp(Path::new(&rec.path)) {
         Ok(st) => st,
         Err(Error::FileMissing(_)) => {
             let now = ctx.store.get(rec.id)?;
             if now.path == rec.path {
-                return Err(Error::FileMissing(rec.path.clone()));
+                return Err(Error::FileMissing(rec.path.clone()).into());
             }
-            tracing::info!(id = rec.id, path = %now.path, "following the file to its new path");
-            rec.path = now.path;
-            rec.name = now.name;
-            fingerprint::stamp(Path::new(&rec.path))?
+            tracing::info!(id = rec.id, path = %now.path, "the file was renamed; following it");
+            return Err(Interruption::Recheck);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if !st.moved_from(&rec.stamp()) {
         return Ok(());
     }
     if st.size != rec.size {
-        return Err(Error::FileChanged(format!(
-            "{} was modified during the upload",
-            rec.path
-        )));
+        return Err(
+            Error::FileChanged(format!("{} was modified during the upload", rec.path)).into(),
+        );
     }
-    // The journal holds the proof of exactly what the server acknowledged.
-    let record = ctx.store.proof(rec.id)?;
-    if record.len != offset {
-        return Err(Error::FileChanged(format!(
-            "{} was modified during the upload",
-            rec.path
-        )));
-    }
-    let path = std::path::PathBuf::from(&rec.path);
-    let (fp, stamp, result, after) = source::blocking(move || {
-        let (fp, stamp) = fingerprint::fingerprint(&path)?;
-        let result = proof::rebuild(&path, &record, record.len, false)?;
-        Ok((fp, stamp, result, fingerprint::stamp(&path)?))
-    })
-    .await?;
-    if let Err(m) = result {
-        return Err(Error::FileChanged(format!(
-            "{}: the bytes at offset {} differ from those the server holds",
-            rec.path, m.at
-        )));
-    }
-    if after != stamp || stamp.size != rec.size {
-        return Err(Error::FileChanged(format!(
-            "{} was modified during the upload",
-            rec.path
-        )));
-    }
-    ctx.store.adopt_stamp(rec.id, epoch, offset, &stamp, &fp)?;
     tracing::info!(
         id = rec.id,
-        proven = offset,
-        "file stamp moved during the upload; the sent bytes are proven to be the file's"
+        "the file's stamp moved during the upload; proving before going on"
     );
-    rec.mtime_ns = stamp.mtime_ns;
-    rec.ino = stamp.ino;
-    rec.ctime_ns = stamp.ctime_ns;
-    rec.fingerprint = fp;
-    Ok(())
+    Err(Interruption::Recheck)
 }
 
 /// Brings the run's record of sent bytes to exactly `[0, target)` of the server upload:
@@ -700,6 +672,38 @@ fn regressed(ctx: &UploadCtx, reporter: &Reporter, from: u64, to: u64) -> Result
     Ok(())
 }
 
+/// The server holds `offset` bytes (an acknowledged PATCH, a HEAD): brings the run's record
+/// of sent bytes to exactly that, journals it with its proof (and the completion, when every
+/// byte is there), and reports the progress. True when the upload is journalled complete.
+async fn take_offset(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    run: &mut RunState<'_>,
+    reporter: &Reporter,
+    offset: u64,
+    expires: Option<i64>,
+    length_pending: bool,
+) -> Result<bool> {
+    // No reader of the request that just ended may add to the record any more.
+    source::lock(run.sent).seal();
+    align(ctx, rec, run.sent, offset).await?;
+    let done = journal_offset(
+        ctx,
+        rec,
+        reporter.epoch,
+        run.sent,
+        offset,
+        expires,
+        length_pending,
+    )?;
+    *run.acked = offset;
+    reporter.send(WorkerEvent::Progress {
+        acked: offset,
+        in_flight: 0,
+    });
+    Ok(done)
+}
+
 /// Journals a server-confirmed offset with the proof of the bytes below it (the run's record
 /// of what it sent must already cover exactly `[0, offset)`); with every byte confirmed, the
 /// completion and the content hash too.
@@ -713,7 +717,13 @@ fn journal_offset(
     length_pending: bool,
 ) -> Result<bool> {
     let mut log = source::lock(sent);
-    debug_assert_eq!(log.hasher().len(), offset);
+    if log.hasher().len() != offset {
+        // Never journal a proof of another range than the offset it goes with.
+        return Err(Error::Protocol(format!(
+            "internal: the record of sent bytes ends at {}, not at {offset}",
+            log.hasher().len()
+        )));
+    }
     let delta = log.hasher().delta();
     let done = offset == rec.size && !length_pending;
     if done {
@@ -836,21 +846,16 @@ async fn attempt(
                 if st.offset < journalled {
                     regressed(ctx, reporter, journalled, st.offset)?;
                 }
-                align(ctx, &rec, sent, st.offset).await?;
-                journalled_done = journal_offset(
+                journalled_done = take_offset(
                     ctx,
                     &rec,
-                    epoch,
-                    sent,
+                    run,
+                    reporter,
                     st.offset,
                     st.expires,
                     st.length_deferred,
-                )?;
-                *run.acked = st.offset;
-                reporter.send(WorkerEvent::Progress {
-                    acked: st.offset,
-                    in_flight: 0,
-                });
+                )
+                .await?;
                 resumed = Some((url, st.offset, st.length_deferred));
             }
             Head::Mismatch => abandon(ctx, &caps, id, &url, &headers).await,
@@ -869,6 +874,13 @@ async fn attempt(
         None => {
             reporter.send(WorkerEvent::StartingOver);
             source::lock(sent).reset(PrefixHasher::new());
+            if let Some(m) = &moved {
+                // The new server upload gets the file as it is now (a POST with data reads it
+                // under this stamp); the journal takes the stamp once the URL is recorded.
+                rec.mtime_ns = m.stamp.mtime_ns;
+                rec.ino = m.stamp.ino;
+                rec.ctime_ns = m.stamp.ctime_ns;
+            }
             let metadata = upload_metadata(&rec)?;
             let defer = rec.size == 0 && caps.has("creation-defer-length");
             let mut use_cwu = ctx.settings.creation_with_upload
@@ -925,10 +937,8 @@ async fn attempt(
                 *run.proven = None;
             }
             if created.offset > 0 {
-                align(ctx, &rec, sent, created.offset).await?;
                 journalled_done =
-                    journal_offset(ctx, &rec, epoch, sent, created.offset, exp, defer)?;
-                *run.acked = created.offset;
+                    take_offset(ctx, &rec, run, reporter, created.offset, exp, defer).await?;
             }
             tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, recreated = had_url, "created server upload");
             reporter.send(WorkerEvent::Url {
@@ -947,7 +957,7 @@ async fn attempt(
     let mut bad_answers = 0u32;
     let mut checksum_mismatches = 0u32;
     while offset < rec.size || length_pending {
-        ensure_file(ctx, &mut rec, epoch, offset).await?;
+        ensure_file(ctx, &rec)?;
         align(ctx, &rec, sent, offset).await?;
         let transfer = Transfer::new();
         let body = next_body(ctx, &rec, offset, chunk, checksum, &transfer, sent).await?;
@@ -985,20 +995,15 @@ async fn attempt(
             Ok(p) => {
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
                 let exp = p.expires.and_then(unix_secs);
-                // The server may keep less than the whole body (it ended the request early).
-                align(ctx, &rec, sent, p.offset).await?;
-                // The last PATCH journals offset, proof and completion in one write.
-                journalled_done = journal_offset(ctx, &rec, epoch, sent, p.offset, exp, false)?;
-                *run.acked = p.offset;
+                // The server may keep less than the whole body (it ended the request early);
+                // the last PATCH journals offset, proof and completion in one write.
+                journalled_done =
+                    take_offset(ctx, &rec, run, reporter, p.offset, exp, false).await?;
                 offset = p.offset;
                 length_pending = false;
                 conflicts = 0;
                 bad_answers = 0;
                 checksum_mismatches = 0;
-                reporter.send(WorkerEvent::Progress {
-                    acked: offset,
-                    in_flight: 0,
-                });
             }
             Err(Error::BadOffset(why)) => {
                 bad_answers += 1;
@@ -1016,23 +1021,18 @@ async fn attempt(
                         return Err(Interruption::Gone);
                     }
                     Head::Holds(st) => {
-                        align(ctx, &rec, sent, st.offset).await?;
-                        journalled_done = journal_offset(
+                        journalled_done = take_offset(
                             ctx,
                             &rec,
-                            epoch,
-                            sent,
+                            run,
+                            reporter,
                             st.offset,
                             st.expires,
                             st.length_deferred,
-                        )?;
-                        *run.acked = st.offset;
+                        )
+                        .await?;
                         offset = st.offset;
                         length_pending = st.length_deferred;
-                        reporter.send(WorkerEvent::Progress {
-                            acked: offset,
-                            in_flight: 0,
-                        });
                     }
                 }
             }
@@ -1061,22 +1061,17 @@ async fn attempt(
                                 if server < offset {
                                     regressed(ctx, reporter, offset, server)?;
                                 }
-                                align(ctx, &rec, sent, server).await?;
-                                journalled_done = journal_offset(
+                                journalled_done = take_offset(
                                     ctx,
                                     &rec,
-                                    epoch,
-                                    sent,
+                                    run,
+                                    reporter,
                                     server,
                                     exp,
                                     length_pending,
-                                )?;
-                                *run.acked = server;
+                                )
+                                .await?;
                                 offset = server;
-                                reporter.send(WorkerEvent::Progress {
-                                    acked: offset,
-                                    in_flight: 0,
-                                });
                             }
                         }
                     }
