@@ -272,6 +272,68 @@ async fn vanished_upload_is_recreated_and_recorded() {
     engine.shutdown().await.unwrap();
 }
 
+/// A HEAD that shows another Upload-Length (or an offset past the file) cannot be this file's
+/// upload: it is terminated first, then a new one is created, so nothing is left orphaned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.bandwidth = 4 << 20;
+    let engine = Engine::open(cfg).await.unwrap();
+    for (i, (length, offset)) in [("999", "0"), ("6291456", "7000000")]
+        .into_iter()
+        .enumerate()
+    {
+        let p = write_file(files.path(), &format!("m{i}.bin"), 6 << 20, 20 + i as u64);
+        let mut req = request(&proxy.endpoint(), vec![p.clone()]);
+        req.chunk_size = Some(1 << 20);
+        let id = ids(&engine.add(req).await.unwrap())[0];
+        let snap = wait_for(&engine, "some progress", Duration::from_secs(20), |s| {
+            s[&id].acked >= 1 << 20
+        })
+        .await;
+        engine.pause(id).await.unwrap();
+        let old = snap[&id].upload_url.clone().unwrap();
+        let old_path = old.rsplit('/').next().unwrap().to_string();
+        proxy.once(
+            "HEAD",
+            0,
+            Action::Respond {
+                status: 200,
+                headers: vec![
+                    ("Upload-Length".into(), length.into()),
+                    ("Upload-Offset".into(), offset.into()),
+                    ("Tus-Resumable".into(), "1.0.0".into()),
+                ],
+                body: String::new(),
+            },
+        );
+        let before = proxy.log().len();
+        engine.resume(id).await.unwrap();
+        let done = wait_done(&engine, &[id]).await;
+        assert_uploaded(&server, &done[&id], &p);
+        assert_ne!(done[&id].upload_url.as_ref(), Some(&old));
+        let after: Vec<(String, String)> = proxy.log()[before..]
+            .iter()
+            .map(|l| (l.method.clone(), l.path.clone()))
+            .collect();
+        let delete = after
+            .iter()
+            .position(|(m, p)| m == "DELETE" && p.ends_with(&old_path))
+            .unwrap_or_else(|| panic!("the old upload terminated: {after:?}"));
+        let post = after.iter().position(|(m, _)| m == "POST").unwrap();
+        assert!(
+            delete < post,
+            "terminated before the new one is created: {after:?}"
+        );
+        assert_eq!(support::server_offset(&old), None, "the old upload is gone");
+    }
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_terminates_on_the_server() {
     let server = TusServer::start();

@@ -326,18 +326,14 @@ async fn real_main(cli: Cli) -> Result<i32> {
         Command::Cancel { id } => {
             let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
             engine.cancel(id).await?;
-            // Give the termination request a moment to reach the server.
-            output::settle(&engine, id).await;
+            // Shutdown waits for the termination request.
             engine.shutdown().await?;
             Ok(0)
         }
         Command::Remove { id } => {
             let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
-            let had_url = engine.store().get(id)?.upload_url.is_some();
             engine.remove(id).await?;
-            if had_url {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            // Shutdown waits for the termination request of an unfinished upload.
             engine.shutdown().await?;
             Ok(0)
         }

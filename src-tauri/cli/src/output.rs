@@ -215,16 +215,6 @@ pub async fn run_until_done(
     Ok(failed == 0)
 }
 
-/// Waits briefly for a cancellation's termination request to finish.
-pub async fn settle(engine: &Engine, id: UploadId) {
-    for _ in 0..50 {
-        match engine.store().get(id) {
-            Ok(r) if r.upload_url.is_some() => tokio::time::sleep(Duration::from_millis(100)).await,
-            _ => return,
-        }
-    }
-}
-
 /// Prints the journal as a table or JSON.
 pub fn list(records: &[UploadRecord], json: bool) {
     if json {

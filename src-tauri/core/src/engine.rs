@@ -229,6 +229,7 @@ impl Engine {
             unjournalled: HashSet::new(),
             journal_busy_until: None,
             sched_hint: 0,
+            background: tokio::task::JoinSet::new(),
         };
         actor.restore(config.auto_resume)?;
         tokio::spawn(actor.run(rx, wrx, frx));
@@ -442,7 +443,13 @@ struct Actor {
     /// While another program holds the journal's lock: no new worker starts before this
     /// (starting one needs a journal write), and unjournalled states wait until then too.
     journal_busy_until: Option<Instant>,
+    /// Requests the queue sends on its own (terminations): tracked so that shutdown waits
+    /// for them instead of cutting them off.
+    background: tokio::task::JoinSet<()>,
 }
+
+/// How long shutdown waits for terminations still on their way to the server.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 
 /// How long to leave a journal held by another program alone before writing again.
 const JOURNAL_BUSY_PAUSE: Duration = Duration::from_secs(1);
@@ -489,6 +496,7 @@ impl Actor {
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Shutdown(reply)) => {
                         self.shutdown();
+                        self.finish_background().await;
                         self.flush();
                         let _ = reply.send(());
                         return;
@@ -497,9 +505,11 @@ impl Actor {
                     None => {
                         // Every handle is gone: stop like a quit.
                         self.shutdown();
+                        self.finish_background().await;
                         return;
                     }
                 },
+                Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
                 Some(changes) = frx.recv() => self.fs_changes(changes),
                 _ = tick.tick() => {
@@ -508,6 +518,19 @@ impl Actor {
                     self.flush();
                 }
             }
+        }
+    }
+
+    /// Lets terminations on their way finish (bounded: a server that does not answer must
+    /// not hold a quit).
+    async fn finish_background(&mut self) {
+        let all = async { while self.background.join_next().await.is_some() {} };
+        if tokio::time::timeout(BACKGROUND_GRACE, all).await.is_err() {
+            tracing::warn!(
+                left = self.background.len(),
+                "terminations still unanswered at shutdown; those uploads are left to expire"
+            );
+            self.background.abort_all();
         }
     }
 
@@ -1376,7 +1399,7 @@ impl Actor {
         }
         self.forget_server_upload(id);
         let ctx = self.ctx.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let headers = match client::header_map(&rec.headers) {
                 Ok(h) => h,
                 Err(_) => return,
