@@ -1021,6 +1021,9 @@ async fn attempt(
                         return Err(Interruption::Gone);
                     }
                     Head::Holds(st) => {
+                        if st.offset < offset {
+                            regressed(ctx, reporter, offset, st.offset)?;
+                        }
                         journalled_done = take_offset(
                             ctx,
                             &rec,
