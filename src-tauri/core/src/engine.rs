@@ -1004,34 +1004,16 @@ impl Actor {
         }
     }
 
+    /// One method per command; those that can make uploads startable schedule after.
     fn command(&mut self, cmd: Cmd) {
         // Commands can make uploads startable anywhere in the queue (resume, reorder, ...).
         self.sched_hint = 0;
         match cmd {
             Cmd::Add(files, req, reply) => {
-                let r = self.add(files, req);
-                let _ = reply.send(r);
+                let _ = reply.send(self.add(files, req));
             }
             Cmd::Pause(id, reply) => {
-                let ids: Vec<UploadId> = match id {
-                    Some(id) => vec![id],
-                    None => self.order.clone(),
-                };
-                let mut r = Ok(());
-                for id in ids {
-                    match self.entries.get(&id).map(|e| e.view.state) {
-                        None => r = Err(Error::UnknownUpload(id)),
-                        Some(
-                            UploadState::Queued
-                            | UploadState::Uploading
-                            | UploadState::WaitingToRetry,
-                        ) => {
-                            self.stop(id);
-                            self.set_state(id, UploadState::Paused, None);
-                        }
-                        Some(_) => {}
-                    }
-                }
+                let r = self.pause(id);
                 self.schedule();
                 let _ = reply.send(r);
             }
@@ -1040,47 +1022,12 @@ impl Actor {
                 include_failed,
                 reply,
             } => {
-                let ids: Vec<UploadId> = match id {
-                    Some(id) => vec![id],
-                    None => self.order.clone(),
-                };
-                let mut r = Ok(());
-                for id in ids {
-                    let Some(e) = self.entries.get_mut(&id) else {
-                        r = Err(Error::UnknownUpload(id));
-                        continue;
-                    };
-                    e.dormant = false;
-                    let s = e.view.state;
-                    let again = s == UploadState::Paused
-                        || (include_failed
-                            && matches!(s, UploadState::Failed | UploadState::FileMissing));
-                    if again {
-                        self.set_state(id, UploadState::Queued, None);
-                    } else if s == UploadState::Queued {
-                        self.mark(id);
-                    }
-                }
+                let r = self.resume(id, include_failed);
                 self.schedule();
                 let _ = reply.send(r);
             }
             Cmd::Retry(id, reply) => {
-                let r = match self.entries.get_mut(&id) {
-                    None => Err(Error::UnknownUpload(id)),
-                    Some(e) => {
-                        e.dormant = false;
-                        if matches!(
-                            e.view.state,
-                            UploadState::Failed
-                                | UploadState::FileMissing
-                                | UploadState::Cancelled
-                                | UploadState::Paused
-                        ) {
-                            self.set_state(id, UploadState::Queued, None);
-                        }
-                        Ok(())
-                    }
-                };
+                let r = self.retry(id);
                 self.schedule();
                 let _ = reply.send(r);
             }
@@ -1090,63 +1037,20 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Cmd::Cancel(id, reply) => {
-                let r = if self.entries.contains_key(&id) {
-                    let state = self.entries[&id].view.state;
-                    // A worker that finished a moment ago (its report still queued) left a
-                    // complete upload in the journal: that one is not cancelled.
-                    // (The worker journals the completion itself, empty files included.)
-                    let complete = self
-                        .ctx
-                        .store
-                        .get(id)
-                        .is_ok_and(|r| r.state == UploadState::Completed);
-                    if state != UploadState::Completed && !complete {
-                        self.stop(id);
-                        self.terminate(id);
-                        self.set_state(id, UploadState::Cancelled, None);
-                    }
-                    Ok(())
-                } else {
-                    Err(Error::UnknownUpload(id))
-                };
+                let r = self.cancel(id);
                 self.schedule();
                 let _ = reply.send(r);
             }
             Cmd::Remove(id, reply) => {
-                let r = match self.entries.get(&id).map(|e| e.view.state) {
-                    None => Err(Error::UnknownUpload(id)),
-                    Some(state) => {
-                        self.stop(id);
-                        if state.is_unfinished() {
-                            self.terminate(id);
-                        }
-                        let path = self.entries[&id].view.path.clone();
-                        self.unwatch(id, &path);
-                        self.entries.remove(&id);
-                        self.order.retain(|x| *x != id);
-                        self.dirty.remove(&id);
-                        self.removed.push(id);
-                        self.ctx.store.delete(id)
-                    }
-                };
+                let r = self.remove(id);
                 self.schedule();
                 let _ = reply.send(r);
             }
             Cmd::Reorder(id, index, reply) => {
-                let r = match self.order.iter().position(|x| *x == id) {
-                    None => Err(Error::UnknownUpload(id)),
-                    Some(pos) => {
-                        self.order.remove(pos);
-                        let index = index.min(self.order.len());
-                        self.order.insert(index, id);
-                        self.renumber()
-                    }
-                };
-                let _ = reply.send(r);
+                let _ = reply.send(self.reorder(id, index));
             }
             Cmd::Prune(cutoff, reply) => {
-                let r = self.prune(cutoff);
-                let _ = reply.send(r);
+                let _ = reply.send(self.prune(cutoff));
             }
             Cmd::SetConcurrency(n) => {
                 self.concurrency = n;
@@ -1154,15 +1058,125 @@ impl Actor {
             }
             Cmd::SetBandwidth(b) => self.ctx.limiter.set_rate(b),
             Cmd::Snapshot(reply) => {
-                let v = self
-                    .order
-                    .iter()
-                    .filter_map(|id| self.entries.get(id).map(|e| e.view.clone()))
-                    .collect();
-                let _ = reply.send(v);
+                let _ = reply.send(self.snapshot());
             }
             Cmd::Shutdown(_) => unreachable!("handled in run"),
         }
+    }
+
+    /// One upload, or every one (`None`).
+    fn ids(&self, id: Option<UploadId>) -> Vec<UploadId> {
+        match id {
+            Some(id) => vec![id],
+            None => self.order.clone(),
+        }
+    }
+
+    fn pause(&mut self, id: Option<UploadId>) -> Result<()> {
+        let mut r = Ok(());
+        for id in self.ids(id) {
+            match self.entries.get(&id).map(|e| e.view.state) {
+                None => r = Err(Error::UnknownUpload(id)),
+                Some(
+                    UploadState::Queued | UploadState::Uploading | UploadState::WaitingToRetry,
+                ) => {
+                    self.stop(id);
+                    self.set_state(id, UploadState::Paused, None);
+                }
+                Some(_) => {}
+            }
+        }
+        r
+    }
+
+    fn resume(&mut self, id: Option<UploadId>, include_failed: bool) -> Result<()> {
+        let mut r = Ok(());
+        for id in self.ids(id) {
+            let Some(e) = self.entries.get_mut(&id) else {
+                r = Err(Error::UnknownUpload(id));
+                continue;
+            };
+            e.dormant = false;
+            let s = e.view.state;
+            let again = s == UploadState::Paused
+                || (include_failed && matches!(s, UploadState::Failed | UploadState::FileMissing));
+            if again {
+                self.set_state(id, UploadState::Queued, None);
+            } else if s == UploadState::Queued {
+                self.mark(id);
+            }
+        }
+        r
+    }
+
+    fn retry(&mut self, id: UploadId) -> Result<()> {
+        let e = self.entries.get_mut(&id).ok_or(Error::UnknownUpload(id))?;
+        e.dormant = false;
+        if matches!(
+            e.view.state,
+            UploadState::Failed
+                | UploadState::FileMissing
+                | UploadState::Cancelled
+                | UploadState::Paused
+        ) {
+            self.set_state(id, UploadState::Queued, None);
+        }
+        Ok(())
+    }
+
+    fn cancel(&mut self, id: UploadId) -> Result<()> {
+        let state = self
+            .entries
+            .get(&id)
+            .map(|e| e.view.state)
+            .ok_or(Error::UnknownUpload(id))?;
+        // A worker that finished a moment ago (its report still queued) left a complete
+        // upload in the journal: that one is not cancelled. (The worker journals the
+        // completion itself, empty files included.)
+        if state != UploadState::Completed && !self.journal_completed(id) {
+            self.stop(id);
+            self.terminate(id);
+            self.set_state(id, UploadState::Cancelled, None);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, id: UploadId) -> Result<()> {
+        let state = self
+            .entries
+            .get(&id)
+            .map(|e| e.view.state)
+            .ok_or(Error::UnknownUpload(id))?;
+        self.stop(id);
+        if state.is_unfinished() {
+            self.terminate(id);
+        }
+        let path = self.entries[&id].view.path.clone();
+        self.unwatch(id, &path);
+        self.entries.remove(&id);
+        self.order.retain(|x| *x != id);
+        self.dirty.remove(&id);
+        self.removed.push(id);
+        self.ctx.store.delete(id)
+    }
+
+    fn reorder(&mut self, id: UploadId, index: usize) -> Result<()> {
+        let pos = self
+            .order
+            .iter()
+            .position(|x| *x == id)
+            .ok_or(Error::UnknownUpload(id))?;
+        self.order.remove(pos);
+        let index = index.min(self.order.len());
+        self.order.insert(index, id);
+        self.renumber()
+    }
+
+    fn snapshot(&self) -> Vec<UploadView> {
+        self.order
+            .iter()
+            .filter_map(|id| self.entries.get(id).map(|e| e.view.clone()))
+            .collect()
     }
 
     fn prune(&mut self, cutoff: i64) -> Result<usize> {
