@@ -1124,12 +1124,16 @@ impl Actor {
         Ok(())
     }
 
-    fn cancel(&mut self, id: UploadId) -> Result<()> {
-        let state = self
-            .entries
+    /// The state the queue shows for `id`.
+    fn state_of(&self, id: UploadId) -> Result<UploadState> {
+        self.entries
             .get(&id)
             .map(|e| e.view.state)
-            .ok_or(Error::UnknownUpload(id))?;
+            .ok_or(Error::UnknownUpload(id))
+    }
+
+    fn cancel(&mut self, id: UploadId) -> Result<()> {
+        let state = self.state_of(id)?;
         // A worker that finished a moment ago (its report still queued) left a complete
         // upload in the journal: that one is not cancelled. (The worker journals the
         // completion itself, empty files included.)
@@ -1142,11 +1146,7 @@ impl Actor {
     }
 
     fn remove(&mut self, id: UploadId) -> Result<()> {
-        let state = self
-            .entries
-            .get(&id)
-            .map(|e| e.view.state)
-            .ok_or(Error::UnknownUpload(id))?;
+        let state = self.state_of(id)?;
         self.stop(id);
         if state.is_unfinished() {
             self.terminate(id);

@@ -674,7 +674,8 @@ fn regressed(ctx: &UploadCtx, reporter: &Reporter, from: u64, to: u64) -> Result
 
 /// The server holds `offset` bytes (an acknowledged PATCH, a HEAD): brings the run's record
 /// of sent bytes to exactly that, journals it with its proof (and the completion, when every
-/// byte is there), and reports the progress. True when the upload is journalled complete.
+/// byte is there), and reports the progress; fewer than the journal had is counted and shown.
+/// True when the upload is journalled complete.
 async fn take_offset(
     ctx: &UploadCtx,
     rec: &UploadRecord,
@@ -684,6 +685,9 @@ async fn take_offset(
     expires: Option<i64>,
     length_pending: bool,
 ) -> Result<bool> {
+    if offset < *run.acked {
+        regressed(ctx, reporter, *run.acked, offset)?;
+    }
     // No reader of the request that just ended may add to the record any more.
     source::lock(run.sent).seal();
     align(ctx, rec, run.sent, offset).await?;
@@ -842,9 +846,6 @@ async fn attempt(
                     rec.fingerprint = m.fingerprint;
                     source::lock(sent).reset(m.hasher);
                     *run.proven = None;
-                }
-                if st.offset < journalled {
-                    regressed(ctx, reporter, journalled, st.offset)?;
                 }
                 journalled_done = take_offset(
                     ctx,
@@ -1021,9 +1022,6 @@ async fn attempt(
                         return Err(Interruption::Gone);
                     }
                     Head::Holds(st) => {
-                        if st.offset < offset {
-                            regressed(ctx, reporter, offset, st.offset)?;
-                        }
                         journalled_done = take_offset(
                             ctx,
                             &rec,
@@ -1061,9 +1059,6 @@ async fn attempt(
                                     server,
                                     "offset conflict; continuing from the server's offset"
                                 );
-                                if server < offset {
-                                    regressed(ctx, reporter, offset, server)?;
-                                }
                                 journalled_done = take_offset(
                                     ctx,
                                     &rec,
