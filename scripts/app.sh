@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets up and runs Tusker: installs the UI's packages, builds the desktop app (release), starts
+# Sets up and runs Tusker: installs the Debian packages it builds with (scripts/deps.sh), the
+# UI's packages, builds the desktop app (release), starts
 # a local tus server on port ${PORT:-1080} for trying it out, and launches the app pointed at it
 # (on first run; later runs keep what you set in Settings). Drop files into the window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh build
 npm ci --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
 npm run build
