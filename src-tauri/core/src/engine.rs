@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::client::{self, TusClient};
 use crate::error::{Error, Result};
 use crate::files::{self, PreparedFile};
+use crate::lifecycle::{self, Event};
 use crate::lock::DirLock;
 use crate::model::{UploadId, UploadRecord, UploadState, UploadView};
 use crate::progress::SpeedMeter;
@@ -458,13 +459,22 @@ impl Actor {
     fn restore(&mut self, auto_resume: bool) -> Result<()> {
         for rec in self.ctx.store.list()? {
             let mut state = rec.state;
-            // A crash or kill left these mid-flight: they are simply queued again.
-            if state.is_active() {
-                state = UploadState::Queued;
-                self.ctx.store.set_state(rec.id, state, None)?;
+            // A worker that journalled the final offset and content hash completed its upload
+            // even if the process died before the state was written. Any other run a crash
+            // or kill left mid-flight is simply queued again.
+            let event = if rec.content_hash.is_some() {
+                Event::Completed
+            } else {
+                Event::Interrupted
+            };
+            if let Some(to) = lifecycle::transition(state, event).filter(|to| *to != state) {
+                state = self.ctx.store.set_state(rec.id, to, None)?;
             }
             let mut view = UploadView::from_record(&rec);
             view.state = state;
+            if state == UploadState::Completed {
+                view.acked = view.size;
+            }
             self.order.push(rec.id);
             if state.is_unfinished() {
                 self.watch(rec.id, &rec.path);
@@ -628,9 +638,9 @@ impl Actor {
                     for id in self.ids_at(&p) {
                         tracing::info!(id, path = %p.display(), "file deleted or moved away");
                         self.stop(id);
-                        self.set_state(
+                        self.apply(
                             id,
-                            UploadState::FileMissing,
+                            Event::FileGone,
                             Some(format!("{} was deleted or moved away", p.display())),
                         );
                     }
@@ -668,13 +678,7 @@ impl Actor {
         // stopped request could leave bytes on the server that nothing proves). If the
         // upload already stopped because the old name vanished (the worker can beat the
         // watcher), it is found again.
-        let missing = self
-            .entries
-            .get(&id)
-            .is_some_and(|e| e.view.state == UploadState::FileMissing);
-        if missing {
-            self.set_state(id, UploadState::Queued, None);
-        }
+        self.apply(id, Event::FileFound, None);
     }
 
     /// A write to a queued file. A new size cannot be this upload's content any more: the
@@ -694,35 +698,53 @@ impl Actor {
         let was_running = self.stop(id);
         if rec.upload_url.is_some() {
             tracing::info!(id, path = %rec.path, "file modified after bytes were sent");
-            self.set_state(
+            self.apply(
                 id,
-                UploadState::FileChanged,
+                Event::FileChanged,
                 Some(format!("{} was modified during the upload", rec.path)),
             );
         } else if was_running {
             // Nothing sent yet: the next run finds the new size and says `file changed`;
             // Restart (or adding the file again) takes the new content.
-            self.set_state(id, UploadState::Queued, None);
+            self.apply(id, Event::Interrupted, None);
         }
     }
 
-    /// Persists and shows a new state.
-    fn set_state(&mut self, id: UploadId, state: UploadState, error: Option<String>) {
-        match self.journal_state(id, state, error.as_deref()) {
-            // The worker finished a moment ago (its report still queued): completed it is.
-            Some(UploadState::Completed) if state != UploadState::Completed => {
-                self.show_completed(id)
+    /// The state `event` would move `id` to, if it applies (see [`lifecycle::transition`]).
+    fn would(&self, id: UploadId, event: Event) -> Option<UploadState> {
+        let from = self.entries.get(&id)?.view.state;
+        lifecycle::transition(from, event)
+    }
+
+    /// The one way an upload's state changes: the lifecycle decides, the journal records,
+    /// the view shows. Returns the state after, or `None` when the event does not apply
+    /// (nothing changes then).
+    fn apply(&mut self, id: UploadId, event: Event, error: Option<String>) -> Option<UploadState> {
+        let (from, shown_error) = self
+            .entries
+            .get(&id)
+            .map(|e| (e.view.state, e.view.error.clone()))?;
+        let Some(to) = lifecycle::transition(from, event) else {
+            tracing::debug!(id, ?from, ?event, "event does not apply");
+            return None;
+        };
+        if to == from && error == shown_error {
+            self.mark(id);
+            return Some(to);
+        }
+        match self.journal_state(id, to, error.as_deref()) {
+            // The worker journalled completion a moment ago (its report still queued).
+            Some(UploadState::Completed) if to != UploadState::Completed => {
+                return self.apply(id, Event::Completed, None);
             }
-            _ => self.show_state(id, state, error),
+            _ => self.show_state(id, to, error),
         }
-    }
-
-    /// Shows an upload as completed, every byte acknowledged (its worker journalled that).
-    fn show_completed(&mut self, id: UploadId) {
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.view.acked = e.view.size;
+        if to == UploadState::Completed {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.view.acked = e.view.size;
+            }
         }
-        self.show_state(id, UploadState::Completed, None);
+        Some(to)
     }
 
     /// The queue's side of a state change (view, watches, scheduling hint), for a state the
@@ -848,7 +870,10 @@ impl Actor {
     /// stays queued and scheduling pauses for a moment).
     fn start(&mut self, id: UploadId) -> bool {
         // One journal transaction: a new epoch, the state, and the record as it stands.
-        let (epoch, rec) = match self.ctx.store.begin_run(id) {
+        let Some(state) = self.would(id, Event::Start) else {
+            return true;
+        };
+        let (epoch, rec) = match self.ctx.store.begin_run(id, state) {
             Ok(r) => r,
             Err(Error::JournalBusy(e)) => {
                 tracing::warn!(id, error = %e, "journal locked by another program; not starting yet");
@@ -857,7 +882,7 @@ impl Actor {
             }
             Err(e) => {
                 tracing::error!(id, error = %e, "journal write failed; not starting");
-                self.set_state(id, UploadState::Failed, Some(format!("journal: {e}")));
+                self.apply(id, Event::Failed, Some(format!("journal: {e}")));
                 return true;
             }
         };
@@ -871,7 +896,7 @@ impl Actor {
             e.view.recreated = rec.recreated;
             e.view.acked = rec.acked_offset;
         }
-        self.show_state(id, UploadState::Uploading, None);
+        self.show_state(id, state, None);
         let gen = epoch;
         let ctx = self.ctx.clone();
         let reporter = Reporter {
@@ -933,21 +958,30 @@ impl Actor {
                 self.running -= 1;
             }
         }
-        let (state, error) = outcome.state();
-        let moved_on = state == UploadState::FileMissing
+        let moved_on = matches!(outcome, Outcome::FileMissing(_))
             && self
                 .entries
                 .get(&id)
                 .is_some_and(|e| std::path::Path::new(&e.view.path).exists());
-        if state == UploadState::Completed {
-            tracing::info!(id, "upload completed");
-            self.show_completed(id);
-        } else if moved_on {
+        match outcome {
+            Outcome::Completed => {
+                tracing::info!(id, "upload completed");
+                self.apply(id, Event::Completed, None);
+            }
             // The file vanished from the path the worker had, but the watcher followed it to
             // a new one (the rename raced the worker): go on from there.
-            self.set_state(id, UploadState::Queued, None);
-        } else {
-            self.set_state(id, state, error.map(str::to_string));
+            Outcome::FileMissing(_) if moved_on => {
+                self.apply(id, Event::Interrupted, None);
+            }
+            Outcome::FileMissing(e) => {
+                self.apply(id, Event::FileGone, Some(e));
+            }
+            Outcome::FileChanged(e) => {
+                self.apply(id, Event::FileChanged, Some(e));
+            }
+            Outcome::Failed(e) => {
+                self.apply(id, Event::Failed, Some(e));
+            }
         }
         self.schedule();
     }
@@ -995,12 +1029,15 @@ impl Actor {
                 self.mark(id);
             }
             WorkerEvent::Waiting { until_ms, reason } => {
-                self.set_state(id, UploadState::WaitingToRetry, Some(reason));
-                if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.retry_at_ms = Some(until_ms);
+                if self.apply(id, Event::Waiting, Some(reason)).is_some() {
+                    if let Some(e) = self.entries.get_mut(&id) {
+                        e.view.retry_at_ms = Some(until_ms);
+                    }
                 }
             }
-            WorkerEvent::Uploading => self.set_state(id, UploadState::Uploading, None),
+            WorkerEvent::Uploading => {
+                self.apply(id, Event::Working, None);
+            }
         }
     }
 
@@ -1032,7 +1069,7 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Cmd::Restart(id, file, reply) => {
-                let r = self.restart(id, file);
+                let r = self.restart(id, file, Event::Restart);
                 self.schedule();
                 let _ = reply.send(r);
             }
@@ -1075,15 +1112,13 @@ impl Actor {
     fn pause(&mut self, id: Option<UploadId>) -> Result<()> {
         let mut r = Ok(());
         for id in self.ids(id) {
-            match self.entries.get(&id).map(|e| e.view.state) {
-                None => r = Err(Error::UnknownUpload(id)),
-                Some(
-                    UploadState::Queued | UploadState::Uploading | UploadState::WaitingToRetry,
-                ) => {
-                    self.stop(id);
-                    self.set_state(id, UploadState::Paused, None);
-                }
-                Some(_) => {}
+            let Ok(from) = self.state_of(id) else {
+                r = Err(Error::UnknownUpload(id));
+                continue;
+            };
+            if self.would(id, Event::Pause).is_some_and(|to| to != from) {
+                self.stop(id);
+                self.apply(id, Event::Pause, None);
             }
         }
         r
@@ -1097,14 +1132,13 @@ impl Actor {
                 continue;
             };
             e.dormant = false;
-            let s = e.view.state;
-            let again = s == UploadState::Paused
-                || (include_failed && matches!(s, UploadState::Failed | UploadState::FileMissing));
-            if again {
-                self.set_state(id, UploadState::Queued, None);
-            } else if s == UploadState::Queued {
-                self.mark(id);
-            }
+            self.apply(
+                id,
+                Event::Resume {
+                    failed_too: include_failed,
+                },
+                None,
+            );
         }
         r
     }
@@ -1112,15 +1146,7 @@ impl Actor {
     fn retry(&mut self, id: UploadId) -> Result<()> {
         let e = self.entries.get_mut(&id).ok_or(Error::UnknownUpload(id))?;
         e.dormant = false;
-        if matches!(
-            e.view.state,
-            UploadState::Failed
-                | UploadState::FileMissing
-                | UploadState::Cancelled
-                | UploadState::Paused
-        ) {
-            self.set_state(id, UploadState::Queued, None);
-        }
+        self.apply(id, Event::Retry, None);
         Ok(())
     }
 
@@ -1137,10 +1163,10 @@ impl Actor {
         // A worker that finished a moment ago (its report still queued) left a complete
         // upload in the journal: that one is not cancelled. (The worker journals the
         // completion itself, empty files included.)
-        if state != UploadState::Completed && !self.journal_completed(id) {
+        if lifecycle::transition(state, Event::Cancel).is_some() && !self.journal_completed(id) {
             self.stop(id);
             self.terminate(id);
-            self.set_state(id, UploadState::Cancelled, None);
+            self.apply(id, Event::Cancel, None);
         }
         Ok(())
     }
@@ -1249,7 +1275,7 @@ impl Actor {
                 }
                 Decision::Restart(id) => {
                     tracing::info!(id, path = %path, "re-added file changed inside what the server holds; uploading it from the start");
-                    self.restart(id, Some(f))?;
+                    self.restart(id, Some(f), Event::ReAddChanged)?;
                     out.push(AddResult::Restarted { id, path });
                 }
                 Decision::AlreadyUploaded(id) => {
@@ -1283,7 +1309,7 @@ impl Actor {
         self.ctx
             .store
             .get(id)
-            .is_ok_and(|r| r.state == UploadState::Completed)
+            .is_ok_and(|r| r.state == UploadState::Completed || r.content_hash.is_some())
     }
 
     /// An unfinished upload of this very path to `endpoint` that the queue holds, if any.
@@ -1317,19 +1343,8 @@ impl Actor {
             e.view.path = path;
             e.view.name = f.name.clone();
             e.dormant = false;
-            let s = e.view.state;
-            if matches!(
-                s,
-                UploadState::Paused
-                    | UploadState::Failed
-                    | UploadState::FileMissing
-                    | UploadState::FileChanged
-            ) {
-                self.set_state(id, UploadState::Queued, None);
-            } else {
-                self.mark(id);
-            }
         }
+        self.apply(id, Event::ReAdd, None);
     }
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
@@ -1347,11 +1362,12 @@ impl Actor {
         self.mark(rec.id);
     }
 
-    fn restart(&mut self, id: UploadId, file: Option<PreparedFile>) -> Result<()> {
+    /// `event` is the user's Restart or a re-add of changed content (allowed in more states).
+    fn restart(&mut self, id: UploadId, file: Option<PreparedFile>, event: Event) -> Result<()> {
         if !self.entries.contains_key(&id) {
             return Err(Error::UnknownUpload(id));
         }
-        if self.journal_completed(id) {
+        if self.would(id, event).is_none() || self.journal_completed(id) {
             // Its worker completed it a moment ago: nothing to restart, and terminating it
             // would delete a finished upload.
             return Ok(());
@@ -1379,7 +1395,7 @@ impl Actor {
             e.view.note = None;
             e.dormant = false;
         }
-        self.set_state(id, UploadState::Queued, None);
+        self.apply(id, event, None);
         Ok(())
     }
 
@@ -1443,7 +1459,7 @@ impl Actor {
         for id in ids {
             if self.stop(id) {
                 // Queued again in the journal: the next start resumes it.
-                self.set_state(id, UploadState::Queued, None);
+                self.apply(id, Event::Interrupted, None);
             }
         }
         // One last try for states a lock held by another program refused.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod failpoint;
 pub mod files;
 pub mod fingerprint;
+pub mod lifecycle;
 pub mod lock;
 pub mod model;
 pub mod progress;

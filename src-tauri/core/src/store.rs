@@ -431,10 +431,10 @@ impl Store {
         Ok(epoch)
     }
 
-    /// A worker starts: a new epoch and the `uploading` state, and the record as the journal
-    /// holds it, in one transaction (with 10,000 small files, each separate transaction's
-    /// locking was a visible share of the CPU).
-    pub fn begin_run(&self, id: UploadId) -> Result<(i64, UploadRecord)> {
+    /// A worker starts: a new epoch and `state` (the lifecycle's, `uploading`), and the
+    /// record as the journal holds it, in one transaction (with 10,000 small files, each
+    /// separate transaction's locking was a visible share of the CPU).
+    pub fn begin_run(&self, id: UploadId, state: UploadState) -> Result<(i64, UploadRecord)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let epoch: i64 = tx
@@ -442,10 +442,7 @@ impl Store {
                 "UPDATE uploads SET epoch = epoch + 1, state = ?2, error = NULL, updated_at = ?3
                  WHERE id = ?1 RETURNING epoch",
             )?
-            .query_row(
-                params![id, UploadState::Uploading.as_str(), now_secs()],
-                |r| r.get(0),
-            )
+            .query_row(params![id, state.as_str(), now_secs()], |r| r.get(0))
             .optional()?
             .ok_or(crate::error::Error::UnknownUpload(id))?;
         let rec = record(&tx, id)?;
@@ -515,10 +512,11 @@ impl Store {
         )
     }
 
-    /// Records that the server holds every byte: the final offset, its proof, the hash of
-    /// the whole content and the `completed` state together. Worker write: only within
-    /// `epoch`.
-    pub fn set_completed(
+    /// Records that the server holds every byte: the final offset, its proof and the hash of
+    /// the whole content together. The `completed` state is the actor's to write (a crash
+    /// before it does is found at launch: a content hash means completed). Worker write:
+    /// only within `epoch`.
+    pub fn set_final_offset(
         &self,
         id: UploadId,
         epoch: i64,
@@ -527,18 +525,15 @@ impl Store {
         proof: &ProofDelta,
         content_hash: &str,
     ) -> Result<()> {
-        let now = now_secs();
         self.epoch_tx(
             "UPDATE uploads SET acked_offset = ?3, expires_at = COALESCE(?4, expires_at),
-             state = ?5, error = NULL, completed_at = ?6, updated_at = ?6, content_hash = ?7
-             WHERE id = ?1 AND epoch = ?2",
+             updated_at = ?5, content_hash = ?6 WHERE id = ?1 AND epoch = ?2",
             params![
                 id,
                 epoch,
                 offset as i64,
                 expires_at,
-                UploadState::Completed.as_str(),
-                now,
+                now_secs(),
                 content_hash
             ],
             |tx| write_proof(tx, id, proof),
@@ -602,10 +597,11 @@ impl Store {
         Ok(())
     }
 
-    /// Moves an upload to a new state (with an error text for failure states). A completed
-    /// upload stays completed: its worker journalled that together with the final offset, and
-    /// a late report from before (waiting, uploading), or one written again after the journal
-    /// was locked, must not undo it. Returns the state the journal now holds.
+    /// Moves an upload to a new state (with an error text for failure states). An upload
+    /// whose worker journalled its final offset and content hash is complete whatever its
+    /// state column says: a late report from before (waiting, uploading), or one written
+    /// again after the journal was locked, must not undo that. Returns the state the journal
+    /// now holds, `Completed` for such a refusal.
     pub fn set_state(
         &self,
         id: UploadId,
@@ -617,7 +613,7 @@ impl Store {
             .conn()
             .prepare_cached(
                 "UPDATE uploads SET state = ?2, error = ?3, completed_at = COALESCE(?4, completed_at), updated_at = ?5
-                 WHERE id = ?1 AND (state <> 'completed' OR ?2 = 'completed')",
+                 WHERE id = ?1 AND ((state <> 'completed' AND content_hash IS NULL) OR ?2 = 'completed')",
             )?
             .execute(params![id, state.as_str(), error, completed, now_secs()])?;
         if n == 0 {
@@ -819,18 +815,26 @@ mod tests {
     fn a_run_starts_in_one_transaction_and_completion_sticks() {
         let s = Store::open_in_memory().unwrap();
         let a = s.insert(&new("/a/x.bin", "fp1")).unwrap();
-        let (epoch, rec) = s.begin_run(a.id).unwrap();
+        let (epoch, rec) = s.begin_run(a.id, UploadState::Uploading).unwrap();
         assert_eq!(rec.state, UploadState::Uploading);
         assert_eq!(s.get(a.id).unwrap().state, UploadState::Uploading);
         s.set_url(a.id, epoch, "http://h/files/1", None, false)
             .unwrap();
         let mut h = crate::proof::PrefixHasher::new();
         h.update(&[3u8; 100]);
-        s.set_completed(a.id, epoch, 100, None, &h.delta(), &h.content_hash())
+        s.set_final_offset(a.id, epoch, 100, None, &h.delta(), &h.content_hash())
             .unwrap();
+        // The worker wrote data only; a state written before the actor's is refused.
         let r = s.get(a.id).unwrap();
-        assert_eq!((r.state, r.acked_offset), (UploadState::Completed, 100));
+        assert_eq!((r.state, r.acked_offset), (UploadState::Uploading, 100));
         assert_eq!(r.content_hash, Some(h.content_hash()));
+        assert_eq!(
+            s.set_state(a.id, UploadState::Queued, None).unwrap(),
+            UploadState::Completed
+        );
+        s.set_state(a.id, UploadState::Completed, None).unwrap();
+        let r = s.get(a.id).unwrap();
+        assert_eq!(r.state, UploadState::Completed);
         assert_eq!(
             s.completed_candidates("fp1", &a.endpoint, 100).unwrap()[0].id,
             a.id
@@ -845,10 +849,10 @@ mod tests {
         assert_eq!(s.get(a.id).unwrap().state, UploadState::Completed);
         // A stopped run cannot complete.
         let b = s.insert(&new("/a/y.bin", "fp2")).unwrap();
-        let (old, _) = s.begin_run(b.id).unwrap();
+        let (old, _) = s.begin_run(b.id, UploadState::Uploading).unwrap();
         s.bump_epoch(b.id).unwrap();
         assert!(matches!(
-            s.set_completed(b.id, old, 100, None, &h.delta(), "x"),
+            s.set_final_offset(b.id, old, 100, None, &h.delta(), "x"),
             Err(crate::error::Error::Interrupted)
         ));
         assert!(matches!(

@@ -733,7 +733,7 @@ fn journal_offset(
     if done {
         let hash = log.hasher().content_hash();
         ctx.store
-            .set_completed(rec.id, epoch, offset, expires, &delta, &hash)?;
+            .set_final_offset(rec.id, epoch, offset, expires, &delta, &hash)?;
     } else {
         ctx.store
             .set_offset(rec.id, epoch, offset, expires, &delta)?;
@@ -1100,7 +1100,7 @@ async fn attempt(
         let delta = log.hasher().delta();
         let hash = log.hasher().content_hash();
         ctx.store
-            .set_completed(id, epoch, offset, None, &delta, &hash)?;
+            .set_final_offset(id, epoch, offset, None, &delta, &hash)?;
         log.hasher_mut().journalled();
     }
     Ok(())
