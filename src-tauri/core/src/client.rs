@@ -2,8 +2,9 @@
 //! answer means. No retry or state here; [`crate::upload`] decides what to do with answers.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use reqwest::{Body, Method, Response, StatusCode};
+use reqwest::Method;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use url::Url;
 
@@ -11,16 +12,24 @@ use crate::error::{Error, Result};
 use crate::model::ServerCaps;
 use crate::protocol::{self, OFFSET_OCTET_STREAM, TUS_VERSION};
 use crate::redact;
+use crate::transport::{BodyStream, HttpRequest, HttpResponse, Transport};
 
-/// Shared HTTP client (one connection pool for every upload: keep-alive and reuse).
-#[derive(Clone, Debug)]
+/// The tus requests over a [`Transport`] (one connection pool for every upload: keep-alive
+/// and reuse).
+#[derive(Clone)]
 pub struct TusClient {
-    /// Replaced by a fresh pool after an error answer to a request with a body (see
-    /// [`TusClient::forget_connections`]).
-    http: std::sync::Arc<std::sync::RwLock<reqwest::Client>>,
-    /// Limit for requests without a body (OPTIONS, HEAD, DELETE): a silent server or a dead
-    /// pooled connection must not hold an upload forever.
+    transport: Arc<dyn Transport>,
+    /// Limit for requests without a body (OPTIONS, HEAD, DELETE, an empty POST): a silent
+    /// server or a dead pooled connection must not hold an upload forever.
     control_timeout: Duration,
+}
+
+impl std::fmt::Debug for TusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TusClient")
+            .field("control_timeout", &self.control_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Answer to a creation POST.
@@ -51,7 +60,7 @@ pub struct Patched {
 
 /// A request body with its exact length (sent as Content-Length, never chunked).
 pub struct SizedBody {
-    pub body: Body,
+    pub body: BodyStream,
     pub len: u64,
     pub checksum: Option<String>,
 }
@@ -96,12 +105,9 @@ pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap> {
     Ok(map)
 }
 
-fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-fn expires(resp: &Response) -> Option<SystemTime> {
-    header(resp, "Upload-Expires").and_then(|v| protocol::parse_expires(v).ok())
+fn expires(resp: &HttpResponse) -> Option<SystemTime> {
+    resp.header("Upload-Expires")
+        .and_then(|v| protocol::parse_expires(v).ok())
 }
 
 impl Default for TusClient {
@@ -111,101 +117,106 @@ impl Default for TusClient {
 }
 
 impl TusClient {
-    /// A client with sane connection settings. Request-level stall detection lives in the
-    /// upload loop; here only connecting has a timeout.
+    /// A client over reqwest. Request-level stall detection lives in the upload loop; here
+    /// only connecting and bodiless requests have timeouts.
     pub fn new() -> TusClient {
         Self::with_timeout(Duration::from_secs(30))
     }
 
-    /// A client whose bodiless requests time out after `control_timeout`.
+    /// A client over reqwest whose bodiless requests time out after `control_timeout`.
     pub fn with_timeout(control_timeout: Duration) -> TusClient {
+        Self::with_transport(
+            Arc::new(crate::transport::Reqwest::default()),
+            control_timeout,
+        )
+    }
+
+    /// A client over any transport (tests put a scripted server here).
+    pub fn with_transport(transport: Arc<dyn Transport>, control_timeout: Duration) -> TusClient {
         TusClient {
-            http: std::sync::Arc::new(std::sync::RwLock::new(Self::build())),
+            transport,
             control_timeout,
         }
     }
 
-    fn build() -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Tusker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("reqwest client with static settings")
-    }
-
-    /// Starts a new connection pool. After a server answered a request before reading its
-    /// whole body (an early 413, say), the connection may be unusable while still looking
-    /// idle: rustus 0.5.10 reads the rest of the body after its 413 and then never answers
-    /// the next request on that connection, and hyper pools it all the same. Requests in
-    /// flight keep their connections.
-    fn forget_connections(&self) {
-        tracing::debug!(
-            "starting a new connection pool after an error answer to a request with a body"
-        );
-        *self.http.write().unwrap_or_else(|p| p.into_inner()) = Self::build();
-    }
-
-    fn request(&self, method: Method, url: &str, headers: &HeaderMap) -> reqwest::RequestBuilder {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &HeaderMap,
+        extra: HeaderMap,
+        body: Option<BodyStream>,
+    ) -> Result<HttpResponse> {
         tracing::debug!(%method, url = %redact::strip_userinfo(url), headers = %redact::headers_for_log(headers), "request");
-        let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
-        http.request(method, url)
-            .headers(headers.clone())
-            .header("Tus-Resumable", TUS_VERSION)
+        let mut all = headers.clone();
+        all.extend(extra);
+        all.insert("Tus-Resumable", HeaderValue::from_static(TUS_VERSION));
+        let timeout = body.is_none().then_some(self.control_timeout);
+        self.transport
+            .send(HttpRequest {
+                method,
+                url: url.to_string(),
+                headers: all,
+                body,
+                timeout,
+            })
+            .await
     }
 
-    async fn fail(method: &'static str, resp: Response) -> Error {
-        let status = resp.status().as_u16();
-        let retry_after = header(&resp, "Retry-After")
+    fn fail(method: &'static str, resp: HttpResponse) -> Error {
+        let retry_after = resp
+            .header("Retry-After")
             .and_then(|v| protocol::parse_retry_after(v, SystemTime::now()));
-        if status == 412 {
-            let supported = header(&resp, "Tus-Version")
-                .unwrap_or("unknown")
-                .to_string();
+        if resp.status == 412 {
+            let supported = resp.header("Tus-Version").unwrap_or("unknown").to_string();
             return Error::VersionUnsupported { supported };
         }
-        let body = resp.text().await.unwrap_or_default();
         Error::Status {
             method,
-            status,
-            body,
+            status: resp.status,
+            body: resp.body,
             retry_after,
         }
+    }
+
+    /// An error answer to a request whose body the server may not have read.
+    fn fail_with_body(&self, method: &'static str, resp: HttpResponse, sent: u64) -> Error {
+        if sent > 0 {
+            self.transport.forget_connections();
+        }
+        Self::fail(method, resp)
     }
 
     /// OPTIONS: what the server supports. A non-tus answer is a clear error, not a guess.
     pub async fn options(&self, endpoint: &str, headers: &HeaderMap) -> Result<ServerCaps> {
         let resp = self
-            .request(Method::OPTIONS, endpoint, headers)
-            .timeout(self.control_timeout)
-            .send()
+            .send(Method::OPTIONS, endpoint, headers, HeaderMap::new(), None)
             .await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let err = Self::fail("OPTIONS", resp).await;
-            if status.is_server_error()
-                || matches!(status.as_u16(), 408 | 423 | 429)
+        if !resp.is_success() {
+            let status = resp.status;
+            let err = Self::fail("OPTIONS", resp);
+            if (500..600).contains(&status)
+                || matches!(status, 408 | 423 | 429)
                 || matches!(err, Error::VersionUnsupported { .. })
             {
                 return Err(err);
             }
             return Err(Error::NotTusServer {
                 url: redact::strip_userinfo(endpoint),
-                reason: format!("OPTIONS answered {status}"),
+                reason: format!("OPTIONS answered {}", status_text(status)),
             });
         }
-        let versions = protocol::parse_list(header(&resp, "Tus-Version"));
+        let versions = protocol::parse_list(resp.header("Tus-Version"));
         if versions.is_empty() {
-            let ct = header(&resp, CONTENT_TYPE.as_str())
+            let ct = resp
+                .header(CONTENT_TYPE.as_str())
                 .unwrap_or("no content type")
                 .to_string();
             return Err(Error::NotTusServer {
                 url: redact::strip_userinfo(endpoint),
                 reason: format!(
                     "OPTIONS answered {} without a Tus-Version header ({ct})",
-                    resp.status()
+                    status_text(resp.status)
                 ),
             });
         }
@@ -214,15 +225,15 @@ impl TusClient {
                 supported: versions.join(", "),
             });
         }
-        let max_size = match header(&resp, "Tus-Max-Size") {
+        let max_size = match resp.header("Tus-Max-Size") {
             Some(v) => Some(protocol::parse_u64_header("Tus-Max-Size", Some(v))?),
             None => None,
         };
         Ok(ServerCaps {
             versions,
-            extensions: protocol::parse_list(header(&resp, "Tus-Extension")),
+            extensions: protocol::parse_list(resp.header("Tus-Extension")),
             max_size,
-            checksum_algorithms: protocol::parse_list(header(&resp, "Tus-Checksum-Algorithm")),
+            checksum_algorithms: protocol::parse_list(resp.header("Tus-Checksum-Algorithm")),
         })
     }
 
@@ -236,35 +247,40 @@ impl TusClient {
         metadata: &str,
         first: Option<SizedBody>,
     ) -> Result<Created> {
-        let mut req = self.request(Method::POST, endpoint.as_str(), headers);
-        req = match length {
-            Some(n) => req.header("Upload-Length", n.to_string()),
-            None => req.header("Upload-Defer-Length", "1"),
+        let mut extra = HeaderMap::new();
+        match length {
+            Some(n) => extra.insert("Upload-Length", n.into()),
+            None => extra.insert("Upload-Defer-Length", HeaderValue::from_static("1")),
         };
         if !metadata.is_empty() {
-            req = req.header("Upload-Metadata", metadata);
+            let v = HeaderValue::from_str(metadata)
+                .map_err(|_| Error::Protocol("metadata is not a valid header value".into()))?;
+            extra.insert("Upload-Metadata", v);
         }
         let sent = first.as_ref().map(|b| b.len).unwrap_or(0);
-        req = match first {
+        let body = match first {
             Some(b) => {
-                let mut r = req
-                    .header(CONTENT_TYPE, OFFSET_OCTET_STREAM)
-                    .header(CONTENT_LENGTH, b.len);
+                extra.insert(CONTENT_TYPE, HeaderValue::from_static(OFFSET_OCTET_STREAM));
+                extra.insert(CONTENT_LENGTH, b.len.into());
                 if let Some(c) = b.checksum {
-                    r = r.header("Upload-Checksum", c);
+                    extra.insert("Upload-Checksum", checksum_value(&c)?);
                 }
-                r.body(b.body)
+                Some(b.body)
             }
-            None => req.header(CONTENT_LENGTH, 0),
+            None => {
+                extra.insert(CONTENT_LENGTH, 0.into());
+                None
+            }
         };
-        let resp = req.send().await?;
-        if resp.status() != StatusCode::CREATED {
-            if sent > 0 {
-                self.forget_connections();
-            }
-            return Err(Self::fail("POST", resp).await);
+        // A bodiless POST gets the control timeout; one with a body is watched by the loop.
+        let resp = self
+            .send(Method::POST, endpoint.as_str(), headers, extra, body)
+            .await?;
+        if resp.status != 201 {
+            return Err(self.fail_with_body("POST", resp, sent));
         }
-        let loc = header(&resp, LOCATION.as_str())
+        let loc = resp
+            .header(LOCATION.as_str())
             .ok_or_else(|| Error::Protocol("POST answered 201 without a Location header".into()))?;
         let url = endpoint
             .join(loc)
@@ -272,7 +288,7 @@ impl TusClient {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(Error::Protocol(format!("Location {loc:?} is not http(s)")));
         }
-        let offset = match header(&resp, "Upload-Offset") {
+        let offset = match resp.header("Upload-Offset") {
             Some(v) => protocol::parse_u64_header("Upload-Offset", Some(v))?,
             None => 0,
         };
@@ -290,24 +306,21 @@ impl TusClient {
 
     /// HEAD: the offset the server really has.
     pub async fn head(&self, url: &str, headers: &HeaderMap) -> Result<HeadInfo> {
-        let resp = self
-            .request(Method::HEAD, url, headers)
-            .header("Cache-Control", "no-store")
-            .timeout(self.control_timeout)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            return Err(Self::fail("HEAD", resp).await);
+        let mut extra = HeaderMap::new();
+        extra.insert("Cache-Control", HeaderValue::from_static("no-store"));
+        let resp = self.send(Method::HEAD, url, headers, extra, None).await?;
+        if !resp.is_success() {
+            return Err(Self::fail("HEAD", resp));
         }
-        let offset = protocol::parse_u64_header("Upload-Offset", header(&resp, "Upload-Offset"))?;
-        let length = match header(&resp, "Upload-Length") {
+        let offset = protocol::parse_u64_header("Upload-Offset", resp.header("Upload-Offset"))?;
+        let length = match resp.header("Upload-Length") {
             Some(v) => Some(protocol::parse_u64_header("Upload-Length", Some(v))?),
             None => None,
         };
         Ok(HeadInfo {
             offset,
             length,
-            length_deferred: length.is_none() && header(&resp, "Upload-Defer-Length") == Some("1"),
+            length_deferred: length.is_none() && resp.header("Upload-Defer-Length") == Some("1"),
             expires: expires(&resp),
         })
     }
@@ -321,25 +334,24 @@ impl TusClient {
         body: SizedBody,
         declare_length: Option<u64>,
     ) -> Result<Patched> {
-        let mut req = self
-            .request(Method::PATCH, url, headers)
-            .header("Upload-Offset", offset.to_string())
-            .header(CONTENT_TYPE, OFFSET_OCTET_STREAM)
-            .header(CONTENT_LENGTH, body.len);
+        let mut extra = HeaderMap::new();
+        extra.insert("Upload-Offset", offset.into());
+        extra.insert(CONTENT_TYPE, HeaderValue::from_static(OFFSET_OCTET_STREAM));
+        extra.insert(CONTENT_LENGTH, body.len.into());
         if let Some(n) = declare_length {
-            req = req.header("Upload-Length", n.to_string());
+            extra.insert("Upload-Length", n.into());
         }
-        if let Some(c) = body.checksum {
-            req = req.header("Upload-Checksum", c);
+        if let Some(c) = &body.checksum {
+            extra.insert("Upload-Checksum", checksum_value(c)?);
         }
-        let resp = req.body(body.body).send().await?;
-        if resp.status() != StatusCode::NO_CONTENT && resp.status() != StatusCode::OK {
-            if body.len > 0 {
-                self.forget_connections();
-            }
-            return Err(Self::fail("PATCH", resp).await);
+        let len = body.len;
+        let resp = self
+            .send(Method::PATCH, url, headers, extra, Some(body.body))
+            .await?;
+        if resp.status != 204 && resp.status != 200 {
+            return Err(self.fail_with_body("PATCH", resp, len));
         }
-        let new = protocol::parse_u64_header("Upload-Offset", header(&resp, "Upload-Offset"))
+        let new = protocol::parse_u64_header("Upload-Offset", resp.header("Upload-Offset"))
             .map_err(|e| Error::BadOffset(e.to_string()))?;
         Ok(Patched {
             offset: new,
@@ -349,17 +361,26 @@ impl TusClient {
 
     /// DELETE (termination extension).
     pub async fn delete(&self, url: &str, headers: &HeaderMap) -> Result<()> {
-        let resp = self
-            .request(Method::DELETE, url, headers)
-            .header(CONTENT_LENGTH, 0)
-            .timeout(self.control_timeout)
-            .send()
-            .await?;
+        let mut extra = HeaderMap::new();
+        extra.insert(CONTENT_LENGTH, 0.into());
+        let resp = self.send(Method::DELETE, url, headers, extra, None).await?;
         // Already gone counts as terminated.
-        if resp.status().is_success() || matches!(resp.status().as_u16(), 404 | 410) {
+        if resp.is_success() || matches!(resp.status, 404 | 410) {
             Ok(())
         } else {
-            Err(Self::fail("DELETE", resp).await)
+            Err(Self::fail("DELETE", resp))
         }
+    }
+}
+
+fn checksum_value(c: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(c).map_err(|_| Error::Protocol("checksum is not a valid header".into()))
+}
+
+/// "404 Not Found", as reqwest's StatusCode printed it.
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status) {
+        Ok(s) => s.to_string(),
+        Err(_) => status.to_string(),
     }
 }

@@ -169,6 +169,39 @@ impl Error {
         }
     }
 
+    /// A stable name for the kind of error, for front ends that act on it (the message is
+    /// for people and may change).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Network(_) => "network",
+            Error::Stalled(_) => "stalled",
+            Error::NoAnswer(_) => "no_answer",
+            Error::BadOffset(_) => "bad_offset",
+            Error::Status { .. } => "server_status",
+            Error::VersionUnsupported { .. } => "version_unsupported",
+            Error::NotTusServer { .. } => "not_tus_server",
+            Error::InvalidUrl { .. } => "invalid_url",
+            Error::Protocol(_) => "protocol",
+            Error::TooLarge { .. } => "too_large",
+            Error::InvalidMetadataKey(_) => "invalid_metadata_key",
+            Error::InvalidHeader(_) => "invalid_header",
+            Error::FileMissing(_) => "file_missing",
+            Error::FileChanged(_) => "file_changed",
+            Error::NotAFile(_) => "not_a_file",
+            Error::Read { .. } => "read",
+            Error::Io(_) => "io",
+            Error::Store(_) => "journal",
+            Error::JournalFull(_) => "journal_full",
+            Error::JournalBusy(_) => "journal_busy",
+            Error::JournalCorrupt(_) => "journal_corrupt",
+            Error::Tls(_) => "tls",
+            Error::Locked { .. } => "locked",
+            Error::UnknownUpload(_) => "unknown_upload",
+            Error::EngineStopped => "engine_stopped",
+            Error::Interrupted => "interrupted",
+        }
+    }
+
     /// The HTTP status, if this came from a server answer.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -20,6 +20,7 @@ pub mod retry;
 pub mod settings;
 pub mod source;
 pub mod store;
+pub mod transport;
 pub mod upload;
 pub mod watcher;
 

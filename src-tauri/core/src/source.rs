@@ -153,7 +153,7 @@ pub fn memory_body(
     bytes: Bytes,
     limiter: Arc<RateLimiter>,
     transfer: Arc<Transfer>,
-) -> reqwest::Body {
+) -> crate::transport::BodyStream {
     let stream =
         futures_util::stream::unfold((bytes, limiter, transfer), |(mut b, l, t)| async move {
             if b.is_empty() {
@@ -164,7 +164,7 @@ pub fn memory_body(
             t.add_sent(part.len() as u64);
             Some((Ok::<Bytes, std::io::Error>(part), (b, l, t)))
         });
-    reqwest::Body::wrap_stream(stream)
+    Box::pin(stream)
 }
 
 /// A local file that uploads read from.
@@ -249,7 +249,7 @@ impl Source {
         limiter: Arc<RateLimiter>,
         transfer: Arc<Transfer>,
         sent: Sent,
-    ) -> Result<reqwest::Body> {
+    ) -> Result<crate::transport::BodyStream> {
         let path = self.path.clone();
         let file = blocking(move || open(&path)).await?;
         transfer.touch();
@@ -300,7 +300,7 @@ impl Source {
                 }
                 Some((item, (rx, l, t)))
             });
-        Ok(reqwest::Body::wrap_stream(stream))
+        Ok(Box::pin(stream))
     }
 
     /// A range read into memory (for the tail, which is checked against the stamp before

@@ -1105,3 +1105,7 @@ async fn attempt(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "upload_tests.rs"]
+mod tests;

@@ -1,0 +1,668 @@
+//! The upload worker against the scripted server ([`crate::transport::fake`]): one test per
+//! answer the spec and real servers give, and a cut at every phase. Each ends with the
+//! server's bytes compared to the file's, so "completed" always means byte-exact.
+
+use super::*;
+use crate::transport::fake::{Act, FakeServer, ENDPOINT};
+use reqwest::Method;
+use std::time::Duration;
+
+struct Case {
+    _dir: tempfile::TempDir,
+    server: FakeServer,
+    ctx: UploadCtx,
+    content: Vec<u8>,
+    id: UploadId,
+    regressed: u64,
+}
+
+/// Deterministic, non-repeating bytes (a shifted copy would not compare equal).
+fn content(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn settings(chunk: Option<u64>) -> UploadSettings {
+    UploadSettings {
+        chunk_size: chunk,
+        stall_timeout: Duration::from_millis(400),
+        final_answer_timeout: Duration::from_millis(400),
+        retry: RetryPolicy {
+            base: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_attempts: 3,
+            network_patience: None,
+        },
+        ..UploadSettings::default()
+    }
+}
+
+impl Case {
+    fn new(server: FakeServer, len: usize, settings: UploadSettings) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file.bin");
+        let content = content(len);
+        std::fs::write(&path, &content).unwrap();
+        let (fingerprint, stamp) = fingerprint::fingerprint(&path).unwrap();
+        let store = Store::open_in_memory().unwrap();
+        let rec = store
+            .insert(&crate::store::NewUpload {
+                path: path.display().to_string(),
+                name: "file.bin".into(),
+                stamp,
+                fingerprint,
+                endpoint: ENDPOINT.into(),
+                metadata: BTreeMap::new(),
+                headers: BTreeMap::new(),
+                chunk_size: None,
+                state: UploadState::Queued,
+            })
+            .unwrap();
+        let ctx = UploadCtx {
+            store,
+            client: TusClient::with_transport(Arc::new(server.clone()), Duration::from_millis(300)),
+            caps: CapsCache::default(),
+            limiter: Arc::new(RateLimiter::new(0)),
+            settings: Arc::new(settings),
+        };
+        Case {
+            _dir: dir,
+            server,
+            ctx,
+            content,
+            id: rec.id,
+            regressed: 0,
+        }
+    }
+
+    /// One run of the worker, as the scheduler starts it.
+    async fn run(&mut self) -> Outcome {
+        let (epoch, rec) = self
+            .ctx
+            .store
+            .begin_run(self.id, UploadState::Uploading)
+            .unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let reporter = Reporter {
+            id: self.id,
+            epoch,
+            tx,
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            run(self.ctx.clone(), self.id, reporter, rec),
+        )
+        .await
+        .expect("the worker ended");
+        while let Ok((_, _, ev)) = rx.try_recv() {
+            if let WorkerEvent::Regressed { from, to } = ev {
+                self.regressed += from - to;
+            }
+        }
+        outcome
+    }
+
+    fn record(&self) -> UploadRecord {
+        self.ctx.store.get(self.id).unwrap()
+    }
+
+    /// Completed, journalled complete, and the server holds exactly the file.
+    fn assert_byte_exact(&self, outcome: &Outcome) {
+        assert_eq!(outcome, &Outcome::Completed);
+        let rec = self.record();
+        assert_eq!(rec.acked_offset, self.content.len() as u64);
+        assert!(rec.content_hash.is_some(), "content hash journalled");
+        let url = rec.upload_url.expect("an upload URL");
+        let stored = self
+            .server
+            .stored(&url)
+            .expect("the server holds the upload");
+        assert!(stored == self.content, "server bytes differ from the file");
+        assert!(
+            self.server.unused().is_empty(),
+            "scripted acts never met: {:?}",
+            self.server.unused()
+        );
+    }
+
+    fn patches(&self) -> Vec<(u64, u64)> {
+        self.server
+            .seen()
+            .iter()
+            .filter(|s| s.method == Method::PATCH)
+            .map(|s| {
+                (
+                    s.header("Upload-Offset").unwrap().parse().unwrap(),
+                    s.body_len,
+                )
+            })
+            .collect()
+    }
+
+    /// Body bytes the server read in PATCHes beyond the file's size: sent twice.
+    fn sent_twice(&self) -> u64 {
+        let read: u64 = self.patches().iter().map(|(_, n)| n).sum();
+        read.saturating_sub(self.content.len() as u64)
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+async fn scripted(len: usize, chunk: Option<u64>, script: &[(Method, Act)]) -> (Case, Outcome) {
+    let server = FakeServer::default();
+    for (m, a) in script {
+        server.then(m.clone(), a.clone());
+    }
+    let mut case = Case::new(server, len, settings(chunk));
+    let outcome = case.run().await;
+    (case, outcome)
+}
+
+#[tokio::test]
+async fn answers_as_the_spec_says_upload_in_chunks() {
+    let (case, out) = scripted(3 * MIB + 123, Some(MIB as u64), &[]).await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::OPTIONS), 1);
+    assert_eq!(case.server.count(Method::POST), 1);
+    assert_eq!(
+        case.server.count(Method::HEAD),
+        0,
+        "a fresh upload needs no HEAD"
+    );
+    assert_eq!(case.patches().len(), 4);
+    assert_eq!(case.sent_twice(), 0);
+    let post = &case.server.seen()[1];
+    assert_eq!(post.header("Tus-Resumable"), Some("1.0.0"));
+    assert_eq!(post.header("Upload-Length"), Some("3145851"));
+    assert!(post
+        .header("Upload-Metadata")
+        .unwrap()
+        .contains("filename "));
+}
+
+#[tokio::test]
+async fn a_200_to_patch_and_head_is_as_good_as_204() {
+    // Some gateways rewrite 204 into 200.
+    let (case, out) = scripted(
+        2 * MIB,
+        Some(MIB as u64),
+        &[
+            (Method::PATCH, Act::Restatus(200)),
+            (Method::PATCH, Act::CutLosing(0)),
+            (Method::HEAD, Act::Restatus(204)),
+        ],
+    )
+    .await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.sent_twice(), 0);
+}
+
+#[tokio::test]
+async fn a_409_continues_from_the_offset_head_gives() {
+    let (case, out) = scripted(
+        2 * MIB + 7,
+        Some(MIB as u64),
+        &[(Method::PATCH, Act::Status(409, vec![]))],
+    )
+    .await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::HEAD), 1);
+    assert_eq!(case.sent_twice(), 0);
+}
+
+#[tokio::test]
+async fn a_413_halves_the_chunk_and_the_endpoint_remembers() {
+    let (case, out) = scripted(
+        3 * MIB,
+        Some(2 * MIB as u64),
+        &[(Method::PATCH, Act::Status(413, vec![]))],
+    )
+    .await;
+    case.assert_byte_exact(&out);
+    assert_eq!(
+        case.ctx.store.learned_chunk(ENDPOINT).unwrap(),
+        Some(MIB as u64)
+    );
+    assert!(case.patches().iter().all(|(_, n)| *n <= MIB as u64));
+}
+
+#[tokio::test]
+async fn a_415_fails_with_its_status_named() {
+    let (case, out) = scripted(10_000, None, &[(Method::PATCH, Act::Status(415, vec![]))]).await;
+    match out {
+        Outcome::Failed(m) => assert!(m.contains("415"), "{m}"),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(case.server.count(Method::PATCH), 1, "a 4xx is not repeated");
+}
+
+#[tokio::test]
+async fn a_423_and_a_429_are_waited_out() {
+    let (case, out) = scripted(
+        10_000,
+        None,
+        &[
+            (Method::PATCH, Act::Status(423, vec![])),
+            (Method::PATCH, Act::Status(429, vec![("Retry-After", "0")])),
+        ],
+    )
+    .await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::PATCH), 3);
+}
+
+#[tokio::test]
+async fn a_460_checksum_mismatch_sends_the_chunk_again() {
+    let (case, out) = scripted(200_000, None, &[(Method::PATCH, Act::Status(460, vec![]))]).await;
+    case.assert_byte_exact(&out);
+    let patches = case.server.seen();
+    let patches: Vec<_> = patches
+        .iter()
+        .filter(|s| s.method == Method::PATCH)
+        .collect();
+    assert_eq!(patches.len(), 2);
+    assert!(patches[1]
+        .header("Upload-Checksum")
+        .is_some_and(|c| c.starts_with("sha256 ")));
+}
+
+#[tokio::test]
+async fn a_412_names_the_versions_the_server_speaks() {
+    let (_, out) = scripted(
+        1000,
+        None,
+        &[(
+            Method::POST,
+            Act::Status(412, vec![("Tus-Version", "0.2.2")]),
+        )],
+    )
+    .await;
+    match out {
+        Outcome::Failed(m) => assert!(m.contains("0.2.2"), "{m}"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_403_to_patch_fails_but_to_head_means_gone() {
+    let (case, out) = scripted(1000, None, &[(Method::PATCH, Act::Status(403, vec![]))]).await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("403")),
+        "{out:?}"
+    );
+    assert_eq!(case.server.count(Method::POST), 1);
+
+    // Resuming: HEAD answers 403 (S3-backed servers say that for a deleted object).
+    let server = FakeServer::default();
+    let mut case = Case::new(server, 50_000, settings(Some(20_000)));
+    case.server.then(Method::PATCH, Act::CutLosing(0));
+    case.server.then(Method::HEAD, Act::Status(403, vec![]));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::POST), 2, "created again");
+    assert_eq!(case.record().recreated, 1);
+}
+
+#[tokio::test]
+async fn a_404_or_410_to_patch_creates_the_upload_again() {
+    for status in [404, 410] {
+        let (case, out) = scripted(
+            2 * MIB,
+            Some(MIB as u64),
+            &[
+                (Method::PATCH, Act::Headers(vec![])),
+                (Method::PATCH, Act::Status(status, vec![])),
+            ],
+        )
+        .await;
+        case.assert_byte_exact(&out);
+        assert_eq!(case.server.count(Method::POST), 2, "{status}");
+        assert_eq!(case.record().recreated, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_resume_whose_head_is_404_creates_again_without_a_wasted_patch() {
+    let server = FakeServer::default();
+    let mut case = Case::new(server, 2 * MIB, settings(Some(MIB as u64)));
+    case.server
+        .then(Method::PATCH, Act::Headers(vec![]))
+        .then(Method::PATCH, Act::Status(500, vec![]))
+        .then(Method::PATCH, Act::Status(500, vec![]))
+        .then(Method::PATCH, Act::Status(500, vec![]))
+        .then(Method::PATCH, Act::Status(500, vec![]));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("gave up")),
+        "{out:?}"
+    );
+    // The server loses it while the upload waits; the next run asks HEAD first.
+    case.server.then(Method::HEAD, Act::Forget);
+    let patches_before = case.patches().len();
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let after: Vec<_> = case.patches()[patches_before..].to_vec();
+    assert_eq!(
+        after.first().map(|p| p.0),
+        Some(0),
+        "went on from 0 on the new upload"
+    );
+    assert_eq!(case.record().recreated, 1);
+}
+
+#[tokio::test]
+async fn a_patch_answer_without_or_with_a_bad_offset_is_checked_by_head() {
+    for bad in [None, Some("abc"), Some("-1"), Some("99999999999")] {
+        let (case, out) = scripted(
+            2 * MIB,
+            Some(MIB as u64),
+            &[(Method::PATCH, Act::Headers(vec![("Upload-Offset", bad)]))],
+        )
+        .await;
+        case.assert_byte_exact(&out);
+        assert_eq!(case.server.count(Method::HEAD), 1, "{bad:?}");
+        assert_eq!(case.sent_twice(), 0, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn four_senseless_answers_in_a_row_fail_naming_the_answer() {
+    let no_progress = || Act::Status(204, vec![("Upload-Offset", "0")]);
+    let (_, out) = scripted(
+        10_000,
+        None,
+        &[
+            (Method::PATCH, no_progress()),
+            (Method::PATCH, no_progress()),
+            (Method::PATCH, no_progress()),
+            (Method::PATCH, no_progress()),
+        ],
+    )
+    .await;
+    match out {
+        Outcome::Failed(m) => assert!(
+            m.contains("Upload-Offset 0") && m.contains("4 answers"),
+            "{m}"
+        ),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    for (method, status) in [
+        (Method::POST, 307),
+        (Method::PATCH, 302),
+        (Method::PATCH, 308),
+    ] {
+        let (case, out) = scripted(
+            1000,
+            None,
+            &[(
+                method.clone(),
+                Act::Status(status, vec![("Location", "http://elsewhere.test/x")]),
+            )],
+        )
+        .await;
+        assert!(
+            matches!(out, Outcome::Failed(ref m) if m.contains(&status.to_string())),
+            "{method} {status}: {out:?}"
+        );
+        assert!(case
+            .server
+            .seen()
+            .iter()
+            .all(|s| !s.url.contains("elsewhere")));
+    }
+}
+
+#[tokio::test]
+async fn a_201_without_location_or_with_a_strange_one_fails_clearly() {
+    for (change, want) in [
+        (None, "without a Location"),
+        (Some("ftp://x.test/1"), "not http(s)"),
+    ] {
+        let (_, out) = scripted(
+            1000,
+            None,
+            &[(Method::POST, Act::Headers(vec![("Location", change)]))],
+        )
+        .await;
+        assert!(
+            matches!(out, Outcome::Failed(ref m) if m.contains(want)),
+            "{out:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_non_tus_endpoint_or_one_too_small_fails_clearly() {
+    let (_, out) = scripted(1000, None, &[(Method::OPTIONS, Act::Status(404, vec![]))]).await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("not a tus server")),
+        "{out:?}"
+    );
+    let (_, out) = scripted(
+        1000,
+        None,
+        &[(Method::OPTIONS, Act::Headers(vec![("Tus-Version", None)]))],
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("without a Tus-Version")),
+        "{out:?}"
+    );
+    let server = FakeServer::default();
+    server.max_size(999);
+    let mut case = Case::new(server, 1000, settings(None));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("at most 999")),
+        "{out:?}"
+    );
+    assert_eq!(case.server.count(Method::POST), 0);
+}
+
+#[tokio::test]
+async fn an_early_204_keeps_what_the_server_read_and_sends_the_rest() {
+    let (case, out) = scripted(3 * MIB, None, &[(Method::PATCH, Act::Early(700_001))]).await;
+    case.assert_byte_exact(&out);
+    let p = case.patches();
+    assert_eq!(p[0], (0, 700_001));
+    assert_eq!(
+        p[1].0, 700_001,
+        "the next PATCH starts where the server stopped"
+    );
+    assert_eq!(case.sent_twice(), 0);
+}
+
+#[tokio::test]
+async fn a_cut_at_every_phase_ends_byte_exact_and_only_the_cut_bytes_go_twice() {
+    let phases: Vec<(&str, Method, Act, u64)> = vec![
+        ("options", Method::OPTIONS, Act::CutLosing(0), 0),
+        (
+            "post before the answer",
+            Method::POST,
+            Act::CutAfterHandling,
+            0,
+        ),
+        ("patch before its body", Method::PATCH, Act::CutLosing(0), 0),
+        // The server read these bytes and kept none: only they go twice.
+        (
+            "patch mid-body, lost",
+            Method::PATCH,
+            Act::CutLosing(300_000),
+            300_000,
+        ),
+        (
+            "patch mid-body, kept",
+            Method::PATCH,
+            Act::CutKeeping(300_000),
+            0,
+        ),
+        (
+            "patch after the server stored it",
+            Method::PATCH,
+            Act::CutAfterHandling,
+            0,
+        ),
+        ("head", Method::HEAD, Act::CutLosing(0), 0),
+    ];
+    for (phase, method, act, twice) in phases {
+        let server = FakeServer::default();
+        // HEAD is only asked after a failure: cut a PATCH first so one comes.
+        if method == Method::HEAD {
+            server.then(Method::PATCH, Act::CutLosing(0));
+        }
+        server.then(method, act);
+        let mut case = Case::new(server, 2 * MIB + 5, settings(Some(MIB as u64)));
+        let out = case.run().await;
+        case.assert_byte_exact(&out);
+        // A POST whose answer was cut leaves an empty upload behind (its URL never arrived).
+        let expected_uploads = if phase.starts_with("post") { 2 } else { 1 };
+        assert_eq!(case.server.uploads(), expected_uploads, "{phase}");
+        assert_eq!(case.sent_twice(), twice, "{phase}");
+        assert_eq!(case.regressed, 0, "{phase}");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_and_is_asked_again() {
+    // HEAD hangs (control timeout), then a PATCH whose answer never comes (answer timeout).
+    let server = FakeServer::default();
+    server
+        .then(Method::PATCH, Act::CutLosing(0))
+        .then(Method::HEAD, Act::Hang)
+        .then(Method::PATCH, Act::Hang);
+    let mut case = Case::new(server, 100_000, settings(None));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+}
+
+#[tokio::test]
+async fn bytes_the_server_lost_are_counted_and_sent_again() {
+    let server = FakeServer::default();
+    server
+        .then(Method::PATCH, Act::Headers(vec![]))
+        .then(Method::PATCH, Act::CutLosing(0))
+        .then(Method::HEAD, Act::Truncate(100_000));
+    let mut case = Case::new(server, 2 * MIB, settings(Some(MIB as u64)));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.regressed, MIB as u64 - 100_000);
+    assert_eq!(case.record().resent, MIB as u64 - 100_000);
+}
+
+#[tokio::test]
+async fn a_head_of_another_length_terminates_and_creates_again() {
+    let server = FakeServer::default();
+    server.then(Method::PATCH, Act::CutLosing(0)).then(
+        Method::HEAD,
+        Act::Headers(vec![("Upload-Length", Some("1"))]),
+    );
+    let mut case = Case::new(server, 10_000, settings(None));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::DELETE), 1);
+    assert_eq!(
+        case.server.uploads(),
+        1,
+        "the mismatched upload was terminated"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_given_up_on() {
+    let (case, out) = scripted(
+        1000,
+        None,
+        &[
+            (Method::POST, Act::Status(500, vec![])),
+            (Method::POST, Act::Status(502, vec![])),
+            (Method::POST, Act::Status(503, vec![])),
+            (Method::POST, Act::Status(504, vec![])),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("504") && m.contains("gave up")),
+        "{out:?}"
+    );
+    assert_eq!(case.server.count(Method::POST), 4);
+}
+
+#[tokio::test]
+async fn an_empty_file_completes_with_one_post() {
+    let (case, out) = scripted(0, None, &[]).await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::POST), 1);
+}
+
+#[tokio::test]
+async fn a_head_without_or_with_a_bad_offset_fails_naming_the_header() {
+    for bad in [None, Some("twelve")] {
+        let (_, out) = scripted(
+            10_000,
+            None,
+            &[
+                (Method::PATCH, Act::CutLosing(0)),
+                (Method::HEAD, Act::Headers(vec![("Upload-Offset", bad)])),
+            ],
+        )
+        .await;
+        assert!(
+            matches!(out, Outcome::Failed(ref m) if m.contains("Upload-Offset")),
+            "{bad:?}: {out:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_client_reads_each_answer_as_the_spec_says() {
+    let server = FakeServer::default();
+    let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_millis(200));
+    let h = HeaderMap::new();
+    // DELETE of an upload already gone counts as done; a refusal does not.
+    assert!(client.delete("http://tus.test/files/9", &h).await.is_ok());
+    server.then(Method::DELETE, Act::Status(410, vec![]));
+    assert!(client.delete("http://tus.test/files/9", &h).await.is_ok());
+    server.then(Method::DELETE, Act::Status(403, vec![]));
+    let e = client
+        .delete("http://tus.test/files/9", &h)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403));
+    // OPTIONS: a 503 is worth retrying, a 200 without tus headers is not a tus server, an
+    // unreadable Tus-Max-Size is a protocol error.
+    server.then(
+        Method::OPTIONS,
+        Act::Status(503, vec![("Retry-After", "7")]),
+    );
+    let e = client.options(ENDPOINT, &h).await.unwrap_err();
+    assert!(e.is_retryable());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+    server.then(
+        Method::OPTIONS,
+        Act::Headers(vec![("Tus-Max-Size", Some("lots"))]),
+    );
+    let e = client.options(ENDPOINT, &h).await.unwrap_err();
+    assert!(e.to_string().contains("Tus-Max-Size"), "{e}");
+    // A deferred length reads as deferred.
+    let endpoint = url::Url::parse(ENDPOINT).unwrap();
+    let created = client.create(&endpoint, &h, None, "", None).await.unwrap();
+    assert_eq!(created.url, "http://tus.test/files/1");
+    let head = client.head(&created.url, &h).await.unwrap();
+    assert!(head.length_deferred && head.length.is_none() && head.offset == 0);
+    // Every request says which protocol it speaks.
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| s.header("Tus-Resumable") == Some("1.0.0")));
+}
