@@ -3,6 +3,7 @@
 //! engine's batched events to the window, and translates UI commands into engine calls.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod bindings;
 mod commands;
 mod events;
 mod logging;

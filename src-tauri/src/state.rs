@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tauri::{AppHandle, Emitter, Manager};
 use tusker_core::{AddRequest, AppSettings, Engine, EngineConfig};
 
+use crate::commands::{CmdError, CmdResult};
+
 /// Managed state of the app.
 pub struct AppState {
     pub engine: Engine,
@@ -87,12 +89,15 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
 }
 
 /// The request for adding paths with the current settings.
-pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> Result<AddRequest> {
+pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> CmdResult<AddRequest> {
     let s = AppSettings::load(engine.store())?;
-    anyhow::ensure!(
-        !s.endpoint.trim().is_empty(),
-        "no tus endpoint is set: open Settings and enter your server's upload URL"
-    );
+    if s.endpoint.trim().is_empty() {
+        return Err(CmdError {
+            code: "no_endpoint",
+            message: "no tus endpoint is set: open Settings and enter your server's upload URL"
+                .into(),
+        });
+    }
     Ok(AddRequest {
         paths,
         endpoint: s.endpoint,
@@ -133,11 +138,11 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
     }
     tauri::async_runtime::spawn(async move {
         let result = match add_request(&engine, paths) {
-            Ok(req) => engine.add(req).await.map_err(anyhow::Error::from),
+            Ok(req) => engine.add(req).await.map_err(CmdError::from),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "files from the command line were not added");
+            tracing::warn!(code = e.code, error = %e.message, "files from the command line were not added");
         }
     });
 }

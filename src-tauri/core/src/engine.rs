@@ -78,7 +78,7 @@ pub struct AddRequest {
 }
 
 /// What happened to one path of an [`AddRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AddResult {
     /// A new upload.
@@ -97,12 +97,13 @@ pub enum AddResult {
 }
 
 /// One batch of changes for UIs: rows whose data changed since the last batch, and rows gone.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct EventBatch {
     pub changed: Vec<UploadView>,
     pub removed: Vec<UploadId>,
     /// `changed` is the whole queue: replace, don't merge (sent after a subscriber lagged).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(optional = nullable)]
     pub reset: bool,
 }
 

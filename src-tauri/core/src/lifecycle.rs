@@ -123,7 +123,7 @@ pub fn transition(from: UploadState, event: Event) -> Option<UploadState> {
 }
 
 /// What a person can do to an upload from a window; `Remove` applies in every state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Pause,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub type UploadId = i64;
 
 /// Where an upload stands. Persisted as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadState {
     Queued,
@@ -154,7 +154,7 @@ impl UploadRecord {
 }
 
 /// What a UI needs to draw one row: the journal record plus live numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UploadView {
     pub id: UploadId,
     pub position: i64,
@@ -166,6 +166,7 @@ pub struct UploadView {
     /// The server upload's URL. Not sent to UIs: on many servers it is a capability (whoever
     /// holds it can append to or delete the upload).
     #[serde(skip_serializing, default)]
+    #[ts(skip)]
     pub upload_url: Option<String>,
     pub state: UploadState,
     pub error: Option<String>,
@@ -184,6 +185,7 @@ pub struct UploadView {
     pub resent: u64,
     /// Something the user should know that is not an error (why progress went back).
     pub note: Option<String>,
+    #[ts(type = "Record<string, string>")]
     pub metadata: BTreeMap<String, String>,
     /// Header names only; values are secrets.
     pub header_names: Vec<String>,
@@ -241,7 +243,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// What the server said about itself in answer to OPTIONS.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ServerCaps {
     pub versions: Vec<String>,
     pub extensions: Vec<String>,

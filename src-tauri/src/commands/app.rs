@@ -6,7 +6,7 @@ use tauri::State;
 use super::CmdResult;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct AppInfo {
     pub version: &'static str,
     pub data_dir: String,

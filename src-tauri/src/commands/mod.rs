@@ -1,15 +1,63 @@
 //! Tauri commands, one file per domain. Each is a thin translation to an engine call;
-//! errors cross to the UI as their display text.
+//! errors cross to the UI as `{code, message}`: the code for the UI to act on, the message
+//! for the person.
 
 pub mod app;
 pub mod endpoints;
 pub mod queue;
 pub mod settings;
 
-/// What a command returns to the UI: a value, or a message for a person.
-pub type CmdResult<T> = Result<T, String>;
+/// An error as the UI receives it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
+pub struct CmdError {
+    /// [`tusker_core::Error::code`], or `invalid_input` for a value the shell refused.
+    pub code: &'static str,
+    pub message: String,
+}
 
-/// Converts any error into the text the UI shows.
-pub fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
+impl From<tusker_core::Error> for CmdError {
+    fn from(e: tusker_core::Error) -> Self {
+        CmdError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<String> for CmdError {
+    fn from(message: String) -> Self {
+        CmdError::invalid(message)
+    }
+}
+
+impl CmdError {
+    /// A value from the window the shell will not take.
+    pub fn invalid(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: "invalid_input",
+            message: message.into(),
+        }
+    }
+}
+
+/// What a command returns to the UI: a value, or an error.
+pub type CmdResult<T> = Result<T, CmdError>;
+
+/// Converts an engine error for the UI (`map_err(text)`).
+pub fn text(e: tusker_core::Error) -> CmdError {
+    e.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_reach_the_ui_as_code_and_message() {
+        let e: CmdError = tusker_core::Error::UnknownUpload(7).into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "unknown_upload", "message": "no upload with id 7"})
+        );
+    }
 }

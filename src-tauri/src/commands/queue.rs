@@ -5,7 +5,7 @@ use tauri::State;
 use tauri_plugin_opener::OpenerExt;
 use tusker_core::{AddResult, UploadId, UploadView};
 
-use super::{text, CmdResult};
+use super::{text, CmdError, CmdResult};
 use crate::state::{add_request, AppState};
 
 #[tauri::command]
@@ -22,8 +22,7 @@ pub async fn add_paths(
     let req = add_request(
         &state.engine,
         paths.into_iter().map(PathBuf::from).collect(),
-    )
-    .map_err(text)?;
+    )?;
     state.engine.add(req).await.map_err(text)
 }
 
@@ -85,7 +84,12 @@ pub async fn reveal_upload(
     id: UploadId,
 ) -> CmdResult<()> {
     let rec = state.engine.store().get(id).map_err(text)?;
-    app.opener().reveal_item_in_dir(&rec.path).map_err(text)
+    app.opener()
+        .reveal_item_in_dir(&rec.path)
+        .map_err(|e| CmdError {
+            code: "reveal",
+            message: e.to_string(),
+        })
 }
 
 /// Paths handed to the app before an endpoint was set; the window adds them after Settings.

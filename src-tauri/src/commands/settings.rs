@@ -7,11 +7,11 @@ use tauri::State;
 use tusker_core::redact::is_sensitive;
 use tusker_core::AppSettings;
 
-use super::{text, CmdResult};
+use super::{text, CmdError, CmdResult};
 use crate::state::AppState;
 
 /// A header as the UI sees it: a secret's value never goes back (`None`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct HeaderSetting {
     pub name: String,
     pub value: Option<String>,
@@ -19,10 +19,12 @@ pub struct HeaderSetting {
 }
 
 /// Settings as the UI sees them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+#[ts(rename = "Settings")]
 pub struct SettingsView {
     pub endpoint: String,
     pub headers: Vec<HeaderSetting>,
+    #[ts(type = "Record<string, string>")]
     pub metadata: BTreeMap<String, String>,
     pub chunk_size: Option<u64>,
     pub parallel: usize,
@@ -119,7 +121,9 @@ pub async fn save_settings(
         tusker_core::protocol::validate_metadata_key(k).map_err(text)?;
     }
     if settings.chunk_size == Some(0) {
-        return Err("the chunk size must be at least one byte".into());
+        return Err(CmdError::invalid(
+            "the chunk size must be at least one byte",
+        ));
     }
     let new = AppSettings {
         endpoint,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
-import { api, errorText } from './api';
+import { api, errorCode, errorText } from './api';
 
 afterEach(() => clearMocks());
 
@@ -23,11 +23,13 @@ describe('api', () => {
     ]);
   });
 
-  it('surfaces the shell error text', async () => {
+  it('surfaces the shell error as code and text', async () => {
     mockIPC(() => {
-      throw 'https://x is not a tus server: OPTIONS answered 404 Not Found';
+      throw { code: 'not_tus_server', message: 'https://x is not a tus server: OPTIONS answered 404 Not Found' };
     });
-    const err = await api.checkEndpoint('https://x', []).catch((e) => errorText(e));
-    expect(err).toContain('is not a tus server');
+    const err = await api.checkEndpoint('https://x', []).catch((e) => e);
+    expect(errorText(err)).toContain('is not a tus server');
+    expect(errorCode(err)).toBe('not_tus_server');
+    expect(errorCode('plain text')).toBeNull();
   });
 });

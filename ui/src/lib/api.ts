@@ -2,7 +2,7 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { AddResult, AppInfo, EventBatch, ServerCaps, Settings, UploadView } from './types';
+import type { AddResult, AppInfo, CmdError, EventBatch, ServerCaps, Settings, UploadView } from './types';
 
 export const QUEUE_EVENT = 'queue-batch';
 export const PENDING_EVENT = 'pending-paths';
@@ -36,9 +36,20 @@ export function onPending(handler: () => void): Promise<UnlistenFn> {
   return listen(PENDING_EVENT, () => handler());
 }
 
-/** Error text from a rejected invoke (the shell sends strings). */
+/** What a rejected invoke carries: the shell sends `{code, message}` (CmdError). */
+function isCmdError(e: unknown): e is CmdError {
+  return typeof e === 'object' && e !== null && typeof (e as CmdError).message === 'string' && typeof (e as CmdError).code === 'string';
+}
+
+/** Error text for the person. */
 export function errorText(e: unknown): string {
+  if (isCmdError(e)) return e.message;
   if (typeof e === 'string') return e;
   if (e instanceof Error) return e.message;
   return JSON.stringify(e);
+}
+
+/** The kind of error, for acting on it (`null` for anything not from the shell). */
+export function errorCode(e: unknown): string | null {
+  return isCmdError(e) ? e.code : null;
 }

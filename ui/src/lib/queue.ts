@@ -1,6 +1,6 @@
 // Pure queue logic: applying the engine's batched diffs to the rows the UI shows, and totals.
 // Kept free of Svelte and Tauri so it is tested directly.
-import type { EventBatch, UploadState, UploadView } from './types';
+import { ACTIONS, type EventBatch, type UploadState, type UploadView } from './types';
 
 const byPosition = (a: UploadView, b: UploadView) => a.position - b.position || a.id - b.id;
 
@@ -66,15 +66,22 @@ export function totals(rows: UploadView[]): Totals {
   return t;
 }
 
-/** Which actions a row offers in its state. */
+/** Which actions a row offers in its state: the engine's lifecycle decides (ACTIONS is generated). */
 export function actions(state: UploadState) {
+  const offered = ACTIONS[state];
   return {
-    pause: state === 'queued' || state === 'uploading' || state === 'waiting_to_retry',
-    resume: state === 'paused',
-    retry: state === 'failed' || state === 'file_missing' || state === 'cancelled',
-    restart: state === 'file_changed',
-    cancel: state !== 'completed' && state !== 'cancelled',
+    pause: offered.includes('pause'),
+    resume: offered.includes('resume'),
+    retry: offered.includes('retry'),
+    restart: offered.includes('restart'),
+    cancel: offered.includes('cancel'),
   };
+}
+
+/** The one way a row can go again (Resume, Retry or Restart), if it has one. */
+export function goAgain(state: UploadState): 'resume' | 'retry' | 'restart' | null {
+  const offered = ACTIONS[state];
+  return (['resume', 'retry', 'restart'] as const).find((a) => offered.includes(a)) ?? null;
 }
 
 /** The fraction of a row's progress bar: acknowledged bytes, plus the in-flight estimate. */

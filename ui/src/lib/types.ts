@@ -1,80 +1,79 @@
-// Mirrors of the engine's serialised types (src-tauri/core/src/model.rs, engine.rs) and the
-// shell's settings (src-tauri/src/commands/settings.rs).
+// Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs): do not edit.
+// After changing a type: UPDATE_BINDINGS=1 cargo test bindings
 
-export type UploadState =
-  | 'queued'
-  | 'uploading'
-  | 'paused'
-  | 'waiting_to_retry'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'file_missing'
-  | 'file_changed';
+export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry" | "completed" | "failed" | "cancelled" | "file_missing" | "file_changed";
 
-export interface UploadView {
-  id: number;
-  position: number;
-  path: string;
-  name: string;
-  size: number;
-  endpoint: string;
-  state: UploadState;
-  error: string | null;
-  acked: number;
-  in_flight: number;
-  speed: number;
-  eta_secs: number | null;
-  retry_at_ms: number | null;
-  recreated: number;
-  /** Bytes sent again because the server lost bytes it had confirmed. */
-  resent: number;
-  /** Not an error: why progress went back. */
-  note: string | null;
-  metadata: Record<string, string>;
-  header_names: string[];
-}
+export type UploadView = { id: number, position: number, path: string, name: string, size: number, 
+/**
+ * The endpoint without any `user:password@`.
+ */
+endpoint: string, state: UploadState, error: string | null, 
+/**
+ * Bytes the server has confirmed; never goes backwards within a server upload.
+ */
+acked: number, 
+/**
+ * Bytes sent in the current request but not yet confirmed (for smooth bars).
+ */
+in_flight: number, 
+/**
+ * Bytes per second, exponential moving average.
+ */
+speed: number, 
+/**
+ * Seconds to completion at the current speed.
+ */
+eta_secs: number | null, 
+/**
+ * For waiting_to_retry: milliseconds since the epoch of the next attempt.
+ */
+retry_at_ms: number | null, recreated: number, 
+/**
+ * Bytes sent again because the server lost bytes it had confirmed (progress went back).
+ */
+resent: number, 
+/**
+ * Something the user should know that is not an error (why progress went back).
+ */
+note: string | null, metadata: Record<string, string>, 
+/**
+ * Header names only; values are secrets.
+ */
+header_names: Array<string>, };
 
-export interface EventBatch {
-  changed: UploadView[];
-  removed: number[];
-  /** `changed` is the whole queue (after the shell fell behind): replace, don't merge. */
-  reset?: boolean;
-}
+export type EventBatch = { changed: Array<UploadView>, removed: Array<number>, 
+/**
+ * `changed` is the whole queue: replace, don't merge (sent after a subscriber lagged).
+ */
+reset?: boolean, };
 
-export interface AppInfo {
-  version: string;
-  data_dir: string;
-}
+export type AddResult = { "kind": "added", id: number, path: string, } | { "kind": "resumed", id: number, path: string, } | { "kind": "already_uploaded", id: number, path: string, } | { "kind": "restarted", id: number, path: string, } | { "kind": "rejected", path: string, error: string, };
 
-export type AddResult =
-  | { kind: 'added'; id: number; path: string }
-  | { kind: 'resumed'; id: number; path: string }
-  | { kind: 'already_uploaded'; id: number; path: string }
-  | { kind: 'restarted'; id: number; path: string }
-  | { kind: 'rejected'; path: string; error: string };
+export type ServerCaps = { versions: Array<string>, extensions: Array<string>, max_size: number | null, checksum_algorithms: Array<string>, };
 
-/** A custom header; `value` is null for a stored secret the shell will not send back. */
-export interface HeaderSetting {
-  name: string;
-  value: string | null;
-  secret: boolean;
-}
+export type AppInfo = { version: string, data_dir: string, };
 
-export interface Settings {
-  endpoint: string;
-  headers: HeaderSetting[];
-  metadata: Record<string, string>;
-  chunk_size: number | null;
-  parallel: number;
-  bandwidth: number;
-  auto_resume: boolean;
-  remove_completed_after_days: number | null;
-}
+export type HeaderSetting = { name: string, value: string | null, secret: boolean, };
 
-export interface ServerCaps {
-  versions: string[];
-  extensions: string[];
-  max_size: number | null;
-  checksum_algorithms: string[];
-}
+export type Settings = { endpoint: string, headers: Array<HeaderSetting>, metadata: Record<string, string>, chunk_size: number | null, parallel: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
+
+export type CmdError = { 
+/**
+ * [`tusker_core::Error::code`], or `invalid_input` for a value the shell refused.
+ */
+code: string, message: string, };
+
+export type Action = "pause" | "resume" | "retry" | "restart" | "cancel";
+
+/** What a row offers in each state (tusker_core::lifecycle::actions); Remove is always offered. */
+export const ACTIONS: Record<UploadState, Action[]> = {
+  queued: ['pause', 'cancel'],
+  uploading: ['pause', 'cancel'],
+  paused: ['resume', 'cancel'],
+  waiting_to_retry: ['pause', 'cancel'],
+  completed: [],
+  failed: ['retry', 'cancel'],
+  cancelled: ['retry'],
+  file_missing: ['retry', 'cancel'],
+  file_changed: ['restart', 'cancel'],
+};
