@@ -94,11 +94,6 @@ impl UploadState {
     pub fn is_unfinished(self) -> bool {
         !matches!(self, UploadState::Completed | UploadState::Cancelled)
     }
-
-    /// A worker is (or should be) running for it.
-    pub fn is_active(self) -> bool {
-        matches!(self, UploadState::Uploading | UploadState::WaitingToRetry)
-    }
 }
 
 /// One upload as the journal stores it.

@@ -383,8 +383,9 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
-             AND u.state = 'completed' AND u.content_hash IS NOT NULL
-             ORDER BY u.id DESC"
+             AND u.state = '{completed}' AND u.content_hash IS NOT NULL
+             ORDER BY u.id DESC",
+            completed = UploadState::Completed.as_str()
         ))?;
         let rows = stmt.query_map(params![fingerprint, endpoint, size as i64], row_to_record)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -611,10 +612,11 @@ impl Store {
         let completed = (state == UploadState::Completed).then(now_secs);
         let n = self
             .conn()
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "UPDATE uploads SET state = ?2, error = ?3, completed_at = COALESCE(?4, completed_at), updated_at = ?5
-                 WHERE id = ?1 AND ((state <> 'completed' AND content_hash IS NULL) OR ?2 = 'completed')",
-            )?
+                 WHERE id = ?1 AND ((state <> '{c}' AND content_hash IS NULL) OR ?2 = '{c}')",
+                c = UploadState::Completed.as_str()
+            ))?
             .execute(params![id, state.as_str(), error, completed, now_secs()])?;
         if n == 0 {
             if !self.exists(id)? {
