@@ -1,5 +1,6 @@
-//! The HTTP layer: one method per tus request, each returning what the protocol says the
-//! answer means. No retry or state here; [`crate::upload`] decides what to do with answers.
+//! The tus requests: one method each, building the request and reading the answer as the
+//! protocol says. HTTP itself is behind [`crate::transport`]; no retry or state here:
+//! [`crate::upload`] decides what to do with answers.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
