@@ -520,6 +520,7 @@ async fn ten_thousand_rows_are_virtualised() {
                     headers: Default::default(),
                     chunk_size: None,
                     state: UploadState::Paused,
+                    profile_id: None,
                 })
                 .unwrap();
         }

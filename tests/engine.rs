@@ -818,6 +818,16 @@ async fn a_server_that_is_not_tus_or_too_small_fails_clearly() {
             body: "<html>hello</html>".into(),
         },
     );
+    // Without OPTIONS' word, the upload goes ahead with tus core; the POST is refused too.
+    proxy.once(
+        "POST",
+        0,
+        Action::Respond {
+            status: 405,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: "<html>no</html>".into(),
+        },
+    );
     let small = write_file(files.path(), "small.bin", 10, 41);
     let id2 = ids(&engine
         .add(request(&proxy.endpoint(), vec![small]))
@@ -827,7 +837,9 @@ async fn a_server_that_is_not_tus_or_too_small_fails_clearly() {
     assert_eq!(done[&id2].state, UploadState::Failed);
     let e = done[&id2].error.clone().unwrap();
     assert!(
-        e.contains("is not a tus server") && e.contains("text/html"),
+        e.contains("is not a tus server")
+            && e.contains("text/html")
+            && e.contains("POST answered 405"),
         "{e}"
     );
     engine.shutdown().await.unwrap();

@@ -59,12 +59,14 @@ fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, Uplo
         }
         match v.state {
             UploadState::Completed => finished.push(v.name.clone()),
-            UploadState::Failed | UploadState::FileMissing | UploadState::FileChanged => failed
-                .push(format!(
-                    "{}: {}",
-                    v.name,
-                    v.error.as_deref().unwrap_or(v.state.as_str())
-                )),
+            UploadState::Failed
+            | UploadState::FileMissing
+            | UploadState::FileChanged
+            | UploadState::NeedsSignIn => failed.push(format!(
+                "{}: {}",
+                v.name,
+                v.error.as_deref().unwrap_or(v.state.as_str())
+            )),
             _ => {}
         }
     }

@@ -98,11 +98,20 @@ pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> CmdResult<AddRequest
                 .into(),
         });
     }
+    // Saved with the settings; made here once for settings from before profiles.
+    let profile_id = match engine
+        .store()
+        .profile_by_name(tusker_core::settings::APP_PROFILE)?
+    {
+        Some(p) => p.id,
+        None => engine.save_profile(&s.profile())?,
+    };
     Ok(AddRequest {
         paths,
         endpoint: s.endpoint,
         metadata: s.metadata,
-        headers: s.headers,
+        headers: Default::default(),
+        profile_id: Some(profile_id),
         chunk_size: s.chunk_size,
         again: false,
     })

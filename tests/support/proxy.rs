@@ -88,6 +88,17 @@ struct Shared {
     faults: Mutex<std::collections::BTreeMap<&'static str, usize>>,
     /// Requests the client gave up on while the server was still working on them.
     abandoned: AtomicU64,
+    /// An auth gateway in front of the server, when on.
+    gateway: Mutex<Option<Gateway>>,
+}
+
+/// What an auth gateway in front of tusd does: bearer tokens that expire, 401 without a
+/// valid one, and (often) 405 for OPTIONS.
+#[derive(Default)]
+struct Gateway {
+    tokens: std::collections::HashMap<String, Instant>,
+    hide_options: bool,
+    issued: u64,
 }
 
 /// A running proxy; it lives on its own thread and runtime until dropped.
@@ -166,6 +177,26 @@ impl FaultProxy {
 
     pub fn set_refuse(&self, on: bool) {
         self.shared.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Puts an auth gateway in front of the server: every request needs
+    /// `Authorization: Bearer <token>` with a token from [`Self::issue_token`] that has not
+    /// expired (401 otherwise); with `hide_options`, OPTIONS answers 405.
+    pub fn set_gateway(&self, hide_options: bool) {
+        *self.shared.gateway.lock().unwrap() = Some(Gateway {
+            hide_options,
+            ..Gateway::default()
+        });
+    }
+
+    /// A new bearer token the gateway accepts for `life`.
+    pub fn issue_token(&self, life: Duration) -> String {
+        let mut g = self.shared.gateway.lock().unwrap();
+        let g = g.as_mut().expect("set_gateway first");
+        g.issued += 1;
+        let token = format!("tok{}-{}", g.issued, rand::random::<u32>());
+        g.tokens.insert(token.clone(), Instant::now() + life);
+        token
     }
 
     /// Drops every rule not yet used.
@@ -376,6 +407,32 @@ fn chaos_action(sh: &Shared, method: &str, len: u64) -> Option<Action> {
     Some(action)
 }
 
+/// The gateway's answer, when it does not let the request through.
+fn gateway_action(sh: &Shared, head: &Head) -> Option<Action> {
+    let g = sh.gateway.lock().unwrap();
+    let g = g.as_ref()?;
+    if head.method == "OPTIONS" && g.hide_options {
+        return Some(Action::Respond {
+            status: 405,
+            headers: vec![("Allow".into(), "POST, HEAD, PATCH, DELETE".into())],
+            body: "<html>405 Not Allowed</html>".into(),
+        });
+    }
+    let valid = head
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .and_then(|t| g.tokens.get(&t).copied())
+        .is_some_and(|until| Instant::now() < until);
+    (!valid).then(|| Action::Respond {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate".into(),
+            "Bearer error=\"invalid_token\"".into(),
+        )],
+        body: "token missing or expired".into(),
+    })
+}
+
 fn take_rule(sh: &Shared, method: &str) -> Option<Action> {
     let mut rules = sh.rules.lock().unwrap();
     let idx = rules.iter().position(|r| r.method == method)?;
@@ -395,6 +452,8 @@ fn take_rule(sh: &Shared, method: &str) -> Option<Action> {
 fn reason(status: u16) -> &'static str {
     match status {
         204 => "No Content",
+        401 => "Unauthorized",
+        405 => "Method Not Allowed",
         409 => "Conflict",
         412 => "Precondition Failed",
         413 => "Payload Too Large",
@@ -453,7 +512,9 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
             at: Instant::now(),
             injected: false,
         };
-        let action = take_rule(&sh, &head.method).or_else(|| chaos_action(&sh, &head.method, len));
+        let action = gateway_action(&sh, &head)
+            .or_else(|| take_rule(&sh, &head.method))
+            .or_else(|| chaos_action(&sh, &head.method, len));
         let checksum_mode = sh.checksum_mode.load(Ordering::SeqCst);
         match action {
             Some(Action::Respond {

@@ -65,15 +65,19 @@ struct RunOpts {
 enum Command {
     /// Enqueue files and folders (recursively) and upload them; exit 0 only if all complete.
     Upload {
-        /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/
-        #[arg(long)]
-        endpoint: String,
+        /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/. Its credentials
+        /// (--header, --header-file, --header-command) are kept in a profile named after it,
+        /// so `resume` uses them and a later run with new ones refreshes every upload to it.
+        #[arg(long, required_unless_present = "profile")]
+        endpoint: Option<String>,
+        /// Upload with a saved profile (`tusker-cli profile set`) instead of --endpoint.
+        #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
+        profile: Option<String>,
         /// Bytes per PATCH, e.g. 8MiB (default: the whole remainder in one request).
         #[arg(long, value_parser = size::parse)]
         chunk_size: Option<u64>,
-        /// Extra request header, 'Name: value' (repeatable). Values are never logged.
-        #[arg(long = "header", value_name = "'NAME: VALUE'")]
-        headers: Vec<String>,
+        #[command(flatten)]
+        creds: CredentialOpts,
         /// Upload metadata key=value (repeatable).
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
@@ -111,13 +115,90 @@ enum Command {
     /// Ask a server what it supports (OPTIONS).
     Check {
         endpoint: String,
-        #[arg(long = "header", value_name = "'NAME: VALUE'")]
-        headers: Vec<String>,
+        #[command(flatten)]
+        creds: CredentialOpts,
+    },
+    /// Named endpoint profiles, shared with the desktop app.
+    Profile {
+        #[command(subcommand)]
+        cmd: ProfileCmd,
     },
     /// Cancel an upload and terminate it on the server.
     Cancel { id: UploadId },
     /// Forget an upload (an unfinished one is terminated on the server first).
     Remove { id: UploadId },
+}
+
+/// Where request headers come from. Secrets stay out of argv with --header-file or the
+/// TUSKER_HEADERS environment variable.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct CredentialOpts {
+    /// Extra request header, 'Name: value' (repeatable). Values are never logged.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+    /// Headers from a file of 'Name: value' lines.
+    #[arg(long, value_name = "FILE")]
+    header_file: Option<PathBuf>,
+    /// A shell command that prints 'Name: value' lines; run when credentials are first
+    /// needed, after the server refuses them (401/403), and when --header-ttl runs out.
+    #[arg(long, value_name = "CMD")]
+    header_command: Option<String>,
+    /// Seconds after which the header command's headers are fetched again.
+    #[arg(long, value_name = "SECS", requires = "header_command")]
+    header_ttl: Option<u64>,
+}
+
+impl CredentialOpts {
+    /// Headers from --header, --header-file and TUSKER_HEADERS (newline-separated lines).
+    fn headers(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        if let Ok(env) = std::env::var("TUSKER_HEADERS") {
+            out.extend(tusker_core::profile::parse_header_lines(&env).context("TUSKER_HEADERS")?);
+        }
+        if let Some(f) = &self.header_file {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            out.extend(
+                tusker_core::profile::parse_header_lines(&text)
+                    .with_context(|| format!("in {}", f.display()))?,
+            );
+        }
+        out.extend(parse_headers(&self.headers)?);
+        tusker_core::client::header_map(&out)?;
+        Ok(out)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ProfileCmd {
+    /// Create or replace a profile. Uploads with it (queued, waiting, or waiting for
+    /// sign-in, in this process or a running app) use the new settings from their next request.
+    Set {
+        name: String,
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        creds: CredentialOpts,
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        #[arg(long, value_parser = size::parse)]
+        chunk_size: Option<u64>,
+        /// The server takes exactly --chunk-size per PATCH (Supabase: 6MiB): never halved.
+        #[arg(long, requires = "chunk_size")]
+        exact_chunk: bool,
+        /// Another host uploads may move to (a Location or redirect there). Repeatable.
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
+    },
+    /// The profiles (header names only; values are secrets).
+    List,
+    /// Forget a profile; its uploads keep their place and go on without its credentials.
+    Remove { name: String },
+}
+
+fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
+    tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
+        .with_context(|| format!("opening the journal in {}", data_dir.display()))
 }
 
 fn init_logging(verbose: u8) {
@@ -198,24 +279,49 @@ async fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Upload {
             endpoint,
+            profile,
             chunk_size,
-            headers,
+            creds,
             metadata,
             again,
             run,
             paths,
         } => {
-            let headers = parse_headers(&headers)?;
             let metadata = parse_metadata(&metadata)?;
+            let profile = match (profile, endpoint) {
+                (Some(name), _) => open_store(&data_dir)?.profile_by_name(&name)?.with_context(
+                    || format!("no profile named {name:?} (tusker-cli profile set {name} --endpoint URL ...)"),
+                )?,
+                (None, Some(endpoint)) => {
+                    tusker_core::client::parse_endpoint(&endpoint)?;
+                    tusker_core::profile::Profile {
+                        name: tusker_core::profile::Profile::implicit_name(&endpoint),
+                        endpoint,
+                        headers: creds.headers()?,
+                        header_command: creds.header_command.clone(),
+                        header_ttl_secs: creds.header_ttl,
+                        ..Default::default()
+                    }
+                }
+                (None, None) => bail!("--endpoint or --profile is needed"),
+            };
             let engine = Engine::open(config(data_dir, &run, false)).await?;
             let events = engine.subscribe();
+            let profile_id = if profile.id == 0 {
+                engine.save_profile(&profile)?
+            } else {
+                profile.id
+            };
+            let mut all_metadata = profile.metadata.clone();
+            all_metadata.extend(metadata);
             let results = engine
                 .add(AddRequest {
                     paths,
-                    endpoint,
-                    metadata,
-                    headers,
-                    chunk_size,
+                    endpoint: profile.endpoint.clone(),
+                    metadata: all_metadata,
+                    headers: BTreeMap::new(),
+                    profile_id: Some(profile_id),
+                    chunk_size: chunk_size.or(profile.chunk_size),
                     again,
                 })
                 .await;
@@ -309,20 +415,35 @@ async fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::List { json } => {
-            let store = tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
-                .with_context(|| format!("opening the journal in {}", data_dir.display()))?;
-            output::list(&store.list()?, json);
+            output::list(&open_store(&data_dir)?.list()?, json);
             Ok(0)
         }
-        Command::Check { endpoint, headers } => {
+        Command::Check { endpoint, creds } => {
             let url = tusker_core::client::parse_endpoint(&endpoint)?;
-            let headers = tusker_core::client::header_map(&parse_headers(&headers)?)?;
-            let caps = tusker_core::client::TusClient::new()
+            let mut headers = creds.headers()?;
+            if let Some(cmd) = &creds.header_command {
+                headers.extend(tusker_core::profile::run_header_command(cmd).await?);
+            }
+            let headers = tusker_core::client::header_map(&headers)?;
+            let caps = match tusker_core::client::TusClient::new()
                 .options(url.as_str(), &headers)
-                .await?;
+                .await
+            {
+                Ok(caps) => caps,
+                Err(tusker_core::Error::NotTusServer { reason, .. }) => {
+                    eprintln!(
+                        "{reason}: the server does not say what it supports. Uploads will go ahead \
+                         with tus core alone (POST, HEAD, PATCH; no checksums, no deferred length), \
+                         as tus-js-client does; a POST the server refuses too fails as \"not a tus server\"."
+                    );
+                    tusker_core::ServerCaps::core_only(reason)
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("{}", serde_json::to_string_pretty(&caps)?);
             Ok(0)
         }
+        Command::Profile { cmd } => profile_cmd(&data_dir, cmd),
         Command::Cancel { id } => {
             let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
             engine.cancel(id).await?;
@@ -338,6 +459,68 @@ async fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
+    let store = open_store(data_dir)?;
+    match cmd {
+        ProfileCmd::Set {
+            name,
+            endpoint,
+            creds,
+            metadata,
+            chunk_size,
+            exact_chunk,
+            allowed_hosts,
+        } => {
+            tusker_core::client::parse_endpoint(&endpoint)?;
+            let metadata = parse_metadata(&metadata)?;
+            for k in metadata.keys() {
+                tusker_core::protocol::validate_metadata_key(k)?;
+            }
+            let p = tusker_core::profile::Profile {
+                name: name.clone(),
+                endpoint,
+                headers: creds.headers()?,
+                metadata,
+                chunk_size,
+                exact_chunk,
+                allowed_hosts,
+                header_command: creds.header_command,
+                header_ttl_secs: creds.header_ttl,
+                ..Default::default()
+            };
+            store.save_profile(&p)?;
+            eprintln!("saved profile {name:?}");
+        }
+        ProfileCmd::List => {
+            for p in store.profiles()? {
+                let names: Vec<&str> = p.headers.keys().map(String::as_str).collect();
+                println!(
+                    "{}\t{}\theaders: {}{}",
+                    p.name,
+                    tusker_core::redact::strip_userinfo(&p.endpoint),
+                    if names.is_empty() {
+                        "-".to_string()
+                    } else {
+                        names.join(", ")
+                    },
+                    if p.header_command.is_some() {
+                        "\theader command"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        ProfileCmd::Remove { name } => {
+            if !store.delete_profile(&name)? {
+                bail!("no profile named {name:?}");
+            }
+            eprintln!("removed profile {name:?}");
+        }
+    }
+    Ok(0)
 }
 
 fn default_run() -> RunOpts {

@@ -209,6 +209,25 @@ pub async fn run_until_done(
         .filter(|v| v.state == UploadState::Completed)
         .count();
     let failed = views.len() - completed;
+    let signed_out: Vec<&UploadView> = views
+        .values()
+        .filter(|v| v.state == UploadState::NeedsSignIn)
+        .collect();
+    for v in &signed_out {
+        eprintln!(
+            "upload {} ({}) needs sign-in: {}",
+            v.id,
+            v.name,
+            v.error
+                .as_deref()
+                .unwrap_or("the server refused the credentials")
+        );
+    }
+    if !signed_out.is_empty() {
+        eprintln!(
+            "new credentials: run `tusker-cli upload` again with them (or `tusker-cli profile set`), then `tusker-cli resume`; the uploads go on from the server's offset"
+        );
+    }
     let bytes: u64 = views.values().map(|v| v.size).sum();
     println!("{completed} completed, {failed} failed ({})", human(bytes));
     engine.shutdown().await?;
@@ -232,6 +251,7 @@ pub fn list(records: &[UploadRecord], json: bool) {
                     "endpoint": r.endpoint,
                     "error": r.error,
                     "recreated": r.recreated,
+                    "profile": r.profile,
                 })
             })
             .collect();

@@ -39,6 +39,7 @@ fn main() {
                 headers: Default::default(),
                 chunk_size: None,
                 state: UploadState::Queued,
+                profile_id: None,
             })
             .unwrap();
         ids.push(rec.id);

@@ -235,6 +235,7 @@ impl TusClient {
             extensions: protocol::parse_list(resp.header("Tus-Extension")),
             max_size,
             checksum_algorithms: protocol::parse_list(resp.header("Tus-Checksum-Algorithm")),
+            undiscovered: None,
         })
     }
 

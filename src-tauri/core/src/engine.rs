@@ -68,8 +68,12 @@ pub struct AddRequest {
     pub endpoint: String,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Headers frozen into the uploads; used only without a profile.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The profile whose credentials the uploads' requests carry, read at request time.
+    #[serde(default)]
+    pub profile_id: Option<crate::profile::ProfileId>,
     #[serde(default)]
     pub chunk_size: Option<u64>,
     /// Upload content again even if it already completed on this endpoint.
@@ -178,6 +182,7 @@ enum Cmd {
     Prune(i64, oneshot::Sender<Result<usize>>),
     SetConcurrency(usize),
     SetBandwidth(u64),
+    ProfileChanged(crate::profile::ProfileId),
     Snapshot(oneshot::Sender<Vec<UploadView>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -215,6 +220,7 @@ impl Engine {
             caps: CapsCache::default(),
             limiter: Arc::new(RateLimiter::new(config.bandwidth)),
             settings: Arc::new(config.upload.clone()),
+            command_headers: crate::profile::CommandHeaders::default(),
         };
         let mut actor = Actor {
             ctx,
@@ -232,7 +238,10 @@ impl Engine {
             journal_busy_until: None,
             sched_hint: 0,
             background: tokio::task::JoinSet::new(),
+            profile_versions: HashMap::new(),
+            profiles_checked: Instant::now(),
         };
+        actor.profile_versions = actor.ctx.store.profile_versions()?;
         actor.restore(config.auto_resume)?;
         tokio::spawn(actor.run(rx, wrx, frx));
         Ok(Engine {
@@ -387,6 +396,19 @@ impl Engine {
             .map_err(|_| Error::EngineStopped)
     }
 
+    /// Creates or replaces a profile (by name). Uploads that wait for sign-in with it go
+    /// on, and its next requests carry the new credentials.
+    pub fn save_profile(
+        &self,
+        profile: &crate::profile::Profile,
+    ) -> Result<crate::profile::ProfileId> {
+        let id = self.store.save_profile(profile)?;
+        self.tx
+            .send(Cmd::ProfileChanged(id))
+            .map_err(|_| Error::EngineStopped)?;
+        Ok(id)
+    }
+
     /// Changes the global bandwidth limit (bytes per second, 0 = none).
     pub fn set_bandwidth(&self, bytes_per_sec: u64) -> Result<()> {
         self.tx
@@ -448,7 +470,14 @@ struct Actor {
     /// Requests the queue sends on its own (terminations): tracked so that shutdown waits
     /// for them instead of cutting them off.
     background: tokio::task::JoinSet<()>,
+    /// When each profile was last saved, to notice edits by another process (the CLI
+    /// beside the app).
+    profile_versions: HashMap<crate::profile::ProfileId, i64>,
+    profiles_checked: Instant,
 }
+
+/// How often the journal's profiles are compared with what the queue last saw.
+const PROFILE_POLL: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for terminations still on their way to the server.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
@@ -524,12 +553,54 @@ impl Actor {
                 Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
                 Some(changes) = frx.recv() => self.fs_changes(changes),
                 _ = tick.tick() => {
+                    self.poll_profiles();
                     self.journal_catch_up();
                     self.sample_speeds();
                     self.flush();
                 }
             }
         }
+    }
+
+    /// Notices profiles saved by another process.
+    fn poll_profiles(&mut self) {
+        if self.profiles_checked.elapsed() < PROFILE_POLL {
+            return;
+        }
+        self.profiles_checked = Instant::now();
+        let Ok(now) = self.ctx.store.profile_versions() else {
+            return;
+        };
+        let changed: Vec<_> = now
+            .iter()
+            .filter(|(id, v)| self.profile_versions.get(id) != Some(v))
+            .map(|(id, _)| *id)
+            .collect();
+        self.profile_versions = now;
+        for id in changed {
+            self.profile_changed(id);
+        }
+    }
+
+    /// New credentials: fetched headers are forgotten and uploads waiting for sign-in go on.
+    fn profile_changed(&mut self, profile: crate::profile::ProfileId) {
+        tracing::info!(profile, "profile saved; uploads waiting for sign-in go on");
+        self.ctx.command_headers.forget(profile);
+        let waiting: Vec<UploadId> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.entries.get(id).is_some_and(|e| {
+                    e.view.profile_id == Some(profile) && e.view.state == UploadState::NeedsSignIn
+                })
+            })
+            .collect();
+        for id in waiting {
+            self.apply(id, Event::CredentialsChanged, None);
+        }
+        self.sched_hint = 0;
+        self.schedule();
     }
 
     /// Lets terminations on their way finish (bounded: a server that does not answer must
@@ -983,6 +1054,10 @@ impl Actor {
             Outcome::Failed(e) => {
                 self.apply(id, Event::Failed, Some(e));
             }
+            Outcome::NeedsSignIn(e) => {
+                tracing::warn!(id, reason = %e, "upload waits for new credentials");
+                self.apply(id, Event::SignInNeeded, Some(e));
+            }
         }
         self.schedule();
     }
@@ -1095,6 +1170,12 @@ impl Actor {
                 self.schedule();
             }
             Cmd::SetBandwidth(b) => self.ctx.limiter.set_rate(b),
+            Cmd::ProfileChanged(id) => {
+                if let Ok(v) = self.ctx.store.profile_versions() {
+                    self.profile_versions = v;
+                }
+                self.profile_changed(id);
+            }
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -1291,7 +1372,12 @@ impl Actor {
                         fingerprint: f.fingerprint.clone(),
                         endpoint: req.endpoint.clone(),
                         metadata: req.metadata.clone(),
-                        headers: req.headers.clone(),
+                        headers: if req.profile_id.is_some() {
+                            BTreeMap::new()
+                        } else {
+                            req.headers.clone()
+                        },
+                        profile_id: req.profile_id,
                         chunk_size: req.chunk_size,
                         state: UploadState::Queued,
                     })?;
@@ -1431,16 +1517,22 @@ impl Actor {
         self.forget_server_upload(id);
         let ctx = self.ctx.clone();
         self.background.spawn(async move {
-            let headers = match client::header_map(&rec.headers) {
-                Ok(h) => h,
-                Err(_) => return,
+            let headers = match upload::credentials(&ctx, &rec, None).await {
+                Ok(c) => match client::header_map(&c.headers) {
+                    Ok(h) => h,
+                    Err(_) => return,
+                },
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "termination skipped: no credentials");
+                    return;
+                }
             };
             match ctx
                 .caps
                 .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
                 .await
             {
-                Ok(caps) if caps.has("termination") => {
+                Ok(caps) if caps.may_have("termination") => {
                     match ctx.client.delete(&url, &headers).await {
                         Ok(()) => tracing::info!(id, "terminated server upload"),
                         Err(e) => tracing::warn!(id, error = %e, "termination failed"),

@@ -62,6 +62,10 @@ pub enum Error {
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
 
+    /// A profile's header command failed or printed no usable header.
+    #[error("the header command failed: {0}")]
+    HeaderCommand(String),
+
     /// The local file is gone.
     #[error("file missing: {0}")]
     FileMissing(String),
@@ -161,6 +165,11 @@ impl Error {
         )
     }
 
+    /// The server refused the credentials (401, or 403 which gateways use the same way).
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -185,6 +194,7 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::InvalidMetadataKey(_) => "invalid_metadata_key",
             Error::InvalidHeader(_) => "invalid_header",
+            Error::HeaderCommand(_) => "header_command",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",

@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod lifecycle;
 pub mod lock;
 pub mod model;
+pub mod profile;
 pub mod progress;
 pub mod proof;
 pub mod protocol;

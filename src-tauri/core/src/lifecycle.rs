@@ -40,10 +40,15 @@ pub enum Event {
     /// A missing file turned up at a new path (the watcher followed a rename).
     FileFound,
     FileChanged,
+    // The worker, then the profile.
+    /// The server refused the credentials (401/403), refreshed ones included.
+    SignInNeeded,
+    /// The profile's credentials were edited: uploads waiting for them go on.
+    CredentialsChanged,
 }
 
 /// Every event, for the table test and for deriving actions.
-pub const EVENTS: [Event; 17] = [
+pub const EVENTS: [Event; 19] = [
     Event::Pause,
     Event::Resume { failed_too: false },
     Event::Resume { failed_too: true },
@@ -61,6 +66,8 @@ pub const EVENTS: [Event; 17] = [
     Event::FileGone,
     Event::FileFound,
     Event::FileChanged,
+    Event::SignInNeeded,
+    Event::CredentialsChanged,
 ];
 
 /// The state after `event`, or `None` when the event does not apply in `from` (the actor
@@ -70,7 +77,7 @@ pub fn transition(from: UploadState, event: Event) -> Option<UploadState> {
     use UploadState as S;
     let running = matches!(from, S::Uploading | S::WaitingToRetry);
     let unfinished = from.is_unfinished();
-    let stopped_by_trouble = matches!(from, S::Failed | S::FileMissing);
+    let stopped_by_trouble = matches!(from, S::Failed | S::FileMissing | S::NeedsSignIn);
     Some(match event {
         E::Pause => match from {
             S::Queued | S::Uploading | S::WaitingToRetry | S::Paused => S::Paused,
@@ -83,13 +90,18 @@ pub fn transition(from: UploadState, event: Event) -> Option<UploadState> {
             _ => return None,
         },
         E::Retry => match from {
-            S::Failed | S::FileMissing | S::Cancelled | S::Paused => S::Queued,
+            S::Failed | S::FileMissing | S::Cancelled | S::Paused | S::NeedsSignIn => S::Queued,
             _ => return None,
         },
         // A healthy upload is not thrown away by a click; a changed file is restarted by
         // adding it again (`ReAddChanged`) whatever its state.
         E::Restart => match from {
-            S::FileChanged | S::Failed | S::FileMissing | S::Cancelled | S::Paused => S::Queued,
+            S::FileChanged
+            | S::Failed
+            | S::FileMissing
+            | S::Cancelled
+            | S::Paused
+            | S::NeedsSignIn => S::Queued,
             _ => return None,
         },
         E::Cancel => match from {
@@ -98,7 +110,7 @@ pub fn transition(from: UploadState, event: Event) -> Option<UploadState> {
         },
         E::ReAdd => match from {
             S::Queued | S::Uploading | S::WaitingToRetry => from,
-            S::Paused | S::Failed | S::FileMissing | S::FileChanged => S::Queued,
+            S::Paused | S::Failed | S::FileMissing | S::FileChanged | S::NeedsSignIn => S::Queued,
             S::Completed | S::Cancelled => return None,
         },
         E::ReAddChanged if unfinished => S::Queued,
@@ -118,6 +130,8 @@ pub fn transition(from: UploadState, event: Event) -> Option<UploadState> {
         E::FileGone if unfinished => S::FileMissing,
         E::FileFound if from == S::FileMissing => S::Queued,
         E::FileChanged if unfinished => S::FileChanged,
+        E::SignInNeeded if running => S::NeedsSignIn,
+        E::CredentialsChanged if from == S::NeedsSignIn => S::Queued,
         _ => return None,
     })
 }
@@ -174,28 +188,31 @@ mod tests {
         let c = Some(S::Cancelled);
         let miss = Some(S::FileMissing);
         let chg = Some(S::FileChanged);
+        let sign = Some(S::NeedsSignIn);
         let no = None;
         // Columns: Queued, Uploading, WaitingToRetry, Paused, Completed, Failed, Cancelled,
-        // FileMissing, FileChanged.
+        // FileMissing, FileChanged, NeedsSignIn.
         #[rustfmt::skip]
-        let table: [(Event, [Option<UploadState>; 9]); 17] = [
-            (Event::Pause,                         [p, p, p, p, no, no, no, no, no]),
-            (Event::Resume { failed_too: false },  [q, up, wait, q, no, no, no, no, no]),
-            (Event::Resume { failed_too: true },   [q, up, wait, q, no, q, no, q, no]),
-            (Event::Retry,                         [no, no, no, q, no, q, q, q, no]),
-            (Event::Restart,                       [no, no, no, q, no, q, q, q, q]),
-            (Event::Cancel,                        [c, c, c, c, no, c, c, c, c]),
-            (Event::ReAdd,                         [q, up, wait, q, no, q, no, q, q]),
-            (Event::ReAddChanged,                  [q, q, q, q, no, q, no, q, q]),
-            (Event::Start,                         [up, no, no, no, no, no, no, no, no]),
-            (Event::Interrupted,                   [no, q, q, no, no, no, no, no, no]),
-            (Event::Waiting,                       [no, wait, wait, no, no, no, no, no, no]),
-            (Event::Working,                       [no, up, up, no, no, no, no, no, no]),
-            (Event::Completed,                     [done, done, done, done, done, done, no, done, done]),
-            (Event::Failed,                        [fail, fail, fail, no, no, no, no, no, no]),
-            (Event::FileGone,                      [miss, miss, miss, miss, no, miss, no, miss, miss]),
-            (Event::FileFound,                     [no, no, no, no, no, no, no, q, no]),
-            (Event::FileChanged,                   [chg, chg, chg, chg, no, chg, no, chg, chg]),
+        let table: [(Event, [Option<UploadState>; 10]); 19] = [
+            (Event::Pause,                         [p, p, p, p, no, no, no, no, no, no]),
+            (Event::Resume { failed_too: false },  [q, up, wait, q, no, no, no, no, no, no]),
+            (Event::Resume { failed_too: true },   [q, up, wait, q, no, q, no, q, no, q]),
+            (Event::Retry,                         [no, no, no, q, no, q, q, q, no, q]),
+            (Event::Restart,                       [no, no, no, q, no, q, q, q, q, q]),
+            (Event::Cancel,                        [c, c, c, c, no, c, c, c, c, c]),
+            (Event::ReAdd,                         [q, up, wait, q, no, q, no, q, q, q]),
+            (Event::ReAddChanged,                  [q, q, q, q, no, q, no, q, q, q]),
+            (Event::Start,                         [up, no, no, no, no, no, no, no, no, no]),
+            (Event::Interrupted,                   [no, q, q, no, no, no, no, no, no, no]),
+            (Event::Waiting,                       [no, wait, wait, no, no, no, no, no, no, no]),
+            (Event::Working,                       [no, up, up, no, no, no, no, no, no, no]),
+            (Event::Completed,                     [done, done, done, done, done, done, no, done, done, done]),
+            (Event::Failed,                        [fail, fail, fail, no, no, no, no, no, no, no]),
+            (Event::FileGone,                      [miss, miss, miss, miss, no, miss, no, miss, miss, miss]),
+            (Event::FileFound,                     [no, no, no, no, no, no, no, q, no, no]),
+            (Event::FileChanged,                   [chg, chg, chg, chg, no, chg, no, chg, chg, chg]),
+            (Event::SignInNeeded,                  [no, sign, sign, no, no, no, no, no, no, no]),
+            (Event::CredentialsChanged,            [no, no, no, no, no, no, no, no, no, q]),
         ];
         let columns = [
             S::Queued,
@@ -207,6 +224,7 @@ mod tests {
             S::Cancelled,
             S::FileMissing,
             S::FileChanged,
+            S::NeedsSignIn,
         ];
         let mut seen = std::collections::HashSet::new();
         for (event, row) in table {
@@ -234,7 +252,7 @@ mod tests {
     #[test]
     fn actions_per_state() {
         use Action as A;
-        let want: [(S, &[Action]); 9] = [
+        let want: [(S, &[Action]); 10] = [
             (S::Queued, &[A::Pause, A::Cancel]),
             (S::Uploading, &[A::Pause, A::Cancel]),
             (S::WaitingToRetry, &[A::Pause, A::Cancel]),
@@ -244,6 +262,7 @@ mod tests {
             (S::Cancelled, &[A::Retry]),
             (S::FileMissing, &[A::Retry, A::Cancel]),
             (S::FileChanged, &[A::Restart, A::Cancel]),
+            (S::NeedsSignIn, &[A::Retry, A::Cancel]),
         ];
         for (s, a) in want {
             assert_eq!(actions(s), a, "{s:?}");

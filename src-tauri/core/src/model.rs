@@ -20,11 +20,14 @@ pub enum UploadState {
     Cancelled,
     FileMissing,
     FileChanged,
+    /// The server refused the credentials (401/403): the upload waits for new ones and goes
+    /// on by itself once its profile changes.
+    NeedsSignIn,
 }
 
 impl UploadState {
     /// Every state, for tables and generated filters.
-    pub const ALL: [UploadState; 9] = [
+    pub const ALL: [UploadState; 10] = [
         UploadState::Queued,
         UploadState::Uploading,
         UploadState::Paused,
@@ -34,6 +37,7 @@ impl UploadState {
         UploadState::Cancelled,
         UploadState::FileMissing,
         UploadState::FileChanged,
+        UploadState::NeedsSignIn,
     ];
 
     /// An SQL list (`('queued', ...)`) of the states `pick` accepts, so journal queries
@@ -59,6 +63,7 @@ impl UploadState {
             UploadState::Cancelled => "cancelled",
             UploadState::FileMissing => "file_missing",
             UploadState::FileChanged => "file_changed",
+            UploadState::NeedsSignIn => "needs_sign_in",
         }
     }
 
@@ -74,6 +79,7 @@ impl UploadState {
             "cancelled" => UploadState::Cancelled,
             "file_missing" => UploadState::FileMissing,
             "file_changed" => UploadState::FileChanged,
+            "needs_sign_in" => UploadState::NeedsSignIn,
             _ => UploadState::Failed,
         }
     }
@@ -87,6 +93,7 @@ impl UploadState {
                 | UploadState::Cancelled
                 | UploadState::FileMissing
                 | UploadState::FileChanged
+                | UploadState::NeedsSignIn
         )
     }
 
@@ -134,6 +141,10 @@ pub struct UploadRecord {
     pub content_hash: Option<String>,
     /// Bytes sent again because the server lost bytes it had confirmed.
     pub resent: u64,
+    /// The profile whose credentials its requests carry (`None`: its own `headers`).
+    pub profile_id: Option<crate::profile::ProfileId>,
+    /// That profile's name.
+    pub profile: Option<String>,
 }
 
 impl UploadRecord {
@@ -184,6 +195,11 @@ pub struct UploadView {
     pub metadata: BTreeMap<String, String>,
     /// Header names only; values are secrets.
     pub header_names: Vec<String>,
+    /// The profile it uploads with.
+    pub profile: Option<String>,
+    #[serde(skip)]
+    #[ts(skip)]
+    pub profile_id: Option<crate::profile::ProfileId>,
 }
 
 impl UploadView {
@@ -209,6 +225,8 @@ impl UploadView {
             note: (r.resent > 0).then(|| resent_note(r.resent)),
             metadata: r.metadata.clone(),
             header_names: r.headers.keys().cloned().collect(),
+            profile: r.profile.clone(),
+            profile_id: r.profile_id,
         }
     }
 }
@@ -244,11 +262,31 @@ pub struct ServerCaps {
     pub extensions: Vec<String>,
     pub max_size: Option<u64>,
     pub checksum_algorithms: Vec<String>,
+    /// Why OPTIONS told nothing (a gateway answering 405, 404 or 401, or a page without
+    /// Tus-Version), when it did not: uploads then go ahead with tus core alone, as
+    /// tus-js-client does (it never sends OPTIONS).
+    #[serde(default)]
+    pub undiscovered: Option<String>,
 }
 
 impl ServerCaps {
     /// Whether the server advertises a tus extension.
     pub fn has(&self, ext: &str) -> bool {
         self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    }
+
+    /// Whether an extension is worth a request that may fail: advertised, or unknown because
+    /// OPTIONS told nothing (termination: a DELETE the server may refuse).
+    pub fn may_have(&self, ext: &str) -> bool {
+        self.has(ext) || self.undiscovered.is_some()
+    }
+
+    /// What a server that did not answer OPTIONS is assumed to support: tus core only.
+    pub fn core_only(why: String) -> ServerCaps {
+        ServerCaps {
+            versions: vec![crate::protocol::TUS_VERSION.to_string()],
+            undiscovered: Some(why),
+            ..ServerCaps::default()
+        }
     }
 }

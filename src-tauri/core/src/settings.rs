@@ -9,6 +9,9 @@ use crate::store::Store;
 
 const KEY: &str = "app";
 
+/// The name of the desktop app's profile (the CLI can use it with `--profile Desktop`).
+pub const APP_PROFILE: &str = "Desktop";
+
 /// What a user configures. Header values may be secrets: the shell never returns them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -46,6 +49,19 @@ impl AppSettings {
             .setting(KEY)?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
+    }
+
+    /// The profile the window's uploads use: its endpoint, credentials and metadata, kept in
+    /// step with these settings so that an edited token reaches queued uploads.
+    pub fn profile(&self) -> crate::profile::Profile {
+        crate::profile::Profile {
+            name: APP_PROFILE.into(),
+            endpoint: self.endpoint.clone(),
+            headers: self.headers.clone(),
+            metadata: self.metadata.clone(),
+            chunk_size: self.chunk_size,
+            ..Default::default()
+        }
     }
 
     /// Persists the settings.

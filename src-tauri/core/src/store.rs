@@ -7,13 +7,14 @@
 //! The connection sits behind a std mutex that is never held across an `.await`.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::Result;
 use crate::fingerprint::FileStamp;
 use crate::model::{ServerCaps, UploadId, UploadRecord, UploadState};
+use crate::profile::{Profile, ProfileId};
 use crate::proof::{Digest32, PrefixProof, ProofDelta};
 
 /// Versioned schema migrations; entry N moves `user_version` from N to N+1. Never edit a
@@ -73,6 +74,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX uploads_by_path ON uploads (path);
     ALTER TABLE endpoints ADD COLUMN max_chunk INTEGER;
     ALTER TABLE uploads ADD COLUMN resent INTEGER NOT NULL DEFAULT 0;",
+    // 3: endpoint profiles. An upload refers to its profile, whose credentials are read at
+    // request time (rows from before keep their own headers).
+    "CREATE TABLE profiles (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ALTER TABLE uploads ADD COLUMN profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL;",
 ];
 
 /// How long a journal write waits for a lock held by another program before it fails with
@@ -97,6 +107,8 @@ pub struct NewUpload {
     pub headers: BTreeMap<String, String>,
     pub chunk_size: Option<u64>,
     pub state: UploadState,
+    /// Where the request headers come from at request time (then `headers` stays empty).
+    pub profile_id: Option<crate::profile::ProfileId>,
 }
 
 fn now_secs() -> i64 {
@@ -110,8 +122,9 @@ const SELECT: &str =
     "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
-    u.ino, u.ctime_ns, u.content_hash, u.resent
-    FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id";
+    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name
+    FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
+    LEFT JOIN profiles p ON p.id = u.profile_id";
 
 /// One upload by id, on a connection or inside a transaction.
 fn record(conn: &Connection, id: UploadId) -> Result<UploadRecord> {
@@ -166,6 +179,8 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         ctime_ns: r.get(21)?,
         content_hash: r.get(22)?,
         resent: r.get::<_, i64>(23)? as u64,
+        profile_id: r.get(24)?,
+        profile: r.get(25)?,
     })
 }
 
@@ -309,8 +324,9 @@ impl Store {
         let now = now_secs();
         tx.execute(
             "INSERT INTO uploads (position, path, name, size, mtime_ns, fingerprint, endpoint_id,
-                state, metadata, headers, chunk_size, created_at, updated_at, ino, ctime_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+                state, metadata, headers, chunk_size, created_at, updated_at, ino, ctime_ns,
+                profile_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
             params![
                 position,
                 n.path,
@@ -325,7 +341,8 @@ impl Store {
                 n.chunk_size.map(|c| c as i64),
                 now,
                 n.stamp.ino as i64,
-                n.stamp.ctime_ns
+                n.stamp.ctime_ns,
+                n.profile_id
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -720,6 +737,92 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// Creates or replaces the profile named `p.name`; returns its id.
+    pub fn save_profile(&self, p: &Profile) -> Result<ProfileId> {
+        let body = serde_json::to_string(p).expect("profile serialises");
+        let id = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO profiles (name, body, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET body = excluded.body,
+                 updated_at = excluded.updated_at
+                 RETURNING id",
+            )?
+            .query_row(params![p.name, body, now_millis()], |r| r.get(0))?;
+        Ok(id)
+    }
+
+    fn profile_where(&self, clause: &str, key: &dyn rusqlite::ToSql) -> Result<Option<Profile>> {
+        let row = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT id, name, body FROM profiles WHERE {clause} = ?1"
+            ))?
+            .query_row([key], |r| {
+                Ok((
+                    r.get::<_, ProfileId>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .optional()?;
+        Ok(row.map(|(id, name, body)| {
+            let mut p: Profile = serde_json::from_str(&body).unwrap_or_default();
+            p.id = id;
+            p.name = name;
+            p
+        }))
+    }
+
+    /// A profile by id (`None` when it was removed).
+    pub fn profile(&self, id: ProfileId) -> Result<Option<Profile>> {
+        self.profile_where("id", &id)
+    }
+
+    pub fn profile_by_name(&self, name: &str) -> Result<Option<Profile>> {
+        self.profile_where("name", &name)
+    }
+
+    /// Every profile, by name.
+    pub fn profiles(&self) -> Result<Vec<Profile>> {
+        let ids: Vec<ProfileId> = self
+            .conn()
+            .prepare_cached("SELECT id FROM profiles ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.profile(id)?);
+        }
+        Ok(out)
+    }
+
+    /// When each profile was last saved (milliseconds), so a running engine notices edits
+    /// made by another process (the CLI beside the app).
+    pub fn profile_versions(&self) -> Result<HashMap<ProfileId, i64>> {
+        let rows = self
+            .conn()
+            .prepare_cached("SELECT id, updated_at FROM profiles")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Removes a profile; its uploads keep going with no credentials of their own.
+    pub fn delete_profile(&self, name: &str) -> Result<bool> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM profiles WHERE name = ?1", [name])?;
+        Ok(n > 0)
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -762,6 +865,7 @@ mod tests {
             headers: [("Authorization".to_string(), "secret".to_string())].into(),
             chunk_size: None,
             state: UploadState::Queued,
+            profile_id: None,
         }
     }
 

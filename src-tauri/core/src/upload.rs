@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, OnceCell};
 use crate::client::{self, SizedBody, TusClient};
 use crate::error::{Error, Result};
 use crate::fingerprint::{self, FileStamp};
-use crate::model::{ServerCaps, UploadId, UploadRecord, UploadState};
+use crate::model::{ServerCaps, UploadId, UploadRecord};
 use crate::proof::{self, PrefixHasher};
 use crate::protocol::{self, ChecksumAlgorithm};
 use crate::ratelimit::RateLimiter;
@@ -108,18 +108,8 @@ pub enum Outcome {
     Failed(String),
     FileMissing(String),
     FileChanged(String),
-}
-
-impl Outcome {
-    /// The state and error text to record.
-    pub fn state(&self) -> (UploadState, Option<&str>) {
-        match self {
-            Outcome::Completed => (UploadState::Completed, None),
-            Outcome::Failed(e) => (UploadState::Failed, Some(e)),
-            Outcome::FileMissing(e) => (UploadState::FileMissing, Some(e)),
-            Outcome::FileChanged(e) => (UploadState::FileChanged, Some(e)),
-        }
-    }
+    /// The server refused the credentials, after a refresh when there is a way to refresh.
+    NeedsSignIn(String),
 }
 
 /// OPTIONS answers, fetched once per endpoint per engine run.
@@ -143,7 +133,14 @@ impl CapsCache {
         };
         let caps = cell
             .get_or_try_init(|| async {
-                let caps = client.options(endpoint, headers).await?;
+                let caps = match client.options(endpoint, headers).await {
+                    Ok(caps) => caps,
+                    Err(Error::NotTusServer { reason, .. }) => {
+                        tracing::info!(endpoint = %crate::redact::strip_userinfo(endpoint), %reason, "OPTIONS told nothing; going ahead with tus core");
+                        ServerCaps::core_only(reason)
+                    }
+                    Err(e) => return Err(e),
+                };
                 tracing::info!(endpoint = %crate::redact::strip_userinfo(endpoint), versions = ?caps.versions, extensions = ?caps.extensions, max_size = ?caps.max_size, "discovered server");
                 store.save_caps(endpoint, &caps)?;
                 Ok::<_, Error>(caps)
@@ -169,6 +166,28 @@ pub struct UploadCtx {
     pub caps: CapsCache,
     pub limiter: Arc<RateLimiter>,
     pub settings: Arc<UploadSettings>,
+    /// Headers printed by profiles' header commands, shared by their uploads.
+    pub command_headers: crate::profile::CommandHeaders,
+}
+
+/// The headers for an upload's requests, read now: its profile may have been edited since it
+/// was queued. `refused` is the command fetch the server just refused (fetch a newer one).
+pub async fn credentials(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    refused: Option<u64>,
+) -> Result<crate::profile::Credentials> {
+    let own = || crate::profile::Credentials {
+        headers: rec.headers.clone(),
+        generation: None,
+    };
+    let Some(pid) = rec.profile_id else {
+        return Ok(own());
+    };
+    match ctx.store.profile(pid)? {
+        Some(p) => ctx.command_headers.credentials(&p, refused).await,
+        None => Ok(own()),
+    }
 }
 
 /// Sends events for one upload to the scheduler, tagged with the run they belong to.
@@ -233,13 +252,18 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
     let sent = SentLog::new(PrefixHasher::new());
     let mut proven = None;
     let mut rechecks = 0u32;
+    let mut refused = None;
+    let mut refreshed = false;
     loop {
         let before = acked;
+        let mut generation = None;
         let mut run = RunState {
             forget_url,
             acked: &mut acked,
             sent: &sent,
             proven: &mut proven,
+            refused,
+            generation: &mut generation,
         };
         let result = attempt(&ctx, id, &reporter, known.take(), &mut run).await;
         forget_url = false;
@@ -249,6 +273,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             failures = 0;
             spent = 0;
             recreations = 0;
+            refreshed = false;
             last_progress = std::time::Instant::now();
         }
         let err = match result {
@@ -277,6 +302,16 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             Error::FileMissing(m) => return Outcome::FileMissing(m),
             Error::FileChanged(m) => return Outcome::FileChanged(m),
             Error::Interrupted => return Outcome::Failed("interrupted".into()),
+            // Fetched credentials that were refused: fetch new ones and try once more.
+            e if e.is_auth() && generation.is_some() && !refreshed => {
+                tracing::info!(id, "credentials refused; running the header command again");
+                refreshed = true;
+                refused = generation;
+                continue;
+            }
+            // Never retried into the ground, never a new upload: it waits for credentials.
+            e if e.is_auth() => return Outcome::NeedsSignIn(e.to_string()),
+            e @ Error::HeaderCommand(_) => return Outcome::NeedsSignIn(e.to_string()),
             e if e.is_retryable() => {
                 failures += 1;
                 let patient = e.is_outage()
@@ -328,6 +363,10 @@ struct RunState<'a> {
     sent: &'a Sent,
     /// A proof made in this run, reused while the stamp and the offset stay as they were.
     proven: &'a mut Option<Moved>,
+    /// The header-command fetch the server refused last (fetch a newer one).
+    refused: Option<u64>,
+    /// The fetch this attempt's headers came from.
+    generation: &'a mut Option<u64>,
 }
 
 /// Compares the file with the journal's stamp before (re)starting. A moved stamp means the
@@ -469,14 +508,10 @@ async fn align(ctx: &UploadCtx, rec: &UploadRecord, sent: &Sent, target: u64) ->
     }
 }
 
-/// HEAD answers that mean "this upload does not exist (any more)".
-fn head_says_gone(e: &Error) -> bool {
-    matches!(e.status(), Some(404 | 410 | 403))
-}
-
-/// PATCH answers that mean the upload is gone. 403 is not among them: on PATCH it usually
-/// means credentials expired, and the upload may well still be there.
-fn patch_says_gone(e: &Error) -> bool {
+/// Answers (to HEAD or PATCH) that mean "this upload does not exist (any more)". 401 and
+/// 403 are not among them: behind a gateway they mean the credentials expired, and the upload
+/// is still there ([`Error::is_auth`]).
+fn says_gone(e: &Error) -> bool {
     matches!(e.status(), Some(404 | 410))
 }
 
@@ -632,7 +667,7 @@ async fn server_offset(
                 }))
             }
         }
-        Err(e) if head_says_gone(&e) => {
+        Err(e) if says_gone(&e) => {
             tracing::info!(id = rec.id, status = ?e.status(), "server upload is gone");
             Ok(Head::Gone)
         }
@@ -644,7 +679,7 @@ async fn server_offset(
 /// termination), so it does not linger unfinished. The journal keeps its URL until a new one
 /// replaces it; a failure here only costs server space.
 async fn abandon(ctx: &UploadCtx, caps: &ServerCaps, id: UploadId, url: &str, headers: &HeaderMap) {
-    if !caps.has("termination") {
+    if !caps.may_have("termination") {
         tracing::info!(
             id,
             "server has no termination extension; the abandoned upload is left to expire"
@@ -745,6 +780,22 @@ fn journal_offset(
 /// Refuses an upload URL on another origin than the endpoint when secret headers
 /// (Authorization and the like) are configured: following it would hand them to a host the
 /// user never named.
+/// A POST refused for good by a server that told nothing in OPTIONS either: most likely not
+/// a tus server at all, and the message says both answers.
+fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
+    match (&caps.undiscovered, e.status()) {
+        (Some(why), Some(status))
+            if !e.is_retryable() && !e.is_auth() && status != 413 && status != 412 =>
+        {
+            Error::NotTusServer {
+                url: crate::redact::strip_userinfo(endpoint),
+                reason: format!("{why}, and POST answered {status}"),
+            }
+        }
+        _ => e,
+    }
+}
+
 fn check_location_origin(
     endpoint: &url::Url,
     location: &str,
@@ -788,7 +839,9 @@ async fn attempt(
     }
     let had_url = rec.upload_url.is_some() || run.forget_url;
     let endpoint = client::parse_endpoint(&rec.endpoint)?;
-    let headers = client::header_map(&rec.headers)?;
+    let creds = credentials(ctx, &rec, run.refused).await?;
+    *run.generation = creds.generation;
+    let headers = client::header_map(&creds.headers)?;
     let caps = ctx
         .caps
         .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
@@ -919,11 +972,11 @@ async fn attempt(
                         tracing::info!(id, "413 on POST with data; creating without data");
                         use_cwu = false;
                     }
-                    r => break r?,
+                    r => break r.map_err(|e| not_tus(e, &caps, &rec.endpoint))?,
                 }
             };
             crate::failpoint::hit(crate::failpoint::Point::CreateAnswered);
-            check_location_origin(&endpoint, &created.url, &rec.headers)?;
+            check_location_origin(&endpoint, &created.url, &creds.headers)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
             *run.acked = 0;
@@ -1082,7 +1135,7 @@ async fn attempt(
                         checksum_mismatches += 1;
                         tracing::warn!(id, offset, "checksum mismatch; sending the chunk again");
                     }
-                    _ if patch_says_gone(&e) => {
+                    _ if says_gone(&e) => {
                         tracing::info!(id, status = ?e.status(), "server upload vanished; creating a new one");
                         return Err(Interruption::Gone);
                     }

@@ -3,6 +3,7 @@
 //! server's bytes compared to the file's, so "completed" always means byte-exact.
 
 use super::*;
+use crate::model::UploadState;
 use crate::transport::fake::{Act, FakeServer, ENDPOINT};
 use reqwest::Method;
 use std::time::Duration;
@@ -46,12 +47,22 @@ fn settings(chunk: Option<u64>) -> UploadSettings {
 
 impl Case {
     fn new(server: FakeServer, len: usize, settings: UploadSettings) -> Case {
+        Self::with_profile(server, len, settings, None)
+    }
+
+    fn with_profile(
+        server: FakeServer,
+        len: usize,
+        settings: UploadSettings,
+        profile: Option<crate::profile::Profile>,
+    ) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("file.bin");
         let content = content(len);
         std::fs::write(&path, &content).unwrap();
         let (fingerprint, stamp) = fingerprint::fingerprint(&path).unwrap();
         let store = Store::open_in_memory().unwrap();
+        let profile_id = profile.map(|p| store.save_profile(&p).unwrap());
         let rec = store
             .insert(&crate::store::NewUpload {
                 path: path.display().to_string(),
@@ -63,6 +74,7 @@ impl Case {
                 headers: BTreeMap::new(),
                 chunk_size: None,
                 state: UploadState::Queued,
+                profile_id,
             })
             .unwrap();
         let ctx = UploadCtx {
@@ -71,6 +83,7 @@ impl Case {
             caps: CapsCache::default(),
             limiter: Arc::new(RateLimiter::new(0)),
             settings: Arc::new(settings),
+            command_headers: crate::profile::CommandHeaders::default(),
         };
         Case {
             _dir: dir,
@@ -291,23 +304,35 @@ async fn a_412_names_the_versions_the_server_speaks() {
 }
 
 #[tokio::test]
-async fn a_403_to_patch_fails_but_to_head_means_gone() {
-    let (case, out) = scripted(1000, None, &[(Method::PATCH, Act::Status(403, vec![]))]).await;
-    assert!(
-        matches!(out, Outcome::Failed(ref m) if m.contains("403")),
-        "{out:?}"
-    );
-    assert_eq!(case.server.count(Method::POST), 1);
-
-    // Resuming: HEAD answers 403 (S3-backed servers say that for a deleted object).
-    let server = FakeServer::default();
-    let mut case = Case::new(server, 50_000, settings(Some(20_000)));
-    case.server.then(Method::PATCH, Act::CutLosing(0));
-    case.server.then(Method::HEAD, Act::Status(403, vec![]));
-    let out = case.run().await;
-    case.assert_byte_exact(&out);
-    assert_eq!(case.server.count(Method::POST), 2, "created again");
-    assert_eq!(case.record().recreated, 1);
+async fn a_401_or_403_waits_for_sign_in_and_never_creates_again() {
+    for status in [401, 403] {
+        let (case, out) =
+            scripted(1000, None, &[(Method::PATCH, Act::Status(status, vec![]))]).await;
+        assert!(
+            matches!(out, Outcome::NeedsSignIn(ref m) if m.contains(&status.to_string())),
+            "{status}: {out:?}"
+        );
+        assert_eq!(
+            case.server.count(Method::PATCH),
+            1,
+            "not retried into the ground"
+        );
+        // Resuming: HEAD answers the same (a gateway whose token expired). The upload is
+        // still there: no new one is created, nothing is terminated.
+        let server = FakeServer::default();
+        let mut case = Case::new(server, 50_000, settings(Some(20_000)));
+        case.server.then(Method::PATCH, Act::CutLosing(0));
+        case.server.then(Method::HEAD, Act::Status(status, vec![]));
+        let out = case.run().await;
+        assert!(matches!(out, Outcome::NeedsSignIn(_)), "{status}: {out:?}");
+        assert_eq!(case.server.count(Method::POST), 1);
+        assert_eq!(case.server.count(Method::DELETE), 0);
+        // With credentials back, the same upload goes on.
+        let out = case.run().await;
+        case.assert_byte_exact(&out);
+        assert_eq!(case.server.count(Method::POST), 1, "{status}");
+        assert_eq!(case.record().recreated, 0);
+    }
 }
 
 #[tokio::test]
@@ -443,20 +468,45 @@ async fn a_201_without_location_or_with_a_strange_one_fails_clearly() {
 }
 
 #[tokio::test]
+async fn without_options_uploads_go_ahead_with_tus_core() {
+    // A gateway that hides OPTIONS (405, 404, 401) or answers it with a page.
+    for act in [
+        Act::Status(405, vec![]),
+        Act::Status(404, vec![]),
+        Act::Status(401, vec![]),
+        Act::Headers(vec![("Tus-Version", None)]),
+    ] {
+        let (case, out) =
+            scripted(2 * MIB, Some(MIB as u64), &[(Method::OPTIONS, act.clone())]).await;
+        case.assert_byte_exact(&out);
+        assert_eq!(case.server.count(Method::OPTIONS), 1, "{act:?}: asked once");
+        // No extension is assumed: no checksum header.
+        assert!(case
+            .server
+            .seen()
+            .iter()
+            .all(|s| s.header("Upload-Checksum").is_none()));
+    }
+    // An empty file without creation-defer-length: the POST declares length 0 and is done.
+    let (case, out) = scripted(0, None, &[(Method::OPTIONS, Act::Status(405, vec![]))]).await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.server.count(Method::PATCH), 0);
+}
+
+#[tokio::test]
 async fn a_non_tus_endpoint_or_one_too_small_fails_clearly() {
-    let (_, out) = scripted(1000, None, &[(Method::OPTIONS, Act::Status(404, vec![]))]).await;
-    assert!(
-        matches!(out, Outcome::Failed(ref m) if m.contains("not a tus server")),
-        "{out:?}"
-    );
+    // OPTIONS and POST both refused: not a tus server, and the message says both answers.
     let (_, out) = scripted(
         1000,
         None,
-        &[(Method::OPTIONS, Act::Headers(vec![("Tus-Version", None)]))],
+        &[
+            (Method::OPTIONS, Act::Status(404, vec![])),
+            (Method::POST, Act::Status(404, vec![])),
+        ],
     )
     .await;
     assert!(
-        matches!(out, Outcome::Failed(ref m) if m.contains("without a Tus-Version")),
+        matches!(out, Outcome::Failed(ref m) if m.contains("not a tus server") && m.contains("POST answered 404")),
         "{out:?}"
     );
     let server = FakeServer::default();
@@ -665,4 +715,101 @@ async fn the_client_reads_each_answer_as_the_spec_says() {
         .seen()
         .iter()
         .all(|s| s.header("Tus-Resumable") == Some("1.0.0")));
+}
+
+#[tokio::test]
+async fn refused_credentials_are_fetched_again_once_then_the_upload_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("runs");
+    let command = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo \"Authorization: Bearer t$n\"",
+        c = count.display()
+    );
+    let profile = crate::profile::Profile {
+        name: "svc".into(),
+        endpoint: ENDPOINT.into(),
+        header_command: Some(command),
+        ..Default::default()
+    };
+    let server = FakeServer::default();
+    server
+        .then(Method::PATCH, Act::Headers(vec![]))
+        .then(Method::PATCH, Act::Status(401, vec![]));
+    let mut case = Case::with_profile(server, 2 * MIB, settings(Some(MIB as u64)), Some(profile));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let auth: Vec<String> = case
+        .server
+        .seen()
+        .iter()
+        .filter(|s| s.method == Method::PATCH)
+        .map(|s| s.header("Authorization").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        auth,
+        ["Bearer t1", "Bearer t1", "Bearer t2"],
+        "refreshed once, then went on"
+    );
+    assert_eq!(case.record().recreated, 0);
+
+    // A token the server keeps refusing: one refresh, then the upload waits for sign-in
+    // (never failed after the retry budget, never created again).
+    let server = FakeServer::default();
+    for _ in 0..3 {
+        server.then(Method::POST, Act::Status(401, vec![]));
+    }
+    let profile = crate::profile::Profile {
+        name: "svc".into(),
+        endpoint: ENDPOINT.into(),
+        header_command: Some("echo 'Authorization: Bearer old'".into()),
+        ..Default::default()
+    };
+    let mut case = Case::with_profile(server, 1000, settings(None), Some(profile));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::NeedsSignIn(ref m) if m.contains("401")),
+        "{out:?}"
+    );
+    assert_eq!(case.server.count(Method::POST), 2);
+    // A broken command is shown with its stderr, and the upload waits too.
+    let mut p = case.ctx.store.profile_by_name("svc").unwrap().unwrap();
+    p.header_command = Some("echo 'token service down' >&2; exit 1".into());
+    case.ctx.store.save_profile(&p).unwrap();
+    case.ctx.command_headers.forget(p.id);
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::NeedsSignIn(ref m) if m.contains("token service down")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_profile_edit_reaches_queued_uploads_at_request_time() {
+    let profile = crate::profile::Profile {
+        name: "p".into(),
+        endpoint: ENDPOINT.into(),
+        headers: BTreeMap::from([("Authorization".into(), "Bearer old".into())]),
+        ..Default::default()
+    };
+    let server = FakeServer::default();
+    server.then(Method::PATCH, Act::Status(401, vec![]));
+    let mut case = Case::with_profile(server, 1000, settings(None), Some(profile));
+    assert!(matches!(case.run().await, Outcome::NeedsSignIn(_)));
+    let mut p = case.ctx.store.profile_by_name("p").unwrap().unwrap();
+    p.headers
+        .insert("Authorization".into(), "Bearer new".into());
+    case.ctx.store.save_profile(&p).unwrap();
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let last = case
+        .server
+        .seen()
+        .into_iter()
+        .rfind(|s| s.method == Method::PATCH)
+        .unwrap();
+    assert_eq!(last.header("Authorization"), Some("Bearer new"));
+    assert!(
+        case.record().headers.is_empty(),
+        "no credentials in the upload row"
+    );
 }

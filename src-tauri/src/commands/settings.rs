@@ -136,6 +136,10 @@ pub async fn save_settings(
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
     };
     new.save(store).map_err(text)?;
+    if !new.endpoint.is_empty() {
+        // Uploads waiting for sign-in with the old credentials go on with these.
+        state.engine.save_profile(&new.profile()).map_err(text)?;
+    }
     state.engine.set_concurrency(new.parallel).map_err(text)?;
     state.engine.set_bandwidth(new.bandwidth).map_err(text)?;
     tracing::info!(parallel = new.parallel, bandwidth = new.bandwidth, headers = ?new.headers.keys().collect::<Vec<_>>(), "settings saved");

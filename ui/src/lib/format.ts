@@ -38,6 +38,7 @@ const LABELS: Record<UploadState, string> = {
   cancelled: 'Cancelled',
   file_missing: 'File missing',
   file_changed: 'File changed',
+  needs_sign_in: 'Needs sign-in',
 };
 
 export function stateLabel(state: UploadState, retryAtMs: number | null, nowMs: number): string {

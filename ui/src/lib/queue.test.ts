@@ -22,6 +22,7 @@ function view(id: number, over: Partial<UploadView> = {}): UploadView {
     resent: 0,
     note: null,
     header_names: [],
+    profile: null,
     ...over,
   };
 }

@@ -46,7 +46,7 @@ export interface Totals {
   eta: number | null;
 }
 
-const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed'];
+const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_sign_in'];
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
 export function totals(rows: UploadView[]): Totals {

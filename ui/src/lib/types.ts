@@ -1,7 +1,7 @@
 // Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs): do not edit.
 // After changing a type: UPDATE_BINDINGS=1 cargo test bindings
 
-export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry" | "completed" | "failed" | "cancelled" | "file_missing" | "file_changed";
+export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry" | "completed" | "failed" | "cancelled" | "file_missing" | "file_changed" | "needs_sign_in";
 
 export type UploadView = { id: number, position: number, path: string, name: string, size: number, 
 /**
@@ -39,7 +39,11 @@ note: string | null, metadata: Record<string, string>,
 /**
  * Header names only; values are secrets.
  */
-header_names: Array<string>, };
+header_names: Array<string>, 
+/**
+ * The profile it uploads with.
+ */
+profile: string | null, };
 
 export type EventBatch = { changed: Array<UploadView>, removed: Array<number>, 
 /**
@@ -49,7 +53,13 @@ reset?: boolean, };
 
 export type AddResult = { "kind": "added", id: number, path: string, } | { "kind": "resumed", id: number, path: string, } | { "kind": "already_uploaded", id: number, path: string, } | { "kind": "restarted", id: number, path: string, } | { "kind": "rejected", path: string, error: string, };
 
-export type ServerCaps = { versions: Array<string>, extensions: Array<string>, max_size: number | null, checksum_algorithms: Array<string>, };
+export type ServerCaps = { versions: Array<string>, extensions: Array<string>, max_size: number | null, checksum_algorithms: Array<string>, 
+/**
+ * Why OPTIONS told nothing (a gateway answering 405, 404 or 401, or a page without
+ * Tus-Version), when it did not: uploads then go ahead with tus core alone, as
+ * tus-js-client does (it never sends OPTIONS).
+ */
+undiscovered: string | null, };
 
 export type AppInfo = { version: string, data_dir: string, };
 
@@ -76,4 +86,5 @@ export const ACTIONS: Record<UploadState, Action[]> = {
   cancelled: ['retry'],
   file_missing: ['retry', 'cancel'],
   file_changed: ['restart', 'cancel'],
+  needs_sign_in: ['retry', 'cancel'],
 };

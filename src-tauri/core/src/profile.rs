@@ -1,0 +1,260 @@
+//! Endpoint profiles: where uploads go and how to talk to that server. Uploads refer to
+//! their profile, and its credentials are read when a request is made, never frozen into
+//! the upload: a token edited in the profile (or printed anew by its header command) reaches
+//! queued, waiting and signed-out uploads alike.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Journal id of a profile.
+pub type ProfileId = i64;
+
+/// One named way of uploading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Profile {
+    /// 0 until saved.
+    #[serde(skip)]
+    pub id: ProfileId,
+    #[serde(skip)]
+    pub name: String,
+    pub endpoint: String,
+    /// Request headers. Values may be secrets: never logged or shown.
+    pub headers: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub chunk_size: Option<u64>,
+    /// The server takes exactly `chunk_size` bytes per PATCH (all but the last): the size is
+    /// never halved or capped.
+    pub exact_chunk: bool,
+    /// Hosts other than the endpoint's that uploads may move to (Location, redirects).
+    pub allowed_hosts: Vec<String>,
+    /// A shell command that prints `Name: value` lines: credentials fetched when needed.
+    pub header_command: Option<String>,
+    /// Fetch the command's headers again after this long.
+    pub header_ttl_secs: Option<u64>,
+}
+
+impl Profile {
+    /// The profile the CLI keeps for a bare `--endpoint`: named after it (without any
+    /// `user:password@`), so a later run with new credentials refreshes every upload to it.
+    pub fn implicit_name(endpoint: &str) -> String {
+        crate::redact::strip_userinfo(endpoint.trim())
+    }
+}
+
+/// Parses `Name: value` lines (a header command's output, a header file). Blank lines and
+/// lines starting with `#` are skipped.
+pub fn parse_header_lines(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            // The line may hold a secret: only say where.
+            return Err(Error::InvalidHeader(format!(
+                "a line without ':' (line {})",
+                text.lines().position(|l| l.trim() == line).unwrap_or(0) + 1
+            )));
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(Error::InvalidHeader(name.to_string()));
+        }
+        out.insert(name.to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// How long a header command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a header command (`sh -c`), returning its headers; its stderr names a failure.
+pub async fn run_header_command(command: &str) -> Result<BTreeMap<String, String>> {
+    let run = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, run)
+        .await
+        .map_err(|_| Error::HeaderCommand(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+        .map_err(|e| Error::HeaderCommand(format!("cannot run it: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err: String = err.trim().chars().take(500).collect();
+        return Err(Error::HeaderCommand(format!(
+            "{}{}",
+            out.status,
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
+            }
+        )));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| Error::HeaderCommand("its output is not text".into()))?;
+    let headers = parse_header_lines(&text)?;
+    if headers.is_empty() {
+        return Err(Error::HeaderCommand("it printed no header".into()));
+    }
+    Ok(headers)
+}
+
+#[derive(Debug, Clone)]
+struct Fetched {
+    headers: BTreeMap<String, String>,
+    at: Instant,
+    /// Bumped on every fetch, so a refresh after a refusal happens once however many
+    /// uploads of the profile were refused by the same expired token.
+    generation: u64,
+}
+
+/// Headers printed by profiles' header commands, shared by every upload of a profile: fetched
+/// when first needed, when the TTL ran out, and after the server refused them.
+#[derive(Debug, Clone, Default)]
+pub struct CommandHeaders {
+    cache: Arc<Mutex<HashMap<ProfileId, Fetched>>>,
+    /// One fetch at a time (a refused token must not start one command per upload).
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Request headers for one upload, and which fetch of its command they came from.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub headers: BTreeMap<String, String>,
+    /// The command's fetch these came from (`None`: no command).
+    pub generation: Option<u64>,
+}
+
+impl CommandHeaders {
+    fn cached(
+        &self,
+        id: ProfileId,
+        ttl: Option<Duration>,
+        newer_than: Option<u64>,
+    ) -> Option<Fetched> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let f = cache.get(&id)?;
+        let fresh = ttl.is_none_or(|t| f.at.elapsed() < t);
+        let newer = newer_than.is_none_or(|g| f.generation > g);
+        (fresh && newer).then(|| f.clone())
+    }
+
+    /// The profile's headers with its command's on top. `refused` is the generation the
+    /// server refused: a fetch newer than it is used, otherwise the command runs again.
+    pub async fn credentials(
+        &self,
+        profile: &Profile,
+        refused: Option<u64>,
+    ) -> Result<Credentials> {
+        let mut headers = profile.headers.clone();
+        let Some(command) = profile
+            .header_command
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        else {
+            return Ok(Credentials {
+                headers,
+                generation: None,
+            });
+        };
+        let ttl = profile.header_ttl_secs.map(Duration::from_secs);
+        let fetched = match self.cached(profile.id, ttl, refused) {
+            Some(f) => f,
+            None => {
+                let _one = self.fetching.lock().await;
+                // Another upload may have fetched while this one waited.
+                match self.cached(profile.id, ttl, refused) {
+                    Some(f) => f,
+                    None => {
+                        tracing::info!(profile = %profile.name, "running the header command");
+                        let got = run_header_command(command).await?;
+                        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                        let generation = cache.get(&profile.id).map_or(1, |f| f.generation + 1);
+                        let f = Fetched {
+                            headers: got,
+                            at: Instant::now(),
+                            generation,
+                        };
+                        cache.insert(profile.id, f.clone());
+                        f
+                    }
+                }
+            }
+        };
+        headers.extend(fetched.headers);
+        Ok(Credentials {
+            headers,
+            generation: Some(fetched.generation),
+        })
+    }
+
+    /// Forgets a profile's fetched headers (it was edited).
+    pub fn forget(&self, id: ProfileId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_parse_and_bad_ones_do_not_echo_values() {
+        let h =
+            parse_header_lines("# token\nAuthorization: Bearer abc\n\nX-Sig:  v=1:2 \n").unwrap();
+        assert_eq!(h["Authorization"], "Bearer abc");
+        assert_eq!(h["X-Sig"], "v=1:2");
+        let e = parse_header_lines("Bearer secret-token")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_command_runs_once_per_need_and_again_after_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("n");
+        let cmd = format!(
+            "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo \"Authorization: Bearer t$n\"",
+            c = count.display()
+        );
+        let p = Profile {
+            id: 1,
+            name: "p".into(),
+            header_command: Some(cmd),
+            headers: BTreeMap::from([("X-Static".into(), "1".into())]),
+            ..Profile::default()
+        };
+        let ch = CommandHeaders::default();
+        let a = ch.credentials(&p, None).await.unwrap();
+        let b = ch.credentials(&p, None).await.unwrap();
+        assert_eq!(a.headers["Authorization"], "Bearer t1");
+        assert_eq!(b.headers["Authorization"], "Bearer t1", "cached");
+        assert_eq!(a.headers["X-Static"], "1");
+        // Refused: fetched again, once, however many uploads report the same refusal.
+        let c = ch.credentials(&p, a.generation).await.unwrap();
+        let d = ch.credentials(&p, a.generation).await.unwrap();
+        assert_eq!(c.headers["Authorization"], "Bearer t2");
+        assert_eq!(d.headers["Authorization"], "Bearer t2");
+        // A failing command names its stderr.
+        let bad = Profile {
+            id: 2,
+            header_command: Some("echo 'token service down' >&2; exit 3".into()),
+            ..Profile::default()
+        };
+        let e = ch.credentials(&bad, None).await.unwrap_err().to_string();
+        assert!(e.contains("token service down"), "{e}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Real services' habits, against the real @tus/server behind an auth gateway (the fault
+//! proxy in gateway mode): bearer tokens that live about a second, 401 without a valid one,
+//! and OPTIONS answered 405. Credentials come from profiles, read at request time.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::proxy::FaultProxy;
+use support::{write_file, TusServer};
+use tusker_core::profile::Profile;
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadState};
+
+fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    c.upload.stall_timeout = Duration::from_secs(3);
+    c.upload.retry.base = Duration::from_millis(50);
+    c.upload.retry.max_delay = Duration::from_millis(400);
+    c.upload.retry.max_attempts = 3;
+    c.upload.chunk_size = Some(512 * 1024);
+    c
+}
+
+/// Writes a fresh token (valid for `life`) into `file` every `every` until dropped: what a
+/// token service a header command asks would hand out.
+struct TokenMint {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenMint {
+    fn start(
+        proxy: Arc<FaultProxy>,
+        file: std::path::PathBuf,
+        life: Duration,
+        every: Duration,
+    ) -> TokenMint {
+        let write = move |proxy: &FaultProxy| {
+            let t = proxy.issue_token(life);
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, format!("Authorization: Bearer {t}\n")).unwrap();
+            std::fs::rename(&tmp, &file).unwrap();
+        };
+        write(&proxy);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(every);
+                write(&proxy);
+            }
+        });
+        TokenMint {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TokenMint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn add(engine: &Engine, profile: &Profile, id: i64, path: std::path::PathBuf) -> i64 {
+    let r = engine
+        .add(AddRequest {
+            paths: vec![path],
+            endpoint: profile.endpoint.clone(),
+            profile_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match &r[0] {
+        AddResult::Added { id, .. } => *id,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_options() {
+    let server = TusServer::start();
+    let proxy = Arc::new(FaultProxy::start(server.port));
+    proxy.set_gateway(true);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    // Tokens live 1 s and a new one is minted every 400 ms; the upload takes several seconds
+    // (bandwidth limited), so tokens expire between its requests.
+    let _mint = TokenMint::start(
+        proxy.clone(),
+        token_file.clone(),
+        Duration::from_secs(1),
+        Duration::from_millis(400),
+    );
+    let file = write_file(dir.path(), "video.bin", 6 << 20, 7);
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.bandwidth = 2 << 20;
+    let engine = Engine::open(cfg).await.unwrap();
+    let profile = Profile {
+        name: "gateway".into(),
+        endpoint: proxy.endpoint(),
+        header_command: Some(format!("cat {}", token_file.display())),
+        ..Default::default()
+    };
+    let pid = engine.save_profile(&profile).unwrap();
+    let id = add(&engine, &profile, pid, file.clone()).await;
+    let v = support::wait_view(&engine, id, "completed", Duration::from_secs(60), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    assert_eq!(v.profile.as_deref(), Some("gateway"));
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    assert_eq!(
+        server.stored(&url),
+        std::fs::read(&file).unwrap(),
+        "byte-exact"
+    );
+    let log = proxy.log();
+    let refused = log.iter().filter(|l| l.status == 401).count();
+    assert!(
+        refused >= 1,
+        "tokens expired during the upload: {refused} refusals"
+    );
+    assert_eq!(proxy.count("POST"), 1, "never created again");
+    assert_eq!(v.recreated, 0);
+    assert_eq!(
+        proxy.count("OPTIONS"),
+        1,
+        "asked once, answered 405, went ahead"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
+    let server = TusServer::start();
+    let proxy = Arc::new(FaultProxy::start(server.port));
+    proxy.set_gateway(false);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "doc.bin", 4 << 20, 8);
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.bandwidth = 2 << 20;
+    let engine = Engine::open(cfg).await.unwrap();
+    let token = proxy.issue_token(Duration::from_millis(700));
+    let mut profile = Profile {
+        name: "static".into(),
+        endpoint: proxy.endpoint(),
+        headers: BTreeMap::from([("Authorization".into(), format!("Bearer {token}"))]),
+        ..Default::default()
+    };
+    let pid = engine.save_profile(&profile).unwrap();
+    let id = add(&engine, &profile, pid, file.clone()).await;
+    let v = support::wait_view(&engine, id, "needs sign-in", Duration::from_secs(30), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::NeedsSignIn, "{:?}", v.error);
+    assert!(
+        v.error.as_deref().unwrap_or("").contains("401"),
+        "{:?}",
+        v.error
+    );
+    assert!(
+        v.acked > 0 && v.acked < v.size,
+        "some bytes went before the token expired"
+    );
+    // Nothing in the journal's upload row holds the token.
+    assert!(engine.store().get(id).unwrap().headers.is_empty());
+    // The user signs in again: a new token in the profile.
+    let token = proxy.issue_token(Duration::from_secs(600));
+    profile
+        .headers
+        .insert("Authorization".into(), format!("Bearer {token}"));
+    engine.save_profile(&profile).unwrap();
+    let v = support::wait_view(&engine, id, "completed", Duration::from_secs(60), |v| {
+        v.state == UploadState::Completed || v.state == UploadState::Failed
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    assert_eq!(
+        server.stored(&url),
+        std::fs::read(&file).unwrap(),
+        "byte-exact"
+    );
+    assert_eq!(proxy.count("POST"), 1, "the same server upload went on");
+    engine.shutdown().await.unwrap();
+}
+
+#[test]
+fn cli_kill_mid_upload_then_resume_with_the_header_command() {
+    let server = TusServer::start();
+    let proxy = Arc::new(FaultProxy::start(server.port));
+    proxy.set_gateway(true);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let _mint = TokenMint::start(
+        proxy.clone(),
+        token_file.clone(),
+        Duration::from_secs(1),
+        Duration::from_millis(400),
+    );
+    let file = write_file(dir.path(), "big.bin", 8 << 20, 9);
+    let data = tempfile::tempdir().unwrap();
+    let mut child = support::cli(data.path())
+        .args([
+            "upload",
+            "--plain",
+            "--bandwidth",
+            "2MiB",
+            "--chunk-size",
+            "512KiB",
+        ])
+        .arg("--endpoint")
+        .arg(proxy.endpoint())
+        .arg("--header-command")
+        .arg(format!("cat {}", token_file.display()))
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_until("a MiB acknowledged", Duration::from_secs(30), || {
+        support::list_json(data.path())
+            .first()
+            .and_then(|r| r["offset"].as_u64())
+            .is_some_and(|o| o >= 1 << 20)
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    child.wait().unwrap();
+    // The tokens the killed run had are expired by now; `resume` runs the stored command.
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = support::output_within(
+        support::cli(data.path()).args(["resume", "--plain"]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "resume failed: {stderr}");
+    let rows = support::list_json(data.path());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "completed");
+    let url = rows[0]["upload_url"].as_str().unwrap();
+    assert_eq!(
+        server.stored(url),
+        std::fs::read(&file).unwrap(),
+        "byte-exact"
+    );
+    assert_eq!(proxy.count("POST"), 1, "resumed, not created again");
+    // No token reached any file of the data dir (journal, WAL, logs) or the output: only
+    // the command that prints them is stored.
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(9).any(|w| w == b"Bearer to"),
+                "a token in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(!stderr.contains("Bearer"), "{stderr}");
+}
+
+#[test]
+fn check_says_it_goes_ahead_without_options() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    proxy.set_gateway(true);
+    let data = tempfile::tempdir().unwrap();
+    let out = support::output_within(
+        support::cli(data.path()).arg("check").arg(proxy.endpoint()),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("405") && stderr.contains("tus core"),
+        "{stderr}"
+    );
+}
