@@ -79,9 +79,10 @@ fn mem_kib(pid: u32) -> (u64, u64, String) {
 
 fn seed(data: &Path, endpoint: &str) {
     let store = Store::open(&data.join("journal.sqlite")).unwrap();
-    let mut s = AppSettings::load(&store).unwrap();
+    let secrets = tusker_core::secrets::Secrets::open(data);
+    let mut s = AppSettings::load(&store, &secrets).unwrap();
     s.endpoint = endpoint.to_string();
-    s.save(&store).unwrap();
+    s.save(&store, &secrets).unwrap();
 }
 
 fn main() {

@@ -10,7 +10,7 @@ if [ "$node_ok" != 1 ]; then
   echo "error: Node.js >= 20.19 is needed (UI build, test tus server); found: $(node --version 2>/dev/null || echo none)" >&2
   exit 1
 fi
-for tool in xvfb-run dbus-run-session tauri-driver WebKitWebDriver xdotool openssl setpriv curl /usr/bin/time; do
+for tool in xvfb-run dbus-run-session gnome-keyring-daemon tauri-driver WebKitWebDriver xdotool openssl setpriv curl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "error: $tool is missing (the end-to-end tests need it; .ci/run installs it)" >&2; exit 1; }
 done
 rustus --version 2>/dev/null | grep -q ' 0\.5\.10$' || {
@@ -25,8 +25,8 @@ npm test
 npm run build
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# One display and one D-Bus session (single instance uses it) for the whole run; the
-# end-to-end tests take turns on the display.
-dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" cargo test --workspace --locked
+# One display and one D-Bus session (single instance uses it; an unlocked GNOME keyring on it
+# for the keyring tests) for the whole run; the end-to-end tests take turns on the display.
+dbus-run-session -- scripts/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --workspace --locked
 # The benchmark harness on small sizes: proves it still runs (no timing assertions).
 tests/bench/run.sh --smoke

@@ -18,9 +18,10 @@ static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut AppSettings)) {
     let store = Store::open(&data_dir.join("journal.sqlite")).unwrap();
-    let mut s = AppSettings::load(&store).unwrap();
+    let secrets = tusker_core::secrets::Secrets::open(data_dir);
+    let mut s = AppSettings::load(&store, &secrets).unwrap();
     f(&mut s);
-    s.save(&store).unwrap();
+    s.save(&store, &secrets).unwrap();
 }
 
 fn journal(data_dir: &Path) -> Vec<tusker_core::UploadRecord> {

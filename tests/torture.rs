@@ -372,11 +372,12 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     let mut files = current.clone();
     {
         let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
-        let mut s = tusker_core::AppSettings::load(&store).unwrap();
+        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        let mut s = tusker_core::AppSettings::load(&store, &secrets).unwrap();
         s.endpoint = proxy.endpoint();
         s.bandwidth = 6 << 20;
         s.chunk_size = Some(2 << 20);
-        s.save(&store).unwrap();
+        s.save(&store, &secrets).unwrap();
     }
     let launch = |args: &[PathBuf]| -> Child {
         Command::new(support::app::app_bin())

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use tauri::{Manager, RunEvent};
 
 fn main() {
+    // Files the app makes (journal, logs, window state) are this user's alone.
+    // SAFETY: umask only sets the process's file-creation mask; no memory is touched.
+    unsafe {
+        libc::umask(0o077);
+    }
     let builder = tauri::Builder::default()
         // A second launch hands its file arguments to the running app (must come first).
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {

@@ -45,13 +45,14 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     let settings = {
         let store = tusker_core::store::Store::open(&dir.join("journal.sqlite"))
             .with_context(|| format!("opening the journal in {}", dir.display()))?;
-        let mut s = AppSettings::load(&store)?;
+        let secrets = tusker_core::secrets::Secrets::open(&dir);
+        let mut s = AppSettings::load(&store, &secrets)?;
         // First run with TUSKER_ENDPOINT set (scripts/app.sh): start with that server.
         if s.endpoint.is_empty() {
             if let Ok(e) = std::env::var("TUSKER_ENDPOINT") {
                 tusker_core::client::parse_endpoint(&e)?;
                 s.endpoint = e;
-                s.save(&store)?;
+                s.save(&store, &secrets)?;
             }
         }
         s
@@ -90,7 +91,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
 
 /// The request for adding paths with the current settings.
 pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> CmdResult<AddRequest> {
-    let s = AppSettings::load(engine.store())?;
+    let s = AppSettings::load(engine.store(), engine.secrets())?;
     if s.endpoint.trim().is_empty() {
         return Err(CmdError {
             code: "no_endpoint",
@@ -133,8 +134,8 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
         return;
     };
     let engine = state.engine.clone();
-    let has_endpoint =
-        AppSettings::load(engine.store()).is_ok_and(|s| !s.endpoint.trim().is_empty());
+    let has_endpoint = AppSettings::load(engine.store(), engine.secrets())
+        .is_ok_and(|s| !s.endpoint.trim().is_empty());
     if !has_endpoint {
         // The window asks for an endpoint first and then adds these (take_pending_paths).
         state

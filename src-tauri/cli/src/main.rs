@@ -189,6 +189,9 @@ enum ProfileCmd {
         /// Another host uploads may move to (a Location or redirect there). Repeatable.
         #[arg(long = "allow-host", value_name = "HOST")]
         allowed_hosts: Vec<String>,
+        /// Send PATCH and DELETE as POST with X-HTTP-Method-Override (proxies that block them).
+        #[arg(long)]
+        method_override: bool,
     },
     /// The profiles (header names only; values are secrets).
     List,
@@ -472,6 +475,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             chunk_size,
             exact_chunk,
             allowed_hosts,
+            method_override,
         } => {
             tusker_core::client::parse_endpoint(&endpoint)?;
             let metadata = parse_metadata(&metadata)?;
@@ -488,10 +492,23 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                 allowed_hosts,
                 header_command: creds.header_command,
                 header_ttl_secs: creds.header_ttl,
+                method_override,
                 ..Default::default()
             };
-            store.save_profile(&p)?;
-            eprintln!("saved profile {name:?}");
+            let secrets = tusker_core::secrets::Secrets::open(data_dir);
+            tusker_core::profile::save(&store, &secrets, &p)?;
+            eprintln!(
+                "saved profile {name:?}{}",
+                if secrets.in_keyring()
+                    || p.headers
+                        .keys()
+                        .all(|k| !tusker_core::redact::is_sensitive(k))
+                {
+                    ""
+                } else {
+                    " (no OS keyring answers: its secrets are in secrets.json, readable by you alone)"
+                }
+            );
         }
         ProfileCmd::List => {
             for p in store.profiles()? {
@@ -514,9 +531,11 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             }
         }
         ProfileCmd::Remove { name } => {
-            if !store.delete_profile(&name)? {
+            let Some(p) = store.profile_by_name(&name)? else {
                 bail!("no profile named {name:?}");
-            }
+            };
+            tusker_core::secrets::Secrets::open(data_dir).forget(&p.headers)?;
+            store.delete_profile(&name)?;
             eprintln!("removed profile {name:?}");
         }
     }

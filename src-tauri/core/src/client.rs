@@ -23,6 +23,9 @@ pub struct TusClient {
     /// Limit for requests without a body (OPTIONS, HEAD, DELETE, an empty POST): a silent
     /// server or a dead pooled connection must not hold an upload forever.
     control_timeout: Duration,
+    /// Send PATCH and DELETE as POST with `X-HTTP-Method-Override` (for proxies that
+    /// block those methods).
+    method_override: bool,
 }
 
 impl std::fmt::Debug for TusClient {
@@ -137,6 +140,16 @@ impl TusClient {
         TusClient {
             transport,
             control_timeout,
+            method_override: false,
+        }
+    }
+
+    /// The same client, sending PATCH and DELETE as POST with `X-HTTP-Method-Override`
+    /// when `on` (the tus spec's answer to proxies that block them).
+    pub fn overriding_methods(&self, on: bool) -> TusClient {
+        TusClient {
+            method_override: on,
+            ..self.clone()
         }
     }
 
@@ -152,6 +165,20 @@ impl TusClient {
         let mut all = headers.clone();
         all.extend(extra);
         all.insert("Tus-Resumable", HeaderValue::from_static(TUS_VERSION));
+        let method =
+            if self.method_override && (method == Method::PATCH || method == Method::DELETE) {
+                all.insert(
+                    "X-HTTP-Method-Override",
+                    HeaderValue::from_static(if method == Method::PATCH {
+                        "PATCH"
+                    } else {
+                        "DELETE"
+                    }),
+                );
+                Method::POST
+            } else {
+                method
+            };
         let timeout = body.is_none().then_some(self.control_timeout);
         self.transport
             .send(HttpRequest {

@@ -162,6 +162,24 @@ fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Resul
         .map_or(Decision::New, |c| Decision::AlreadyUploaded(c.id)))
 }
 
+/// Moves secrets that a journal from before the keyring kept in plain text (settings,
+/// profiles, upload rows) to `secrets`, leaving references.
+fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Result<()> {
+    crate::settings::AppSettings::seal_stored(store, secrets)?;
+    for p in store.profiles()? {
+        if crate::secrets::Secrets::any_unsealed(&p.headers) {
+            crate::profile::save(store, secrets, &p)?;
+        }
+    }
+    for (id, headers) in store.row_headers()? {
+        if crate::secrets::Secrets::any_unsealed(&headers) {
+            let sealed = secrets.seal(&format!("upload:{id}"), &headers)?;
+            store.set_row_headers(id, &sealed)?;
+        }
+    }
+    Ok(())
+}
+
 enum Cmd {
     Add(
         Vec<(PreparedFile, Decision)>,
@@ -193,6 +211,7 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Cmd>,
     events: broadcast::Sender<Arc<EventBatch>>,
     store: Store,
+    secrets: crate::secrets::Secrets,
     data_dir: PathBuf,
     _lock: Arc<DirLock>,
 }
@@ -203,6 +222,8 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Engine> {
         let lock = DirLock::acquire(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("journal.sqlite"))?;
+        let secrets = crate::secrets::Secrets::open(&config.data_dir);
+        seal_stored_secrets(&store, &secrets)?;
         let (events, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
@@ -221,6 +242,7 @@ impl Engine {
             limiter: Arc::new(RateLimiter::new(config.bandwidth)),
             settings: Arc::new(config.upload.clone()),
             command_headers: crate::profile::CommandHeaders::default(),
+            secrets: secrets.clone(),
         };
         let mut actor = Actor {
             ctx,
@@ -248,6 +270,7 @@ impl Engine {
             tx,
             events,
             store,
+            secrets,
             data_dir: config.data_dir,
             _lock: Arc::new(lock),
         })
@@ -256,6 +279,11 @@ impl Engine {
     /// The data directory this engine owns.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
+    }
+
+    /// Where secret header values are kept.
+    pub fn secrets(&self) -> &crate::secrets::Secrets {
+        &self.secrets
     }
 
     /// The journal (read access for listings; the engine writes through it too).
@@ -402,7 +430,7 @@ impl Engine {
         &self,
         profile: &crate::profile::Profile,
     ) -> Result<crate::profile::ProfileId> {
-        let id = self.store.save_profile(profile)?;
+        let id = crate::profile::save(&self.store, &self.secrets, profile)?;
         self.tx
             .send(Cmd::ProfileChanged(id))
             .map_err(|_| Error::EngineStopped)?;

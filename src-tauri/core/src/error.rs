@@ -62,6 +62,10 @@ pub enum Error {
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
 
+    /// The keyring (or the secrets file) failed.
+    #[error("secrets: {0}")]
+    Secrets(String),
+
     /// A profile's header command failed or printed no usable header.
     #[error("the header command failed: {0}")]
     HeaderCommand(String),
@@ -195,6 +199,7 @@ impl Error {
             Error::InvalidMetadataKey(_) => "invalid_metadata_key",
             Error::InvalidHeader(_) => "invalid_header",
             Error::HeaderCommand(_) => "header_command",
+            Error::Secrets(_) => "secrets",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",

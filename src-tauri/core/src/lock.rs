@@ -16,7 +16,16 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock or reports who holds it.
     pub fn acquire(dir: &Path) -> Result<DirLock> {
+        // A directory Tusker makes (or finds empty), or one that already is a Tusker data dir, becomes this
+        // user's alone (the journal, logs and secrets file are inside); a directory someone
+        // named that holds other things keeps its mode.
+        let ours = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+            || dir.join("journal.sqlite").exists()
+            || dir.join("tusker.lock").exists();
         std::fs::create_dir_all(dir)?;
+        if ours {
+            crate::store::owner_only(dir, 0o700);
+        }
         let path = dir.join("tusker.lock");
         let mut file = OpenOptions::new()
             .read(true)

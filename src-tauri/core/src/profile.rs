@@ -36,6 +36,8 @@ pub struct Profile {
     pub header_command: Option<String>,
     /// Fetch the command's headers again after this long.
     pub header_ttl_secs: Option<u64>,
+    /// Send PATCH and DELETE as POST with `X-HTTP-Method-Override` (proxies that block them).
+    pub method_override: bool,
 }
 
 impl Profile {
@@ -44,6 +46,18 @@ impl Profile {
     pub fn implicit_name(endpoint: &str) -> String {
         crate::redact::strip_userinfo(endpoint.trim())
     }
+}
+
+/// Saves a profile (by name) with its secret header values in `secrets` and references in
+/// the journal.
+pub fn save(
+    store: &crate::store::Store,
+    secrets: &crate::secrets::Secrets,
+    profile: &Profile,
+) -> Result<ProfileId> {
+    let mut sealed = profile.clone();
+    sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &profile.headers)?;
+    store.save_profile(&sealed)
 }
 
 /// Parses `Name: value` lines (a header command's output, a header file). Blank lines and

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::error::Result;
+use crate::secrets::Secrets;
 use crate::store::Store;
 
 const KEY: &str = "app";
@@ -43,12 +44,30 @@ impl Default for AppSettings {
 }
 
 impl AppSettings {
-    /// The stored settings, or defaults on first run.
-    pub fn load(store: &Store) -> Result<AppSettings> {
+    /// The stored settings, or defaults on first run, with their secret header values
+    /// taken from `secrets`.
+    pub fn load(store: &Store, secrets: &Secrets) -> Result<AppSettings> {
+        let mut s = Self::load_sealed(store)?;
+        s.headers = secrets.open_headers_lossy(&s.headers);
+        Ok(s)
+    }
+
+    /// As stored: secret header values are references.
+    fn load_sealed(store: &Store) -> Result<AppSettings> {
         Ok(store
             .setting(KEY)?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
+    }
+
+    /// Moves secrets that settings from before the keyring kept in plain text.
+    pub fn seal_stored(store: &Store, secrets: &Secrets) -> Result<()> {
+        let s = Self::load_sealed(store)?;
+        if Secrets::any_unsealed(&s.headers) {
+            s.save(store, secrets)?;
+            tracing::info!("moved the settings' secret header values to the keyring");
+        }
+        Ok(())
     }
 
     /// The profile the window's uploads use: its endpoint, credentials and metadata, kept in
@@ -64,11 +83,14 @@ impl AppSettings {
         }
     }
 
-    /// Persists the settings.
-    pub fn save(&self, store: &Store) -> Result<()> {
+    /// Persists the settings; secret header values go to `secrets`, references to the
+    /// journal.
+    pub fn save(&self, store: &Store, secrets: &Secrets) -> Result<()> {
+        let mut sealed = self.clone();
+        sealed.headers = secrets.seal("settings", &self.headers)?;
         store.set_setting(
             KEY,
-            &serde_json::to_string(self).expect("settings serialise"),
+            &serde_json::to_string(&sealed).expect("settings serialise"),
         )
     }
 }
@@ -80,11 +102,28 @@ mod tests {
     #[test]
     fn defaults_then_roundtrip() {
         let s = Store::open_in_memory().unwrap();
-        let mut a = AppSettings::load(&s).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("TUSKER_SECRETS", "file");
+        let secrets = Secrets::open(dir.path());
+        let mut a = AppSettings::load(&s, &secrets).unwrap();
         assert_eq!(a, AppSettings::default());
         a.endpoint = "http://x/files".into();
         a.headers.insert("Authorization".into(), "Bearer t".into());
-        a.save(&s).unwrap();
-        assert_eq!(AppSettings::load(&s).unwrap(), a);
+        a.headers.insert("X-Tenant".into(), "acme".into());
+        a.save(&s, &secrets).unwrap();
+        assert_eq!(AppSettings::load(&s, &secrets).unwrap(), a);
+        // The journal holds a reference, the 0600 file the value.
+        let stored = s.setting(KEY).unwrap().unwrap();
+        assert!(
+            !stored.contains("Bearer t") && stored.contains("acme"),
+            "{stored}"
+        );
+        let file = dir.path().join("secrets.json");
+        assert!(std::fs::read_to_string(&file).unwrap().contains("Bearer t"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::Result;
@@ -188,6 +188,14 @@ impl Store {
     /// Opens (creating if needed) the journal at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)?;
+        // Only this user may read the journal (SQLite gives its WAL and shared-memory files
+        // the database file's mode; older ones are set too).
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            if p.exists() {
+                owner_only(&p, 0o600);
+            }
+        }
         Self::init(conn).map_err(|e| match e {
             crate::error::Error::JournalCorrupt(d) => {
                 crate::error::Error::JournalCorrupt(format!("{}: {d}", path.display()))
@@ -809,12 +817,41 @@ impl Store {
         Ok(rows)
     }
 
+    /// Upload rows that hold their own headers (rows from before profiles).
+    pub fn row_headers(&self) -> Result<Vec<(UploadId, BTreeMap<String, String>)>> {
+        let rows: Vec<(UploadId, String)> = self
+            .conn()
+            .prepare_cached("SELECT id, headers FROM uploads WHERE headers <> '{}'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, h)| (id, serde_json::from_str(&h).unwrap_or_default()))
+            .collect())
+    }
+
+    pub fn set_row_headers(&self, id: UploadId, headers: &BTreeMap<String, String>) -> Result<()> {
+        self.exec(
+            "UPDATE uploads SET headers = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(headers).unwrap_or_default()],
+        )
+    }
+
     /// Removes a profile; its uploads keep going with no credentials of their own.
     pub fn delete_profile(&self, name: &str) -> Result<bool> {
         let n = self
             .conn()
             .execute("DELETE FROM profiles WHERE name = ?1", [name])?;
         Ok(n > 0)
+    }
+}
+
+/// Sets a mode that keeps other users out. Best effort: a path this user does not own (a
+/// shared data directory someone set up) keeps its mode, with a warning.
+pub(crate) fn owner_only(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not make this readable by its owner alone");
     }
 }
 

@@ -36,7 +36,7 @@ pub struct HttpResponse {
 }
 
 /// Enough of an error page to say what went wrong.
-pub const ERROR_BODY_CAP: usize = 16 * 1024;
+pub const ERROR_BODY_CAP: usize = 8 * 1024;
 
 impl HttpResponse {
     /// A header's value, if present and text.

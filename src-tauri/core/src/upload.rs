@@ -168,6 +168,8 @@ pub struct UploadCtx {
     pub settings: Arc<UploadSettings>,
     /// Headers printed by profiles' header commands, shared by their uploads.
     pub command_headers: crate::profile::CommandHeaders,
+    /// Where secret header values are kept (the journal holds references).
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// The headers for an upload's requests, read now: its profile may have been edited since it
@@ -177,16 +179,21 @@ pub async fn credentials(
     rec: &UploadRecord,
     refused: Option<u64>,
 ) -> Result<crate::profile::Credentials> {
-    let own = || crate::profile::Credentials {
-        headers: rec.headers.clone(),
-        generation: None,
+    let own = || -> Result<crate::profile::Credentials> {
+        Ok(crate::profile::Credentials {
+            headers: ctx.secrets.open_headers(&rec.headers)?,
+            generation: None,
+        })
     };
     let Some(pid) = rec.profile_id else {
-        return Ok(own());
+        return own();
     };
     match ctx.store.profile(pid)? {
-        Some(p) => ctx.command_headers.credentials(&p, refused).await,
-        None => Ok(own()),
+        Some(mut p) => {
+            p.headers = ctx.secrets.open_headers(&p.headers)?;
+            ctx.command_headers.credentials(&p, refused).await
+        }
+        None => own(),
     }
 }
 
@@ -237,6 +244,15 @@ impl From<Error> for Interruption {
 /// Runs one upload to an outcome, retrying transient failures.
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
+    // How this run talks to the server, from its profile as it is now.
+    let override_methods = rec
+        .profile_id
+        .and_then(|p| ctx.store.profile(p).ok().flatten())
+        .is_some_and(|p| p.method_override);
+    let ctx = UploadCtx {
+        client: ctx.client.overriding_methods(override_methods),
+        ..ctx
+    };
     // Failures in a row (they grow the backoff), and those of them that count against the
     // attempt budget (with network patience, waiting for the network does not).
     let mut failures = 0u32;
@@ -311,7 +327,9 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             }
             // Never retried into the ground, never a new upload: it waits for credentials.
             e if e.is_auth() => return Outcome::NeedsSignIn(e.to_string()),
-            e @ Error::HeaderCommand(_) => return Outcome::NeedsSignIn(e.to_string()),
+            e @ (Error::HeaderCommand(_) | Error::Secrets(_)) => {
+                return Outcome::NeedsSignIn(e.to_string())
+            }
             e if e.is_retryable() => {
                 failures += 1;
                 let patient = e.is_outage()
@@ -519,18 +537,19 @@ fn says_gone(e: &Error) -> bool {
 /// tail at the latest. Inside the tail: the range is read into memory (at most [`TAIL`]
 /// bytes) and the file's stamp is checked again after the read, so the request that
 /// completes the upload only carries bytes of the same content as everything before it.
+#[allow(clippy::too_many_arguments)]
 async fn next_body(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     offset: u64,
     max_len: u64,
+    tail_start: u64,
     checksum: Option<ChecksumAlgorithm>,
     transfer: &Arc<Transfer>,
     sent: &Sent,
 ) -> Result<SizedBody> {
     let source = Source::new(&rec.path);
     let remaining = rec.size - offset;
-    let tail_start = rec.size.saturating_sub(TAIL);
     if offset >= tail_start {
         let len = max_len.min(remaining);
         let bytes = source.read(offset, len).await?;
@@ -860,17 +879,38 @@ async fn attempt(
     } else {
         None
     };
-    let mut chunk = rec
-        .chunk_size
-        .or(ctx.settings.chunk_size)
-        .unwrap_or(u64::MAX)
-        .max(1);
-    if checksum.is_some() {
-        chunk = chunk.min(ctx.settings.checksum_chunk_cap);
-    }
-    if let Some(learned) = ctx.store.learned_chunk(&rec.endpoint)? {
-        chunk = chunk.min(learned);
-    }
+    // A server that takes exactly N bytes per PATCH (Supabase: 6 MiB) gets exactly that:
+    // never capped, halved or cut at the tail; the last chunk is the tail read into memory.
+    let exact = match rec.profile_id {
+        Some(pid) => ctx
+            .store
+            .profile(pid)?
+            .filter(|p| p.exact_chunk)
+            .and_then(|p| p.chunk_size)
+            .map(|n| n.max(1)),
+        None => None,
+    };
+    let mut chunk = match exact {
+        Some(n) => n,
+        None => {
+            let mut chunk = rec
+                .chunk_size
+                .or(ctx.settings.chunk_size)
+                .unwrap_or(u64::MAX)
+                .max(1);
+            if checksum.is_some() {
+                chunk = chunk.min(ctx.settings.checksum_chunk_cap);
+            }
+            if let Some(learned) = ctx.store.learned_chunk(&rec.endpoint)? {
+                chunk = chunk.min(learned);
+            }
+            chunk
+        }
+    };
+    let tail_start = match exact {
+        Some(n) => rec.size.saturating_sub(1) / n * n,
+        None => rec.size.saturating_sub(TAIL),
+    };
     let sent = run.sent;
 
     // Resume what the server has, if it still has it and it is provably this file's.
@@ -939,12 +979,13 @@ async fn attempt(
             let defer = rec.size == 0 && caps.has("creation-defer-length");
             let mut use_cwu = ctx.settings.creation_with_upload
                 && caps.has("creation-with-upload")
-                && rec.size > 0;
+                && rec.size > 0
+                && exact.is_none();
             let created = loop {
                 let transfer = Transfer::new();
                 let first = if use_cwu {
                     let max = chunk.min(ctx.settings.post_body_cap);
-                    Some(next_body(ctx, &rec, 0, max, checksum, &transfer, sent).await?)
+                    Some(next_body(ctx, &rec, 0, max, tail_start, checksum, &transfer, sent).await?)
                 } else {
                     None
                 };
@@ -994,7 +1035,14 @@ async fn attempt(
                 journalled_done =
                     take_offset(ctx, &rec, run, reporter, created.offset, exp, defer).await?;
             }
-            tracing::info!(id, url = %crate::redact::strip_userinfo(&created.url), offset = created.offset, recreated = had_url, "created server upload");
+            // The URL is a capability on many servers: only at debug level.
+            tracing::debug!(id, url = %crate::redact::strip_userinfo(&created.url), "server upload URL");
+            tracing::info!(
+                id,
+                offset = created.offset,
+                recreated = had_url,
+                "created server upload"
+            );
             reporter.send(WorkerEvent::Url {
                 url: created.url.clone(),
                 recreated: had_url,
@@ -1014,7 +1062,15 @@ async fn attempt(
         ensure_file(ctx, &rec)?;
         align(ctx, &rec, sent, offset).await?;
         let transfer = Transfer::new();
-        let body = next_body(ctx, &rec, offset, chunk, checksum, &transfer, sent).await?;
+        // Exact chunks stay on their boundaries even after a server kept part of one.
+        let want = match exact {
+            Some(n) => n - offset % n,
+            None => chunk,
+        };
+        let body = next_body(
+            ctx, &rec, offset, want, tail_start, checksum, &transfer, sent,
+        )
+        .await?;
         let sent_len = body.len;
         let result = supervise(
             ctx.client.patch(
@@ -1126,7 +1182,7 @@ async fn attempt(
                             }
                         }
                     }
-                    Some(413) if sent_len > MIN_CHUNK => {
+                    Some(413) if sent_len > MIN_CHUNK && exact.is_none() => {
                         chunk = (sent_len / 2).max(MIN_CHUNK);
                         tracing::info!(id, chunk, "413: halving the chunk size");
                         ctx.store.learn_chunk(&rec.endpoint, chunk)?;

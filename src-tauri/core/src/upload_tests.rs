@@ -84,6 +84,7 @@ impl Case {
             limiter: Arc::new(RateLimiter::new(0)),
             settings: Arc::new(settings),
             command_headers: crate::profile::CommandHeaders::default(),
+            secrets: crate::secrets::Secrets::open(dir.path()),
         };
         Case {
             _dir: dir,
@@ -812,4 +813,73 @@ async fn a_profile_edit_reaches_queued_uploads_at_request_time() {
         case.record().headers.is_empty(),
         "no credentials in the upload row"
     );
+}
+
+#[tokio::test]
+async fn exact_chunks_are_never_cut_capped_or_halved() {
+    let profile = crate::profile::Profile {
+        name: "supabase-like".into(),
+        endpoint: ENDPOINT.into(),
+        chunk_size: Some(256 * 1024),
+        exact_chunk: true,
+        ..Default::default()
+    };
+    // 5.3 chunks, with checksums on (whose cap would otherwise apply) and a tail that would
+    // otherwise start mid-chunk.
+    let len = 5 * 256 * 1024 + 77_000;
+    let mut case = Case::with_profile(
+        FakeServer::default(),
+        len,
+        settings(None),
+        Some(profile.clone()),
+    );
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let sizes: Vec<u64> = case.patches().iter().map(|p| p.1).collect();
+    assert_eq!(sizes, [262144, 262144, 262144, 262144, 262144, 77_000]);
+    // A server keeping part of a chunk: the next PATCH goes back to the boundary.
+    let server = FakeServer::default();
+    server.then(Method::PATCH, Act::Early(100_000));
+    let mut case = Case::with_profile(server, len, settings(None), Some(profile.clone()));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let p = case.patches();
+    assert_eq!((p[0], p[1]), ((0, 100_000), (100_000, 162_144)));
+    assert!(p[2..].iter().all(|(o, _)| o % 262_144 == 0));
+    // A 413 is not halved into sizes the server refuses anyway.
+    let server = FakeServer::default();
+    server.then(Method::PATCH, Act::Status(413, vec![]));
+    let mut case = Case::with_profile(server, len, settings(None), Some(profile));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("413")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
+    let profile = crate::profile::Profile {
+        name: "corp-proxy".into(),
+        endpoint: ENDPOINT.into(),
+        method_override: true,
+        ..Default::default()
+    };
+    let server = FakeServer::default();
+    server.block_patch_and_delete();
+    let mut case = Case::with_profile(server, 2 * MIB, settings(Some(MIB as u64)), Some(profile));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    let overridden = case
+        .server
+        .seen()
+        .iter()
+        .filter(|s| s.header("X-HTTP-Method-Override") == Some("PATCH"))
+        .count();
+    assert_eq!(overridden, 2);
+    // Without the option the same proxy stops the upload with its 405.
+    let server = FakeServer::default();
+    server.block_patch_and_delete();
+    let mut case = Case::new(server, 1000, settings(None));
+    assert!(matches!(case.run().await, Outcome::Failed(ref m) if m.contains("405")));
 }

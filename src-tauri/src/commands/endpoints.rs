@@ -16,7 +16,7 @@ pub async fn check_endpoint(
     headers: Vec<HeaderSetting>,
 ) -> CmdResult<ServerCaps> {
     let url = parse_endpoint(&endpoint).map_err(text)?;
-    let stored = AppSettings::load(state.engine.store()).map_err(text)?;
+    let stored = AppSettings::load(state.engine.store(), state.engine.secrets()).map_err(text)?;
     let headers = header_map(&merge_headers(&headers, &stored, url.as_str())?).map_err(text)?;
     TusClient::with_timeout(std::time::Duration::from_secs(10))
         .options(url.as_str(), &headers)

@@ -99,7 +99,7 @@ pub fn merge_headers(
 
 #[tauri::command]
 pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView> {
-    AppSettings::load(state.engine.store())
+    AppSettings::load(state.engine.store(), state.engine.secrets())
         .map(|s| view(&s))
         .map_err(text)
 }
@@ -110,7 +110,7 @@ pub async fn save_settings(
     settings: SettingsView,
 ) -> CmdResult<SettingsView> {
     let store = state.engine.store();
-    let old = AppSettings::load(store).map_err(text)?;
+    let old = AppSettings::load(store, state.engine.secrets()).map_err(text)?;
     let endpoint = settings.endpoint.trim().to_string();
     if !endpoint.is_empty() {
         tusker_core::client::parse_endpoint(&endpoint).map_err(text)?;
@@ -135,7 +135,7 @@ pub async fn save_settings(
         auto_resume: settings.auto_resume,
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
     };
-    new.save(store).map_err(text)?;
+    new.save(store, state.engine.secrets()).map_err(text)?;
     if !new.endpoint.is_empty() {
         // Uploads waiting for sign-in with the old credentials go on with these.
         state.engine.save_profile(&new.profile()).map_err(text)?;

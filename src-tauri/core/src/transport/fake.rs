@@ -71,6 +71,9 @@ struct State {
     max_size: Option<u64>,
     script: VecDeque<(Method, Act)>,
     seen: Vec<Seen>,
+    /// A proxy in front that blocks PATCH and DELETE (405); POST with
+    /// `X-HTTP-Method-Override` gets through as that method.
+    blocks_patch: bool,
 }
 
 /// The scripted server; clone to keep a handle for assertions.
@@ -101,6 +104,10 @@ impl FakeServer {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn block_patch_and_delete(&self) {
+        self.lock().blocks_patch = true;
     }
 
     pub fn max_size(&self, n: u64) {
@@ -198,7 +205,20 @@ impl Transport for FakeServer {
 }
 
 impl FakeServer {
-    async fn handle(&self, req: HttpRequest) -> Result<HttpResponse> {
+    async fn handle(&self, mut req: HttpRequest) -> Result<HttpResponse> {
+        if self.lock().blocks_patch {
+            if req.method == Method::PATCH || req.method == Method::DELETE {
+                return Ok(answer(405, &[]));
+            }
+            let over = req
+                .headers
+                .get("X-HTTP-Method-Override")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+            if let Some(m) = over.filter(|_| req.method == Method::POST) {
+                req.method = m;
+            }
+        }
         let act = self.next_act(&req.method);
         let id = key(&req.url);
         let mut seen = Seen {

@@ -1,0 +1,281 @@
+//! Secrets (Authorization-like header values) live outside the journal: in the OS keyring
+//! (Secret Service on Linux) or, where no keyring answers, in a 0600 file in the data
+//! directory, with one warning. The journal and settings keep only a reference.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// The service name secrets are filed under in the keyring.
+const SERVICE: &str = "dev.tusker.app";
+
+/// A stored value that stands for a secret: `secret-ref:<key>`.
+const REF: &str = "secret-ref:";
+
+#[derive(Debug)]
+enum Backend {
+    Keyring,
+    /// `secrets.json` in the data dir, mode 0600.
+    File(PathBuf),
+}
+
+/// Where secrets are kept; clone freely.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    backend: Arc<Backend>,
+    /// This data dir's secrets are told apart from another's in the same keyring.
+    scope: String,
+    /// Values read or written in this process (a keyring read is a D-Bus round trip).
+    cache: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Secrets {
+    /// Uses the keyring when it answers (a write, read and delete of a probe entry), the
+    /// 0600 file otherwise. `TUSKER_SECRETS=file` forces the file.
+    pub fn open(data_dir: &Path) -> Secrets {
+        use sha2::Digest;
+        let scope: String = sha2::Sha256::digest(data_dir.display().to_string().as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let forced_file = std::env::var("TUSKER_SECRETS").is_ok_and(|v| v == "file");
+        let backend = match (!forced_file).then(|| probe(&scope)) {
+            Some(Ok(())) => Backend::Keyring,
+            Some(Err(why)) => {
+                tracing::warn!(reason = %why, "no OS keyring answers: secrets are kept in a file only this user can read (secrets.json, mode 0600)");
+                Backend::File(data_dir.join("secrets.json"))
+            }
+            None => Backend::File(data_dir.join("secrets.json")),
+        };
+        Secrets {
+            backend: Arc::new(backend),
+            scope,
+            cache: Arc::default(),
+        }
+    }
+
+    /// Whether secrets go to the OS keyring.
+    pub fn in_keyring(&self) -> bool {
+        matches!(*self.backend, Backend::Keyring)
+    }
+
+    fn account(&self, key: &str) -> String {
+        format!("{}:{key}", self.scope)
+    }
+
+    fn put(&self, key: &str, value: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Keyring => {
+                let (account, value) = (self.account(key), value.to_string());
+                bounded(move || {
+                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.set_password(&value))
+                })?
+                .map_err(|e| Error::Secrets(e.to_string()))?
+            }
+            Backend::File(path) => {
+                let mut all = read_file(path)?;
+                all.insert(key.to_string(), value.to_string());
+                write_file(path, &all)?;
+            }
+        }
+        self.lock().insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<String>> {
+        if let Some(v) = self.lock().get(key) {
+            return Ok(Some(v.clone()));
+        }
+        let v = match &*self.backend {
+            Backend::Keyring => {
+                let account = self.account(key);
+                let got = bounded(move || {
+                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.get_password())
+                })?;
+                match got {
+                    Ok(v) => Some(v),
+                    Err(keyring::Error::NoEntry) => None,
+                    Err(e) => return Err(Error::Secrets(e.to_string())),
+                }
+            }
+            Backend::File(path) => read_file(path)?.remove(key),
+        };
+        if let Some(v) = &v {
+            self.lock().insert(key.to_string(), v.clone());
+        }
+        Ok(v)
+    }
+
+    /// Forgets the secrets that stored headers refer to (a removed profile's).
+    pub fn forget(&self, headers: &BTreeMap<String, String>) -> Result<()> {
+        for key in headers.values().filter_map(|v| v.strip_prefix(REF)) {
+            self.delete(key)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.lock().remove(key);
+        match &*self.backend {
+            Backend::Keyring => {
+                let account = self.account(key);
+                let done = bounded(move || {
+                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.delete_credential())
+                })?;
+                match done {
+                    Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                    Err(e) => Err(Error::Secrets(e.to_string())),
+                }
+            }
+            Backend::File(path) => {
+                let mut all = read_file(path)?;
+                if all.remove(key).is_some() {
+                    write_file(path, &all)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Headers as they may be stored: each secret value (by [`crate::redact::is_sensitive`])
+    /// moves here under `owner:<name>` and a reference takes its place.
+    pub fn seal(
+        &self,
+        owner: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (name, value) in headers {
+            if crate::redact::is_sensitive(name) && !value.starts_with(REF) {
+                let key = format!("{owner}:{}", name.to_ascii_lowercase());
+                self.put(&key, value)?;
+                out.insert(name.clone(), format!("{REF}{key}"));
+            } else {
+                out.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Self::open_headers`], but a secret that is gone (a reset keyring) drops its
+    /// header with a warning instead of failing: the settings still open, the user enters
+    /// it again.
+    pub fn open_headers_lossy(
+        &self,
+        headers: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (name, value) in headers {
+            match self.open_headers(&BTreeMap::from([(name.clone(), value.clone())])) {
+                Ok(one) => out.extend(one),
+                Err(e) => {
+                    tracing::warn!(header = %name, error = %e, "a saved secret is gone; enter it again")
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any value is a secret still in plain text (stored before secrets moved out).
+    pub fn any_unsealed(headers: &BTreeMap<String, String>) -> bool {
+        headers
+            .iter()
+            .any(|(k, v)| crate::redact::is_sensitive(k) && !v.starts_with(REF))
+    }
+
+    /// Stored headers with their references replaced by the secrets.
+    pub fn open_headers(
+        &self,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (name, value) in headers {
+            match value.strip_prefix(REF) {
+                Some(key) => {
+                    let v = self.get(key)?.ok_or_else(|| {
+                        Error::Secrets(format!(
+                            "the value of the {name} header is missing from the keyring"
+                        ))
+                    })?;
+                    out.insert(name.clone(), v);
+                }
+                None => {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How long one keyring call may take: a keyring that waits on a prompt nobody answers
+/// (a locked collection on a headless machine) must not freeze the queue.
+const KEYRING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a keyring call on its own thread, giving up after [`KEYRING_TIMEOUT`].
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(KEYRING_TIMEOUT).map_err(|_| {
+        Error::Secrets(format!(
+            "the keyring did not answer within {KEYRING_TIMEOUT:?} (locked, or waiting for a password prompt)"
+        ))
+    })
+}
+
+/// Whether the keyring takes, gives back and forgets a value.
+fn probe(scope: &str) -> std::result::Result<(), String> {
+    let scope = scope.to_string();
+    bounded(move || probe_now(&scope)).map_err(|e| e.to_string())?
+}
+
+fn probe_now(scope: &str) -> std::result::Result<(), String> {
+    let account = format!("{scope}:probe");
+    let entry = keyring::Entry::new(SERVICE, &account).map_err(|e| e.to_string())?;
+    entry.set_password("probe").map_err(|e| e.to_string())?;
+    let back = entry.get_password().map_err(|e| e.to_string())?;
+    let _ = entry.delete_credential();
+    if back == "probe" {
+        Ok(())
+    } else {
+        Err("the keyring gave back another value".into())
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(serde_json::from_str(&t).unwrap_or_default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// Written to a 0600 temporary file, then renamed over the old one.
+fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(
+        serde_json::to_string(all)
+            .expect("map serialises")
+            .as_bytes(),
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
