@@ -522,6 +522,7 @@ async fn ten_thousand_rows_are_virtualised() {
                     chunk_size: None,
                     state: UploadState::Paused,
                     profile_id: None,
+                    upload_url: None,
                 })
                 .unwrap();
         }

@@ -292,3 +292,56 @@ fn check_says_it_goes_ahead_without_options() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_uploads_into_an_upload_url_a_service_created() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "clip.bin", 3 << 20, 11);
+    // What a service's API does for its client: create the upload, hand over its URL.
+    let client = tusker_core::client::TusClient::new();
+    let endpoint = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let created = client
+        .create(&endpoint, &headers, Some(3 << 20), "", None)
+        .await
+        .unwrap();
+    // Through the proxy, so its requests are counted.
+    let url = created
+        .url
+        .replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port));
+    let data = tempfile::tempdir().unwrap();
+    let out = support::output_within(
+        support::cli(data.path())
+            .args(["upload", "--plain", "--upload-url", &url])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(server.stored(&created.url), std::fs::read(&file).unwrap());
+    assert_eq!(proxy.count("POST"), 0, "no upload created by Tusker");
+    assert_eq!(server.upload_count(), 1);
+
+    // A URL for another length is refused, naming why; the service's upload is left alone.
+    let other = client
+        .create(&endpoint, &headers, Some(5), "", None)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = support::output_within(
+        support::cli(data.path())
+            .args(["upload", "--plain", "--upload-url", &other.url])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rows = support::list_json(data.path());
+    let error = rows[0]["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("upload URL") && error.contains("3145728 bytes"),
+        "{rows:#?}"
+    );
+    assert_eq!(server.upload_count(), 2);
+}

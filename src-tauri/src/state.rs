@@ -113,6 +113,7 @@ pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> CmdResult<AddRequest
         metadata: s.metadata,
         headers: Default::default(),
         profile_id: Some(profile_id),
+        upload_url: None,
         chunk_size: s.chunk_size,
         again: false,
     })

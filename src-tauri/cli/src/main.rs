@@ -68,8 +68,12 @@ enum Command {
         /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/. Its credentials
         /// (--header, --header-file, --header-command) are kept in a profile named after it,
         /// so `resume` uses them and a later run with new ones refreshes every upload to it.
-        #[arg(long, required_unless_present = "profile")]
+        #[arg(long, required_unless_present_any = ["profile", "upload_url"])]
         endpoint: Option<String>,
+        /// Upload the one file into this existing upload (one a service's API created, such
+        /// as Vimeo's): HEAD, then PATCH from the server's offset, never a POST.
+        #[arg(long, value_name = "URL")]
+        upload_url: Option<String>,
         /// Upload with a saved profile (`tusker-cli profile set`) instead of --endpoint.
         #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
         profile: Option<String>,
@@ -282,6 +286,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Upload {
             endpoint,
+            upload_url,
             profile,
             chunk_size,
             creds,
@@ -291,6 +296,11 @@ async fn real_main(cli: Cli) -> Result<i32> {
             paths,
         } => {
             let metadata = parse_metadata(&metadata)?;
+            // Into a given upload URL without an endpoint: the URL's own origin stands for it.
+            let endpoint = endpoint.or_else(|| {
+                let u = tusker_core::client::parse_endpoint(upload_url.as_deref()?).ok()?;
+                Some(u.join("/").ok()?.to_string())
+            });
             let profile = match (profile, endpoint) {
                 (Some(name), _) => open_store(&data_dir)?.profile_by_name(&name)?.with_context(
                     || format!("no profile named {name:?} (tusker-cli profile set {name} --endpoint URL ...)"),
@@ -324,6 +334,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                     metadata: all_metadata,
                     headers: BTreeMap::new(),
                     profile_id: Some(profile_id),
+                    upload_url,
                     chunk_size: chunk_size.or(profile.chunk_size),
                     again,
                 })

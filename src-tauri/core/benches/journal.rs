@@ -40,6 +40,7 @@ fn main() {
                 chunk_size: None,
                 state: UploadState::Queued,
                 profile_id: None,
+                upload_url: None,
             })
             .unwrap();
         ids.push(rec.id);

@@ -26,6 +26,33 @@ pub struct TusClient {
     /// Send PATCH and DELETE as POST with `X-HTTP-Method-Override` (for proxies that
     /// block those methods).
     method_override: bool,
+    /// Hosts other than a request's own that redirects may lead to (the profile's).
+    allowed_hosts: Arc<Vec<String>>,
+}
+
+/// Most 307/308 redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether a request to `from` may be sent on to `to` (a 307/308, or an upload's Location on
+/// another host): never from https to http; within the same origin always; to another host
+/// only when it is allowed. The error says what to allow.
+pub fn may_move(from: &Url, to: &Url, allowed_hosts: &[String]) -> std::result::Result<(), String> {
+    if from.scheme() == "https" && to.scheme() != "https" {
+        return Err(format!(
+            "refusing to go from https to {}",
+            redact::strip_userinfo(to.as_str())
+        ));
+    }
+    let same_origin = from.scheme() == to.scheme()
+        && from.host_str() == to.host_str()
+        && from.port_or_known_default() == to.port_or_known_default();
+    let host = to.host_str().unwrap_or("");
+    if same_origin || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Ok(());
+    }
+    Err(format!(
+        "the server sends the upload to another host ({host}); allow it for this profile (tusker-cli profile set NAME ... --allow-host {host})"
+    ))
 }
 
 impl std::fmt::Debug for TusClient {
@@ -141,16 +168,24 @@ impl TusClient {
             transport,
             control_timeout,
             method_override: false,
+            allowed_hosts: Arc::default(),
         }
     }
 
-    /// The same client, sending PATCH and DELETE as POST with `X-HTTP-Method-Override`
-    /// when `on` (the tus spec's answer to proxies that block them).
-    pub fn overriding_methods(&self, on: bool) -> TusClient {
+    /// The same client as a profile wants it: PATCH and DELETE as POST with
+    /// `X-HTTP-Method-Override` when `method_override` (the tus spec's answer to proxies that
+    /// block them), and redirects followed to `allowed_hosts` too.
+    pub fn for_profile(&self, method_override: bool, allowed_hosts: Vec<String>) -> TusClient {
         TusClient {
-            method_override: on,
+            method_override,
+            allowed_hosts: Arc::new(allowed_hosts),
             ..self.clone()
         }
+    }
+
+    /// The hosts this client may be sent on to.
+    pub fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
     }
 
     async fn send(
@@ -180,15 +215,47 @@ impl TusClient {
                 method
             };
         let timeout = body.is_none().then_some(self.control_timeout);
-        self.transport
-            .send(HttpRequest {
-                method,
-                url: url.to_string(),
-                headers: all,
-                body,
-                timeout,
-            })
-            .await
+        let has_body = body.is_some();
+        let mut body = body;
+        let mut url = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self
+                .transport
+                .send(HttpRequest {
+                    method: method.clone(),
+                    url: url.clone(),
+                    headers: all.clone(),
+                    body: body.take(),
+                    timeout,
+                })
+                .await?;
+            if !matches!(resp.status, 307 | 308) {
+                return Ok(resp);
+            }
+            let to = self.redirect_target(&url, &resp)?;
+            if has_body {
+                // The body went with the first request: the caller sends it again there.
+                return Err(Error::Moved(to.to_string()));
+            }
+            tracing::debug!(status = resp.status, to = %redact::strip_userinfo(to.as_str()), "following a redirect");
+            url = to.to_string();
+        }
+        Err(Error::Protocol(format!(
+            "more than {MAX_REDIRECTS} redirects in a row"
+        )))
+    }
+
+    /// Where a 307/308 sends a request, if it may go there.
+    fn redirect_target(&self, from: &str, resp: &HttpResponse) -> Result<Url> {
+        let loc = resp.header(LOCATION.as_str()).ok_or_else(|| {
+            Error::Protocol(format!("{} redirect without a Location", resp.status))
+        })?;
+        let from = Url::parse(from).map_err(|e| Error::Protocol(e.to_string()))?;
+        let to = from
+            .join(loc)
+            .map_err(|e| Error::Protocol(format!("redirect Location {loc:?}: {e}")))?;
+        may_move(&from, &to, &self.allowed_hosts).map_err(Error::Protocol)?;
+        Ok(to)
     }
 
     fn fail(method: &'static str, resp: HttpResponse) -> Error {

@@ -74,6 +74,10 @@ pub struct AddRequest {
     /// The profile whose credentials the uploads' requests carry, read at request time.
     #[serde(default)]
     pub profile_id: Option<crate::profile::ProfileId>,
+    /// Upload the one file into this existing upload (created by a service's API): HEAD,
+    /// then PATCH from the server's offset, never a POST.
+    #[serde(default)]
+    pub upload_url: Option<String>,
     #[serde(default)]
     pub chunk_size: Option<u64>,
     /// Upload content again even if it already completed on this endpoint.
@@ -308,9 +312,13 @@ impl Engine {
         if req.chunk_size == Some(0) {
             return Err(Error::Protocol("chunk size must be at least 1 byte".into()));
         }
+        if let Some(url) = &req.upload_url {
+            client::parse_endpoint(url).map_err(|e| Error::UploadUrl(e.to_string()))?;
+        }
         let paths = req.paths.clone();
         let store = self.store.clone();
-        let (endpoint, again) = (req.endpoint.clone(), req.again);
+        // Into a given upload URL the file goes as it is: no resume or skip elsewhere.
+        let (endpoint, again) = (req.endpoint.clone(), req.again || req.upload_url.is_some());
         let prepared = tokio::task::spawn_blocking(move || {
             files::prepare(&paths)
                 .into_iter()
@@ -325,6 +333,12 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        if req.upload_url.is_some() && prepared.len() != 1 {
+            return Err(Error::UploadUrl(format!(
+                "one upload URL takes one file, not {}",
+                prepared.len()
+            )));
+        }
         let mut rejected = Vec::new();
         let mut ok = Vec::new();
         for p in prepared {
@@ -1371,6 +1385,7 @@ impl Actor {
                 {
                     Decision::New
                 }
+                Decision::New if req.upload_url.is_some() => Decision::New,
                 Decision::New => match self.unfinished_at(&req.endpoint, &f) {
                     Some(id) => Decision::Resume(id),
                     None => Decision::New,
@@ -1385,8 +1400,15 @@ impl Actor {
                 }
                 Decision::Restart(id) => {
                     tracing::info!(id, path = %path, "re-added file changed inside what the server holds; uploading it from the start");
-                    self.restart(id, Some(f), Event::ReAddChanged)?;
-                    out.push(AddResult::Restarted { id, path });
+                    // A URL a service created cannot start over: this file is named, the rest go on.
+                    match self.restart(id, Some(f), Event::ReAddChanged) {
+                        Ok(()) => out.push(AddResult::Restarted { id, path }),
+                        Err(e @ Error::UploadUrl(_)) => out.push(AddResult::Rejected {
+                            path,
+                            error: e.to_string(),
+                        }),
+                        Err(e) => return Err(e),
+                    }
                 }
                 Decision::AlreadyUploaded(id) => {
                     tracing::info!(id, path = %path, "content already uploaded (same hash); not sending it twice");
@@ -1406,6 +1428,7 @@ impl Actor {
                             req.headers.clone()
                         },
                         profile_id: req.profile_id,
+                        upload_url: req.upload_url.clone(),
                         chunk_size: req.chunk_size,
                         state: UploadState::Queued,
                     })?;
@@ -1481,6 +1504,11 @@ impl Actor {
     fn restart(&mut self, id: UploadId, file: Option<PreparedFile>, event: Event) -> Result<()> {
         if !self.entries.contains_key(&id) {
             return Err(Error::UnknownUpload(id));
+        }
+        if self.ctx.store.get(id).is_ok_and(|r| r.given_url) {
+            return Err(Error::UploadUrl(
+                "an upload into a URL a service created cannot start over: ask the service for a new URL and add the file with it".into(),
+            ));
         }
         if self.would(id, event).is_none() || self.journal_completed(id) {
             // Its worker completed it a moment ago: nothing to restart, and terminating it

@@ -62,6 +62,14 @@ pub enum Error {
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
 
+    /// A 307/308 to a request with a body (sent already): send it again to this URL.
+    #[error("the server moved the request to {0}")]
+    Moved(String),
+
+    /// An upload URL handed over by a service (`--upload-url`) cannot take this file.
+    #[error("the upload URL cannot be used: {0}")]
+    UploadUrl(String),
+
     /// The keyring (or the secrets file) failed.
     #[error("secrets: {0}")]
     Secrets(String),
@@ -200,6 +208,8 @@ impl Error {
             Error::InvalidHeader(_) => "invalid_header",
             Error::HeaderCommand(_) => "header_command",
             Error::Secrets(_) => "secrets",
+            Error::UploadUrl(_) => "upload_url",
+            Error::Moved(_) => "moved",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",

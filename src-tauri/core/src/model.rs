@@ -145,6 +145,8 @@ pub struct UploadRecord {
     pub profile_id: Option<crate::profile::ProfileId>,
     /// That profile's name.
     pub profile: Option<String>,
+    /// `upload_url` was handed over (`--upload-url`): never created anew.
+    pub given_url: bool,
 }
 
 impl UploadRecord {

@@ -83,6 +83,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     ALTER TABLE uploads ADD COLUMN profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL;",
+    // 4: uploads into a URL a service created (`--upload-url`): never created anew.
+    "ALTER TABLE uploads ADD COLUMN given_url INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How long a journal write waits for a lock held by another program before it fails with
@@ -109,6 +111,8 @@ pub struct NewUpload {
     pub state: UploadState,
     /// Where the request headers come from at request time (then `headers` stays empty).
     pub profile_id: Option<crate::profile::ProfileId>,
+    /// An upload URL a service created: the upload goes there and is never created anew.
+    pub upload_url: Option<String>,
 }
 
 fn now_secs() -> i64 {
@@ -122,7 +126,7 @@ const SELECT: &str =
     "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
-    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name
+    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
     LEFT JOIN profiles p ON p.id = u.profile_id";
 
@@ -181,6 +185,7 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         resent: r.get::<_, i64>(23)? as u64,
         profile_id: r.get(24)?,
         profile: r.get(25)?,
+        given_url: r.get::<_, i64>(26)? != 0,
     })
 }
 
@@ -333,8 +338,9 @@ impl Store {
         tx.execute(
             "INSERT INTO uploads (position, path, name, size, mtime_ns, fingerprint, endpoint_id,
                 state, metadata, headers, chunk_size, created_at, updated_at, ino, ctime_ns,
-                profile_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
+                profile_id, upload_url, given_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16,
+                ?17)",
             params![
                 position,
                 n.path,
@@ -350,7 +356,9 @@ impl Store {
                 now,
                 n.stamp.ino as i64,
                 n.stamp.ctime_ns,
-                n.profile_id
+                n.profile_id,
+                n.upload_url,
+                n.upload_url.is_some() as i64
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -903,6 +911,7 @@ mod tests {
             chunk_size: None,
             state: UploadState::Queued,
             profile_id: None,
+            upload_url: None,
         }
     }
 

@@ -245,12 +245,14 @@ impl From<Error> for Interruption {
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
     // How this run talks to the server, from its profile as it is now.
-    let override_methods = rec
+    let profile = rec
         .profile_id
         .and_then(|p| ctx.store.profile(p).ok().flatten())
-        .is_some_and(|p| p.method_override);
+        .unwrap_or_default();
     let ctx = UploadCtx {
-        client: ctx.client.overriding_methods(override_methods),
+        client: ctx
+            .client
+            .for_profile(profile.method_override, profile.allowed_hosts),
         ..ctx
     };
     // Failures in a row (they grow the backoff), and those of them that count against the
@@ -673,6 +675,30 @@ async fn server_offset(
     url: &str,
     headers: &HeaderMap,
 ) -> Result<Head> {
+    let head = server_offset_any(ctx, rec, url, headers).await?;
+    // A URL a service handed over is the only one there is: never replaced.
+    match (&head, rec.given_url) {
+        (Head::Gone, true) => Err(given_url_gone()),
+        (Head::Mismatch, true) => Err(Error::UploadUrl(format!(
+            "the server's upload is not for a file of {} bytes (HEAD said another length, or an offset past it)",
+            rec.size
+        ))),
+        _ => Ok(head),
+    }
+}
+
+fn given_url_gone() -> Error {
+    Error::UploadUrl(
+        "the server no longer has it (404/410): ask the service for a new upload URL".into(),
+    )
+}
+
+async fn server_offset_any(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    url: &str,
+    headers: &HeaderMap,
+) -> Result<Head> {
     match ctx.client.head(url, headers).await {
         Ok(info) => {
             if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
@@ -815,26 +841,28 @@ fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
     }
 }
 
+/// An upload on another host than the endpoint's (Cloudflare Stream does that) gets the
+/// credentials too only when the profile allows that host; without secrets it may go
+/// anywhere but from https to http.
 fn check_location_origin(
     endpoint: &url::Url,
     location: &str,
     headers: &BTreeMap<String, String>,
+    allowed_hosts: &[String],
 ) -> Result<()> {
     let Ok(loc) = url::Url::parse(location) else {
         return Err(Error::Protocol(format!(
             "Location {location:?} is not a URL"
         )));
     };
-    let same = loc.scheme() == endpoint.scheme()
-        && loc.host_str() == endpoint.host_str()
-        && loc.port_or_known_default() == endpoint.port_or_known_default();
-    if !same && headers.keys().any(|k| crate::redact::is_sensitive(k)) {
-        return Err(Error::Protocol(format!(
-            "the server put the upload on another host ({}); not sending credentials there",
-            loc.host_str().unwrap_or("?")
-        )));
+    let secrets = headers.keys().any(|k| crate::redact::is_sensitive(k));
+    match client::may_move(endpoint, &loc, allowed_hosts) {
+        Ok(()) => Ok(()),
+        Err(why) if secrets || why.starts_with("refusing") => Err(Error::Protocol(format!(
+            "{why}; not sending credentials there"
+        ))),
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// One pass: check the file, find or create the server upload, send until done or failure.
@@ -918,6 +946,13 @@ async fn attempt(
     let mut journalled_done = false;
     if let Some(url) = rec.upload_url.clone() {
         match server_offset(ctx, &rec, &url, &headers).await? {
+            Head::Holds(st) if moved.is_some() && st.offset > rec.acked_offset && rec.given_url => {
+                return Err(Error::UploadUrl(format!(
+                    "{} changed and the server holds {} bytes that cannot be checked against it",
+                    rec.path, st.offset
+                ))
+                .into());
+            }
             Head::Holds(st) if moved.is_some() && st.offset > rec.acked_offset => {
                 tracing::warn!(
                     id,
@@ -963,8 +998,9 @@ async fn attempt(
     // (the torture test found this), so the POST carries no data unless the user opted into
     // creation-with-upload, and an empty file is created with a deferred length (when the
     // server offers it) that a PATCH then declares.
-    let (url, mut offset, mut length_pending) = match resumed {
+    let (mut url, mut offset, mut length_pending) = match resumed {
         Some(r) => r,
+        None if rec.given_url => return Err(given_url_gone().into()),
         None => {
             reporter.send(WorkerEvent::StartingOver);
             source::lock(sent).reset(PrefixHasher::new());
@@ -1017,7 +1053,12 @@ async fn attempt(
                 }
             };
             crate::failpoint::hit(crate::failpoint::Point::CreateAnswered);
-            check_location_origin(&endpoint, &created.url, &creds.headers)?;
+            check_location_origin(
+                &endpoint,
+                &created.url,
+                &creds.headers,
+                ctx.client.allowed_hosts(),
+            )?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
             *run.acked = 0;
@@ -1058,6 +1099,7 @@ async fn attempt(
     let mut conflicts = 0u32;
     let mut bad_answers = 0u32;
     let mut checksum_mismatches = 0u32;
+    let mut moves = 0u32;
     while offset < rec.size || length_pending {
         ensure_file(ctx, &rec)?;
         align(ctx, &rec, sent, offset).await?;
@@ -1114,6 +1156,13 @@ async fn attempt(
                 conflicts = 0;
                 bad_answers = 0;
                 checksum_mismatches = 0;
+            }
+            // A 307/308 to a PATCH (allowed by the client's rules): send it there again. The
+            // journal keeps the upload's URL; the next run is redirected again if need be.
+            Err(Error::Moved(to)) if moves < 5 => {
+                moves += 1;
+                tracing::info!(id, "the server moved the PATCH; sending it again there");
+                url = to;
             }
             Err(Error::BadOffset(why)) => {
                 bad_answers += 1;
@@ -1191,6 +1240,7 @@ async fn attempt(
                         checksum_mismatches += 1;
                         tracing::warn!(id, offset, "checksum mismatch; sending the chunk again");
                     }
+                    _ if says_gone(&e) && rec.given_url => return Err(given_url_gone().into()),
                     _ if says_gone(&e) => {
                         tracing::info!(id, status = ?e.status(), "server upload vanished; creating a new one");
                         return Err(Interruption::Gone);

@@ -56,6 +56,16 @@ impl Case {
         settings: UploadSettings,
         profile: Option<crate::profile::Profile>,
     ) -> Case {
+        Self::build(server, len, settings, profile, None)
+    }
+
+    fn build(
+        server: FakeServer,
+        len: usize,
+        settings: UploadSettings,
+        profile: Option<crate::profile::Profile>,
+        upload_url: Option<String>,
+    ) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("file.bin");
         let content = content(len);
@@ -75,6 +85,7 @@ impl Case {
                 chunk_size: None,
                 state: UploadState::Queued,
                 profile_id,
+                upload_url,
             })
             .unwrap();
         let ctx = UploadCtx {
@@ -422,11 +433,11 @@ async fn four_senseless_answers_in_a_row_fail_naming_the_answer() {
 }
 
 #[tokio::test]
-async fn redirects_are_not_followed() {
-    for (method, status) in [
-        (Method::POST, 307),
-        (Method::PATCH, 302),
-        (Method::PATCH, 308),
+async fn redirects_elsewhere_and_other_3xx_are_not_followed() {
+    for (method, status, want) in [
+        (Method::POST, 307, "another host"),
+        (Method::PATCH, 302, "302"),
+        (Method::PATCH, 308, "another host"),
     ] {
         let (case, out) = scripted(
             1000,
@@ -438,7 +449,7 @@ async fn redirects_are_not_followed() {
         )
         .await;
         assert!(
-            matches!(out, Outcome::Failed(ref m) if m.contains(&status.to_string())),
+            matches!(out, Outcome::Failed(ref m) if m.contains(want)),
             "{method} {status}: {out:?}"
         );
         assert!(case
@@ -882,4 +893,182 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
     server.block_patch_and_delete();
     let mut case = Case::new(server, 1000, settings(None));
     assert!(matches!(case.run().await, Outcome::Failed(ref m) if m.contains("405")));
+}
+
+/// An upload created the way a service's API creates it (Vimeo, say), `sent` bytes of the
+/// file already in it: its URL.
+async fn precreated(server: &FakeServer, length: u64, first: Option<Vec<u8>>) -> String {
+    let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_secs(1));
+    let endpoint = url::Url::parse(ENDPOINT).unwrap();
+    let body = first.map(|b| crate::client::SizedBody {
+        len: b.len() as u64,
+        body: crate::transport::fake::body_of(b, 4096),
+        checksum: None,
+    });
+    client
+        .create(&endpoint, &HeaderMap::new(), Some(length), "", body)
+        .await
+        .unwrap()
+        .url
+}
+
+#[tokio::test]
+async fn a_given_upload_url_is_continued_from_the_servers_offset_and_never_created() {
+    let len = 2 * MIB + 3;
+    let data = content(len);
+    // Empty, then with part of the file already sent by the service's own client.
+    for already in [0usize, 700_000] {
+        let server = FakeServer::default();
+        let first = (already > 0).then(|| data[..already].to_vec());
+        let url = precreated(&server, len as u64, first).await;
+        let mut case = Case::build(
+            server,
+            len,
+            settings(Some(MIB as u64)),
+            None,
+            Some(url.clone()),
+        );
+        let out = case.run().await;
+        case.assert_byte_exact(&out);
+        assert_eq!(case.record().upload_url.as_deref(), Some(url.as_str()));
+        assert_eq!(
+            case.server.count(Method::POST),
+            1,
+            "only the service's own POST"
+        );
+        assert_eq!(
+            case.patches()[0].0,
+            already as u64,
+            "from the server's offset"
+        );
+        assert_eq!(case.sent_twice(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_given_upload_url_of_another_length_or_gone_fails_clearly() {
+    let server = FakeServer::default();
+    let url = precreated(&server, 999, None).await;
+    let mut case = Case::build(server, 1000, settings(None), None, Some(url));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("upload URL") && m.contains("1000 bytes")),
+        "{out:?}"
+    );
+    assert_eq!(
+        case.server.count(Method::DELETE),
+        0,
+        "the service's upload is left alone"
+    );
+
+    let server = FakeServer::default();
+    let url = precreated(&server, 1000, None).await;
+    server.then(Method::HEAD, Act::Forget);
+    let mut case = Case::build(server, 1000, settings(None), None, Some(url));
+    let out = case.run().await;
+    assert!(
+        matches!(out, Outcome::Failed(ref m) if m.contains("new upload URL")),
+        "{out:?}"
+    );
+    assert_eq!(
+        case.server.count(Method::POST),
+        1,
+        "never created by Tusker"
+    );
+}
+
+#[test]
+fn where_a_request_may_be_sent_on_to() {
+    let u = |s: &str| url::Url::parse(s).unwrap();
+    let allowed = vec!["cdn.example".to_string()];
+    let cases = [
+        (
+            "https://a.example/files/1",
+            "https://a.example/other/1",
+            true,
+        ),
+        ("https://a.example/files/1", "https://cdn.example/1", true),
+        ("https://a.example/files/1", "https://evil.example/1", false),
+        (
+            "https://a.example/files/1",
+            "http://a.example/files/1",
+            false,
+        ),
+        ("https://a.example/files/1", "http://cdn.example/1", false),
+        (
+            "http://a.example/files/1",
+            "https://a.example/files/1",
+            false,
+        ),
+        ("http://a.example:1080/f", "http://a.example:1081/f", false),
+    ];
+    for (from, to, ok) in cases {
+        let r = crate::client::may_move(&u(from), &u(to), &allowed);
+        assert_eq!(r.is_ok(), ok, "{from} -> {to}: {r:?}");
+    }
+    let why =
+        crate::client::may_move(&u("https://a/x"), &u("https://evil.example/y"), &[]).unwrap_err();
+    assert!(why.contains("--allow-host evil.example"), "{why}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_within_the_origin_and_to_allowed_hosts_only() {
+    // HEAD and PATCH moved within the origin: followed (HEAD by the client, PATCH sent again).
+    let server = FakeServer::default();
+    server
+        .then(Method::PATCH, Act::CutLosing(0))
+        .then(
+            Method::HEAD,
+            Act::Status(307, vec![("Location", "/moved/1")]),
+        )
+        .then(
+            Method::PATCH,
+            Act::Status(308, vec![("Location", "/moved-again/1")]),
+        );
+    let mut case = Case::new(server, 100_000, settings(None));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert!(case
+        .server
+        .seen()
+        .iter()
+        .any(|s| s.url.contains("/moved-again/1")));
+    // To another host: only when the profile allows it.
+    for allowed in [false, true] {
+        let profile = crate::profile::Profile {
+            name: "p".into(),
+            endpoint: ENDPOINT.into(),
+            allowed_hosts: if allowed {
+                vec!["cdn.test".into()]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        };
+        let server = FakeServer::default();
+        server.then(
+            Method::PATCH,
+            Act::Status(307, vec![("Location", "http://cdn.test/files/1")]),
+        );
+        let mut case = Case::with_profile(server, 1000, settings(None), Some(profile));
+        let out = case.run().await;
+        if allowed {
+            case.assert_byte_exact(&out);
+            assert!(case
+                .server
+                .seen()
+                .iter()
+                .any(|s| s.url.starts_with("http://cdn.test/")));
+        } else {
+            assert!(
+                matches!(out, Outcome::Failed(ref m) if m.contains("--allow-host cdn.test")),
+                "{out:?}"
+            );
+            assert!(case
+                .server
+                .seen()
+                .iter()
+                .all(|s| !s.url.contains("cdn.test")));
+        }
+    }
 }
