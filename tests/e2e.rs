@@ -601,3 +601,92 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
     .await;
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let proxy = support::proxy::FaultProxy::start(server.port);
+    // A gateway in front: bearer tokens only, this one good for a moment.
+    proxy.set_gateway(false);
+    let short = proxy.issue_token(Duration::from_millis(1500));
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let big = write_file(files.path(), "report.bin", 16 << 20, 12);
+    seed_settings(data.path(), |s| {
+        s.endpoint = proxy.endpoint();
+        s.headers
+            .insert("Authorization".into(), format!("Bearer {short}"));
+        s.bandwidth = 4 << 20;
+        s.chunk_size = Some(1 << 20);
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let r = app
+        .invoke("add_paths", json!({ "paths": [big.display().to_string()] }))
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let state = app
+        .wait_js(
+            "report.bin waiting for sign-in",
+            &row_js(
+                "report.bin",
+                "r.dataset.state === 'needs_sign_in' ? r.querySelector('[data-testid=state]').textContent + ' | ' + (r.querySelector('.error')?.textContent ?? '') : null",
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    let state = state.as_str().unwrap().to_string();
+    assert!(
+        state.starts_with("Needs sign-in") && state.contains("401"),
+        "{state}"
+    );
+    let acked_before = journal(data.path())[0].acked_offset;
+    assert!(acked_before > 0, "some bytes went before the token expired");
+
+    // The person signs in again: a new token in Settings, replacing the hidden one.
+    let fresh = proxy.issue_token(Duration::from_secs(600));
+    app.client
+        .find(Locator::Id("open-settings"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_for("#save-settings", Duration::from_secs(10))
+        .await;
+    app.client
+        .find(Locator::XPath("//button[text()='Replace']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let value = app
+        .wait_for("input[aria-label='Header value']", Duration::from_secs(5))
+        .await;
+    value.send_keys(&format!("Bearer {fresh}")).await.unwrap();
+    app.client
+        .find(Locator::Id("save-settings"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.wait_js(
+        "report.bin completed",
+        &row_js("report.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(60),
+    )
+    .await;
+    let rec = &journal(data.path())[0];
+    let url = rec.upload_url.clone().unwrap();
+    assert!(
+        server.stored(&url) == std::fs::read(&big).unwrap(),
+        "byte-exact"
+    );
+    assert_eq!(proxy.count("POST"), 1, "the same server upload went on");
+    assert_eq!(rec.recreated, 0);
+    app.close().await;
+}
