@@ -64,53 +64,70 @@ async fn odd_names_upload_and_keep_their_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn symlinks_to_files_are_followed_and_linked_folders_are_not_descended() {
+async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
     let server = TusServer::start();
     let files = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let target = write_file(files.path(), "real/target.bin", 5000, 1);
+    let outside = write_file(files.path(), "real/target.bin", 5000, 1);
     let dir = files.path().join("drop");
-    std::fs::create_dir(&dir).unwrap();
-    std::os::unix::fs::symlink(&target, dir.join("link.bin")).unwrap();
+    let inner = write_file(&dir, "inner.bin", 3000, 2);
+    std::os::unix::fs::symlink(&inner, dir.join("inside-link.bin")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("outside-link.bin")).unwrap();
     std::os::unix::fs::symlink(files.path(), dir.join("loop")).unwrap();
     std::os::unix::fs::symlink(files.path().join("gone"), dir.join("dangling")).unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
-    let res = engine
-        .add(AddRequest {
-            paths: vec![dir],
+    let add = |paths: Vec<std::path::PathBuf>| {
+        engine.add(AddRequest {
+            paths,
             endpoint: server.endpoint(),
+            again: true,
             ..Default::default()
         })
-        .await
-        .unwrap();
+    };
+    let res = add(vec![dir.clone()]).await.unwrap();
     let added: Vec<_> = res
         .iter()
         .filter_map(|r| match r {
-            AddResult::Added { id, .. } => Some(*id),
+            AddResult::Added { id, path } => Some((*id, path.clone())),
             _ => None,
         })
         .collect();
-    let rejected: Vec<_> = res
+    let mut rejected: Vec<_> = res
         .iter()
         .filter_map(|r| match r {
-            AddResult::Rejected { error, .. } => Some(error.clone()),
+            AddResult::Rejected { path, error } => Some((path.clone(), error.clone())),
             _ => None,
         })
         .collect();
-    assert_eq!(added.len(), 1, "only the linked file: {res:#?}");
-    assert_eq!(rejected.len(), 1);
-    assert!(rejected[0].contains("dangling symlink"), "{rejected:?}");
-    let v = support::wait_view(
-        &engine,
-        added[0],
-        "the upload",
-        Duration::from_secs(20),
-        |v| v.state.is_terminal(),
-    )
-    .await;
-    assert_eq!(v.state, UploadState::Completed);
-    let url = engine.store().get(added[0]).unwrap().upload_url.unwrap();
-    assert!(server.stored(&url) == std::fs::read(&target).unwrap());
+    rejected.sort();
+    let names: Vec<String> = added
+        .iter()
+        .map(|(_, p)| p.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["inner.bin", "inside-link.bin"], "{res:#?}");
+    assert_eq!(rejected.len(), 3, "{rejected:#?}");
+    assert!(rejected[0].1.contains("dangling symlink"), "{rejected:?}");
+    assert!(
+        rejected[1].1.contains("a symlink to a folder"),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[2].1.contains("leads outside the dropped folder")
+            && rejected[2].1.contains("target.bin"),
+        "{rejected:?}"
+    );
+    // A symlink dropped by itself is followed.
+    let res = add(vec![dir.join("outside-link.bin")]).await.unwrap();
+    assert!(matches!(res[0], AddResult::Added { .. }), "{res:?}");
+    for (id, _) in &added {
+        let v = support::wait_view(&engine, *id, "the upload", Duration::from_secs(20), |v| {
+            v.state.is_terminal()
+        })
+        .await;
+        assert_eq!(v.state, UploadState::Completed);
+    }
+    let url = engine.store().get(added[0].0).unwrap().upload_url.unwrap();
+    assert!(server.stored(&url) == std::fs::read(&inner).unwrap());
     engine.shutdown().await.unwrap();
 }
 

@@ -156,7 +156,7 @@ async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
     let mut profile = Profile {
         name: "static".into(),
         endpoint: proxy.endpoint(),
-        headers: BTreeMap::from([("Authorization".into(), format!("Bearer {token}"))]),
+        headers: BTreeMap::from([("Authorization".into(), format!("Bearer {token}"))]).into(),
         ..Default::default()
     };
     let pid = engine.save_profile(&profile).unwrap();

@@ -310,7 +310,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                     tusker_core::profile::Profile {
                         name: tusker_core::profile::Profile::implicit_name(&endpoint),
                         endpoint,
-                        headers: creds.headers()?,
+                        headers: creds.headers()?.into(),
                         header_command: creds.header_command.clone(),
                         header_ttl_secs: creds.header_ttl,
                         ..Default::default()
@@ -332,7 +332,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                     paths,
                     endpoint: profile.endpoint.clone(),
                     metadata: all_metadata,
-                    headers: BTreeMap::new(),
+                    headers: Default::default(),
                     profile_id: Some(profile_id),
                     upload_url,
                     chunk_size: chunk_size.or(profile.chunk_size),
@@ -496,7 +496,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             let p = tusker_core::profile::Profile {
                 name: name.clone(),
                 endpoint,
-                headers: creds.headers()?,
+                headers: creds.headers()?.into(),
                 metadata,
                 chunk_size,
                 exact_chunk,

@@ -70,7 +70,7 @@ pub struct AddRequest {
     pub metadata: BTreeMap<String, String>,
     /// Headers frozen into the uploads; used only without a profile.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     /// The profile whose credentials the uploads' requests carry, read at request time.
     #[serde(default)]
     pub profile_id: Option<crate::profile::ProfileId>,
@@ -1369,6 +1369,14 @@ impl Actor {
         req: AddRequest,
     ) -> Result<Vec<AddResult>> {
         let mut out = Vec::with_capacity(files.len());
+        // Headers of uploads without a profile are kept per row: their secrets go to the
+        // keyring now, once for the whole request.
+        let row_headers = if req.profile_id.is_some() {
+            Default::default()
+        } else {
+            let owner = format!("request:{:016x}", rand::random::<u64>());
+            self.ctx.secrets.seal(&owner, &req.headers)?
+        };
         for (f, decision) in files {
             let path = f.path.display().to_string();
             // The queue may have moved on since the decision, made outside it: the upload
@@ -1422,11 +1430,7 @@ impl Actor {
                         fingerprint: f.fingerprint.clone(),
                         endpoint: req.endpoint.clone(),
                         metadata: req.metadata.clone(),
-                        headers: if req.profile_id.is_some() {
-                            BTreeMap::new()
-                        } else {
-                            req.headers.clone()
-                        },
+                        headers: row_headers.clone(),
                         profile_id: req.profile_id,
                         upload_url: req.upload_url.clone(),
                         chunk_size: req.chunk_size,

@@ -86,6 +86,10 @@ pub enum Error {
     #[error("file changed on disk since the upload started: {0}")]
     FileChanged(String),
 
+    /// An entry of a dropped folder left out on purpose (a symlink leading elsewhere).
+    #[error("skipped {0}")]
+    Skipped(String),
+
     /// Not a regular file (directory handled elsewhere; FIFOs, devices, sockets refused).
     #[error("not a regular file: {0}")]
     NotAFile(String),
@@ -213,6 +217,7 @@ impl Error {
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",
+            Error::Skipped(_) => "skipped",
             Error::Read { .. } => "read",
             Error::Io(_) => "io",
             Error::Store(_) => "journal",

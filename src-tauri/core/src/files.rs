@@ -16,16 +16,19 @@ pub struct PreparedFile {
 }
 
 /// Walks `paths` (folders recursively, in name order) and fingerprints every regular file.
-/// Symlinks to files are followed; symlinks to folders are not descended into (no loops).
+/// A path handed over that is a symlink is followed. Inside a dropped folder, a symlink to a
+/// file in it is followed; one that leads outside it, or to a folder (no loops), is skipped
+/// with a notice (rclone's default): a drop never uploads what lies elsewhere unseen.
 pub fn prepare(paths: &[PathBuf]) -> Vec<Result<PreparedFile, (PathBuf, Error)>> {
     let mut out = Vec::new();
     for p in paths {
-        visit(p, true, &mut out);
+        visit(p, None, &mut out);
     }
     out
 }
 
-fn visit(path: &Path, top: bool, out: &mut Vec<Result<PreparedFile, (PathBuf, Error)>>) {
+fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (PathBuf, Error)>>) {
+    let top = root.is_none();
     let lmd = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -56,11 +59,39 @@ fn visit(path: &Path, top: bool, out: &mut Vec<Result<PreparedFile, (PathBuf, Er
     } else {
         lmd
     };
-    if md.is_dir() {
-        if is_link && !top {
-            tracing::info!(path = %path.display(), "not following a symlinked folder");
+    if is_link && !top {
+        if md.is_dir() {
+            out.push(Err((
+                path.to_path_buf(),
+                Error::Skipped(format!(
+                    "{}: a symlink to a folder, not followed",
+                    path.display()
+                )),
+            )));
             return;
         }
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if !root.is_some_and(|r| target.starts_with(r)) {
+            out.push(Err((
+                path.to_path_buf(),
+                Error::Skipped(format!(
+                    "{}: a symlink that leads outside the dropped folder (to {}), not followed",
+                    path.display(),
+                    target.display()
+                )),
+            )));
+            return;
+        }
+    }
+    if md.is_dir() {
+        let canonical;
+        let root = match root {
+            Some(r) => r,
+            None => {
+                canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                &canonical
+            }
+        };
         let entries = match std::fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
@@ -89,7 +120,7 @@ fn visit(path: &Path, top: bool, out: &mut Vec<Result<PreparedFile, (PathBuf, Er
         }
         children.sort();
         for c in children {
-            visit(&c, false, out);
+            visit(&c, Some(root), out);
         }
         return;
     }

@@ -128,7 +128,7 @@ pub struct UploadRecord {
     pub metadata: BTreeMap<String, String>,
     /// Custom request headers. Values may be secrets: never log or show them.
     #[serde(skip_serializing)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     pub chunk_size: Option<u64>,
     pub created_at: i64,
     pub updated_at: i64,

@@ -24,7 +24,7 @@ pub struct Profile {
     pub name: String,
     pub endpoint: String,
     /// Request headers. Values may be secrets: never logged or shown.
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     pub metadata: BTreeMap<String, String>,
     pub chunk_size: Option<u64>,
     /// The server takes exactly `chunk_size` bytes per PATCH (all but the last): the size is
@@ -143,7 +143,7 @@ pub struct CommandHeaders {
 /// Request headers for one upload, and which fetch of its command they came from.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     /// The command's fetch these came from (`None`: no command).
     pub generation: Option<u64>,
 }
@@ -248,7 +248,7 @@ mod tests {
             id: 1,
             name: "p".into(),
             header_command: Some(cmd),
-            headers: BTreeMap::from([("X-Static".into(), "1".into())]),
+            headers: BTreeMap::from([("X-Static".into(), "1".into())]).into(),
             ..Profile::default()
         };
         let ch = CommandHeaders::default();

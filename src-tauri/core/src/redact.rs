@@ -28,6 +28,61 @@ pub fn mask(name: &str, value: &str) -> String {
     }
 }
 
+/// Request headers as Tusker keeps them: a map whose `Debug` masks secret values, so a
+/// `{:?}` of anything holding headers (a profile, a record, a request) cannot leak them.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Headers(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, mask(k, v))))
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Headers {
+    type Target = std::collections::BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Headers {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<std::collections::BTreeMap<String, String>> for Headers {
+    fn from(m: std::collections::BTreeMap<String, String>) -> Self {
+        Headers(m)
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Headers {
+    fn from(a: [(String, String); N]) -> Self {
+        Headers(a.into())
+    }
+}
+
+impl IntoIterator for Headers {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// Renders headers for a log line with secret values masked.
 pub fn headers_for_log(headers: &HeaderMap) -> String {
     let mut out = String::new();
@@ -69,6 +124,20 @@ pub fn strip_userinfo(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_headers_masks_secrets() {
+        let h: Headers = [
+            ("Authorization".to_string(), "Bearer sekrit".to_string()),
+            ("X-Tenant".to_string(), "acme".to_string()),
+        ]
+        .into();
+        let shown = format!("{h:?}");
+        assert!(
+            !shown.contains("sekrit") && shown.contains("acme"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn masks_secrets_only() {

@@ -150,7 +150,7 @@ impl Secrets {
         &self,
         owner: &str,
         headers: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<crate::redact::Headers> {
         let mut out = BTreeMap::new();
         for (name, value) in headers {
             if crate::redact::is_sensitive(name) && !value.starts_with(REF) {
@@ -161,16 +161,13 @@ impl Secrets {
                 out.insert(name.clone(), value.clone());
             }
         }
-        Ok(out)
+        Ok(out.into())
     }
 
     /// Like [`Self::open_headers`], but a secret that is gone (a reset keyring) drops its
     /// header with a warning instead of failing: the settings still open, the user enters
     /// it again.
-    pub fn open_headers_lossy(
-        &self,
-        headers: &BTreeMap<String, String>,
-    ) -> BTreeMap<String, String> {
+    pub fn open_headers_lossy(&self, headers: &BTreeMap<String, String>) -> crate::redact::Headers {
         let mut out = BTreeMap::new();
         for (name, value) in headers {
             match self.open_headers(&BTreeMap::from([(name.clone(), value.clone())])) {
@@ -180,7 +177,7 @@ impl Secrets {
                 }
             }
         }
-        out
+        out.into()
     }
 
     /// Whether any value is a secret still in plain text (stored before secrets moved out).
@@ -194,7 +191,7 @@ impl Secrets {
     pub fn open_headers(
         &self,
         headers: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<crate::redact::Headers> {
         let mut out = BTreeMap::new();
         for (name, value) in headers {
             match value.strip_prefix(REF) {
@@ -211,7 +208,7 @@ impl Secrets {
                 }
             }
         }
-        Ok(out)
+        Ok(out.into())
     }
 }
 

@@ -18,7 +18,7 @@ pub const APP_PROFILE: &str = "Desktop";
 #[serde(default)]
 pub struct AppSettings {
     pub endpoint: String,
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     pub metadata: BTreeMap<String, String>,
     pub chunk_size: Option<u64>,
     pub parallel: usize,
@@ -32,7 +32,7 @@ impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
             endpoint: String::new(),
-            headers: BTreeMap::new(),
+            headers: Default::default(),
             metadata: BTreeMap::new(),
             chunk_size: None,
             parallel: 3,

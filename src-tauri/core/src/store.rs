@@ -106,7 +106,7 @@ pub struct NewUpload {
     pub fingerprint: String,
     pub endpoint: String,
     pub metadata: BTreeMap<String, String>,
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::redact::Headers,
     pub chunk_size: Option<u64>,
     pub state: UploadState,
     /// Where the request headers come from at request time (then `headers` stays empty).

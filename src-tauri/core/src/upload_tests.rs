@@ -81,7 +81,7 @@ impl Case {
                 fingerprint,
                 endpoint: ENDPOINT.into(),
                 metadata: BTreeMap::new(),
-                headers: BTreeMap::new(),
+                headers: Default::default(),
                 chunk_size: None,
                 state: UploadState::Queued,
                 profile_id,
@@ -800,7 +800,7 @@ async fn a_profile_edit_reaches_queued_uploads_at_request_time() {
     let profile = crate::profile::Profile {
         name: "p".into(),
         endpoint: ENDPOINT.into(),
-        headers: BTreeMap::from([("Authorization".into(), "Bearer old".into())]),
+        headers: BTreeMap::from([("Authorization".into(), "Bearer old".into())]).into(),
         ..Default::default()
     };
     let server = FakeServer::default();

@@ -127,7 +127,7 @@ pub async fn save_settings(
     }
     let new = AppSettings {
         endpoint,
-        headers,
+        headers: headers.into(),
         metadata: settings.metadata,
         chunk_size: settings.chunk_size,
         parallel: settings.parallel.clamp(1, 64),
