@@ -6,7 +6,7 @@ fn main() {
             .capabilities_path_pattern("src-tauri/capabilities/**/*")
             .app_manifest(tauri_build::AppManifest::new().commands(&[
                 "list_uploads",
-                "add_paths",
+                "pick_and_add",
                 "pause_upload",
                 "resume_upload",
                 "pause_all",
@@ -17,7 +17,7 @@ fn main() {
                 "remove_upload",
                 "reorder_upload",
                 "reveal_upload",
-                "take_pending_paths",
+                "add_pending",
                 "get_settings",
                 "save_settings",
                 "check_endpoint",

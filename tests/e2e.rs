@@ -4,7 +4,6 @@
 mod support;
 
 use fantoccini::Locator;
-use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +21,23 @@ fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut AppSettings)) {
     let mut s = AppSettings::load(&store, &secrets).unwrap();
     f(&mut s);
     s.save(&store, &secrets).unwrap();
+}
+
+/// Adds files the way the system hands them over: a second launch with the paths, which the
+/// running app takes (the window itself cannot name paths).
+fn add_files(data_dir: &Path, home: &Path, paths: &[&Path]) {
+    let mut second = Command::new(support::app::app_bin())
+        .args(paths)
+        .env("TUSKER_DATA_DIR", data_dir)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = support::wait_for(&mut second, Duration::from_secs(15))
+        .expect("the second launch did not hand over and exit");
+    assert!(status.success(), "second launch exits cleanly: {status}");
 }
 
 fn journal(data_dir: &Path) -> Vec<tusker_core::UploadRecord> {
@@ -88,13 +104,19 @@ async fn settings_add_pause_resume_complete() {
     )
     .await;
 
-    let r = app
-        .invoke(
+    // The window cannot name paths: there is no command for it, and the dialog plugin's
+    // open is not granted (files come from drops, dialogs and launches, taken in Rust).
+    for (cmd, args) in [
+        (
             "add_paths",
-            json!({ "paths": [large.display().to_string()] }),
-        )
-        .await;
-    assert!(r.get("ok").is_some(), "{r}");
+            serde_json::json!({ "paths": ["/etc/hostname"] }),
+        ),
+        ("plugin:dialog|open", serde_json::json!({ "options": {} })),
+    ] {
+        let r = app.invoke(cmd, args).await;
+        assert!(r.get("err").is_some(), "{cmd} must be refused: {r}");
+    }
+    add_files(data.path(), home.path(), &[&large]);
     app.wait_js(
         "two rows",
         "document.querySelectorAll('.row').length === 2",
@@ -220,10 +242,7 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
 
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
-    let r = app
-        .invoke("add_paths", json!({ "paths": [big.display().to_string()] }))
-        .await;
-    assert!(r.get("ok").is_some(), "{r}");
+    add_files(data.path(), home.path(), &[&big]);
     support::wait_until("some bytes on the server", Duration::from_secs(30), || {
         journal(data.path())
             .first()
@@ -366,8 +385,8 @@ async fn busy_queue_screenshot() {
     }
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
-    let r = app.invoke("add_paths", json!({ "paths": paths })).await;
-    assert!(r.get("ok").is_some(), "{r}");
+    let paths: Vec<&Path> = paths.iter().map(Path::new).collect();
+    add_files(data.path(), home.path(), &paths);
     app.wait_js(
         "quarterly report done",
         &row_js("quarterly report.pdf", "r.dataset.state === 'completed'"),
@@ -414,13 +433,7 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     });
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
-    let r = app
-        .invoke(
-            "add_paths",
-            json!({ "paths": [a.display().to_string(), b.display().to_string()] }),
-        )
-        .await;
-    assert!(r.get("ok").is_some(), "{r}");
+    add_files(data.path(), home.path(), &[&a, &b]);
     app.wait_js(
         "alpha uploading",
         &row_js("alpha.bin", "r.dataset.state === 'uploading'"),
@@ -609,7 +622,7 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     let proxy = support::proxy::FaultProxy::start(server.port);
     // A gateway in front: bearer tokens only, this one good for a moment.
     proxy.set_gateway(false);
-    let short = proxy.issue_token(Duration::from_millis(1500));
+    let short = proxy.issue_token_from_first_use(Duration::from_millis(1500));
     let files = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -623,10 +636,7 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     });
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
-    let r = app
-        .invoke("add_paths", json!({ "paths": [big.display().to_string()] }))
-        .await;
-    assert!(r.get("ok").is_some(), "{r}");
+    add_files(data.path(), home.path(), &[&big]);
     let state = app
         .wait_js(
             "report.bin waiting for sign-in",

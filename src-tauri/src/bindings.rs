@@ -27,6 +27,7 @@ mod tests {
             HeaderSetting::decl(&cfg),
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
+            crate::state::Added::decl(&cfg),
             Action::decl(&cfg),
         ];
         let mut out = String::from(

@@ -15,6 +15,9 @@ pub const QUEUE_EVENT: &str = "queue-batch";
 /// Sent when paths arrived (command line, second launch) that wait for an endpoint.
 pub const PENDING_EVENT: &str = "pending-paths";
 
+/// What adding files from the system came to ([`crate::state::Added`]).
+pub const ADDED_EVENT: &str = "files-added";
+
 /// Whether the main window has focus, kept from window events (asking the window from this
 /// task would wait for the main thread, which may be busy quitting).
 pub static FOCUSED: AtomicBool = AtomicBool::new(true);

@@ -31,10 +31,15 @@ fn main() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_window_state::Builder::default().build())
-        .on_window_event(|_window, event| {
-            if let tauri::WindowEvent::Focused(f) = event {
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::Focused(f) => {
                 events::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
             }
+            // Drops are taken here, from the system, not from the window.
+            tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) => {
+                state::add_from_system(window.app_handle(), paths.clone());
+            }
+            _ => {}
         })
         .setup(|app| {
             let handle = app.handle().clone();
@@ -62,7 +67,7 @@ fn main() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::queue::list_uploads,
-            commands::queue::add_paths,
+            commands::queue::pick_and_add,
             commands::queue::pause_upload,
             commands::queue::resume_upload,
             commands::queue::pause_all,
@@ -73,7 +78,7 @@ fn main() {
             commands::queue::remove_upload,
             commands::queue::reorder_upload,
             commands::queue::reveal_upload,
-            commands::queue::take_pending_paths,
+            commands::queue::add_pending,
             commands::settings::get_settings,
             commands::settings::save_settings,
             commands::endpoints::check_endpoint,

@@ -13,7 +13,7 @@ use crate::commands::{CmdError, CmdResult};
 pub struct AppState {
     pub engine: Engine,
     /// Paths from the command line that wait for an endpoint to be set.
-    pub pending: std::sync::Mutex<Vec<String>>,
+    pub pending: std::sync::Mutex<Vec<PathBuf>>,
     /// Flushes the log file's buffered lines when dropped. The process exits without
     /// dropping managed state, so quitting takes it out and drops it (see `flush_log`).
     log: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
@@ -128,6 +128,21 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
         .map(|a| cwd.join(a))
         .filter(|p| p.exists())
         .collect();
+    add_from_system(app, paths);
+}
+
+/// What adding files from the system came to, for the window's notice.
+#[derive(Clone, serde::Serialize, ts_rs::TS)]
+pub struct Added {
+    pub results: Vec<tusker_core::AddResult>,
+    pub error: Option<CmdError>,
+}
+
+/// Adds paths that came from the system: the native drag and drop, a file dialog the shell
+/// opened, a command line. The window never hands over paths (it could name any file); it
+/// hears what happened (`ADDED_EVENT`). Before an endpoint is set the paths wait, and the
+/// window asks for one (`PENDING_EVENT`, then `add_pending`).
+pub fn add_from_system(app: &AppHandle, paths: Vec<PathBuf>) {
     if paths.is_empty() {
         return;
     }
@@ -138,22 +153,33 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
     let has_endpoint = AppSettings::load(engine.store(), engine.secrets())
         .is_ok_and(|s| !s.endpoint.trim().is_empty());
     if !has_endpoint {
-        // The window asks for an endpoint first and then adds these (take_pending_paths).
         state
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(paths.iter().map(|p| p.display().to_string()));
+            .extend(paths);
         let _ = app.emit(crate::events::PENDING_EVENT, ());
         return;
     }
+    let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let result = match add_request(&engine, paths) {
             Ok(req) => engine.add(req).await.map_err(CmdError::from),
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            tracing::warn!(code = e.code, error = %e.message, "files from the command line were not added");
-        }
+        let added = match result {
+            Ok(results) => Added {
+                results,
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(code = e.code, error = %e.message, "files were not added");
+                Added {
+                    results: Vec::new(),
+                    error: Some(e),
+                }
+            }
+        };
+        let _ = app.emit(crate::events::ADDED_EVENT, added);
     });
 }

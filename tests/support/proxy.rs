@@ -96,7 +96,8 @@ struct Shared {
 /// valid one, and (often) 405 for OPTIONS.
 #[derive(Default)]
 struct Gateway {
-    tokens: std::collections::HashMap<String, Instant>,
+    /// Each token's end: a time, or a lifetime that starts with its first use.
+    tokens: std::collections::HashMap<String, Result<Instant, Duration>>,
     hide_options: bool,
     issued: u64,
 }
@@ -195,7 +196,18 @@ impl FaultProxy {
         let g = g.as_mut().expect("set_gateway first");
         g.issued += 1;
         let token = format!("tok{}-{}", g.issued, rand::random::<u32>());
-        g.tokens.insert(token.clone(), Instant::now() + life);
+        g.tokens.insert(token.clone(), Ok(Instant::now() + life));
+        token
+    }
+
+    /// A new bearer token good for `life` from the first request that carries it (for a
+    /// token handed to an app that takes a while to start).
+    pub fn issue_token_from_first_use(&self, life: Duration) -> String {
+        let mut g = self.shared.gateway.lock().unwrap();
+        let g = g.as_mut().expect("set_gateway first");
+        g.issued += 1;
+        let token = format!("tok{}-{}", g.issued, rand::random::<u32>());
+        g.tokens.insert(token.clone(), Err(life));
         token
     }
 
@@ -409,8 +421,8 @@ fn chaos_action(sh: &Shared, method: &str, len: u64) -> Option<Action> {
 
 /// The gateway's answer, when it does not let the request through.
 fn gateway_action(sh: &Shared, head: &Head) -> Option<Action> {
-    let g = sh.gateway.lock().unwrap();
-    let g = g.as_ref()?;
+    let mut g = sh.gateway.lock().unwrap();
+    let g = g.as_mut()?;
     if head.method == "OPTIONS" && g.hide_options {
         return Some(Action::Respond {
             status: 405,
@@ -421,8 +433,13 @@ fn gateway_action(sh: &Shared, head: &Head) -> Option<Action> {
     let valid = head
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
-        .and_then(|t| g.tokens.get(&t).copied())
-        .is_some_and(|until| Instant::now() < until);
+        .and_then(|t| g.tokens.get_mut(&t))
+        .is_some_and(|end| {
+            if let Err(life) = *end {
+                *end = Ok(Instant::now() + life);
+            }
+            end.is_ok_and(|until| Instant::now() < until)
+        });
     (!valid).then(|| Action::Respond {
         status: 401,
         headers: vec![(

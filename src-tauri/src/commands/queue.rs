@@ -3,27 +3,39 @@
 use std::path::PathBuf;
 use tauri::State;
 use tauri_plugin_opener::OpenerExt;
-use tusker_core::{AddResult, UploadId, UploadView};
+use tusker_core::{UploadId, UploadView};
 
 use super::{text, CmdError, CmdResult};
-use crate::state::{add_request, AppState};
+use crate::state::{add_from_system, AppState};
 
 #[tauri::command]
 pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<Vec<UploadView>> {
     state.engine.snapshot().await.map_err(text)
 }
 
-/// Adds dropped or picked files and folders with the current settings.
+/// Opens the system's file (or folder) dialog and adds what the person picks; the window
+/// hears the outcome as an event. Paths never come from the window.
 #[tauri::command]
-pub async fn add_paths(
-    state: State<'_, AppState>,
-    paths: Vec<String>,
-) -> CmdResult<Vec<AddResult>> {
-    let req = add_request(
-        &state.engine,
-        paths.into_iter().map(PathBuf::from).collect(),
-    )?;
-    state.engine.add(req).await.map_err(text)
+pub async fn pick_and_add(app: tauri::AppHandle, folders: bool) -> CmdResult<()> {
+    use tauri_plugin_dialog::DialogExt;
+    let dialog = app
+        .dialog()
+        .file()
+        .set_title(if folders { "Add folders" } else { "Add files" });
+    let done = move |picked: Option<Vec<tauri_plugin_dialog::FilePath>>| {
+        let paths: Vec<PathBuf> = picked
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.into_path().ok())
+            .collect();
+        add_from_system(&app, paths);
+    };
+    if folders {
+        dialog.pick_folders(done);
+    } else {
+        dialog.pick_files(done);
+    }
+    Ok(())
 }
 
 #[tauri::command]
@@ -92,10 +104,11 @@ pub async fn reveal_upload(
         })
 }
 
-/// Paths handed to the app before an endpoint was set; the window adds them after Settings.
+/// Adds the paths that came before an endpoint was set (the window calls it after Settings
+/// were saved); the outcome comes as an event.
 #[tauri::command]
-pub async fn take_pending_paths(state: State<'_, AppState>) -> CmdResult<Vec<String>> {
-    Ok(std::mem::take(
-        &mut *state.pending.lock().unwrap_or_else(|p| p.into_inner()),
-    ))
+pub async fn add_pending(app: tauri::AppHandle, state: State<'_, AppState>) -> CmdResult<()> {
+    let paths = std::mem::take(&mut *state.pending.lock().unwrap_or_else(|p| p.into_inner()));
+    add_from_system(&app, paths);
+    Ok(())
 }

@@ -9,15 +9,13 @@ describe('api', () => {
     const calls: Array<[string, unknown]> = [];
     mockIPC((cmd, args) => {
       calls.push([cmd, args]);
-      if (cmd === 'add_paths') return [{ kind: 'added', id: 7, path: '/a' }];
       return null;
     });
-    const res = await api.add(['/a']);
-    expect(res[0]).toEqual({ kind: 'added', id: 7, path: '/a' });
+    await api.pickAndAdd(true);
     await api.reorder(7, 0);
     await api.pause(7);
     expect(calls).toEqual([
-      ['add_paths', { paths: ['/a'] }],
+      ['pick_and_add', { folders: true }],
       ['reorder_upload', { id: 7, index: 0 }],
       ['pause_upload', { id: 7 }],
     ]);

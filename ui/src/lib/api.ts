@@ -2,14 +2,16 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { AddResult, AppInfo, CmdError, EventBatch, ServerCaps, Settings, UploadView } from './types';
+import type { Added, AppInfo, CmdError, EventBatch, ServerCaps, Settings, UploadView } from './types';
 
 export const QUEUE_EVENT = 'queue-batch';
 export const PENDING_EVENT = 'pending-paths';
+export const ADDED_EVENT = 'files-added';
 
 export const api = {
   list: () => invoke<UploadView[]>('list_uploads'),
-  add: (paths: string[]) => invoke<AddResult[]>('add_paths', { paths }),
+  pickAndAdd: (folders: boolean) => invoke<void>('pick_and_add', { folders }),
+  addPending: () => invoke<void>('add_pending'),
   pause: (id: number) => invoke<void>('pause_upload', { id }),
   resume: (id: number) => invoke<void>('resume_upload', { id }),
   pauseAll: () => invoke<void>('pause_all'),
@@ -20,7 +22,6 @@ export const api = {
   remove: (id: number) => invoke<void>('remove_upload', { id }),
   reorder: (id: number, index: number) => invoke<void>('reorder_upload', { id, index }),
   reveal: (id: number) => invoke<void>('reveal_upload', { id }),
-  takePending: () => invoke<string[]>('take_pending_paths'),
   appInfo: () => invoke<AppInfo>('app_info'),
   getSettings: () => invoke<Settings>('get_settings'),
   saveSettings: (settings: Settings) => invoke<Settings>('save_settings', { settings }),
@@ -30,6 +31,11 @@ export const api = {
 
 export function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
   return listen<EventBatch>(QUEUE_EVENT, (e) => handler(e.payload));
+}
+
+/** What became of files the shell took from a drop, a dialog or a command line. */
+export function onAdded(handler: (added: Added) => void): Promise<UnlistenFn> {
+  return listen<Added>(ADDED_EVENT, (e) => handler(e.payload));
 }
 
 export function onPending(handler: () => void): Promise<UnlistenFn> {

@@ -73,6 +73,8 @@ export type CmdError = {
  */
 code: string, message: string, };
 
+export type Added = { results: Array<AddResult>, error: CmdError | null, };
+
 export type Action = "pause" | "resume" | "retry" | "restart" | "cancel";
 
 /** What a row offers in each state (tusker_core::lifecycle::actions); Remove is always offered. */
