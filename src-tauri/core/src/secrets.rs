@@ -11,20 +11,32 @@ use crate::error::{Error, Result};
 /// The service name secrets are filed under in the keyring.
 const SERVICE: &str = "dev.tusker.app";
 
-/// A stored value that stands for a secret: `secret-ref:<key>`.
+/// A stored value that stands for a secret: `secret-ref:keyring:<key>` or
+/// `secret-ref:file:<key>`, so reading one needs no probe of where secrets go.
 const REF: &str = "secret-ref:";
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Keyring,
     /// `secrets.json` in the data dir, mode 0600.
-    File(PathBuf),
+    File,
 }
 
-/// Where secrets are kept; clone freely.
+impl Backend {
+    fn tag(self) -> &'static str {
+        match self {
+            Backend::Keyring => "keyring:",
+            Backend::File => "file:",
+        }
+    }
+}
+
+/// Where secrets are kept; clone freely. Opening costs nothing: the keyring is probed only
+/// when a secret is first stored (a launch with nothing to store never waits for D-Bus).
 #[derive(Debug, Clone)]
 pub struct Secrets {
-    backend: Arc<Backend>,
+    backend: Arc<std::sync::OnceLock<Backend>>,
+    file: PathBuf,
     /// This data dir's secrets are told apart from another's in the same keyring.
     scope: String,
     /// Values read or written in this process (a keyring read is a D-Bus round trip).
@@ -32,8 +44,7 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Uses the keyring when it answers (a write, read and delete of a probe entry), the
-    /// 0600 file otherwise. `TUSKER_SECRETS=file` forces the file.
+    /// Secrets of the data dir at `data_dir`. `TUSKER_SECRETS=file` forces the 0600 file.
     pub fn open(data_dir: &Path) -> Secrets {
         use sha2::Digest;
         let scope: String = sha2::Sha256::digest(data_dir.display().to_string().as_bytes())
@@ -41,33 +52,44 @@ impl Secrets {
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect();
-        let forced_file = std::env::var("TUSKER_SECRETS").is_ok_and(|v| v == "file");
-        let backend = match (!forced_file).then(|| probe(&scope)) {
-            Some(Ok(())) => Backend::Keyring,
-            Some(Err(why)) => {
-                tracing::warn!(reason = %why, "no OS keyring answers: secrets are kept in a file only this user can read (secrets.json, mode 0600)");
-                Backend::File(data_dir.join("secrets.json"))
-            }
-            None => Backend::File(data_dir.join("secrets.json")),
-        };
         Secrets {
-            backend: Arc::new(backend),
+            backend: Arc::default(),
+            file: data_dir.join("secrets.json"),
             scope,
             cache: Arc::default(),
         }
     }
 
-    /// Whether secrets go to the OS keyring.
+    /// Where new secrets go: the keyring when it answers (a write, read and delete of a
+    /// probe entry), the 0600 file otherwise, with one warning.
+    fn backend(&self) -> Backend {
+        *self.backend.get_or_init(|| {
+            if std::env::var("TUSKER_SECRETS").is_ok_and(|v| v == "file") {
+                return Backend::File;
+            }
+            match probe(&self.scope) {
+                Ok(()) => Backend::Keyring,
+                Err(why) => {
+                    tracing::warn!(reason = %why, "no OS keyring answers: secrets are kept in a file only this user can read (secrets.json, mode 0600)");
+                    Backend::File
+                }
+            }
+        })
+    }
+
+    /// Whether new secrets go to the OS keyring.
     pub fn in_keyring(&self) -> bool {
-        matches!(*self.backend, Backend::Keyring)
+        self.backend() == Backend::Keyring
     }
 
     fn account(&self, key: &str) -> String {
         format!("{}:{key}", self.scope)
     }
 
-    fn put(&self, key: &str, value: &str) -> Result<()> {
-        match &*self.backend {
+    /// Stores a secret; returns the reference to keep instead.
+    fn put(&self, key: &str, value: &str) -> Result<String> {
+        let backend = self.backend();
+        match backend {
             Backend::Keyring => {
                 let (account, value) = (self.account(key), value.to_string());
                 bounded(move || {
@@ -75,22 +97,28 @@ impl Secrets {
                 })?
                 .map_err(|e| Error::Secrets(e.to_string()))?
             }
-            Backend::File(path) => {
-                let mut all = read_file(path)?;
+            Backend::File => {
+                let mut all = read_file(&self.file)?;
                 all.insert(key.to_string(), value.to_string());
-                write_file(path, &all)?;
+                write_file(&self.file, &all)?;
             }
         }
-        self.lock().insert(key.to_string(), value.to_string());
-        Ok(())
+        let reference = format!("{}{key}", backend.tag());
+        self.lock().insert(reference.clone(), value.to_string());
+        Ok(reference)
     }
 
-    fn get(&self, key: &str) -> Result<Option<String>> {
-        if let Some(v) = self.lock().get(key) {
+    /// The secret a reference (`keyring:<key>` or `file:<key>`) stands for.
+    fn get(&self, reference: &str) -> Result<Option<String>> {
+        if let Some(v) = self.lock().get(reference) {
             return Ok(Some(v.clone()));
         }
-        let v = match &*self.backend {
-            Backend::Keyring => {
+        let v = match reference.strip_prefix(Backend::File.tag()) {
+            Some(key) => read_file(&self.file)?.remove(key),
+            None => {
+                let key = reference
+                    .strip_prefix(Backend::Keyring.tag())
+                    .unwrap_or(reference);
                 let account = self.account(key);
                 let got = bounded(move || {
                     keyring::Entry::new(SERVICE, &account).and_then(|e| e.get_password())
@@ -101,10 +129,9 @@ impl Secrets {
                     Err(e) => return Err(Error::Secrets(e.to_string())),
                 }
             }
-            Backend::File(path) => read_file(path)?.remove(key),
         };
         if let Some(v) = &v {
-            self.lock().insert(key.to_string(), v.clone());
+            self.lock().insert(reference.to_string(), v.clone());
         }
         Ok(v)
     }
@@ -117,10 +144,20 @@ impl Secrets {
         Ok(())
     }
 
-    fn delete(&self, key: &str) -> Result<()> {
-        self.lock().remove(key);
-        match &*self.backend {
-            Backend::Keyring => {
+    fn delete(&self, reference: &str) -> Result<()> {
+        self.lock().remove(reference);
+        match reference.strip_prefix(Backend::File.tag()) {
+            Some(key) => {
+                let mut all = read_file(&self.file)?;
+                if all.remove(key).is_some() {
+                    write_file(&self.file, &all)?;
+                }
+                Ok(())
+            }
+            None => {
+                let key = reference
+                    .strip_prefix(Backend::Keyring.tag())
+                    .unwrap_or(reference);
                 let account = self.account(key);
                 let done = bounded(move || {
                     keyring::Entry::new(SERVICE, &account).and_then(|e| e.delete_credential())
@@ -129,13 +166,6 @@ impl Secrets {
                     Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
                     Err(e) => Err(Error::Secrets(e.to_string())),
                 }
-            }
-            Backend::File(path) => {
-                let mut all = read_file(path)?;
-                if all.remove(key).is_some() {
-                    write_file(path, &all)?;
-                }
-                Ok(())
             }
         }
     }
@@ -155,8 +185,8 @@ impl Secrets {
         for (name, value) in headers {
             if crate::redact::is_sensitive(name) && !value.starts_with(REF) {
                 let key = format!("{owner}:{}", name.to_ascii_lowercase());
-                self.put(&key, value)?;
-                out.insert(name.clone(), format!("{REF}{key}"));
+                let reference = self.put(&key, value)?;
+                out.insert(name.clone(), format!("{REF}{reference}"));
             } else {
                 out.insert(name.clone(), value.clone());
             }
