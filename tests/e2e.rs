@@ -68,13 +68,7 @@ async fn settings_add_pause_resume_complete() {
     // First run: no endpoint yet, so the settings page is open. Enter and check it.
     let endpoint = app.wait_for("#endpoint", Duration::from_secs(30)).await;
     endpoint.send_keys(&server.endpoint()).await.unwrap();
-    app.client
-        .find(Locator::Id("check-endpoint"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Id("check-endpoint")).await;
     let status = app
         .wait_js(
             "the endpoint check",
@@ -89,13 +83,7 @@ async fn settings_add_pause_resume_complete() {
     );
     let bw = app.client.find(Locator::Id("bandwidth")).await.unwrap();
     bw.send_keys("12").await.unwrap();
-    app.client
-        .find(Locator::Id("save-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Id("save-settings")).await;
     // Saving adds the file that waited for an endpoint.
     app.wait_js(
         "the command-line file queued",
@@ -138,15 +126,10 @@ async fn settings_add_pause_resume_complete() {
     .await;
 
     // Pause it from its row; nothing moves while paused.
-    app.client
-        .find(Locator::Css(
-            ".row[data-state='uploading'] button[data-action='pause']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Css(
+        ".row[data-state='uploading'] button[data-action='pause']",
+    ))
+    .await;
     app.wait_js(
         "paused",
         &row_js("video.bin", "r.dataset.state === 'paused'"),
@@ -178,15 +161,10 @@ async fn settings_add_pause_resume_complete() {
     assert!(a1 < 48 << 20);
 
     // Resume from the row; it completes.
-    app.client
-        .find(Locator::Css(
-            ".row[data-state='paused'] button[data-action='resume']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Css(
+        ".row[data-state='paused'] button[data-action='resume']",
+    ))
+    .await;
     app.wait_js(
         "video.bin completed",
         &row_js("video.bin", "r.dataset.state === 'completed'"),
@@ -400,15 +378,10 @@ async fn busy_queue_screenshot() {
     )
     .await;
     // Pause one so every kind of row shows.
-    app.client
-        .find(Locator::Css(
-            ".row[data-state='queued'] button[data-action='pause']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Css(
+        ".row[data-state='queued'] button[data-action='pause']",
+    ))
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let png = app.client.screenshot().await.unwrap();
     let out = support::repo_root().join("target/e2e-busy-queue.png");
@@ -477,15 +450,10 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
         beta_url().is_some()
     });
     let url = beta_url().unwrap();
-    app.client
-        .find(Locator::Css(
-            ".row[data-state='uploading'] button[data-action='cancel']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Css(
+        ".row[data-state='uploading'] button[data-action='cancel']",
+    ))
+    .await;
     app.wait_js(
         "beta cancelled",
         &row_js("beta.bin", "r.dataset.state === 'cancelled'"),
@@ -657,33 +625,16 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
 
     // The person signs in again: a new token in Settings, replacing the hidden one.
     let fresh = proxy.issue_token(Duration::from_secs(600));
-    app.client
-        .find(Locator::Id("open-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Id("open-settings")).await;
     app.wait_for("#save-settings", Duration::from_secs(10))
         .await;
-    app.client
-        .find(Locator::XPath("//button[text()='Replace']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::XPath("//button[text()='Replace']"))
+        .await;
     let value = app
         .wait_for("input[aria-label='Header value']", Duration::from_secs(5))
         .await;
     value.send_keys(&format!("Bearer {fresh}")).await.unwrap();
-    app.client
-        .find(Locator::Id("save-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click(Locator::Id("save-settings")).await;
     app.wait_js(
         "report.bin completed",
         &row_js("report.bin", "r.dataset.state === 'completed'"),

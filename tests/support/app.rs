@@ -98,6 +98,17 @@ impl App {
         }
     }
 
+    /// Clicks the element `locator` finds (it must be there now).
+    pub async fn click(&self, locator: Locator<'_>) {
+        self.client
+            .find(locator)
+            .await
+            .expect("the element to click")
+            .click()
+            .await
+            .expect("a click");
+    }
+
     /// Waits until `probe` (a JS expression) is truthy; returns its value.
     pub async fn wait_js(&self, what: &str, expr: &str, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;

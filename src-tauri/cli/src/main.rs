@@ -507,7 +507,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                 ..Default::default()
             };
             let secrets = tusker_core::secrets::Secrets::open(data_dir);
-            tusker_core::profile::save(&store, &secrets, &p)?;
+            store.save_profile_sealed(&secrets, &p)?;
             eprintln!(
                 "saved profile {name:?}{}",
                 if secrets.in_keyring()

@@ -172,7 +172,7 @@ fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Resu
     crate::settings::AppSettings::seal_stored(store, secrets)?;
     for p in store.profiles()? {
         if crate::secrets::Secrets::any_unsealed(&p.headers) {
-            crate::profile::save(store, secrets, &p)?;
+            store.save_profile_sealed(secrets, &p)?;
         }
     }
     for (id, headers) in store.row_headers()? {
@@ -444,7 +444,7 @@ impl Engine {
         &self,
         profile: &crate::profile::Profile,
     ) -> Result<crate::profile::ProfileId> {
-        let id = crate::profile::save(&self.store, &self.secrets, profile)?;
+        let id = self.store.save_profile_sealed(&self.secrets, profile)?;
         self.tx
             .send(Cmd::ProfileChanged(id))
             .map_err(|_| Error::EngineStopped)?;

@@ -48,18 +48,6 @@ impl Profile {
     }
 }
 
-/// Saves a profile (by name) with its secret header values in `secrets` and references in
-/// the journal.
-pub fn save(
-    store: &crate::store::Store,
-    secrets: &crate::secrets::Secrets,
-    profile: &Profile,
-) -> Result<ProfileId> {
-    let mut sealed = profile.clone();
-    sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &profile.headers)?;
-    store.save_profile(&sealed)
-}
-
 /// Parses `Name: value` lines (a header command's output, a header file). Blank lines and
 /// lines starting with `#` are skipped.
 pub fn parse_header_lines(text: &str) -> Result<BTreeMap<String, String>> {

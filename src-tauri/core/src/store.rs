@@ -754,7 +754,19 @@ impl Store {
         Ok(())
     }
 
-    /// Creates or replaces the profile named `p.name`; returns its id.
+    /// Saves a profile (by name) with its secret header values in `secrets` and references
+    /// in the journal; returns its id.
+    pub fn save_profile_sealed(
+        &self,
+        secrets: &crate::secrets::Secrets,
+        profile: &Profile,
+    ) -> Result<ProfileId> {
+        let mut sealed = profile.clone();
+        sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &profile.headers)?;
+        self.save_profile(&sealed)
+    }
+
+    /// Creates or replaces the profile named `p.name` as given; returns its id.
     pub fn save_profile(&self, p: &Profile) -> Result<ProfileId> {
         let body = serde_json::to_string(p).expect("profile serialises");
         let id = self
