@@ -82,8 +82,14 @@ impl Secrets {
         self.backend() == Backend::Keyring
     }
 
-    fn account(&self, key: &str) -> String {
-        format!("{}:{key}", self.scope)
+    /// One keyring call on this data dir's entry for `key`, bounded in time.
+    fn keyring<T: Send + 'static>(
+        &self,
+        key: &str,
+        op: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+    ) -> Result<keyring::Result<T>> {
+        let account = format!("{}:{key}", self.scope);
+        bounded(move || keyring::Entry::new(SERVICE, &account).and_then(|e| op(&e)))
     }
 
     /// Stores a secret; returns the reference to keep instead.
@@ -91,11 +97,9 @@ impl Secrets {
         let backend = self.backend();
         match backend {
             Backend::Keyring => {
-                let (account, value) = (self.account(key), value.to_string());
-                bounded(move || {
-                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.set_password(&value))
-                })?
-                .map_err(|e| Error::Secrets(e.to_string()))?
+                let value = value.to_string();
+                self.keyring(key, move |e| e.set_password(&value))?
+                    .map_err(|e| Error::Secrets(e.to_string()))?
             }
             Backend::File => {
                 let mut all = read_file(&self.file)?;
@@ -113,22 +117,13 @@ impl Secrets {
         if let Some(v) = self.lock().get(reference) {
             return Ok(Some(v.clone()));
         }
-        let v = match reference.strip_prefix(Backend::File.tag()) {
-            Some(key) => read_file(&self.file)?.remove(key),
-            None => {
-                let key = reference
-                    .strip_prefix(Backend::Keyring.tag())
-                    .unwrap_or(reference);
-                let account = self.account(key);
-                let got = bounded(move || {
-                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.get_password())
-                })?;
-                match got {
-                    Ok(v) => Some(v),
-                    Err(keyring::Error::NoEntry) => None,
-                    Err(e) => return Err(Error::Secrets(e.to_string())),
-                }
-            }
+        let v = match locate(reference) {
+            (Backend::File, key) => read_file(&self.file)?.remove(key),
+            (Backend::Keyring, key) => match self.keyring(key, |e| e.get_password())? {
+                Ok(v) => Some(v),
+                Err(keyring::Error::NoEntry) => None,
+                Err(e) => return Err(Error::Secrets(e.to_string())),
+            },
         };
         if let Some(v) = &v {
             self.lock().insert(reference.to_string(), v.clone());
@@ -146,27 +141,18 @@ impl Secrets {
 
     fn delete(&self, reference: &str) -> Result<()> {
         self.lock().remove(reference);
-        match reference.strip_prefix(Backend::File.tag()) {
-            Some(key) => {
+        match locate(reference) {
+            (Backend::File, key) => {
                 let mut all = read_file(&self.file)?;
                 if all.remove(key).is_some() {
                     write_file(&self.file, &all)?;
                 }
                 Ok(())
             }
-            None => {
-                let key = reference
-                    .strip_prefix(Backend::Keyring.tag())
-                    .unwrap_or(reference);
-                let account = self.account(key);
-                let done = bounded(move || {
-                    keyring::Entry::new(SERVICE, &account).and_then(|e| e.delete_credential())
-                })?;
-                match done {
-                    Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-                    Err(e) => Err(Error::Secrets(e.to_string())),
-                }
-            }
+            (Backend::Keyring, key) => match self.keyring(key, |e| e.delete_credential())? {
+                Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                Err(e) => Err(Error::Secrets(e.to_string())),
+            },
         }
     }
 
@@ -257,6 +243,19 @@ fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<
             "the keyring did not answer within {KEYRING_TIMEOUT:?} (locked, or waiting for a password prompt)"
         ))
     })
+}
+
+/// Where a reference (`keyring:<key>`, `file:<key>`) points; untagged ones are the keyring's.
+fn locate(reference: &str) -> (Backend, &str) {
+    match reference.strip_prefix(Backend::File.tag()) {
+        Some(key) => (Backend::File, key),
+        None => (
+            Backend::Keyring,
+            reference
+                .strip_prefix(Backend::Keyring.tag())
+                .unwrap_or(reference),
+        ),
+    }
 }
 
 /// Whether the keyring takes, gives back and forgets a value.

@@ -179,21 +179,35 @@ pub async fn credentials(
     rec: &UploadRecord,
     refused: Option<u64>,
 ) -> Result<crate::profile::Credentials> {
-    let own = || -> Result<crate::profile::Credentials> {
-        Ok(crate::profile::Credentials {
-            headers: ctx.secrets.open_headers(&rec.headers)?,
-            generation: None,
-        })
-    };
-    let Some(pid) = rec.profile_id else {
-        return own();
-    };
-    match ctx.store.profile(pid)? {
-        Some(mut p) => {
+    let profile = profile_of(ctx, rec)?;
+    credentials_from(ctx, rec, profile.as_ref(), refused).await
+}
+
+/// The upload's profile as the journal holds it now (`None`: none, or removed).
+fn profile_of(ctx: &UploadCtx, rec: &UploadRecord) -> Result<Option<crate::profile::Profile>> {
+    match rec.profile_id {
+        Some(pid) => ctx.store.profile(pid),
+        None => Ok(None),
+    }
+}
+
+/// [`credentials`] from a profile already read.
+async fn credentials_from(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    profile: Option<&crate::profile::Profile>,
+    refused: Option<u64>,
+) -> Result<crate::profile::Credentials> {
+    match profile {
+        Some(p) => {
+            let mut p = p.clone();
             p.headers = ctx.secrets.open_headers(&p.headers)?;
             ctx.command_headers.credentials(&p, refused).await
         }
-        None => own(),
+        None => Ok(crate::profile::Credentials {
+            headers: ctx.secrets.open_headers(&rec.headers)?,
+            generation: None,
+        }),
     }
 }
 
@@ -245,10 +259,7 @@ impl From<Error> for Interruption {
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
     // How this run talks to the server, from its profile as it is now.
-    let profile = rec
-        .profile_id
-        .and_then(|p| ctx.store.profile(p).ok().flatten())
-        .unwrap_or_default();
+    let profile = profile_of(&ctx, &rec).ok().flatten().unwrap_or_default();
     let ctx = UploadCtx {
         client: ctx
             .client
@@ -886,7 +897,9 @@ async fn attempt(
     }
     let had_url = rec.upload_url.is_some() || run.forget_url;
     let endpoint = client::parse_endpoint(&rec.endpoint)?;
-    let creds = credentials(ctx, &rec, run.refused).await?;
+    // Read once per pass: credentials and chunk rules come from the profile as it is now.
+    let profile = profile_of(ctx, &rec)?;
+    let creds = credentials_from(ctx, &rec, profile.as_ref(), run.refused).await?;
     *run.generation = creds.generation;
     let headers = client::header_map(&creds.headers)?;
     let caps = ctx
@@ -909,15 +922,11 @@ async fn attempt(
     };
     // A server that takes exactly N bytes per PATCH (Supabase: 6 MiB) gets exactly that:
     // never capped, halved or cut at the tail; the last chunk is the tail read into memory.
-    let exact = match rec.profile_id {
-        Some(pid) => ctx
-            .store
-            .profile(pid)?
-            .filter(|p| p.exact_chunk)
-            .and_then(|p| p.chunk_size)
-            .map(|n| n.max(1)),
-        None => None,
-    };
+    let exact = profile
+        .as_ref()
+        .filter(|p| p.exact_chunk)
+        .and_then(|p| p.chunk_size)
+        .map(|n| n.max(1));
     let mut chunk = match exact {
         Some(n) => n,
         None => {
