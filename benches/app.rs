@@ -80,9 +80,12 @@ fn mem_kib(pid: u32) -> (u64, u64, String) {
 fn seed(data: &Path, endpoint: &str) {
     let store = Store::open(&data.join("journal.sqlite")).unwrap();
     let secrets = tusker_core::secrets::Secrets::open(data);
-    let mut s = AppSettings::load(&store, &secrets).unwrap();
-    s.endpoint = endpoint.to_string();
-    s.save(&store, &secrets).unwrap();
+    let profile = tusker_core::profile::Profile {
+        name: "Desktop".into(),
+        endpoint: endpoint.to_string(),
+        ..Default::default()
+    };
+    AppSettings::use_profile(&store, &secrets, &profile).unwrap();
 }
 
 fn main() {

@@ -9,18 +9,25 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::app::App;
 use support::{write_file, TusServer};
+use tusker_core::profile::Profile;
 use tusker_core::store::Store;
 use tusker_core::{AppSettings, UploadState};
 
 /// One window at a time on the display.
 static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut AppSettings)) {
+/// The app's settings and the profile its drops go to, as Settings would save them.
+fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut Profile, &mut AppSettings)) {
     let store = Store::open(&data_dir.join("journal.sqlite")).unwrap();
     let secrets = tusker_core::secrets::Secrets::open(data_dir);
-    let mut s = AppSettings::load(&store, &secrets).unwrap();
-    f(&mut s);
-    s.save(&store, &secrets).unwrap();
+    let mut profile = Profile {
+        name: "Desktop".into(),
+        ..Default::default()
+    };
+    let mut s = AppSettings::load(&store).unwrap();
+    f(&mut profile, &mut s);
+    s.save(&store).unwrap();
+    AppSettings::use_profile(&store, &secrets, &profile).unwrap();
 }
 
 /// Adds files the way the system hands them over: a second launch with the paths, which the
@@ -212,10 +219,10 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let big = write_file(files.path(), "dataset.bin", 64 << 20, 3);
-    seed_settings(data.path(), |s| {
-        s.endpoint = server.endpoint();
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
         s.bandwidth = 16 << 20;
-        s.chunk_size = Some(8 << 20);
+        p.chunk_size = Some(8 << 20);
     });
 
     let app = App::launch(data.path(), home.path(), &[]).await;
@@ -269,7 +276,7 @@ async fn files_dragged_from_another_app_are_queued_and_uploaded() {
     let home = tempfile::tempdir().unwrap();
     let a = write_file(files.path(), "dropped one.txt", 5_000, 4);
     let b = write_file(files.path(), "dropped-two.bin", 300_000, 5);
-    seed_settings(data.path(), |s| s.endpoint = server.endpoint());
+    seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
 
@@ -338,8 +345,8 @@ async fn busy_queue_screenshot() {
     let files = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    seed_settings(data.path(), |s| {
-        s.endpoint = server.endpoint();
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
         s.bandwidth = 6 << 20;
         s.parallel = 3;
     });
@@ -399,8 +406,8 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     let home = tempfile::tempdir().unwrap();
     let a = write_file(files.path(), "alpha.bin", 24 << 20, 6);
     let b = write_file(files.path(), "beta.bin", 24 << 20, 7);
-    seed_settings(data.path(), |s| {
-        s.endpoint = server.endpoint();
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
         s.bandwidth = 4 << 20;
         s.parallel = 1;
     });
@@ -480,8 +487,8 @@ async fn ten_thousand_rows_are_virtualised() {
     let _display = DISPLAY.lock().await;
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    seed_settings(data.path(), |s| {
-        s.endpoint = "http://127.0.0.1:9/files".into()
+    seed_settings(data.path(), |p, _| {
+        p.endpoint = "http://127.0.0.1:9/files".into()
     });
     {
         let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
@@ -559,7 +566,7 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let f = write_file(files.path(), "from-second-launch.txt", 20_000, 8);
-    seed_settings(data.path(), |s| s.endpoint = server.endpoint());
+    seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     let mut second = Command::new(support::app::app_bin())
@@ -595,12 +602,12 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let big = write_file(files.path(), "report.bin", 16 << 20, 12);
-    seed_settings(data.path(), |s| {
-        s.endpoint = proxy.endpoint();
-        s.headers
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = proxy.endpoint();
+        p.headers
             .insert("Authorization".into(), format!("Bearer {short}"));
         s.bandwidth = 4 << 20;
-        s.chunk_size = Some(1 << 20);
+        p.chunk_size = Some(1 << 20);
     });
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
@@ -628,6 +635,8 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     app.click(Locator::Id("open-settings")).await;
     app.wait_for("#save-settings", Duration::from_secs(10))
         .await;
+    let png = app.client.screenshot().await.unwrap();
+    std::fs::write(support::repo_root().join("target/e2e-settings.png"), &png).unwrap();
     app.click(Locator::XPath("//button[text()='Replace']"))
         .await;
     let value = app
@@ -649,5 +658,239 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     );
     assert_eq!(proxy.count("POST"), 1, "the same server upload went on");
     assert_eq!(rec.recreated, 0);
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_profile() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let proxy = support::proxy::FaultProxy::start(server.port);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let clip = write_file(files.path(), "clip.mov", 3 << 20, 31);
+    let notes = write_file(files.path(), "notes.txt", 5000, 32);
+    // "Stream": an API host (the proxy) whose creation answers point at an upload host (the
+    // real server, as `localhost`), with a token. "Direct": the server itself.
+    seed_settings(data.path(), |p, _| {
+        p.name = "Stream".into();
+        p.endpoint = proxy.endpoint();
+        p.headers
+            .insert("Authorization".into(), "Bearer stream-token".into());
+    });
+    {
+        let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        store
+            .save_profile_sealed(
+                &secrets,
+                &Profile {
+                    name: "Direct".into(),
+                    endpoint: server.endpoint(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let client = tusker_core::client::TusClient::new();
+    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let created = client
+            .create(&direct, &no_headers, Some(3 << 20), "", None)
+            .await
+            .unwrap();
+        proxy.once(
+            "POST",
+            0,
+            support::proxy::Action::Respond {
+                status: 201,
+                headers: vec![
+                    (
+                        "Location".into(),
+                        created.url.replace("127.0.0.1", "localhost"),
+                    ),
+                    ("Tus-Resumable".into(), "1.0.0".into()),
+                ],
+                body: String::new(),
+            },
+        );
+        urls.push(created.url);
+    }
+
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    add_files(data.path(), home.path(), &[&clip]);
+    let question = app
+        .wait_js(
+            "the question about the upload host",
+            "document.querySelector('#host-question')?.textContent",
+            Duration::from_secs(30),
+        )
+        .await;
+    let question = question.as_str().unwrap().to_string();
+    assert!(
+        question.contains("localhost") && question.contains("Stream"),
+        "{question}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let png = app.client.screenshot().await.unwrap();
+    std::fs::write(
+        support::repo_root().join("target/e2e-host-question.png"),
+        &png,
+    )
+    .unwrap();
+    app.click(Locator::Id("allow-host")).await;
+    app.wait_js(
+        "clip.mov completed",
+        &row_js("clip.mov", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        server.stored(&urls[0]).is_empty(),
+        "nothing went before the answer"
+    );
+    assert_eq!(server.stored(&urls[1]), std::fs::read(&clip).unwrap());
+    let shown = app
+        .wait_js(
+            "the row's profile",
+            &row_js(
+                "clip.mov",
+                "r.querySelector('[data-testid=profile]').textContent",
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(shown, "Stream");
+    assert!(app.client.find(Locator::Id("host-question")).await.is_err());
+    let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+    assert_eq!(
+        store
+            .profile_by_name("Stream")
+            .unwrap()
+            .unwrap()
+            .allowed_hosts,
+        vec!["localhost".to_string()],
+        "remembered"
+    );
+
+    // The toolbar's picker: drops now go to "Direct".
+    let picker = app.wait_for("#drop-target", Duration::from_secs(5)).await;
+    picker.select_by_value("Direct").await.unwrap();
+    app.wait_js(
+        "the drop profile saved",
+        "document.querySelector('#drop-target').value === 'Direct'",
+        Duration::from_secs(5),
+    )
+    .await;
+    for _ in 0..50 {
+        if AppSettings::load(&store).unwrap().drop_profile.as_deref() == Some("Direct") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        AppSettings::load(&store).unwrap().drop_profile.as_deref(),
+        Some("Direct")
+    );
+    add_files(data.path(), home.path(), &[&notes]);
+    app.wait_js(
+        "notes.txt completed with Direct",
+        &row_js(
+            "notes.txt",
+            "r.dataset.state === 'completed' && r.querySelector('[data-testid=profile]').textContent === 'Direct'",
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
+    let rec = journal(data.path())
+        .into_iter()
+        .find(|r| r.name == "notes.txt")
+        .unwrap();
+    assert_eq!(
+        server.stored(rec.upload_url.as_deref().unwrap()),
+        std::fs::read(&notes).unwrap()
+    );
+    assert_eq!(
+        proxy.count("POST"),
+        2,
+        "notes.txt did not go through Stream"
+    );
+    app.close().await;
+}
+
+/// Types into the system's file dialog (GTK): its location field takes a path.
+fn type_into_file_dialog(title: &str, path: &Path) {
+    let found = Command::new("xdotool")
+        .args(["search", "--sync", "--onlyvisible", "--name", title])
+        .output()
+        .unwrap();
+    let window = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no dialog titled {title:?}"))
+        .to_string();
+    let xdotool = |args: &[&str]| {
+        let st = Command::new("xdotool").args(args).status().unwrap();
+        assert!(st.success(), "xdotool {args:?}");
+    };
+    xdotool(&["windowfocus", "--sync", &window]);
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&["key", "ctrl+l"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&["type", "--delay", "20", &path.display().to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&["key", "Return"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_an_upload_url_from_the_window() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let proxy = support::proxy::FaultProxy::start(server.port);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let video = write_file(files.path(), "interview.mp4", 2 << 20, 41);
+    seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
+    // What a service's API did: created the upload and handed over its URL.
+    let client = tusker_core::client::TusClient::new();
+    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let created = client
+        .create(&direct, &no_headers, Some(2 << 20), "", None)
+        .await
+        .unwrap();
+    let url = created
+        .url
+        .replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port));
+
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    app.click(Locator::Id("continue-url")).await;
+    let input = app
+        .wait_for("#continue-url-input", Duration::from_secs(5))
+        .await;
+    input.send_keys(&url).await.unwrap();
+    app.click(Locator::Id("continue-choose")).await;
+    let title = "The file for this upload URL";
+    tokio::task::spawn_blocking({
+        let video = video.clone();
+        move || type_into_file_dialog(title, &video)
+    })
+    .await
+    .unwrap();
+    app.wait_js(
+        "interview.mp4 completed",
+        &row_js("interview.mp4", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(server.stored(&created.url), std::fs::read(&video).unwrap());
+    assert_eq!(proxy.count("POST"), 0, "no upload created by Tusker");
+    assert_eq!(server.upload_count(), 1);
     app.close().await;
 }

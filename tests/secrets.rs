@@ -4,11 +4,13 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
+use tusker_core::profile::Profile;
 use tusker_core::secrets::Secrets;
 use tusker_core::{AddRequest, AddResult, AppSettings, Engine, EngineConfig, UploadState};
 
@@ -46,20 +48,30 @@ async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
     let engine = Engine::open(EngineConfig::new(data.path())).await.unwrap();
     require_keyring(engine.secrets());
 
-    // What the window's Save does (commands/settings.rs): the settings, then their profile.
-    let mut s = AppSettings::load(engine.store(), engine.secrets()).unwrap();
-    s.endpoint = proxy.endpoint();
-    s.headers
-        .insert("Authorization".into(), format!("Bearer {token}"));
-    s.save(engine.store(), engine.secrets()).unwrap();
-    let pid = engine.save_profile(&s.profile()).unwrap();
+    // What the window's Save does (commands/profiles.rs).
+    let profile = Profile {
+        name: "Desktop".into(),
+        endpoint: proxy.endpoint(),
+        headers: BTreeMap::from([("Authorization".to_string(), format!("Bearer {token}"))]).into(),
+        ..Default::default()
+    };
+    let pid = engine.save_profile(&profile).unwrap();
+    // A password in an endpoint URL is a secret too.
+    let password = "hunter2-in-the-url";
+    engine
+        .save_profile(&Profile {
+            name: "Basic".into(),
+            endpoint: format!("https://bob:{password}@files.example/tus/"),
+            ..Default::default()
+        })
+        .unwrap();
 
     // The gateway lets only that token through: the upload completing proves the secret came
     // back from the keyring when the requests were made.
     let r = engine
         .add(AddRequest {
             paths: vec![file.clone()],
-            endpoint: s.endpoint.clone(),
+            endpoint: profile.endpoint.clone(),
             profile_id: Some(pid),
             ..Default::default()
         })
@@ -78,14 +90,17 @@ async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
     engine.shutdown().await.unwrap();
     drop(engine);
 
-    // No file under the data dir holds the token (journal, WAL, logs, anything).
+    // No file under the data dir holds the token or the password (journal, WAL, logs,
+    // anything).
     for f in files(data.path()) {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
-            "the token is in {}",
-            f.display()
-        );
+        for secret in [token.as_str(), password] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret is in {}",
+                f.display()
+            );
+        }
     }
     assert!(
         !data.path().join("secrets.json").exists(),
@@ -93,8 +108,22 @@ async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
     );
     // The keyring has it: a fresh handle (nothing cached) reads the settings back whole.
     let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
-    let again = AppSettings::load(&store, &Secrets::open(data.path())).unwrap();
-    assert_eq!(again.headers["Authorization"], format!("Bearer {token}"));
+    let fresh = Secrets::open(data.path());
+    let open = |name: &str| {
+        let p = store.profile_by_name(name).unwrap().unwrap();
+        (p.endpoint.clone(), fresh.open_headers(&p.headers).unwrap())
+    };
+    assert_eq!(
+        open("Desktop").1["Authorization"],
+        format!("Bearer {token}")
+    );
+    let (endpoint, headers) = open("Basic");
+    assert_eq!(endpoint, "https://files.example/tus/");
+    // base64("bob:hunter2-in-the-url")
+    assert_eq!(
+        headers["Authorization"],
+        "Basic Ym9iOmh1bnRlcjItaW4tdGhlLXVybA=="
+    );
 
     // This user's alone: the data dir 0700, the journal and its WAL 0600.
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -124,7 +153,13 @@ async fn secrets_stored_in_plain_text_by_an_older_build_move_to_the_keyring() {
     require_keyring(engine.secrets());
     let raw = engine.store().setting("app").unwrap().unwrap();
     assert!(!raw.contains("legacy-42"), "{raw}");
-    let s = AppSettings::load(engine.store(), engine.secrets()).unwrap();
-    assert_eq!(s.headers["Authorization"], "Bearer legacy-42");
+    // They became the Desktop profile, which drops go to, its secret in the keyring.
+    let s = AppSettings::load(engine.store()).unwrap();
+    assert_eq!(s.drop_profile.as_deref(), Some("Desktop"));
+    let p = engine.store().profile_by_name("Desktop").unwrap().unwrap();
+    assert_eq!(p.endpoint, "http://127.0.0.1:9/files");
+    assert!(!serde_json::to_string(&p).unwrap().contains("legacy-42"));
+    let h = engine.secrets().open_headers(&p.headers).unwrap();
+    assert_eq!(h["Authorization"], "Bearer legacy-42");
     engine.shutdown().await.unwrap();
 }

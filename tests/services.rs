@@ -345,3 +345,199 @@ async fn cli_uploads_into_an_upload_url_a_service_created() {
     );
     assert_eq!(server.upload_count(), 2);
 }
+
+/// Cloudflare Stream's habit: the creation POST on the API host answers with a Location on
+/// an upload host. With secrets in the profile that host is asked about once; the answer is
+/// remembered in the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembered() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let client = tusker_core::client::TusClient::new();
+    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    // The API host (the proxy) answers the POST itself, with an upload the "service" made on
+    // the upload host: the real server, named `localhost` (another host as URLs go).
+    let elsewhere = |len: u64| {
+        let (client, direct, no_headers, proxy) = (&client, &direct, &no_headers, &proxy);
+        async move {
+            let created = client
+                .create(direct, no_headers, Some(len), "", None)
+                .await
+                .unwrap();
+            proxy.once(
+                "POST",
+                0,
+                support::proxy::Action::Respond {
+                    status: 201,
+                    headers: vec![
+                        (
+                            "Location".into(),
+                            created.url.replace("127.0.0.1", "localhost"),
+                        ),
+                        ("Tus-Resumable".into(), "1.0.0".into()),
+                    ],
+                    body: String::new(),
+                },
+            );
+            created.url
+        }
+    };
+    let profile = |name: &str| Profile {
+        name: name.into(),
+        endpoint: proxy.endpoint(),
+        headers: BTreeMap::from([("Authorization".to_string(), "Bearer api-token".to_string())])
+            .into(),
+        ..Default::default()
+    };
+    let failed = |id| {
+        support::wait_view(&engine, id, "failed", Duration::from_secs(20), |v| {
+            v.state.is_terminal()
+        })
+    };
+
+    // Allowed: the same upload goes on (a new POST, which lands on the upload host).
+    let a = profile("Stream");
+    let a_id = engine.save_profile(&a).unwrap();
+    let first = write_file(dir.path(), "first.bin", 1 << 20, 21);
+    let url = elsewhere(1 << 20).await;
+    let id = add(&engine, &a, a_id, first.clone()).await;
+    let v = failed(id).await;
+    assert_eq!(
+        (v.state, v.asks_host.as_deref()),
+        (UploadState::Failed, Some("localhost")),
+        "{:?}",
+        v.error
+    );
+    assert!(
+        v.error
+            .as_deref()
+            .unwrap()
+            .contains("profile allow-host \"Stream\" localhost"),
+        "the CLI's way is named: {:?}",
+        v.error
+    );
+    let url_after_allow = elsewhere(1 << 20).await;
+    engine.answer_host(id, true).unwrap();
+    let v = support::wait_view(&engine, id, "completed", Duration::from_secs(20), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    assert_eq!(v.asks_host, None);
+    assert_eq!(
+        server.stored(&url_after_allow),
+        std::fs::read(&first).unwrap()
+    );
+    assert!(
+        server.stored(&url).is_empty(),
+        "the refused Location got nothing"
+    );
+    let saved = engine.store().profile(a_id).unwrap().unwrap();
+    assert_eq!(saved.allowed_hosts, vec!["localhost".to_string()]);
+
+    // Refused: the question goes away, and the next upload fails without asking again.
+    let b = profile("Careful");
+    let b_id = engine.save_profile(&b).unwrap();
+    let second = write_file(dir.path(), "second.bin", 1000, 22);
+    elsewhere(1000).await;
+    let id = add(&engine, &b, b_id, second).await;
+    assert_eq!(failed(id).await.asks_host.as_deref(), Some("localhost"));
+    engine.answer_host(id, false).unwrap();
+    support::wait_view(
+        &engine,
+        id,
+        "the question gone",
+        Duration::from_secs(10),
+        |v| v.asks_host.is_none(),
+    )
+    .await;
+    let third = write_file(dir.path(), "third.bin", 1000, 23);
+    elsewhere(1000).await;
+    let id = add(&engine, &b, b_id, third).await;
+    let v = failed(id).await;
+    assert_eq!(
+        (v.state, v.asks_host.as_deref()),
+        (UploadState::Failed, None)
+    );
+    assert!(v.error.unwrap().contains("chose not to upload"));
+    assert_eq!(
+        engine.store().profile(b_id).unwrap().unwrap().refused_hosts,
+        vec!["localhost".to_string()]
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// The CLI's side of another host: the failure names the command that allows it; after it,
+/// `resume` completes the upload there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_names_the_command_that_allows_another_host_and_resume_then_completes() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "clip.bin", 1 << 20, 24);
+    let client = tusker_core::client::TusClient::new();
+    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let created = client
+            .create(&direct, &no_headers, Some(1 << 20), "", None)
+            .await
+            .unwrap();
+        proxy.once(
+            "POST",
+            0,
+            support::proxy::Action::Respond {
+                status: 201,
+                headers: vec![
+                    (
+                        "Location".into(),
+                        created.url.replace("127.0.0.1", "localhost"),
+                    ),
+                    ("Tus-Resumable".into(), "1.0.0".into()),
+                ],
+                body: String::new(),
+            },
+        );
+        urls.push(created.url);
+    }
+    let cli = |args: &[&str]| {
+        let out = support::output_within(
+            support::cli(data.path())
+                .args(args)
+                .env("TUSKER_HEADERS", "Authorization: Bearer cli-token"),
+            Duration::from_secs(60),
+        );
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let endpoint = proxy.endpoint();
+    let (code, stderr) = cli(&["profile", "set", "Stream", "--endpoint", &endpoint]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let path = file.display().to_string();
+    let (code, stderr) = cli(&["upload", "--plain", "--profile", "Stream", &path]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tusker-cli profile allow-host \"Stream\" localhost"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cli-token"), "{stderr}");
+    let (code, stderr) = cli(&["profile", "allow-host", "Stream", "localhost"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("1 failed upload"), "{stderr}");
+    let (code, stderr) = cli(&["resume", "--plain"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(server.stored(&urls[1]), std::fs::read(&file).unwrap());
+    assert!(server.stored(&urls[0]).is_empty());
+}

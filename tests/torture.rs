@@ -380,11 +380,16 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     {
         let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
         let secrets = tusker_core::secrets::Secrets::open(data.path());
-        let mut s = tusker_core::AppSettings::load(&store, &secrets).unwrap();
-        s.endpoint = proxy.endpoint();
+        let mut s = tusker_core::AppSettings::load(&store).unwrap();
         s.bandwidth = 6 << 20;
-        s.chunk_size = Some(2 << 20);
-        s.save(&store, &secrets).unwrap();
+        s.save(&store).unwrap();
+        let profile = tusker_core::profile::Profile {
+            name: "Desktop".into(),
+            endpoint: proxy.endpoint(),
+            chunk_size: Some(2 << 20),
+            ..Default::default()
+        };
+        tusker_core::AppSettings::use_profile(&store, &secrets, &profile).unwrap();
     }
     let launch = |args: &[PathBuf]| -> Child {
         Command::new(support::app::app_bin())

@@ -6,7 +6,8 @@
 #[cfg(test)]
 mod tests {
     use crate::commands::app::AppInfo;
-    use crate::commands::settings::{HeaderSetting, SettingsView};
+    use crate::commands::profiles::{HeaderSetting, ProfileView};
+    use crate::commands::settings::SettingsView;
     use crate::commands::CmdError;
     use ts_rs::TS;
     use tusker_core::lifecycle::{self, Action};
@@ -25,6 +26,7 @@ mod tests {
             ServerCaps::decl(&cfg),
             AppInfo::decl(&cfg),
             HeaderSetting::decl(&cfg),
+            ProfileView::decl(&cfg),
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
             crate::state::Added::decl(&cfg),

@@ -79,9 +79,14 @@ fn main() {
             commands::queue::reorder_upload,
             commands::queue::reveal_upload,
             commands::queue::add_pending,
+            commands::queue::continue_upload_url,
             commands::settings::get_settings,
             commands::settings::save_settings,
             commands::endpoints::check_endpoint,
+            commands::profiles::list_profiles,
+            commands::profiles::save_profile,
+            commands::profiles::remove_profile,
+            commands::profiles::answer_host,
             commands::app::app_info,
         ]);
     let app = builder

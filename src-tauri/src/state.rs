@@ -46,22 +46,25 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
         let store = tusker_core::store::Store::open(&dir.join("journal.sqlite"))
             .with_context(|| format!("opening the journal in {}", dir.display()))?;
         let secrets = tusker_core::secrets::Secrets::open(&dir);
-        let mut s = AppSettings::load(&store, &secrets)?;
+        AppSettings::migrate_legacy(&store, &secrets)?;
         // First run with TUSKER_ENDPOINT set (scripts/app.sh): start with that server.
-        if s.endpoint.is_empty() {
+        if store.profiles()?.is_empty() {
             if let Ok(e) = std::env::var("TUSKER_ENDPOINT") {
                 tusker_core::client::parse_endpoint(&e)?;
-                s.endpoint = e;
-                s.save(&store, &secrets)?;
+                let profile = tusker_core::profile::Profile {
+                    name: tusker_core::settings::APP_PROFILE.into(),
+                    endpoint: e,
+                    ..Default::default()
+                };
+                AppSettings::use_profile(&store, &secrets, &profile)?;
             }
         }
-        s
+        AppSettings::load(&store)?
     };
     let mut config = EngineConfig::new(&dir);
     config.concurrency = settings.parallel.max(1);
     config.bandwidth = settings.bandwidth;
     config.auto_resume = settings.auto_resume;
-    config.upload.chunk_size = settings.chunk_size;
     // A desktop app waits out an offline day (laptop on a train, Wi-Fi gone) and carries on
     // when the network is back; server errors still fail after the attempt budget.
     config.upload.retry.network_patience = Some(std::time::Duration::from_secs(24 * 3600));
@@ -89,34 +92,33 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     })
 }
 
-/// The request for adding paths with the current settings.
-pub fn add_request(engine: &Engine, paths: Vec<PathBuf>) -> CmdResult<AddRequest> {
-    let s = AppSettings::load(engine.store(), engine.secrets())?;
-    if s.endpoint.trim().is_empty() {
-        return Err(CmdError {
-            code: "no_endpoint",
-            message: "no tus endpoint is set: open Settings and enter your server's upload URL"
-                .into(),
-        });
-    }
-    // Saved with the settings; made here once for settings from before profiles.
-    let profile_id = match engine
-        .store()
-        .profile_by_name(tusker_core::settings::APP_PROFILE)?
-    {
-        Some(p) => p.id,
-        None => engine.save_profile(&s.profile())?,
+/// The request for adding paths to the profile drops go to (into `upload_url` when given).
+pub fn add_request(
+    engine: &Engine,
+    paths: Vec<PathBuf>,
+    upload_url: Option<String>,
+) -> CmdResult<AddRequest> {
+    let settings = AppSettings::load(engine.store())?;
+    let Some(profile) = settings.drop_target(engine.store())? else {
+        return Err(no_profile());
     };
     Ok(AddRequest {
         paths,
-        endpoint: s.endpoint,
-        metadata: s.metadata,
+        endpoint: profile.endpoint,
+        metadata: profile.metadata,
         headers: Default::default(),
-        profile_id: Some(profile_id),
-        upload_url: None,
-        chunk_size: s.chunk_size,
+        profile_id: Some(profile.id),
+        upload_url,
+        chunk_size: profile.chunk_size,
         again: false,
     })
+}
+
+fn no_profile() -> CmdError {
+    CmdError {
+        code: "no_endpoint",
+        message: "Tusker does not know where to upload yet: open Settings and add your server's upload URL".into(),
+    }
 }
 
 /// Adds the files named on a command line (this launch or a second one).
@@ -150,9 +152,10 @@ pub fn add_from_system(app: &AppHandle, paths: Vec<PathBuf>) {
         return;
     };
     let engine = state.engine.clone();
-    let has_endpoint = AppSettings::load(engine.store(), engine.secrets())
-        .is_ok_and(|s| !s.endpoint.trim().is_empty());
-    if !has_endpoint {
+    let has_target = AppSettings::load(engine.store())
+        .and_then(|s| s.drop_target(engine.store()))
+        .is_ok_and(|p| p.is_some());
+    if !has_target {
         state
             .pending
             .lock()
@@ -161,9 +164,19 @@ pub fn add_from_system(app: &AppHandle, paths: Vec<PathBuf>) {
         let _ = app.emit(crate::events::PENDING_EVENT, ());
         return;
     }
+    add_in_background(app, paths, None);
+}
+
+/// Adds paths (one file into `upload_url` when given) to the drop profile; the window hears
+/// the outcome as `ADDED_EVENT`.
+pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Option<String>) {
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
+    let engine = state.engine.clone();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let result = match add_request(&engine, paths) {
+        let result = match add_request(&engine, paths, upload_url) {
             Ok(req) => engine.add(req).await.map_err(CmdError::from),
             Err(e) => Err(e),
         };

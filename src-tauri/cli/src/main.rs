@@ -197,6 +197,14 @@ enum ProfileCmd {
         #[arg(long)]
         method_override: bool,
     },
+    /// Let a profile's uploads go to another host (a Location or redirect there), or with
+    /// --refuse, never. Failed uploads of the profile that were sent there go again.
+    AllowHost {
+        name: String,
+        host: String,
+        #[arg(long)]
+        refuse: bool,
+    },
     /// The profiles (header names only; values are secrets).
     List,
     /// Forget a profile; its uploads keep their place and go on without its credentials.
@@ -315,6 +323,8 @@ async fn real_main(cli: Cli) -> Result<i32> {
                         header_ttl_secs: creds.header_ttl,
                         ..Default::default()
                     }
+                    // A password in the URL is kept as a secret header, not in the journal.
+                    .with_userinfo_as_header()?
                 }
                 (None, None) => bail!("--endpoint or --profile is needed"),
             };
@@ -518,6 +528,43 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                     ""
                 } else {
                     " (no OS keyring answers: its secrets are in secrets.json, readable by you alone)"
+                }
+            );
+        }
+        ProfileCmd::AllowHost { name, host, refuse } => {
+            let Some(mut p) = store.profile_by_name(&name)? else {
+                bail!("no profile named {name:?}");
+            };
+            let host = host.trim().to_ascii_lowercase();
+            p.allowed_hosts.retain(|h| !h.eq_ignore_ascii_case(&host));
+            p.refused_hosts.retain(|h| !h.eq_ignore_ascii_case(&host));
+            if refuse {
+                p.refused_hosts.push(host.clone());
+            } else {
+                p.allowed_hosts.push(host.clone());
+            }
+            // As stored: header values are references already.
+            store.save_profile(&p)?;
+            let failed: Vec<_> = store
+                .list()?
+                .into_iter()
+                .filter(|r| {
+                    r.profile_id == Some(p.id) && r.asks_host.as_deref() == Some(host.as_str())
+                })
+                .collect();
+            for r in &failed {
+                store.set_asks_host(r.id, None)?;
+            }
+            eprintln!(
+                "profile {name:?}: uploads {} go to {host}{}",
+                if refuse { "never" } else { "may" },
+                if refuse || failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} failed upload(s) sent there go again with `tusker-cli resume`, or by themselves in a running app)",
+                        failed.len()
+                    )
                 }
             );
         }

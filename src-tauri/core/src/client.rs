@@ -35,13 +35,13 @@ const MAX_REDIRECTS: usize = 5;
 
 /// Whether a request to `from` may be sent on to `to` (a 307/308, or an upload's Location on
 /// another host): never from https to http; within the same origin always; to another host
-/// only when it is allowed. The error says what to allow.
-pub fn may_move(from: &Url, to: &Url, allowed_hosts: &[String]) -> std::result::Result<(), String> {
+/// only when it is allowed ([`Error::HostNotAllowed`] names it).
+pub fn may_move(from: &Url, to: &Url, allowed_hosts: &[String]) -> Result<()> {
     if from.scheme() == "https" && to.scheme() != "https" {
-        return Err(format!(
+        return Err(Error::Protocol(format!(
             "refusing to go from https to {}",
             redact::strip_userinfo(to.as_str())
-        ));
+        )));
     }
     let same_origin = from.scheme() == to.scheme()
         && from.host_str() == to.host_str()
@@ -50,9 +50,7 @@ pub fn may_move(from: &Url, to: &Url, allowed_hosts: &[String]) -> std::result::
     if same_origin || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return Ok(());
     }
-    Err(format!(
-        "the server sends the upload to another host ({host}); allow it for this profile (tusker-cli profile set NAME ... --allow-host {host})"
-    ))
+    Err(Error::HostNotAllowed(host.to_ascii_lowercase()))
 }
 
 impl std::fmt::Debug for TusClient {
@@ -254,7 +252,7 @@ impl TusClient {
         let to = from
             .join(loc)
             .map_err(|e| Error::Protocol(format!("redirect Location {loc:?}: {e}")))?;
-        may_move(&from, &to, &self.allowed_hosts).map_err(Error::Protocol)?;
+        may_move(&from, &to, &self.allowed_hosts)?;
         Ok(to)
     }
 

@@ -169,7 +169,7 @@ fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Resul
 /// Moves secrets that a journal from before the keyring kept in plain text (settings,
 /// profiles, upload rows) to `secrets`, leaving references.
 fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Result<()> {
-    crate::settings::AppSettings::seal_stored(store, secrets)?;
+    crate::settings::AppSettings::migrate_legacy(store, secrets)?;
     for p in store.profiles()? {
         if crate::secrets::Secrets::any_unsealed(&p.headers) {
             store.save_profile_sealed(secrets, &p)?;
@@ -451,6 +451,37 @@ impl Engine {
         Ok(id)
     }
 
+    /// The user's answer to "upload to this host for this profile?", asked by an upload the
+    /// server sent elsewhere: remembered in the profile, so it is asked once. Allowed, every
+    /// upload of the profile that asked goes again.
+    pub fn answer_host(&self, id: UploadId, allow: bool) -> Result<()> {
+        let rec = self.store.get(id)?;
+        let (Some(profile_id), Some(host)) = (rec.profile_id, rec.asks_host) else {
+            return Err(Error::Protocol(
+                "this upload is not waiting for an answer about a host".into(),
+            ));
+        };
+        let mut p = self
+            .store
+            .profile(profile_id)?
+            .ok_or_else(|| Error::Protocol("the upload's profile was removed".into()))?;
+        let (add, remove) = if allow {
+            (&mut p.allowed_hosts, &mut p.refused_hosts)
+        } else {
+            (&mut p.refused_hosts, &mut p.allowed_hosts)
+        };
+        remove.retain(|h| !h.eq_ignore_ascii_case(&host));
+        if !add.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+            add.push(host.clone());
+        }
+        tracing::info!(profile = %p.name, %host, allow, "answer about another host saved");
+        // Stored as read: header values are references already.
+        self.store.save_profile(&p)?;
+        self.tx
+            .send(Cmd::ProfileChanged(profile_id))
+            .map_err(|_| Error::EngineStopped)
+    }
+
     /// Changes the global bandwidth limit (bytes per second, 0 = none).
     pub fn set_bandwidth(&self, bytes_per_sec: u64) -> Result<()> {
         self.tx
@@ -628,6 +659,24 @@ impl Actor {
     fn profile_changed(&mut self, profile: crate::profile::ProfileId) {
         tracing::info!(profile, "profile saved; uploads waiting for sign-in go on");
         self.ctx.command_headers.forget(profile);
+        // A renamed profile: its uploads show the new name.
+        let name = self
+            .ctx
+            .store
+            .profile(profile)
+            .ok()
+            .flatten()
+            .map(|p| p.name);
+        let mut renamed = Vec::new();
+        for (id, e) in self.entries.iter_mut() {
+            if e.view.profile_id == Some(profile) && name.is_some() && e.view.profile != name {
+                e.view.profile = name.clone();
+                renamed.push(*id);
+            }
+        }
+        for id in renamed {
+            self.mark(id);
+        }
         let waiting: Vec<UploadId> = self
             .order
             .iter()
@@ -641,8 +690,81 @@ impl Actor {
         for id in waiting {
             self.apply(id, Event::CredentialsChanged, None);
         }
+        self.answer_hosts(profile);
         self.sched_hint = 0;
         self.schedule();
+    }
+
+    /// The server sends an upload to a host its profile does not allow: it fails, and
+    /// unless the user already said no to that host, the row asks (the app shows the
+    /// question; the CLI's message names the command).
+    fn host_not_allowed(&mut self, id: UploadId, host: String, reason: String) {
+        let Some(view) = self.entries.get(&id).map(|e| e.view.clone()) else {
+            return;
+        };
+        let profile = view
+            .profile_id
+            .and_then(|p| self.ctx.store.profile(p).ok().flatten());
+        let refused = profile.as_ref().is_some_and(|p| {
+            p.refused_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host))
+        });
+        let message = match &profile {
+            Some(p) if refused => format!(
+                "the server sends the upload to {host}, where you chose not to upload with profile {:?}",
+                p.name
+            ),
+            Some(p) => format!(
+                "{reason} (allow it: tusker-cli profile allow-host {:?} {host})",
+                p.name
+            ),
+            None => reason,
+        };
+        tracing::warn!(id, %host, "the server sends the upload to a host the profile does not allow");
+        self.apply(id, Event::Failed, Some(message));
+        if profile.is_none() || refused {
+            return;
+        }
+        if let Err(e) = self.ctx.store.set_asks_host(id, Some(&host)) {
+            tracing::error!(id, error = %e, "journal write failed");
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.asks_host = Some(host);
+        }
+        self.mark(id);
+    }
+
+    /// After a profile changed: uploads that asked about a host it now allows go again;
+    /// those asking about a host it now refuses stop asking.
+    fn answer_hosts(&mut self, profile: crate::profile::ProfileId) {
+        let Ok(Some(p)) = self.ctx.store.profile(profile) else {
+            return;
+        };
+        let listed =
+            |list: &[String], host: &str| list.iter().any(|h| h.eq_ignore_ascii_case(host));
+        let asking: Vec<(UploadId, String)> = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                let e = self.entries.get(id)?;
+                (e.view.profile_id == Some(profile) && e.view.state == UploadState::Failed)
+                    .then(|| Some((*id, e.view.asks_host.clone()?)))
+                    .flatten()
+            })
+            .collect();
+        for (id, host) in asking {
+            if listed(&p.allowed_hosts, &host) {
+                tracing::info!(id, %host, "host allowed; the upload goes again");
+                let _ = self.retry(id);
+            } else if listed(&p.refused_hosts, &host) {
+                let _ = self.ctx.store.set_asks_host(id, None);
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.asks_host = None;
+                }
+                self.mark(id);
+            }
+        }
     }
 
     /// Lets terminations on their way finish (bounded: a server that does not answer must
@@ -877,6 +999,7 @@ impl Actor {
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.state = state;
             e.view.error = error;
+            e.view.asks_host = None;
             e.view.in_flight = 0;
             if state != UploadState::WaitingToRetry {
                 e.view.retry_at_ms = None;
@@ -1100,6 +1223,7 @@ impl Actor {
                 tracing::warn!(id, reason = %e, "upload waits for new credentials");
                 self.apply(id, Event::SignInNeeded, Some(e));
             }
+            Outcome::AsksHost { host, reason } => self.host_not_allowed(id, host, reason),
         }
         self.schedule();
     }

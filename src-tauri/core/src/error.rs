@@ -62,6 +62,13 @@ pub enum Error {
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
 
+    /// The server sends the upload to a host the profile does not allow (a Location or a
+    /// redirect elsewhere). The app asks the user; the CLI names the option.
+    #[error(
+        "the server sends the upload to another host ({0}), which this profile does not allow"
+    )]
+    HostNotAllowed(String),
+
     /// A 307/308 to a request with a body (sent already): send it again to this URL.
     #[error("the server moved the request to {0}")]
     Moved(String),
@@ -214,6 +221,7 @@ impl Error {
             Error::Secrets(_) => "secrets",
             Error::UploadUrl(_) => "upload_url",
             Error::Moved(_) => "moved",
+            Error::HostNotAllowed(_) => "host_not_allowed",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",

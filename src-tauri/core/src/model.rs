@@ -147,6 +147,9 @@ pub struct UploadRecord {
     pub profile: Option<String>,
     /// `upload_url` was handed over (`--upload-url`): never created anew.
     pub given_url: bool,
+    /// Failed because the server sends it to this host, which its profile does not allow:
+    /// the user is asked whether to upload there.
+    pub asks_host: Option<String>,
 }
 
 impl UploadRecord {
@@ -199,6 +202,9 @@ pub struct UploadView {
     pub header_names: Vec<String>,
     /// The profile it uploads with.
     pub profile: Option<String>,
+    /// The host the server sends it to, which its profile does not allow yet: the window
+    /// asks whether to upload there.
+    pub asks_host: Option<String>,
     #[serde(skip)]
     #[ts(skip)]
     pub profile_id: Option<crate::profile::ProfileId>,
@@ -228,6 +234,7 @@ impl UploadView {
             metadata: r.metadata.clone(),
             header_names: r.headers.keys().cloned().collect(),
             profile: r.profile.clone(),
+            asks_host: r.asks_host.clone(),
             profile_id: r.profile_id,
         }
     }

@@ -32,6 +32,8 @@ pub struct Profile {
     pub exact_chunk: bool,
     /// Hosts other than the endpoint's that uploads may move to (Location, redirects).
     pub allowed_hosts: Vec<String>,
+    /// Hosts the user said no to when asked: uploads sent there fail without asking again.
+    pub refused_hosts: Vec<String>,
     /// A shell command that prints `Name: value` lines: credentials fetched when needed.
     pub header_command: Option<String>,
     /// Fetch the command's headers again after this long.
@@ -41,6 +43,47 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The profile with an endpoint's `user:password@` moved into an `Authorization: Basic`
+    /// header (what would be sent anyway), so that the password is kept with the other
+    /// secrets and never in the journal's URLs.
+    pub fn with_userinfo_as_header(mut self) -> Result<Profile> {
+        let Ok(mut url) = url::Url::parse(self.endpoint.trim()) else {
+            return Ok(self);
+        };
+        if url.username().is_empty() && url.password().is_none() {
+            return Ok(self);
+        }
+        if self
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(Error::InvalidHeader(
+                "the endpoint has user:password@ and there is an Authorization header too: keep one of them".into(),
+            ));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let pair = format!(
+            "{}:{}",
+            decode(url.username()),
+            decode(url.password().unwrap_or(""))
+        );
+        use base64::Engine as _;
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        );
+        self.headers.insert("Authorization".into(), value);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        self.endpoint = url.to_string();
+        Ok(self)
+    }
+
     /// The profile the CLI keeps for a bare `--endpoint`: named after it (without any
     /// `user:password@`), so a later run with new credentials refreshes every upload to it.
     pub fn implicit_name(endpoint: &str) -> String {
@@ -211,6 +254,36 @@ impl CommandHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_endpoint_becomes_a_basic_authorization_header() {
+        let p = Profile {
+            endpoint: "https://bob:p%40ss@files.example.com/tus/".into(),
+            ..Default::default()
+        }
+        .with_userinfo_as_header()
+        .unwrap();
+        assert_eq!(p.endpoint, "https://files.example.com/tus/");
+        // base64("bob:p@ss")
+        assert_eq!(p.headers["Authorization"], "Basic Ym9iOnBAc3M=");
+        let both = Profile {
+            endpoint: "https://bob:x@h/f".into(),
+            headers: BTreeMap::from([("authorization".to_string(), "Bearer t".to_string())]).into(),
+            ..Default::default()
+        }
+        .with_userinfo_as_header()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("keep one") && !both.contains("Bearer"),
+            "{both}"
+        );
+        let plain = Profile {
+            endpoint: "http://h/files".into(),
+            ..Default::default()
+        };
+        assert_eq!(plain.clone().with_userinfo_as_header().unwrap(), plain);
+    }
 
     #[test]
     fn header_lines_parse_and_bad_ones_do_not_echo_values() {

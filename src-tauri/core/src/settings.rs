@@ -1,26 +1,26 @@
-//! The desktop app's settings, kept in the journal's settings table so the engine's data
-//! directory holds everything (and the CLI could read the same defaults).
+//! The desktop app's own settings (how many at once, bandwidth, which profile the window's
+//! uploads go to), kept in the journal's settings table so the data directory holds
+//! everything. Where uploads go and with which credentials lives in profiles.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::error::Result;
+use crate::profile::{Profile, ProfileId};
 use crate::secrets::Secrets;
 use crate::store::Store;
 
 const KEY: &str = "app";
 
-/// The name of the desktop app's profile (the CLI can use it with `--profile Desktop`).
+/// The profile a first run, or settings from before profiles, make for the window.
 pub const APP_PROFILE: &str = "Desktop";
 
-/// What a user configures. Header values may be secrets: the shell never returns them.
+/// What a user configures for the app as a whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AppSettings {
-    pub endpoint: String,
-    pub headers: crate::redact::Headers,
-    pub metadata: BTreeMap<String, String>,
-    pub chunk_size: Option<u64>,
+    /// The profile that drops, the file dialogs and command lines upload with.
+    pub drop_profile: Option<String>,
     pub parallel: usize,
     /// Bytes per second, 0 = unlimited.
     pub bandwidth: u64,
@@ -31,10 +31,7 @@ pub struct AppSettings {
 impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
-            endpoint: String::new(),
-            headers: Default::default(),
-            metadata: BTreeMap::new(),
-            chunk_size: None,
+            drop_profile: None,
             parallel: 3,
             bandwidth: 0,
             auto_resume: true,
@@ -43,55 +40,88 @@ impl Default for AppSettings {
     }
 }
 
-impl AppSettings {
-    /// The stored settings, or defaults on first run, with their secret header values
-    /// taken from `secrets`.
-    pub fn load(store: &Store, secrets: &Secrets) -> Result<AppSettings> {
-        let mut s = Self::load_sealed(store)?;
-        s.headers = secrets.open_headers_lossy(&s.headers);
-        Ok(s)
-    }
+/// What settings held before profiles: one server, its headers and metadata.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Legacy {
+    endpoint: String,
+    headers: BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
+    chunk_size: Option<u64>,
+}
 
-    /// As stored: secret header values are references.
-    fn load_sealed(store: &Store) -> Result<AppSettings> {
+impl AppSettings {
+    /// The stored settings, or defaults on first run.
+    pub fn load(store: &Store) -> Result<AppSettings> {
         Ok(store
             .setting(KEY)?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
     }
 
-    /// Moves secrets that settings from before the keyring kept in plain text.
-    pub fn seal_stored(store: &Store, secrets: &Secrets) -> Result<()> {
-        let s = Self::load_sealed(store)?;
-        if Secrets::any_unsealed(&s.headers) {
-            s.save(store, secrets)?;
-            tracing::info!("moved the settings' secret header values to the keyring");
-        }
-        Ok(())
-    }
-
-    /// The profile the window's uploads use: its endpoint, credentials and metadata, kept in
-    /// step with these settings so that an edited token reaches queued uploads.
-    pub fn profile(&self) -> crate::profile::Profile {
-        crate::profile::Profile {
-            name: APP_PROFILE.into(),
-            endpoint: self.endpoint.clone(),
-            headers: self.headers.clone(),
-            metadata: self.metadata.clone(),
-            chunk_size: self.chunk_size,
-            ..Default::default()
-        }
-    }
-
-    /// Persists the settings; secret header values go to `secrets`, references to the
-    /// journal.
-    pub fn save(&self, store: &Store, secrets: &Secrets) -> Result<()> {
-        let mut sealed = self.clone();
-        sealed.headers = secrets.seal("settings", &self.headers)?;
+    pub fn save(&self, store: &Store) -> Result<()> {
         store.set_setting(
             KEY,
-            &serde_json::to_string(&sealed).expect("settings serialise"),
+            &serde_json::to_string(self).expect("settings serialise"),
         )
+    }
+
+    /// The profile the window's uploads use, if one is chosen and still exists.
+    pub fn drop_target(&self, store: &Store) -> Result<Option<Profile>> {
+        match &self.drop_profile {
+            Some(name) => store.profile_by_name(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves `profile` and makes it the one the window's uploads go to (first-run setup,
+    /// tests). Returns its id.
+    pub fn use_profile(store: &Store, secrets: &Secrets, profile: &Profile) -> Result<ProfileId> {
+        let id = store.save_profile_sealed(secrets, profile)?;
+        let mut s = Self::load(store)?;
+        s.drop_profile = Some(profile.name.clone());
+        s.save(store)?;
+        Ok(id)
+    }
+
+    /// Settings from before profiles held the server and its credentials (their secrets in
+    /// plain text, or under the settings' own keyring entries): those become the
+    /// [`APP_PROFILE`] profile, which drops then go to.
+    pub fn migrate_legacy(store: &Store, secrets: &Secrets) -> Result<()> {
+        let Some(raw) = store.setting(KEY)? else {
+            return Ok(());
+        };
+        let legacy: Legacy = serde_json::from_str(&raw).unwrap_or_default();
+        let has_legacy = serde_json::from_str::<serde_json::Value>(&raw)
+            .ok()
+            .and_then(|v| v.as_object().map(|o| o.contains_key("endpoint")))
+            .unwrap_or(false);
+        if !has_legacy {
+            return Ok(());
+        }
+        let mut s = Self::load(store)?;
+        if !legacy.endpoint.trim().is_empty() {
+            // A build between profiles and this one kept both, in step: the profile wins.
+            if store.profile_by_name(APP_PROFILE)?.is_none() {
+                let profile = Profile {
+                    name: APP_PROFILE.into(),
+                    endpoint: legacy.endpoint.clone(),
+                    headers: secrets.open_headers_lossy(&legacy.headers),
+                    metadata: legacy.metadata.clone(),
+                    chunk_size: legacy.chunk_size,
+                    ..Default::default()
+                };
+                store.save_profile_sealed(secrets, &profile)?;
+            }
+            s.drop_profile.get_or_insert_with(|| APP_PROFILE.into());
+        }
+        s.save(store)?;
+        // The profile holds its own copies; the settings' entries go.
+        if let Err(e) = secrets.forget(&legacy.headers) {
+            tracing::warn!(error = %e, "could not remove the old settings' secrets from the keyring");
+        }
+        tracing::info!("settings from before profiles moved into the {APP_PROFILE} profile");
+        Ok(())
     }
 }
 
@@ -102,28 +132,49 @@ mod tests {
     #[test]
     fn defaults_then_roundtrip() {
         let s = Store::open_in_memory().unwrap();
+        let mut a = AppSettings::load(&s).unwrap();
+        assert_eq!(a, AppSettings::default());
+        a.drop_profile = Some("Work".into());
+        a.parallel = 5;
+        a.save(&s).unwrap();
+        assert_eq!(AppSettings::load(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn settings_from_before_profiles_become_the_desktop_profile() {
+        let s = Store::open_in_memory().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("TUSKER_SECRETS", "file");
         let secrets = Secrets::open(dir.path());
-        let mut a = AppSettings::load(&s, &secrets).unwrap();
-        assert_eq!(a, AppSettings::default());
-        a.endpoint = "http://x/files".into();
-        a.headers.insert("Authorization".into(), "Bearer t".into());
-        a.headers.insert("X-Tenant".into(), "acme".into());
-        a.save(&s, &secrets).unwrap();
-        assert_eq!(AppSettings::load(&s, &secrets).unwrap(), a);
-        // The journal holds a reference, the 0600 file the value.
-        let stored = s.setting(KEY).unwrap().unwrap();
-        assert!(
-            !stored.contains("Bearer t") && stored.contains("acme"),
-            "{stored}"
-        );
-        let file = dir.path().join("secrets.json");
-        assert!(std::fs::read_to_string(&file).unwrap().contains("Bearer t"));
-        use std::os::unix::fs::PermissionsExt;
+        s.set_setting(
+            KEY,
+            r#"{"endpoint":"http://x/files","headers":{"Authorization":"Bearer old","X-Tenant":"acme"},"metadata":{"k":"v"},"chunk_size":1024,"parallel":7}"#,
+        )
+        .unwrap();
+        AppSettings::migrate_legacy(&s, &secrets).unwrap();
+        let a = AppSettings::load(&s).unwrap();
         assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
+            (a.drop_profile.as_deref(), a.parallel),
+            (Some(APP_PROFILE), 7)
         );
+        let raw = s.setting(KEY).unwrap().unwrap();
+        assert!(
+            !raw.contains("endpoint") && !raw.contains("Bearer"),
+            "{raw}"
+        );
+        let p = s.profile_by_name(APP_PROFILE).unwrap().unwrap();
+        assert_eq!(
+            (p.endpoint.as_str(), p.chunk_size, p.metadata["k"].as_str()),
+            ("http://x/files", Some(1024), "v")
+        );
+        assert!(
+            p.headers["Authorization"].starts_with("secret-ref:"),
+            "sealed"
+        );
+        let open = secrets.open_headers(&p.headers).unwrap();
+        assert_eq!(open["Authorization"], "Bearer old");
+        // Once only: a second launch changes nothing.
+        AppSettings::migrate_legacy(&s, &secrets).unwrap();
+        assert_eq!(AppSettings::load(&s).unwrap(), a);
     }
 }

@@ -85,6 +85,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE uploads ADD COLUMN profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL;",
     // 4: uploads into a URL a service created (`--upload-url`): never created anew.
     "ALTER TABLE uploads ADD COLUMN given_url INTEGER NOT NULL DEFAULT 0;",
+    // 5: a failed upload that the server sent to a host its profile does not allow names
+    // that host, so the app can ask once whether to upload there.
+    "ALTER TABLE uploads ADD COLUMN asks_host TEXT;",
 ];
 
 /// How long a journal write waits for a lock held by another program before it fails with
@@ -126,7 +129,7 @@ const SELECT: &str =
     "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
-    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url
+    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url, u.asks_host
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
     LEFT JOIN profiles p ON p.id = u.profile_id";
 
@@ -186,6 +189,7 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         profile_id: r.get(24)?,
         profile: r.get(25)?,
         given_url: r.get::<_, i64>(26)? != 0,
+        asks_host: r.get(27)?,
     })
 }
 
@@ -646,7 +650,7 @@ impl Store {
         let n = self
             .conn()
             .prepare_cached(&format!(
-                "UPDATE uploads SET state = ?2, error = ?3, completed_at = COALESCE(?4, completed_at), updated_at = ?5
+                "UPDATE uploads SET state = ?2, error = ?3, asks_host = NULL, completed_at = COALESCE(?4, completed_at), updated_at = ?5
                  WHERE id = ?1 AND ((state <> '{c}' AND content_hash IS NULL) OR ?2 = '{c}')",
                 c = UploadState::Completed.as_str()
             ))?
@@ -658,6 +662,15 @@ impl Store {
             return Ok(UploadState::Completed);
         }
         Ok(state)
+    }
+
+    /// The host a failed upload waits for the user to allow or refuse (cleared by any
+    /// later state).
+    pub fn set_asks_host(&self, id: UploadId, host: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE uploads SET asks_host = ?2 WHERE id = ?1",
+            params![id, host],
+        )
     }
 
     fn exists(&self, id: UploadId) -> Result<bool> {
@@ -761,9 +774,41 @@ impl Store {
         secrets: &crate::secrets::Secrets,
         profile: &Profile,
     ) -> Result<ProfileId> {
-        let mut sealed = profile.clone();
-        sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &profile.headers)?;
-        self.save_profile(&sealed)
+        let mut sealed = profile.clone().with_userinfo_as_header()?;
+        sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &sealed.headers)?;
+        let previous = self.profile_by_name(&profile.name)?;
+        let id = self.save_profile(&sealed)?;
+        // Secrets the profile no longer refers to (a header removed, a value under a new
+        // key) leave the keyring too.
+        if let Some(previous) = previous {
+            let kept: std::collections::HashSet<&String> = sealed.headers.values().collect();
+            let dropped: BTreeMap<String, String> = previous
+                .headers
+                .iter()
+                .filter(|(_, v)| !kept.contains(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Err(e) = secrets.forget(&dropped) {
+                tracing::warn!(error = %e, "could not remove a profile's old secrets");
+            }
+        }
+        Ok(id)
+    }
+
+    /// Renames a profile; its uploads follow it (they refer to its id).
+    pub fn rename_profile(&self, from: &str, to: &str) -> Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        if self.profile_by_name(to)?.is_some() {
+            return Err(crate::error::Error::Protocol(format!(
+                "a profile named {to:?} exists already"
+            )));
+        }
+        self.exec(
+            "UPDATE profiles SET name = ?2, updated_at = ?3 WHERE name = ?1",
+            params![from, to, now_millis()],
+        )
     }
 
     /// Creates or replaces the profile named `p.name` as given; returns its id.

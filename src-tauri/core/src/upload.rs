@@ -110,6 +110,11 @@ pub enum Outcome {
     FileChanged(String),
     /// The server refused the credentials, after a refresh when there is a way to refresh.
     NeedsSignIn(String),
+    /// The server sends the upload to a host the profile does not allow: the user is asked.
+    AsksHost {
+        host: String,
+        reason: String,
+    },
 }
 
 /// OPTIONS answers, fetched once per endpoint per engine run.
@@ -342,6 +347,10 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             e if e.is_auth() => return Outcome::NeedsSignIn(e.to_string()),
             e @ (Error::HeaderCommand(_) | Error::Secrets(_)) => {
                 return Outcome::NeedsSignIn(e.to_string())
+            }
+            Error::HostNotAllowed(host) => {
+                let reason = Error::HostNotAllowed(host.clone()).to_string();
+                return Outcome::AsksHost { host, reason };
             }
             e if e.is_retryable() => {
                 failures += 1;
@@ -869,10 +878,8 @@ fn check_location_origin(
     let secrets = headers.keys().any(|k| crate::redact::is_sensitive(k));
     match client::may_move(endpoint, &loc, allowed_hosts) {
         Ok(()) => Ok(()),
-        Err(why) if secrets || why.starts_with("refusing") => Err(Error::Protocol(format!(
-            "{why}; not sending credentials there"
-        ))),
-        Err(_) => Ok(()),
+        Err(Error::HostNotAllowed(_)) if !secrets => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -902,6 +909,11 @@ async fn attempt(
     let creds = credentials_from(ctx, &rec, profile.as_ref(), run.refused).await?;
     *run.generation = creds.generation;
     let headers = client::header_map(&creds.headers)?;
+    // An upload URL a service handed over gets the profile's secrets under the same rule as
+    // a Location: on another host only when the profile allows that host.
+    if let (true, Some(url)) = (rec.given_url, &rec.upload_url) {
+        check_location_origin(&endpoint, url, &creds.headers, ctx.client.allowed_hosts())?;
+    }
     let caps = ctx
         .caps
         .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)

@@ -6,7 +6,7 @@ use tauri_plugin_opener::OpenerExt;
 use tusker_core::{UploadId, UploadView};
 
 use super::{text, CmdError, CmdResult};
-use crate::state::{add_from_system, AppState};
+use crate::state::{add_from_system, add_in_background, AppState};
 
 #[tauri::command]
 pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<Vec<UploadView>> {
@@ -35,6 +35,25 @@ pub async fn pick_and_add(app: tauri::AppHandle, folders: bool) -> CmdResult<()>
     } else {
         dialog.pick_files(done);
     }
+    Ok(())
+}
+
+/// "Continue an upload URL…": a service's API created the upload; the person picks the one
+/// file it is for, which goes there from the server's offset (HEAD, then PATCH; no POST).
+#[tauri::command]
+pub async fn continue_upload_url(app: tauri::AppHandle, url: String) -> CmdResult<()> {
+    use tauri_plugin_dialog::DialogExt;
+    let url = url.trim().to_string();
+    tusker_core::client::parse_endpoint(&url)
+        .map_err(|e| CmdError::from(tusker_core::Error::UploadUrl(e.to_string())))?;
+    app.dialog()
+        .file()
+        .set_title("The file for this upload URL")
+        .pick_file(move |picked| {
+            if let Some(path) = picked.and_then(|p| p.into_path().ok()) {
+                add_in_background(&app, vec![path], Some(url));
+            }
+        });
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { Added, AppInfo, CmdError, EventBatch, ServerCaps, Settings, UploadView } from './types';
+import type { Added, AppInfo, CmdError, EventBatch, HeaderSetting, ProfileView, ServerCaps, Settings, UploadView } from './types';
 
 export const QUEUE_EVENT = 'queue-batch';
 export const PENDING_EVENT = 'pending-paths';
@@ -25,8 +25,13 @@ export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
   getSettings: () => invoke<Settings>('get_settings'),
   saveSettings: (settings: Settings) => invoke<Settings>('save_settings', { settings }),
-  checkEndpoint: (endpoint: string, headers: Settings['headers']) =>
-    invoke<ServerCaps>('check_endpoint', { endpoint, headers }),
+  checkEndpoint: (endpoint: string, headers: HeaderSetting[], profile: string | null) =>
+    invoke<ServerCaps>('check_endpoint', { endpoint, headers, profile }),
+  listProfiles: () => invoke<ProfileView[]>('list_profiles'),
+  saveProfile: (previous: string | null, profile: ProfileView) => invoke<ProfileView>('save_profile', { previous, profile }),
+  removeProfile: (name: string) => invoke<void>('remove_profile', { name }),
+  answerHost: (id: number, allow: boolean) => invoke<void>('answer_host', { id, allow }),
+  continueUploadUrl: (url: string) => invoke<void>('continue_upload_url', { url }),
 };
 
 export function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {

@@ -23,6 +23,7 @@ function view(id: number, over: Partial<UploadView> = {}): UploadView {
     note: null,
     header_names: [],
     profile: null,
+    asks_host: null,
     ...over,
   };
 }

@@ -43,7 +43,12 @@ header_names: Array<string>,
 /**
  * The profile it uploads with.
  */
-profile: string | null, };
+profile: string | null, 
+/**
+ * The host the server sends it to, which its profile does not allow yet: the window
+ * asks whether to upload there.
+ */
+asks_host: string | null, };
 
 export type EventBatch = { changed: Array<UploadView>, removed: Array<number>, 
 /**
@@ -65,7 +70,21 @@ export type AppInfo = { version: string, data_dir: string, };
 
 export type HeaderSetting = { name: string, value: string | null, secret: boolean, };
 
-export type Settings = { endpoint: string, headers: Array<HeaderSetting>, metadata: Record<string, string>, chunk_size: number | null, parallel: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
+export type ProfileView = { name: string, endpoint: string, headers: Array<HeaderSetting>, metadata: Record<string, string>, chunk_size: number | null, 
+/**
+ * The server takes exactly `chunk_size` bytes per request.
+ */
+exact_chunk: boolean, allowed_hosts: Array<string>, refused_hosts: Array<string>, 
+/**
+ * Prints `Name: value` lines: credentials fetched when needed.
+ */
+header_command: string | null, header_ttl_secs: number | null, method_override: boolean, };
+
+export type Settings = { 
+/**
+ * The profile drops, the file dialogs and command lines upload with.
+ */
+drop_profile: string | null, parallel: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
 
 export type CmdError = { 
 /**
