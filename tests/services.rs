@@ -541,3 +541,151 @@ async fn cli_names_the_command_that_allows_another_host_and_resume_then_complete
     assert_eq!(server.stored(&urls[1]), std::fs::read(&file).unwrap());
     assert!(server.stored(&urls[0]).is_empty());
 }
+
+/// A gateway that moved the creation endpoint (307) to another host the profile lists: the
+/// POST is sent there, and the upload completes on the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_307_from_the_gateway_is_followed_to_a_host_the_profile_allows() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let moved = format!("http://localhost:{}/files", server.port);
+    for _ in 0..2 {
+        proxy.once(
+            "POST",
+            0,
+            support::proxy::Action::Respond {
+                status: 307,
+                headers: vec![("Location".into(), moved.clone())],
+                body: String::new(),
+            },
+        );
+    }
+    let profile = |name: &str, allowed: Vec<String>| Profile {
+        name: name.into(),
+        endpoint: proxy.endpoint(),
+        headers: BTreeMap::from([("Authorization".to_string(), "Bearer t".to_string())]).into(),
+        allowed_hosts: allowed,
+        ..Default::default()
+    };
+    let done = |id| {
+        support::wait_view(&engine, id, "an end", Duration::from_secs(30), |v| {
+            v.state.is_terminal()
+        })
+    };
+    // Not listed: refused, asked about, nothing sent there.
+    let strict = profile("Strict", vec![]);
+    let strict_id = engine.save_profile(&strict).unwrap();
+    let a = write_file(dir.path(), "a.bin", 1 << 20, 25);
+    let id = add(&engine, &strict, strict_id, a).await;
+    let v = done(id).await;
+    assert_eq!(
+        (v.state, v.asks_host.as_deref()),
+        (UploadState::Failed, Some("localhost"))
+    );
+    assert_eq!(server.upload_count(), 0);
+    // Listed: followed.
+    let open = profile("Moved", vec!["localhost".into()]);
+    let open_id = engine.save_profile(&open).unwrap();
+    let b = write_file(dir.path(), "b.bin", 1 << 20, 26);
+    let id = add(&engine, &open, open_id, b.clone()).await;
+    let v = done(id).await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    assert!(url.starts_with("http://localhost:"), "{url}");
+    assert_eq!(server.stored(&url), std::fs::read(&b).unwrap());
+    assert_eq!(proxy.count("POST"), 2, "each POST met the gateway once");
+    engine.shutdown().await.unwrap();
+}
+
+/// A proxy in front of rustus (which honours X-HTTP-Method-Override) that refuses PATCH and
+/// DELETE: without the override nothing gets through; with it the upload completes and a
+/// cancel terminates it on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
+    let server = support::servers::RustusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    for method in ["PATCH", "DELETE"] {
+        proxy.push(support::proxy::Rule {
+            method,
+            skip: 0,
+            times: u32::MAX,
+            action: support::proxy::Action::Respond {
+                status: 405,
+                headers: vec![],
+                body: "method not allowed here".into(),
+            },
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    // rustus takes at most 256 KiB per PATCH.
+    cfg.upload.chunk_size = Some(256 * 1024);
+    let engine = Engine::open(cfg).await.unwrap();
+    let done = |id| {
+        support::wait_view(&engine, id, "an end", Duration::from_secs(30), |v| {
+            v.state.is_terminal()
+        })
+    };
+    let plain = Profile {
+        name: "Plain".into(),
+        endpoint: proxy.endpoint(),
+        ..Default::default()
+    };
+    let plain_id = engine.save_profile(&plain).unwrap();
+    let a = write_file(dir.path(), "a.bin", 1 << 20, 27);
+    let id = add(&engine, &plain, plain_id, a).await;
+    let v = done(id).await;
+    assert_eq!(v.state, UploadState::Failed);
+    assert!(v.error.as_deref().unwrap().contains("405"), "{:?}", v.error);
+
+    let overriding = Profile {
+        name: "Override".into(),
+        method_override: true,
+        ..plain.clone()
+    };
+    let over_id = engine.save_profile(&overriding).unwrap();
+    let b = write_file(dir.path(), "b.bin", (1 << 20) + 5, 28);
+    let id = add(&engine, &overriding, over_id, b.clone()).await;
+    let v = done(id).await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    assert_eq!(server.stored(&url), std::fs::read(&b).unwrap());
+    assert_eq!(
+        proxy.count("PATCH"),
+        1,
+        "only the refused one from the plain profile"
+    );
+
+    // Cancel (DELETE, sent as POST) terminates on the server.
+    let c = write_file(dir.path(), "c.bin", 4 << 20, 29);
+    engine.set_bandwidth(256 * 1024).unwrap();
+    let id = add(&engine, &overriding, over_id, c).await;
+    support::wait_view(
+        &engine,
+        id,
+        "some bytes sent",
+        Duration::from_secs(30),
+        |v| v.acked > 0,
+    )
+    .await;
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    engine.cancel(id).await.unwrap();
+    let client = tusker_core::client::TusClient::new();
+    let headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let direct = url.replace(&format!(":{}/", proxy.port), &format!(":{}/", server.port));
+    let mut gone = false;
+    for _ in 0..50 {
+        if client.head(&direct, &headers).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the upload was terminated on the server");
+    assert_eq!(proxy.count("DELETE"), 0, "no DELETE reached the proxy");
+    engine.shutdown().await.unwrap();
+}

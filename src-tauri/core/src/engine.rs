@@ -1701,6 +1701,8 @@ impl Actor {
         self.forget_server_upload(id);
         let ctx = self.ctx.clone();
         self.background.spawn(async move {
+            // Sent like the upload's own requests (a proxy that blocks DELETE, say).
+            let client = upload::client_for(&ctx, &rec);
             let headers = match upload::credentials(&ctx, &rec, None).await {
                 Ok(c) => match client::header_map(&c.headers) {
                     Ok(h) => h,
@@ -1713,11 +1715,11 @@ impl Actor {
             };
             match ctx
                 .caps
-                .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
+                .get(&client, &ctx.store, &rec.endpoint, &headers)
                 .await
             {
                 Ok(caps) if caps.may_have("termination") => {
-                    match ctx.client.delete(&url, &headers).await {
+                    match client.delete(&url, &headers).await {
                         Ok(()) => tracing::info!(id, "terminated server upload"),
                         Err(e) => tracing::warn!(id, error = %e, "termination failed"),
                     }

@@ -188,6 +188,14 @@ pub async fn credentials(
     credentials_from(ctx, rec, profile.as_ref(), refused).await
 }
 
+/// How requests for an upload talk to the server, from its profile as it is now (method
+/// override, hosts it may move to): uploads and terminations alike.
+pub fn client_for(ctx: &UploadCtx, rec: &UploadRecord) -> TusClient {
+    let profile = profile_of(ctx, rec).ok().flatten().unwrap_or_default();
+    ctx.client
+        .for_profile(profile.method_override, profile.allowed_hosts)
+}
+
 /// The upload's profile as the journal holds it now (`None`: none, or removed).
 fn profile_of(ctx: &UploadCtx, rec: &UploadRecord) -> Result<Option<crate::profile::Profile>> {
     match rec.profile_id {
@@ -263,12 +271,8 @@ impl From<Error> for Interruption {
 /// Runs one upload to an outcome, retrying transient failures.
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
-    // How this run talks to the server, from its profile as it is now.
-    let profile = profile_of(&ctx, &rec).ok().flatten().unwrap_or_default();
     let ctx = UploadCtx {
-        client: ctx
-            .client
-            .for_profile(profile.method_override, profile.allowed_hosts),
+        client: client_for(&ctx, &rec),
         ..ctx
     };
     // Failures in a row (they grow the backoff), and those of them that count against the
