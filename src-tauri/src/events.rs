@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
-use tusker_core::{EventBatch, UploadId, UploadState};
-
-use crate::state::AppState;
+use tusker_core::{Engine, EventBatch, UploadId, UploadState};
 
 /// The event name the UI listens to (ui/src/lib/api.ts).
 pub const QUEUE_EVENT: &str = "queue-batch";
@@ -23,11 +21,7 @@ pub const ADDED_EVENT: &str = "files-added";
 pub static FOCUSED: AtomicBool = AtomicBool::new(true);
 
 /// Starts the forwarding task.
-pub fn forward(app: &AppHandle) {
-    let Some(state) = app.try_state::<AppState>() else {
-        return;
-    };
-    let engine = state.engine.clone();
+pub fn forward(app: &AppHandle, engine: Engine) {
     let mut rx = engine.subscribe();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {

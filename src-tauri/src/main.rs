@@ -45,8 +45,9 @@ fn main() {
             let handle = app.handle().clone();
             match state::open(&handle) {
                 Ok(s) => {
+                    let engine = s.engine.clone();
                     app.manage(s);
-                    events::forward(&handle);
+                    events::forward(&handle, engine);
                     let argv: Vec<String> = std::env::args().collect();
                     let cwd = std::env::current_dir().unwrap_or_default();
                     state::add_args(&handle, &argv, &cwd);
