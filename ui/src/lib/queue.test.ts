@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { actions, applyBatch, progress, totals } from './queue';
+import { actions, applyBatch, hostQuestion, progress, totals } from './queue';
 import type { UploadView } from './types';
 
 function view(id: number, over: Partial<UploadView> = {}): UploadView {
@@ -90,5 +90,24 @@ describe('actions and progress', () => {
   it('never draws past the end', () => {
     expect(progress(view(1, { acked: 900, in_flight: 500 }))).toEqual({ acked: 0.9, inFlight: expect.closeTo(0.1) });
     expect(progress(view(1, { size: 0, state: 'completed' }))).toEqual({ acked: 1, inFlight: 0 });
+  });
+});
+
+describe('hostQuestion', () => {
+  it('asks about the first failed row that names a host, counting the rows one answer serves', () => {
+    expect(hostQuestion([view(1), view(2, { state: 'failed' })])).toBeNull();
+    const cdn = { state: 'failed' as const, asks_host: 'cdn.example', profile: 'Stream' };
+    const rows = [
+      view(1, { state: 'completed' }),
+      view(2, cdn),
+      view(3, { ...cdn, profile: 'Other' }),
+      view(4, cdn),
+      view(5, { ...cdn, asks_host: 'elsewhere.example' }),
+      // Retrying already: no longer asks.
+      view(6, { ...cdn, state: 'queued' }),
+    ];
+    const q = hostQuestion(rows);
+    expect(q?.row.id).toBe(2);
+    expect(q?.count).toBe(2);
   });
 });

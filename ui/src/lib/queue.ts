@@ -96,3 +96,14 @@ export function progress(r: UploadView): { acked: number; inFlight: number } {
 export function looksSecret(name: string): boolean {
   return /auth|token|secret|api-?key|password|session|cookie/i.test(name);
 }
+
+/** The question the window asks about another host: the first failed row that names one,
+ * and how many failed rows of the same profile ask about the same host (one answer serves
+ * them all). */
+export function hostQuestion(rows: UploadView[]): { row: UploadView; count: number } | null {
+  const asks = (r: UploadView) => r.state === 'failed' && r.asks_host !== null;
+  const row = rows.find(asks);
+  if (!row) return null;
+  const count = rows.filter((r) => asks(r) && r.asks_host === row.asks_host && r.profile === row.profile).length;
+  return { row, count };
+}
