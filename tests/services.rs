@@ -689,3 +689,67 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
     assert_eq!(proxy.count("DELETE"), 0, "no DELETE reached the proxy");
     engine.shutdown().await.unwrap();
 }
+
+/// Renaming a profile (what the window's Save does: rename, then save) keeps its uploads and
+/// their secrets, and the rows show the new name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_profile_keeps_its_uploads_and_secrets_and_rows_show_the_new_name() {
+    let server = TusServer::start();
+    let proxy = FaultProxy::start(server.port);
+    proxy.set_gateway(false);
+    let token = proxy.issue_token(Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let old = Profile {
+        name: "Old".into(),
+        endpoint: proxy.endpoint(),
+        headers: BTreeMap::from([("Authorization".to_string(), format!("Bearer {token}"))]).into(),
+        ..Default::default()
+    };
+    let pid = engine.save_profile(&old).unwrap();
+    let file = write_file(dir.path(), "kept.bin", 2 << 20, 30);
+    let id = add(&engine, &old, pid, file.clone()).await;
+    engine.pause(id).await.unwrap();
+    // The window sends the stored (sealed) headers back for secrets it withheld.
+    let stored = engine.store().profile(pid).unwrap().unwrap();
+    engine.store().rename_profile("Old", "New").unwrap();
+    let renamed_id = engine
+        .save_profile(&Profile {
+            name: "New".into(),
+            ..stored
+        })
+        .unwrap();
+    assert_eq!(renamed_id, pid, "the same profile");
+    support::wait_view(&engine, id, "the new name", Duration::from_secs(5), |v| {
+        v.profile.as_deref() == Some("New")
+    })
+    .await;
+    engine.resume(id).await.unwrap();
+    let v = support::wait_view(&engine, id, "completed", Duration::from_secs(30), |v| {
+        v.state.is_terminal()
+    })
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    let url = engine.store().get(id).unwrap().upload_url.unwrap();
+    assert_eq!(server.stored(&url), std::fs::read(&file).unwrap());
+    assert!(engine.store().profile_by_name("Old").unwrap().is_none());
+
+    // A new profile under the old name, with its own token, leaves the renamed one's alone.
+    engine
+        .save_profile(&Profile {
+            name: "Old".into(),
+            endpoint: proxy.endpoint(),
+            headers: BTreeMap::from([("Authorization".to_string(), "Bearer other".to_string())])
+                .into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let renamed = engine.store().profile(pid).unwrap().unwrap();
+    let fresh = tusker_core::secrets::Secrets::open(data.path());
+    assert_eq!(
+        fresh.open_headers(&renamed.headers).unwrap()["Authorization"],
+        format!("Bearer {token}")
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -170,7 +170,9 @@ impl Secrets {
         let mut out = BTreeMap::new();
         for (name, value) in headers {
             if crate::redact::is_sensitive(name) && !value.starts_with(REF) {
-                let key = format!("{owner}:{}", name.to_ascii_lowercase());
+                // A key of its own: a renamed profile keeps referring to its entries, so a
+                // new profile of the old name must not write over them.
+                let key = format!("{owner}:{}:{}", name.to_ascii_lowercase(), unique());
                 let reference = self.put(&key, value)?;
                 out.insert(name.clone(), format!("{REF}{reference}"));
             } else {
@@ -226,6 +228,18 @@ impl Secrets {
         }
         Ok(out.into())
     }
+}
+
+/// A suffix no other key of this process or an earlier one has: the time in nanoseconds and
+/// a counter.
+fn unique() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}-{n}")
 }
 
 /// How long one keyring call may take: a keyring that waits on a prompt nobody answers
