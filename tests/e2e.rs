@@ -894,3 +894,93 @@ async fn continue_an_upload_url_from_the_window() {
     assert_eq!(server.upload_count(), 1);
     app.close().await;
 }
+
+/// Presses a key in a system dialog (GTK) found by its title.
+fn key_in_dialog(title: &str, key: &str) {
+    let found = Command::new("xdotool")
+        .args(["search", "--sync", "--onlyvisible", "--name", title])
+        .output()
+        .unwrap();
+    let window = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no dialog titled {title:?}"))
+        .to_string();
+    for args in [
+        vec!["windowfocus", "--sync", window.as_str()],
+        vec!["key", key],
+    ] {
+        std::thread::sleep(Duration::from_millis(400));
+        let st = Command::new("xdotool").args(&args).status().unwrap();
+        assert!(st.success(), "xdotool {args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_confirms_it() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let proxy = support::proxy::FaultProxy::start(server.port);
+    proxy.set_gateway(false);
+    let token = proxy.issue_token(Duration::from_secs(600));
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let doc = write_file(files.path(), "signed.bin", 1 << 20, 51);
+    seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    app.click(Locator::Id("open-settings")).await;
+    let field = app
+        .wait_for("#header-command", Duration::from_secs(10))
+        .await;
+    field
+        .send_keys(&format!("printf 'Authorization: Bearer {token}\\n'"))
+        .await
+        .unwrap();
+    let title = "Run this command for credentials?";
+    let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+    let command = || {
+        store
+            .profile_by_name("Desktop")
+            .unwrap()
+            .unwrap()
+            .header_command
+    };
+
+    // Cancelled in the system dialog: not saved, and the window says why.
+    app.click(Locator::Id("save-settings")).await;
+    tokio::task::spawn_blocking(move || key_in_dialog(title, "Escape"))
+        .await
+        .unwrap();
+    let said = app
+        .wait_js(
+            "the refusal shown",
+            "document.querySelector('#save-error')?.textContent",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(said.as_str().unwrap().contains("confirmation"), "{said}");
+    assert_eq!(command(), None);
+
+    // Confirmed: saved, and uploads carry the command's headers through the gateway.
+    app.click(Locator::Id("save-settings")).await;
+    tokio::task::spawn_blocking(move || key_in_dialog(title, "Return"))
+        .await
+        .unwrap();
+    app.wait_for("#empty-state", Duration::from_secs(10)).await;
+    assert!(command().is_some_and(|c| c.contains("printf")));
+    add_files(data.path(), home.path(), &[&doc]);
+    app.wait_js(
+        "signed.bin completed",
+        &row_js("signed.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let rec = &journal(data.path())[0];
+    assert_eq!(
+        server.stored(rec.upload_url.as_deref().unwrap()),
+        std::fs::read(&doc).unwrap()
+    );
+    app.close().await;
+}

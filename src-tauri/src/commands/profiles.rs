@@ -167,6 +167,7 @@ pub async fn list_profiles(state: State<'_, AppState>) -> CmdResult<Vec<ProfileV
 /// it from their next request. The first profile becomes the one drops go to.
 #[tauri::command]
 pub async fn save_profile(
+    app: tauri::AppHandle,
     state: State<'_, AppState>,
     previous: Option<String>,
     profile: ProfileView,
@@ -176,6 +177,10 @@ pub async fn save_profile(
         .profile_by_name(previous.as_deref().unwrap_or(&profile.name))
         .map_err(text)?;
     let new = from_view(&profile, stored.as_ref())?;
+    let known = stored.as_ref().and_then(|s| s.header_command.as_deref());
+    if let Some(command) = new.header_command.as_deref().filter(|c| Some(*c) != known) {
+        confirm_command(&app, &new.name, command).await?;
+    }
     if let Some(old) = previous.as_deref().filter(|p| *p != new.name) {
         store.rename_profile(old, &new.name).map_err(text)?;
     } else if previous.is_none() && stored.is_some() {
@@ -194,6 +199,36 @@ pub async fn save_profile(
     tracing::info!(profile = %new.name, headers = ?new.headers.keys().collect::<Vec<_>>(), "profile saved");
     let saved = store.profile_by_name(&new.name).map_err(text)?;
     Ok(view(saved.as_ref().unwrap_or(&new)))
+}
+
+/// A header command runs on this machine: the person confirms a new one in a system dialog,
+/// which the window cannot answer for them (a window that went wrong cannot make Tusker run
+/// commands).
+async fn confirm_command(app: &tauri::AppHandle, profile: &str, command: &str) -> CmdResult<()> {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .message(format!(
+            "Profile “{profile}” gets its request headers by running:\n\n{command}\n\nTusker runs it before uploading and again when the server refuses the credentials. Use commands only from sources you trust."
+        ))
+        .title("Run this command for credentials?")
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            "Use this command".into(),
+            "Cancel".into(),
+        ))
+        .show(move |ok| {
+            let _ = tx.send(ok);
+        });
+    if rx.await.unwrap_or(false) {
+        tracing::info!(%profile, "header command confirmed");
+        Ok(())
+    } else {
+        Err(CmdError {
+            code: "not_confirmed",
+            message: "not saved: a header command needs your confirmation in the dialog".into(),
+        })
+    }
 }
 
 /// Forgets a profile and its secrets. Its uploads keep their place and go on without its
