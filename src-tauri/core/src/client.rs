@@ -78,6 +78,8 @@ pub struct HeadInfo {
     /// `Upload-Defer-Length: 1`: the length is still to be declared by a PATCH.
     pub length_deferred: bool,
     pub expires: Option<SystemTime>,
+    /// `Upload-Concat`: a partial upload, or a final one and its parts.
+    pub concat: Option<protocol::Concat>,
 }
 
 /// Answer to PATCH.
@@ -341,10 +343,71 @@ impl TusClient {
         metadata: &str,
         first: Option<SizedBody>,
     ) -> Result<Created> {
+        self.create_with(endpoint, headers, length, metadata, first, HeaderMap::new())
+            .await
+    }
+
+    /// Creates one part of a file as a partial upload (concatenation extension). Parts carry
+    /// no metadata: the final upload does.
+    pub async fn create_partial(
+        &self,
+        endpoint: &Url,
+        headers: &HeaderMap,
+        length: u64,
+        first: Option<SizedBody>,
+    ) -> Result<Created> {
         let mut extra = HeaderMap::new();
+        extra.insert("Upload-Concat", HeaderValue::from_static("partial"));
+        self.create_with(endpoint, headers, Some(length), "", first, extra)
+            .await
+    }
+
+    /// Creates the final upload of complete `parts` (their URLs, in order), with the file's
+    /// metadata: no length and no body, as the spec says. Servers copy the parts' bytes before
+    /// they answer (rustus does), so the answer is awaited for `wait`.
+    pub async fn create_final(
+        &self,
+        endpoint: &Url,
+        headers: &HeaderMap,
+        parts: &[String],
+        metadata: &str,
+        wait: Duration,
+    ) -> Result<Created> {
+        let mut extra = HeaderMap::new();
+        let concat = protocol::final_concat(parts)?;
+        extra.insert(
+            "Upload-Concat",
+            HeaderValue::from_str(&concat)
+                .map_err(|_| Error::Protocol("a part URL is not a valid header value".into()))?,
+        );
+        let client = TusClient {
+            control_timeout: wait,
+            ..self.clone()
+        };
+        client
+            .create_with(endpoint, headers, None, metadata, None, extra)
+            .await
+    }
+
+    async fn create_with(
+        &self,
+        endpoint: &Url,
+        headers: &HeaderMap,
+        length: Option<u64>,
+        metadata: &str,
+        first: Option<SizedBody>,
+        mut extra: HeaderMap,
+    ) -> Result<Created> {
+        let is_final = extra.contains_key("Upload-Concat") && length.is_none();
         match length {
-            Some(n) => extra.insert("Upload-Length", n.into()),
-            None => extra.insert("Upload-Defer-Length", HeaderValue::from_static("1")),
+            Some(n) => {
+                extra.insert("Upload-Length", n.into());
+            }
+            // A final upload's length is the sum of its parts.
+            None if is_final => {}
+            None => {
+                extra.insert("Upload-Defer-Length", HeaderValue::from_static("1"));
+            }
         };
         if !metadata.is_empty() {
             let v = HeaderValue::from_str(metadata)
@@ -386,7 +449,8 @@ impl TusClient {
             Some(v) => protocol::parse_u64_header("Upload-Offset", Some(v))?,
             None => 0,
         };
-        if offset > sent {
+        // A final upload holds its parts' bytes at once (rustus answers its whole length).
+        if offset > sent && !is_final {
             return Err(Error::Protocol(format!(
                 "POST answered Upload-Offset {offset} but only {sent} bytes were sent"
             )));
@@ -416,6 +480,9 @@ impl TusClient {
             length,
             length_deferred: length.is_none() && resp.header("Upload-Defer-Length") == Some("1"),
             expires: expires(&resp),
+            concat: resp
+                .header("Upload-Concat")
+                .and_then(protocol::parse_upload_concat),
         })
     }
 

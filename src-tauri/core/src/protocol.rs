@@ -164,6 +164,66 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// `Upload-Concat` as a server reports it on HEAD (concatenation extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Concat {
+    Partial,
+    /// The parts' URLs or paths, in order, as the server echoes them (rustus rebuilds them:
+    /// `final; /files/a /files/b`).
+    Final(Vec<String>),
+}
+
+/// Reads an `Upload-Concat` value leniently (case, spaces after `;`); `None` for anything else.
+pub fn parse_upload_concat(value: &str) -> Option<Concat> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("partial") {
+        return Some(Concat::Partial);
+    }
+    let (head, rest) = v.split_once(';')?;
+    head.trim()
+        .eq_ignore_ascii_case("final")
+        .then(|| Concat::Final(rest.split_whitespace().map(str::to_string).collect()))
+}
+
+/// The `Upload-Concat` value of a final upload made of `parts` (their URLs, in order). A URL
+/// with a space cannot be listed, and one ending in `/` is refused: rustus takes a part's id
+/// from the last path segment and would silently leave that part out.
+pub fn final_concat(parts: &[String]) -> Result<String> {
+    if parts.is_empty() {
+        return Err(Error::Protocol(
+            "a final upload needs at least one part".into(),
+        ));
+    }
+    for p in parts {
+        if p.is_empty() || p.contains(char::is_whitespace) || p.ends_with('/') {
+            return Err(Error::Protocol(format!(
+                "the part URL {p:?} cannot be listed in a final upload"
+            )));
+        }
+    }
+    Ok(format!("final;{}", parts.join(" ")))
+}
+
+/// Splits `size` bytes into at most `parts` ranges `(start, len)` whose boundaries fall on
+/// multiples of `align` (1 MiB: a part's block digests are then the file's own), none empty
+/// (an empty file is one empty part).
+/// A file too small for that many aligned parts gets fewer.
+pub fn split_parts(size: u64, parts: usize, align: u64) -> Vec<(u64, u64)> {
+    let align = align.max(1);
+    let blocks = size.div_ceil(align);
+    let parts = (parts.max(1) as u64).min(blocks.max(1));
+    let mut out = Vec::with_capacity(parts as usize);
+    let mut start = 0;
+    for i in 0..parts {
+        // Blocks spread evenly; the earlier parts take the remainder.
+        let n = blocks / parts + u64::from(i < blocks % parts);
+        let end = (start + n * align).min(size);
+        out.push((start, end - start));
+        start = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +314,72 @@ mod tests {
         fn expires_roundtrips(secs in 0u64..4_000_000_000) {
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
             prop_assert_eq!(parse_expires(&format_http_date(t)).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn upload_concat_is_read_leniently_and_written_strictly() {
+        assert_eq!(parse_upload_concat("partial"), Some(Concat::Partial));
+        assert_eq!(parse_upload_concat(" Partial "), Some(Concat::Partial));
+        assert_eq!(
+            parse_upload_concat("final; /files/a /files/b"),
+            Some(Concat::Final(vec!["/files/a".into(), "/files/b".into()]))
+        );
+        assert_eq!(
+            parse_upload_concat("final;http://h/files/a"),
+            Some(Concat::Final(vec!["http://h/files/a".into()]))
+        );
+        assert_eq!(parse_upload_concat("final"), None);
+        assert_eq!(parse_upload_concat("whole"), None);
+        let parts = vec![
+            "http://h/files/a".to_string(),
+            "http://h/files/b".to_string(),
+        ];
+        assert_eq!(
+            final_concat(&parts).unwrap(),
+            "final;http://h/files/a http://h/files/b"
+        );
+        for bad in ["http://h/files/a/", "http://h/files/a b", ""] {
+            assert!(final_concat(&[bad.to_string()]).is_err(), "{bad:?}");
+        }
+        assert!(final_concat(&[]).is_err());
+    }
+
+    #[test]
+    fn parts_fall_on_block_boundaries_and_cover_the_file() {
+        const M: u64 = 1 << 20;
+        for (size, k, want) in [
+            (
+                128 * M,
+                4,
+                vec![
+                    (0, 32 * M),
+                    (32 * M, 32 * M),
+                    (64 * M, 32 * M),
+                    (96 * M, 32 * M),
+                ],
+            ),
+            // 10 blocks over 4 parts: 3, 3, 2, 2; the last block is short.
+            (
+                10 * M - 5,
+                4,
+                vec![
+                    (0, 3 * M),
+                    (3 * M, 3 * M),
+                    (6 * M, 2 * M),
+                    (8 * M, 2 * M - 5),
+                ],
+            ),
+            // Smaller than K blocks: fewer parts.
+            (2 * M + 1, 4, vec![(0, M), (M, M), (2 * M, 1)]),
+            (100, 4, vec![(0, 100)]),
+            (0, 4, vec![(0, 0)]),
+            (64 * M, 1, vec![(0, 64 * M)]),
+        ] {
+            let got = split_parts(size, k, M);
+            assert_eq!(got, want, "{size} in {k}");
+            assert_eq!(got.iter().map(|p| p.1).sum::<u64>(), size);
+            assert!(got.iter().all(|p| p.0 % M == 0));
         }
     }
 }

@@ -15,6 +15,13 @@ use crate::error::Result;
 /// A request body: frames of the file as they are read (and hashed) for sending.
 pub type BodyStream = BoxStream<'static, std::io::Result<Bytes>>;
 
+/// A body of bytes already in memory, in one frame.
+pub fn bytes_body(bytes: Vec<u8>) -> BodyStream {
+    Box::pin(futures_util::stream::once(
+        async move { Ok(Bytes::from(bytes)) },
+    ))
+}
+
 /// One request as the tus client builds it. Headers carry every protocol header, the
 /// Content-Length of the body included.
 pub struct HttpRequest {

@@ -1113,3 +1113,82 @@ async fn redirects_are_followed_within_the_origin_and_to_allowed_hosts_only() {
         }
     }
 }
+
+/// The protocol steps parallel parts will use (issue 11): partial uploads, then a final made
+/// of them, against the scripted server's concatenation (modelled on rustus).
+#[tokio::test]
+async fn partial_uploads_concatenate_into_a_final_with_the_files_metadata() {
+    let server = FakeServer::new("creation,termination,concatenation,checksum");
+    let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_secs(1));
+    let endpoint = url::Url::parse(ENDPOINT).unwrap();
+    let headers = HeaderMap::new();
+    let data = content(3 * MIB + 17);
+    let mut urls = Vec::new();
+    for (start, len) in crate::protocol::split_parts(data.len() as u64, 2, MIB as u64) {
+        let part = client
+            .create_partial(&endpoint, &headers, len, None)
+            .await
+            .unwrap();
+        let slice = data[start as usize..(start + len) as usize].to_vec();
+        let head = client.head(&part.url, &headers).await.unwrap();
+        assert_eq!(head.concat, Some(crate::protocol::Concat::Partial));
+        client
+            .patch(
+                &part.url,
+                &headers,
+                0,
+                crate::client::SizedBody {
+                    len,
+                    body: crate::transport::fake::body_of(slice, 65536),
+                    checksum: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        urls.push(part.url);
+    }
+    let meta = crate::protocol::encode_metadata(&BTreeMap::from([(
+        "filename".to_string(),
+        "whole.bin".to_string(),
+    )]))
+    .unwrap();
+    let fin = client
+        .create_final(&endpoint, &headers, &urls, &meta, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(server.stored(&fin.url).unwrap(), data);
+    let head = client.head(&fin.url, &headers).await.unwrap();
+    assert_eq!(head.length, Some(data.len() as u64));
+    assert!(matches!(head.concat, Some(crate::protocol::Concat::Final(ref p)) if p.len() == 2));
+    let post = server
+        .seen()
+        .into_iter()
+        .rfind(|s| s.method == Method::POST)
+        .unwrap();
+    assert!(post.header("Upload-Length").is_none(), "never on a final");
+    assert!(post.header("Upload-Defer-Length").is_none());
+    assert_eq!(post.header("Upload-Metadata"), Some(meta.as_str()));
+    assert_eq!(post.body_len, 0);
+    assert!(post
+        .header("Upload-Concat")
+        .unwrap()
+        .starts_with("final;http://tus.test/files/"));
+
+    // A final of an incomplete part is refused (400), as rustus does.
+    let short = client
+        .create_partial(&endpoint, &headers, 10, None)
+        .await
+        .unwrap();
+    let e = client
+        .create_final(
+            &endpoint,
+            &headers,
+            &[short.url],
+            "",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+}

@@ -61,6 +61,8 @@ impl Seen {
 struct StoredUpload {
     data: Vec<u8>,
     length: Option<u64>,
+    /// `Upload-Concat` as it will be echoed on HEAD (concatenation extension).
+    concat: Option<String>,
 }
 
 #[derive(Default)]
@@ -338,6 +340,56 @@ impl FakeServer {
                 }
                 Ok(answer(204, &hs))
             }
+            "POST" if h("Upload-Concat").is_some_and(|v| v.starts_with("final;")) => {
+                // As rustus does: every part must be a complete partial upload; the bytes
+                // are copied into the final at once, which is complete from the start.
+                let concat = h("Upload-Concat").unwrap_or_default();
+                let parts = crate::protocol::parse_upload_concat(concat);
+                let Some(crate::protocol::Concat::Final(parts)) = parts else {
+                    return Ok(answer(400, &[]));
+                };
+                let mut st = self.lock();
+                let mut data = Vec::new();
+                for p in &parts {
+                    let Some(u) = st.uploads.get(&key(p)) else {
+                        return Ok(answer(404, &[]));
+                    };
+                    if u.concat.as_deref() != Some("partial")
+                        || u.length != Some(u.data.len() as u64)
+                    {
+                        return Ok(answer(400, &[]));
+                    }
+                    data.extend_from_slice(&u.data);
+                }
+                let n = st.next;
+                st.next += 1;
+                let total = data.len();
+                let length = Some(total as u64);
+                let echo = format!(
+                    "final; {}",
+                    parts
+                        .iter()
+                        .map(|p| format!("/files/{}", key(p)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                st.uploads.insert(
+                    n.to_string(),
+                    StoredUpload {
+                        data,
+                        length,
+                        concat: Some(echo),
+                    },
+                );
+                // rustus answers the whole length as the offset: the final is complete.
+                Ok(answer(
+                    201,
+                    &[
+                        ("Location", format!("/files/{n}")),
+                        ("Upload-Offset", total.to_string()),
+                    ],
+                ))
+            }
             "POST" => {
                 let length = match h("Upload-Length") {
                     Some(v) => Some(v.parse::<u64>().map_err(|_| cut())?),
@@ -350,8 +402,15 @@ impl FakeServer {
                 let n = st.next;
                 st.next += 1;
                 let offset = data.len();
-                st.uploads
-                    .insert(n.to_string(), StoredUpload { data, length });
+                let concat = (h("Upload-Concat") == Some("partial")).then(|| "partial".into());
+                st.uploads.insert(
+                    n.to_string(),
+                    StoredUpload {
+                        data,
+                        length,
+                        concat,
+                    },
+                );
                 // Relative, as @tus/server and tusd answer.
                 Ok(answer(
                     201,
@@ -373,6 +432,9 @@ impl FakeServer {
                 match u.length {
                     Some(l) => hs.push(("Upload-Length", l.to_string())),
                     None => hs.push(("Upload-Defer-Length", "1".to_string())),
+                }
+                if let Some(c) = &u.concat {
+                    hs.push(("Upload-Concat", c.clone()));
                 }
                 Ok(answer(200, &hs))
             }
@@ -398,6 +460,9 @@ impl FakeServer {
                 let Some(u) = st.uploads.get_mut(id) else {
                     return Ok(answer(404, &[]));
                 };
+                if u.concat.as_deref().is_some_and(|c| c.starts_with("final")) {
+                    return Ok(answer(403, &[]));
+                }
                 if let Some(l) = h("Upload-Length").and_then(|v| v.parse::<u64>().ok()) {
                     u.length.get_or_insert(l);
                 }
