@@ -12,11 +12,17 @@ mod state;
 use std::path::PathBuf;
 use tauri::{Manager, RunEvent};
 
+/// The app's identifier (tauri.conf.json), which names its single-instance D-Bus service.
+const IDENTIFIER: &str = "dev.tusker.app";
+
 fn main() {
     // Files the app makes (journal, logs, window state) are this user's alone.
     // SAFETY: umask only sets the process's file-creation mask; no memory is touched.
     unsafe {
         libc::umask(0o077);
+    }
+    if hand_over_to_running_app() {
+        return;
     }
     let builder = tauri::Builder::default()
         // A second launch hands its file arguments to the running app (must come first).
@@ -112,6 +118,35 @@ fn main() {
     });
 }
 
+/// A second launch hands its command line to the running app, the way the single-instance
+/// plugin does (same D-Bus service and method), but before GTK and WebKit start: exiting
+/// once their threads run crashed the second process now and then (SIGSEGV at exit, after
+/// the hand-over). Without a running app (or a session bus) it returns false and the app
+/// starts; the plugin still covers two launches racing.
+fn hand_over_to_running_app() -> bool {
+    let Ok(connection) = zbus::blocking::Connection::session() else {
+        return false;
+    };
+    let name = format!("{IDENTIFIER}.SingleInstance");
+    let path = format!("/{}", name.replace('.', "/").replace('-', "_"));
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cwd = std::env::current_dir()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    connection
+        .call_method(
+            Some(name.as_str()),
+            path.as_str(),
+            Some("org.SingleInstance.DBus"),
+            "ExecuteCallback",
+            &(argv, cwd.as_str()),
+        )
+        .is_ok()
+}
+
 /// SIGTERM (logout, `kill`, a service manager) and SIGINT quit like the window's close: the
 /// engine pauses the running uploads and the log is flushed, instead of the process simply
 /// vanishing mid-write.
@@ -133,4 +168,14 @@ fn quit_on_signals(handle: &tauri::AppHandle) {
         tracing::info!(signal = name, "quitting");
         handle.exit(0);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_identifier_is_the_configs() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+        assert_eq!(conf["identifier"], super::IDENTIFIER);
+    }
 }
