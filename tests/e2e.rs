@@ -88,8 +88,10 @@ async fn settings_add_pause_resume_complete() {
         status.contains("tus 1.0.0") && status.contains("creation"),
         "{status}"
     );
+    // 4 MiB/s: video.bin takes 12 s, so the pause below lands mid-upload even on a loaded
+    // machine (at 12 MiB/s a slow CI run once reached the end first).
     let bw = app.client.find(Locator::Id("bandwidth")).await.unwrap();
-    bw.send_keys("12").await.unwrap();
+    bw.send_keys("4").await.unwrap();
     app.click(Locator::Id("save-settings")).await;
     // Saving adds the file that waited for an endpoint.
     app.wait_js(
@@ -98,6 +100,14 @@ async fn settings_add_pause_resume_complete() {
         Duration::from_secs(10),
     )
     .await;
+
+    let saved =
+        AppSettings::load(&Store::open(&data.path().join("journal.sqlite")).unwrap()).unwrap();
+    assert_eq!(
+        (saved.bandwidth, saved.drop_profile.as_deref()),
+        (4 << 20, Some("Desktop")),
+        "Save stored the app's settings and the profile drops go to"
+    );
 
     // The window cannot name paths: there is no command for it, and the dialog plugin's
     // open is not granted (files come from drops, dialogs and launches, taken in Rust).
