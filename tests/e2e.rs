@@ -306,20 +306,16 @@ async fn files_dragged_from_another_app_are_queued_and_uploaded() {
             .unwrap();
         assert_eq!(line.trim(), "ready", "drag source did not start");
     }
-    let xdo = |args: &[&str]| {
-        let st = Command::new("xdotool").args(args).status().unwrap();
-        assert!(st.success(), "xdotool {args:?}");
-    };
     // Press on the source's button, move across into the Tusker window, release.
-    xdo(&["mousemove", "1150", "130"]);
-    xdo(&["mousedown", "1"]);
+    xdotool(&["mousemove", "1150", "130"]);
+    xdotool(&["mousedown", "1"]);
     for x in (400..=1140).rev().step_by(60) {
-        xdo(&["mousemove", &x.to_string(), "300"]);
+        xdotool(&["mousemove", &x.to_string(), "300"]);
         std::thread::sleep(Duration::from_millis(50));
     }
-    xdo(&["mousemove", "402", "301"]);
+    xdotool(&["mousemove", "402", "301"]);
     std::thread::sleep(Duration::from_millis(300));
-    xdo(&["mouseup", "1"]);
+    xdotool(&["mouseup", "1"]);
 
     app.wait_js(
         "two dropped rows",
@@ -703,31 +699,9 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
             )
             .unwrap();
     }
-    let client = tusker_core::client::TusClient::new();
-    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
     let mut urls = Vec::new();
     for _ in 0..2 {
-        let created = client
-            .create(&direct, &no_headers, Some(3 << 20), "", None)
-            .await
-            .unwrap();
-        proxy.once(
-            "POST",
-            0,
-            support::proxy::Action::Respond {
-                status: 201,
-                headers: vec![
-                    (
-                        "Location".into(),
-                        created.url.replace("127.0.0.1", "localhost"),
-                    ),
-                    ("Tus-Resumable".into(), "1.0.0".into()),
-                ],
-                body: String::new(),
-            },
-        );
-        urls.push(created.url);
+        urls.push(support::location_elsewhere(&server, &proxy, 3 << 20).await);
     }
 
     let app = App::launch(data.path(), home.path(), &[]).await;
@@ -832,8 +806,14 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     app.close().await;
 }
 
-/// Types into the system's file dialog (GTK): its location field takes a path.
-fn type_into_file_dialog(title: &str, path: &Path) {
+/// Runs xdotool, failing the test when it fails.
+fn xdotool(args: &[&str]) {
+    let st = Command::new("xdotool").args(args).status().unwrap();
+    assert!(st.success(), "xdotool {args:?}");
+}
+
+/// Waits for the system dialog (GTK) titled `title` and gives it the keyboard.
+fn focus_dialog(title: &str) {
     let found = Command::new("xdotool")
         .args(["search", "--sync", "--onlyvisible", "--name", title])
         .output()
@@ -843,17 +823,25 @@ fn type_into_file_dialog(title: &str, path: &Path) {
         .next()
         .unwrap_or_else(|| panic!("no dialog titled {title:?}"))
         .to_string();
-    let xdotool = |args: &[&str]| {
-        let st = Command::new("xdotool").args(args).status().unwrap();
-        assert!(st.success(), "xdotool {args:?}");
-    };
+    std::thread::sleep(Duration::from_millis(400));
     xdotool(&["windowfocus", "--sync", &window]);
     std::thread::sleep(Duration::from_millis(500));
+}
+
+/// Types into the system's file dialog: its location field takes a path.
+fn type_into_file_dialog(title: &str, path: &Path) {
+    focus_dialog(title);
     xdotool(&["key", "ctrl+l"]);
     std::thread::sleep(Duration::from_millis(300));
     xdotool(&["type", "--delay", "20", &path.display().to_string()]);
     std::thread::sleep(Duration::from_millis(300));
     xdotool(&["key", "Return"]);
+}
+
+/// Presses a key in the system dialog titled `title`.
+fn key_in_dialog(title: &str, key: &str) {
+    focus_dialog(title);
+    xdotool(&["key", key]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -903,27 +891,6 @@ async fn continue_an_upload_url_from_the_window() {
     assert_eq!(proxy.count("POST"), 0, "no upload created by Tusker");
     assert_eq!(server.upload_count(), 1);
     app.close().await;
-}
-
-/// Presses a key in a system dialog (GTK) found by its title.
-fn key_in_dialog(title: &str, key: &str) {
-    let found = Command::new("xdotool")
-        .args(["search", "--sync", "--onlyvisible", "--name", title])
-        .output()
-        .unwrap();
-    let window = String::from_utf8_lossy(&found.stdout)
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("no dialog titled {title:?}"))
-        .to_string();
-    for args in [
-        vec!["windowfocus", "--sync", window.as_str()],
-        vec!["key", key],
-    ] {
-        std::thread::sleep(Duration::from_millis(400));
-        let st = Command::new("xdotool").args(&args).status().unwrap();
-        assert!(st.success(), "xdotool {args:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -356,36 +356,9 @@ async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembere
     let dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
-    let client = tusker_core::client::TusClient::new();
-    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
     // The API host (the proxy) answers the POST itself, with an upload the "service" made on
     // the upload host: the real server, named `localhost` (another host as URLs go).
-    let elsewhere = |len: u64| {
-        let (client, direct, no_headers, proxy) = (&client, &direct, &no_headers, &proxy);
-        async move {
-            let created = client
-                .create(direct, no_headers, Some(len), "", None)
-                .await
-                .unwrap();
-            proxy.once(
-                "POST",
-                0,
-                support::proxy::Action::Respond {
-                    status: 201,
-                    headers: vec![
-                        (
-                            "Location".into(),
-                            created.url.replace("127.0.0.1", "localhost"),
-                        ),
-                        ("Tus-Resumable".into(), "1.0.0".into()),
-                    ],
-                    body: String::new(),
-                },
-            );
-            created.url
-        }
-    };
+    let elsewhere = |len: u64| support::location_elsewhere(&server, &proxy, len);
     let profile = |name: &str| Profile {
         name: name.into(),
         endpoint: proxy.endpoint(),
@@ -480,31 +453,9 @@ async fn cli_names_the_command_that_allows_another_host_and_resume_then_complete
     let dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "clip.bin", 1 << 20, 24);
-    let client = tusker_core::client::TusClient::new();
-    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
     let mut urls = Vec::new();
     for _ in 0..2 {
-        let created = client
-            .create(&direct, &no_headers, Some(1 << 20), "", None)
-            .await
-            .unwrap();
-        proxy.once(
-            "POST",
-            0,
-            support::proxy::Action::Respond {
-                status: 201,
-                headers: vec![
-                    (
-                        "Location".into(),
-                        created.url.replace("127.0.0.1", "localhost"),
-                    ),
-                    ("Tus-Resumable".into(), "1.0.0".into()),
-                ],
-                body: String::new(),
-            },
-        );
-        urls.push(created.url);
+        urls.push(support::location_elsewhere(&server, &proxy, 1 << 20).await);
     }
     let cli = |args: &[&str]| {
         let out = support::output_within(

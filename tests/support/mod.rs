@@ -407,3 +407,33 @@ pub async fn wait_view(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Cloudflare Stream's habit: the API host (`proxy`) answers the next creation POST itself
+/// with a Location on the upload host, an upload of `len` bytes made beforehand on `server`
+/// and named `localhost` there (another host as URLs go). Returns that upload's URL as the
+/// server knows it.
+pub async fn location_elsewhere(server: &TusServer, proxy: &proxy::FaultProxy, len: u64) -> String {
+    let client = tusker_core::client::TusClient::new();
+    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let created = client
+        .create(&direct, &no_headers, Some(len), "", None)
+        .await
+        .unwrap();
+    proxy.once(
+        "POST",
+        0,
+        proxy::Action::Respond {
+            status: 201,
+            headers: vec![
+                (
+                    "Location".into(),
+                    created.url.replace("127.0.0.1", "localhost"),
+                ),
+                ("Tus-Resumable".into(), "1.0.0".into()),
+            ],
+            body: String::new(),
+        },
+    );
+    created.url
+}
