@@ -536,13 +536,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                 bail!("no profile named {name:?}");
             };
             let host = host.trim().to_ascii_lowercase();
-            p.allowed_hosts.retain(|h| !h.eq_ignore_ascii_case(&host));
-            p.refused_hosts.retain(|h| !h.eq_ignore_ascii_case(&host));
-            if refuse {
-                p.refused_hosts.push(host.clone());
-            } else {
-                p.allowed_hosts.push(host.clone());
-            }
+            p.answer_host(&host, !refuse);
             // As stored: header values are references already.
             store.save_profile(&p)?;
             let failed: Vec<_> = store

@@ -465,15 +465,7 @@ impl Engine {
             .store
             .profile(profile_id)?
             .ok_or_else(|| Error::Protocol("the upload's profile was removed".into()))?;
-        let (add, remove) = if allow {
-            (&mut p.allowed_hosts, &mut p.refused_hosts)
-        } else {
-            (&mut p.refused_hosts, &mut p.allowed_hosts)
-        };
-        remove.retain(|h| !h.eq_ignore_ascii_case(&host));
-        if !add.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-            add.push(host.clone());
-        }
+        p.answer_host(&host, allow);
         tracing::info!(profile = %p.name, %host, allow, "answer about another host saved");
         // Stored as read: header values are references already.
         self.store.save_profile(&p)?;
@@ -659,14 +651,9 @@ impl Actor {
     fn profile_changed(&mut self, profile: crate::profile::ProfileId) {
         tracing::info!(profile, "profile saved; uploads waiting for sign-in go on");
         self.ctx.command_headers.forget(profile);
-        // A renamed profile: its uploads show the new name.
-        let name = self
-            .ctx
-            .store
-            .profile(profile)
-            .ok()
-            .flatten()
-            .map(|p| p.name);
+        // Read once: its name for renamed rows, its host lists for rows that asked.
+        let saved = self.ctx.store.profile(profile).ok().flatten();
+        let name = saved.as_ref().map(|p| p.name.clone());
         let mut renamed = Vec::new();
         for (id, e) in self.entries.iter_mut() {
             if e.view.profile_id == Some(profile) && name.is_some() && e.view.profile != name {
@@ -690,7 +677,9 @@ impl Actor {
         for id in waiting {
             self.apply(id, Event::CredentialsChanged, None);
         }
-        self.answer_hosts(profile);
+        if let Some(p) = &saved {
+            self.answer_hosts(p);
+        }
         self.sched_hint = 0;
         self.schedule();
     }
@@ -699,12 +688,10 @@ impl Actor {
     /// unless the user already said no to that host, the row asks (the app shows the
     /// question; the CLI's message names the command).
     fn host_not_allowed(&mut self, id: UploadId, host: String, reason: String) {
-        let Some(view) = self.entries.get(&id).map(|e| e.view.clone()) else {
+        let Some(profile_id) = self.entries.get(&id).map(|e| e.view.profile_id) else {
             return;
         };
-        let profile = view
-            .profile_id
-            .and_then(|p| self.ctx.store.profile(p).ok().flatten());
+        let profile = profile_id.and_then(|p| self.ctx.store.profile(p).ok().flatten());
         let refused = profile.as_ref().is_some_and(|p| {
             p.refused_hosts
                 .iter()
@@ -737,10 +724,8 @@ impl Actor {
 
     /// After a profile changed: uploads that asked about a host it now allows go again;
     /// those asking about a host it now refuses stop asking.
-    fn answer_hosts(&mut self, profile: crate::profile::ProfileId) {
-        let Ok(Some(p)) = self.ctx.store.profile(profile) else {
-            return;
-        };
+    fn answer_hosts(&mut self, p: &crate::profile::Profile) {
+        let profile = p.id;
         let listed =
             |list: &[String], host: &str| list.iter().any(|h| h.eq_ignore_ascii_case(host));
         let asking: Vec<(UploadId, String)> = self

@@ -43,6 +43,20 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Records the user's answer about `host` (uploads may go there, or never): it moves
+    /// from one list to the other, listed once.
+    pub fn answer_host(&mut self, host: &str, allow: bool) {
+        let (add, remove) = if allow {
+            (&mut self.allowed_hosts, &mut self.refused_hosts)
+        } else {
+            (&mut self.refused_hosts, &mut self.allowed_hosts)
+        };
+        remove.retain(|h| !h.eq_ignore_ascii_case(host));
+        if !add.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            add.push(host.to_ascii_lowercase());
+        }
+    }
+
     /// The profile with an endpoint's `user:password@` moved into an `Authorization: Basic`
     /// header (what would be sent anyway), so that the password is kept with the other
     /// secrets and never in the journal's URLs.
