@@ -247,6 +247,7 @@ impl Engine {
             settings: Arc::new(config.upload.clone()),
             command_headers: crate::profile::CommandHeaders::default(),
             secrets: secrets.clone(),
+            connections: 1,
         };
         let mut actor = Actor {
             ctx,
@@ -269,6 +270,7 @@ impl Engine {
         };
         actor.profile_versions = actor.ctx.store.profile_versions()?;
         actor.restore(config.auto_resume)?;
+        actor.clean_leftover_parts()?;
         tokio::spawn(actor.run(rx, wrx, frx));
         Ok(Engine {
             tx,
@@ -505,6 +507,8 @@ struct Entry {
     dormant: bool,
     /// The running worker and its journal epoch.
     task: Option<(i64, JoinHandle<()>)>,
+    /// Connections the running worker may open (parts of a large file).
+    slots: usize,
     meter: SpeedMeter,
 }
 
@@ -520,7 +524,8 @@ struct Actor {
     watcher: Option<FileWatcher>,
     /// Uploads whose folder is watched (every unfinished one).
     watched: HashSet<UploadId>,
-    /// Workers running (entries with a task).
+    /// Connections the running workers may open (a large file sent as parts takes one per
+    /// part): the concurrency limit counts these.
     running: usize,
     /// No startable upload sits before this index of `order`, so scheduling does not rescan
     /// a long finished head of the queue after every completion (10,000 small files made
@@ -551,6 +556,26 @@ const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 const JOURNAL_BUSY_PAUSE: Duration = Duration::from_secs(1);
 
 impl Actor {
+    /// Parts of completed uploads that a crash left on the server (between the completion
+    /// and their termination) are terminated now.
+    fn clean_leftover_parts(&mut self) -> Result<()> {
+        let mut by_upload: HashMap<UploadId, Vec<String>> = HashMap::new();
+        for (id, url) in self.ctx.store.leftover_parts()? {
+            by_upload.entry(id).or_default().push(url);
+        }
+        for (id, urls) in by_upload {
+            let rec = self.ctx.store.get(id)?;
+            self.ctx.store.drop_parts(id)?;
+            tracing::info!(
+                id,
+                parts = urls.len(),
+                "terminating the parts of a completed upload"
+            );
+            self.delete_in_background(rec, urls);
+        }
+        Ok(())
+    }
+
     fn restore(&mut self, auto_resume: bool) -> Result<()> {
         for rec in self.ctx.store.list()? {
             let mut state = rec.state;
@@ -580,6 +605,7 @@ impl Actor {
                     view,
                     dormant: !auto_resume && state == UploadState::Queued,
                     task: None,
+                    slots: 0,
                     meter: SpeedMeter::new(),
                 },
             );
@@ -1060,27 +1086,34 @@ impl Actor {
         true
     }
 
-    /// Starts queued uploads in queue order up to the concurrency limit.
+    /// Starts queued uploads in queue order up to the concurrency limit, which counts
+    /// connections: a file sent as 4 parts takes 4. An upload that needs more connections
+    /// than are free waits for them, and so does the queue behind it (order is kept).
     fn schedule(&mut self) {
-        let free = self.concurrency.saturating_sub(self.running);
+        let mut free = self.concurrency.saturating_sub(self.running);
         if free == 0 || self.journal_busy_until.is_some() {
             return;
         }
         let mut i = self.sched_hint.min(self.order.len());
-        let mut candidates = Vec::with_capacity(free);
-        while i < self.order.len() && candidates.len() < free {
+        let mut candidates = Vec::new();
+        while i < self.order.len() && free > 0 {
             let id = self.order[i];
             if self.entries.get(&id).is_some_and(|e| {
                 e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
             }) {
-                candidates.push(id);
+                let slots = self.slots_for(id);
+                if slots > free {
+                    break;
+                }
+                free -= slots;
+                candidates.push((id, slots));
             }
             i += 1;
         }
         // Every startable upload before `i` is started below.
         self.sched_hint = i;
-        for id in candidates {
-            if !self.start(id) {
+        for (id, slots) in candidates {
+            if !self.start(id, slots) {
                 // The journal is held by another program: these stay queued for later.
                 self.sched_hint = 0;
                 return;
@@ -1088,9 +1121,31 @@ impl Actor {
         }
     }
 
+    /// Connections an upload's next run takes: one, or one per part for a file that goes
+    /// (or went) as parts, within the concurrency limit.
+    fn slots_for(&self, id: UploadId) -> usize {
+        let settings = &self.ctx.settings;
+        let Some(e) = self.entries.get(&id) else {
+            return 1;
+        };
+        if e.view.size < settings.parts_min_size.max(crate::proof::BLOCK + 1) {
+            return 1;
+        }
+        let want = match self.ctx.store.parts(id) {
+            Ok(parts) if !parts.is_empty() => parts.len(),
+            _ if settings.parts <= 1 || e.view.upload_url.is_some() => 1,
+            // Before OPTIONS was asked, assume the server offers concatenation.
+            _ => match self.ctx.caps.offers_parts(&e.view.endpoint) {
+                Some(false) => 1,
+                _ => settings.parts,
+            },
+        };
+        want.min(self.concurrency).max(1)
+    }
+
     /// Starts a worker; false when the journal is locked by another program (the upload
     /// stays queued and scheduling pauses for a moment).
-    fn start(&mut self, id: UploadId) -> bool {
+    fn start(&mut self, id: UploadId, slots: usize) -> bool {
         // One journal transaction: a new epoch, the state, and the record as it stands.
         let Some(state) = self.would(id, Event::Start) else {
             return true;
@@ -1120,7 +1175,10 @@ impl Actor {
         }
         self.show_state(id, state, None);
         let gen = epoch;
-        let ctx = self.ctx.clone();
+        let ctx = UploadCtx {
+            connections: slots,
+            ..self.ctx.clone()
+        };
         let reporter = Reporter {
             id,
             epoch,
@@ -1145,7 +1203,8 @@ impl Actor {
         });
         if let Some(e) = self.entries.get_mut(&id) {
             e.task = Some((gen, handle));
-            self.running += 1;
+            e.slots = slots;
+            self.running += slots;
         }
         true
     }
@@ -1155,7 +1214,7 @@ impl Actor {
     fn stop(&mut self, id: UploadId) -> bool {
         match self.entries.get_mut(&id).and_then(|e| e.task.take()) {
             Some((_, h)) => {
-                self.running -= 1;
+                self.running -= self.entries.get(&id).map_or(1, |e| e.slots);
                 h.abort();
                 if let Err(e) = self.ctx.store.bump_epoch(id) {
                     tracing::error!(id, error = %e, "journal write failed");
@@ -1177,7 +1236,7 @@ impl Actor {
         }
         if let Some(e) = self.entries.get_mut(&id) {
             if e.task.take().is_some() {
-                self.running -= 1;
+                self.running -= e.slots;
             }
         }
         let moved_on = matches!(outcome, Outcome::FileMissing(_))
@@ -1264,6 +1323,12 @@ impl Actor {
             }
             WorkerEvent::Uploading => {
                 self.apply(id, Event::Working, None);
+            }
+            WorkerEvent::Note(note) => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.view.note = Some(note);
+                }
+                self.mark(id);
             }
         }
     }
@@ -1607,6 +1672,7 @@ impl Actor {
                 view: UploadView::from_record(rec),
                 dormant: false,
                 task: None,
+                slots: 0,
                 meter: SpeedMeter::new(),
             },
         );
@@ -1674,16 +1740,28 @@ impl Actor {
         let Ok(rec) = self.ctx.store.get(id) else {
             return;
         };
-        let Some(url) = rec.upload_url.clone() else {
-            return;
-        };
-        // Forget the URL now, not when the DELETE answers: a retry started meanwhile must
+        // Forget the URLs now, not when the DELETE answers: a retry started meanwhile must
         // create a new upload rather than resume one that is about to be deleted (the model
-        // test found a completed upload whose bytes the late DELETE then removed).
-        if let Err(e) = self.ctx.store.clear_url_if(id, &url) {
-            tracing::error!(id, error = %e, "journal write failed");
+        // test found a completed upload whose bytes the late DELETE then removed). A file
+        // sent as parts has one per part and maybe a final.
+        let urls = match self.ctx.store.take_server_uploads(id) {
+            Ok(urls) => urls,
+            Err(e) => {
+                tracing::error!(id, error = %e, "journal write failed");
+                return;
+            }
+        };
+        if urls.is_empty() {
+            return;
         }
         self.forget_server_upload(id);
+        self.delete_in_background(rec, urls);
+    }
+
+    /// DELETEs server uploads the journal already forgot (termination extension), tracked
+    /// so that shutdown waits for them; failure only costs server space.
+    fn delete_in_background(&mut self, rec: crate::model::UploadRecord, urls: Vec<String>) {
+        let id = rec.id;
         let ctx = self.ctx.clone();
         self.background.spawn(async move {
             // Sent like the upload's own requests (a proxy that blocks DELETE, say).
@@ -1704,9 +1782,11 @@ impl Actor {
                 .await
             {
                 Ok(caps) if caps.may_have("termination") => {
-                    match client.delete(&url, &headers).await {
-                        Ok(()) => tracing::info!(id, "terminated server upload"),
-                        Err(e) => tracing::warn!(id, error = %e, "termination failed"),
+                    for url in urls {
+                        match client.delete(&url, &headers).await {
+                            Ok(()) => tracing::info!(id, "terminated server upload"),
+                            Err(e) => tracing::warn!(id, error = %e, "termination failed"),
+                        }
                     }
                 }
                 Ok(_) => tracing::info!(

@@ -17,6 +17,12 @@ pub enum Point {
     PatchAcked,
     /// Inside the journal transaction that enqueues a file, before its commit.
     InsertUncommitted,
+    /// The server answered a part's POST; the journal has no URL for the part yet.
+    PartCreated,
+    /// The journal counted a final POST that is about to be sent.
+    FinalPosting,
+    /// The server answered the final POST; the journal has no final URL yet.
+    FinalAnswered,
 }
 
 impl Point {
@@ -25,6 +31,9 @@ impl Point {
             Point::CreateAnswered => "create-answered",
             Point::PatchAcked => "patch-acked",
             Point::InsertUncommitted => "insert-uncommitted",
+            Point::PartCreated => "part-created",
+            Point::FinalPosting => "final-posting",
+            Point::FinalAnswered => "final-answered",
         }
     }
 }

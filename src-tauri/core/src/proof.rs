@@ -166,6 +166,18 @@ pub fn rebuild(
     target: u64,
     trust_journal: bool,
 ) -> Result<std::result::Result<PrefixHasher, Mismatch>> {
+    rebuild_at(path, 0, journal, target, trust_journal)
+}
+
+/// [`rebuild`] for the bytes from `base` on (a part of the file that starts at `base`):
+/// `journal`, `target` and a [`Mismatch`] count from there.
+pub fn rebuild_at(
+    path: &Path,
+    base: u64,
+    journal: &PrefixProof,
+    target: u64,
+    trust_journal: bool,
+) -> Result<std::result::Result<PrefixHasher, Mismatch>> {
     let proven = journal.len.min(target);
     let comparable = journal.is_complete();
     if !comparable && !trust_journal && proven > 0 {
@@ -183,16 +195,17 @@ pub fn rebuild(
     let mut buf = vec![0u8; BLOCK as usize];
     while h.len < target {
         let want = (target - h.len).min(BLOCK - h.len % BLOCK) as usize;
-        let n =
-            crate::source::read_full_at(&f, &mut buf[..want], h.len).map_err(|e| Error::Read {
+        let n = crate::source::read_full_at(&f, &mut buf[..want], base + h.len).map_err(|e| {
+            Error::Read {
                 path: path.display().to_string(),
                 source: e,
-            })?;
+            }
+        })?;
         if n < want {
             return Err(Error::FileChanged(format!(
                 "{} is shorter than the {} bytes the server holds",
                 path.display(),
-                target
+                base + target
             )));
         }
         let block_start = h.len - h.len % BLOCK;

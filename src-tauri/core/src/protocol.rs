@@ -206,18 +206,22 @@ pub fn final_concat(parts: &[String]) -> Result<String> {
 
 /// Splits `size` bytes into at most `parts` ranges `(start, len)` whose boundaries fall on
 /// multiples of `align` (1 MiB: a part's block digests are then the file's own), none empty
-/// (an empty file is one empty part).
+/// (an empty file is one empty part). Whole blocks spread evenly, the earlier parts taking
+/// the remainder; the short last block goes with the last part, never alone.
 /// A file too small for that many aligned parts gets fewer.
 pub fn split_parts(size: u64, parts: usize, align: u64) -> Vec<(u64, u64)> {
     let align = align.max(1);
-    let blocks = size.div_ceil(align);
-    let parts = (parts.max(1) as u64).min(blocks.max(1));
+    let full = size / align;
+    let parts = (parts.max(1) as u64).min(full.max(1));
     let mut out = Vec::with_capacity(parts as usize);
     let mut start = 0;
     for i in 0..parts {
-        // Blocks spread evenly; the earlier parts take the remainder.
-        let n = blocks / parts + u64::from(i < blocks % parts);
-        let end = (start + n * align).min(size);
+        let n = full / parts + u64::from(i < full % parts);
+        let end = if i + 1 == parts {
+            size
+        } else {
+            start + n * align
+        };
         out.push((start, end - start));
         start = end;
     }
@@ -359,19 +363,19 @@ mod tests {
                     (96 * M, 32 * M),
                 ],
             ),
-            // 10 blocks over 4 parts: 3, 3, 2, 2; the last block is short.
+            // 9 whole blocks over 4 parts: 3, 2, 2, 2; the short tail joins the last.
             (
                 10 * M - 5,
                 4,
                 vec![
                     (0, 3 * M),
-                    (3 * M, 3 * M),
-                    (6 * M, 2 * M),
-                    (8 * M, 2 * M - 5),
+                    (3 * M, 2 * M),
+                    (5 * M, 2 * M),
+                    (7 * M, 3 * M - 5),
                 ],
             ),
-            // Smaller than K blocks: fewer parts.
-            (2 * M + 1, 4, vec![(0, M), (M, M), (2 * M, 1)]),
+            // Fewer whole blocks than K: fewer parts, and never a part of a few bytes.
+            (2 * M + 1, 4, vec![(0, M), (M, M + 1)]),
             (100, 4, vec![(0, 100)]),
             (0, 4, vec![(0, 0)]),
             (64 * M, 1, vec![(0, 64 * M)]),

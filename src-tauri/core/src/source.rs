@@ -78,6 +78,8 @@ impl Transfer {
 #[derive(Debug, Default)]
 pub struct SentLog {
     generation: u64,
+    /// File offset of the server upload's byte 0 (a part's start; 0 for a whole file).
+    base: u64,
     hasher: crate::proof::PrefixHasher,
 }
 
@@ -86,8 +88,14 @@ pub type Sent = Arc<Mutex<SentLog>>;
 
 impl SentLog {
     pub fn new(hasher: crate::proof::PrefixHasher) -> Sent {
+        Self::from(0, hasher)
+    }
+
+    /// The record of a server upload that holds the file's bytes from `base` on.
+    pub fn from(base: u64, hasher: crate::proof::PrefixHasher) -> Sent {
         Arc::new(Mutex::new(SentLog {
             generation: 0,
+            base,
             hasher,
         }))
     }
@@ -117,10 +125,10 @@ impl SentLog {
         self.generation
     }
 
-    /// Adds a frame at `at` if this request is still the current one and the frame is the
-    /// next byte of the record.
+    /// Adds a frame at file offset `at` if this request is still the current one and the
+    /// frame is the next byte of the record.
     fn record(&mut self, generation: u64, at: u64, frame: &[u8]) {
-        if generation == self.generation && self.hasher.len() == at {
+        if generation == self.generation && self.base + self.hasher.len() == at {
             self.hasher.update(frame);
         }
     }

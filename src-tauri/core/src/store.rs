@@ -88,7 +88,32 @@ const MIGRATIONS: &[&str] = &[
     // 5: a failed upload that the server sent to a host its profile does not allow names
     // that host, so the app can ask once whether to upload there.
     "ALTER TABLE uploads ADD COLUMN asks_host TEXT;",
+    // 6: parallel parts (concatenation). One row per part, written before its POST; its
+    // block digests live in `sent_blocks` under the file's own block numbers (parts start on
+    // 1 MiB boundaries). `final_posts` counts final POSTs sent, so a lost answer is known.
+    "CREATE TABLE upload_parts (
+        upload_id INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        len INTEGER NOT NULL,
+        url TEXT,
+        acked INTEGER NOT NULL DEFAULT 0,
+        partial_sha256 BLOB,
+        PRIMARY KEY (upload_id, idx)
+    ) WITHOUT ROWID;
+    ALTER TABLE uploads ADD COLUMN final_posts INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// One part of an upload sent as parallel partial uploads: the file range
+/// `[start, start + len)` and what its server upload holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRow {
+    pub idx: usize,
+    pub start: u64,
+    pub len: u64,
+    pub url: Option<String>,
+    pub acked: u64,
+}
 
 /// How long a journal write waits for a lock held by another program before it fails with
 /// [`crate::error::Error::JournalBusy`].
@@ -155,6 +180,36 @@ fn write_proof(tx: &Connection, id: UploadId, proof: &ProofDelta) -> Result<()> 
     }
     tx.prepare_cached("UPDATE uploads SET partial_sha256 = ?2 WHERE id = ?1")?
         .execute(params![id, proof.partial.as_ref().map(|d| &d[..])])?;
+    Ok(())
+}
+
+/// Writes a part's block digests under the file's block numbers (parts start on block
+/// boundaries), dropping those past what it proves.
+fn write_part_blocks(
+    tx: &Connection,
+    id: UploadId,
+    part: &PartRow,
+    proof: &ProofDelta,
+) -> Result<()> {
+    let first = (part.start / crate::proof::BLOCK) as i64;
+    let end = first + part.len.div_ceil(crate::proof::BLOCK) as i64;
+    tx.prepare_cached("DELETE FROM sent_blocks WHERE upload_id = ?1 AND idx >= ?2 AND idx < ?3")?
+        .execute(params![id, first + proof.from_block as i64, end])?;
+    let mut ins =
+        tx.prepare_cached("INSERT INTO sent_blocks (upload_id, idx, sha256) VALUES (?1, ?2, ?3)")?;
+    for (i, d) in proof.new_blocks.iter().enumerate() {
+        ins.execute(params![id, first + (proof.from_block + i) as i64, &d[..]])?;
+    }
+    Ok(())
+}
+
+/// The upload's acknowledged offset is the sum of its parts'.
+fn sum_parts(tx: &Connection, id: UploadId) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE uploads SET acked_offset =
+         (SELECT COALESCE(SUM(acked), 0) FROM upload_parts WHERE upload_id = ?1) WHERE id = ?1",
+    )?
+    .execute([id])?;
     Ok(())
 }
 
@@ -635,6 +690,296 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets every server upload of `id` (its parts and its final, or its one upload) and
+    /// what they were proven to hold, returning their URLs so they can be terminated.
+    pub fn take_server_uploads(&self, id: UploadId) -> Result<Vec<String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut urls: Vec<String> = tx
+            .prepare_cached(
+                "SELECT url FROM upload_parts WHERE upload_id = ?1 AND url IS NOT NULL ORDER BY idx",
+            )?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let url: Option<Option<String>> = tx
+            .query_row("SELECT upload_url FROM uploads WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        urls.extend(url.flatten());
+        if !urls.is_empty() {
+            tx.execute(
+                "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL,
+                 partial_sha256 = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id, now_secs()],
+            )?;
+            tx.execute("DELETE FROM sent_blocks WHERE upload_id = ?1", [id])?;
+        }
+        tx.execute("DELETE FROM upload_parts WHERE upload_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(urls)
+    }
+
+    /// The upload's parts, in file order (none: it goes in one stream).
+    pub fn parts(&self, id: UploadId) -> Result<Vec<PartRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT idx, start, len, url, acked FROM upload_parts WHERE upload_id = ?1 ORDER BY idx",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(PartRow {
+                idx: r.get::<_, i64>(0)? as usize,
+                start: r.get::<_, i64>(1)? as u64,
+                len: r.get::<_, i64>(2)? as u64,
+                url: r.get(3)?,
+                acked: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether the upload goes (or went) as parts.
+    pub fn has_parts(&self, id: UploadId) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM upload_parts WHERE upload_id = ?1 LIMIT 1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// What the journal proves of the bytes a part's server upload holds:
+    /// `[start, start + acked)` of the file, as a proof of the part's own bytes.
+    pub fn part_proof(&self, id: UploadId, part: &PartRow) -> Result<PrefixProof> {
+        let conn = self.conn();
+        let (acked, partial): (i64, Option<Vec<u8>>) = conn
+            .prepare_cached(
+                "SELECT acked, partial_sha256 FROM upload_parts WHERE upload_id = ?1 AND idx = ?2",
+            )?
+            .query_row(params![id, part.idx as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let first = part.start / crate::proof::BLOCK;
+        let n = acked as u64 / crate::proof::BLOCK;
+        let blocks = conn
+            .prepare_cached(
+                "SELECT sha256 FROM sent_blocks WHERE upload_id = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+            )?
+            .query_map(params![id, first as i64, (first + n) as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(PrefixProof {
+            len: acked as u64,
+            blocks: blocks.into_iter().filter_map(digest).collect(),
+            partial: partial.and_then(digest),
+        })
+    }
+
+    /// Plans an upload as parts: forgets any earlier server upload and proof, and writes one
+    /// row per range before any part is created, so none can go untracked. `stamp`: a moved
+    /// stamp becomes the journal's (nothing was sent under it yet). Worker write.
+    pub fn plan_parts(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        ranges: &[(u64, u64)],
+        stamp: Option<(&FileStamp, &str)>,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET upload_url = NULL, acked_offset = 0, expires_at = NULL,
+             partial_sha256 = NULL, final_posts = 0, updated_at = ?3 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, now_secs()],
+            |tx| {
+                tx.execute("DELETE FROM sent_blocks WHERE upload_id = ?1", [id])?;
+                tx.execute("DELETE FROM upload_parts WHERE upload_id = ?1", [id])?;
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO upload_parts (upload_id, idx, start, len) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (i, (start, len)) in ranges.iter().enumerate() {
+                    ins.execute(params![id, i as i64, *start as i64, *len as i64])?;
+                }
+                if let Some((st, fp)) = stamp {
+                    tx.execute(
+                        "UPDATE uploads SET mtime_ns = ?2, ino = ?3, ctime_ns = ?4, fingerprint = ?5
+                         WHERE id = ?1 AND size = ?6",
+                        params![id, st.mtime_ns, st.ino as i64, st.ctime_ns, fp, st.size as i64],
+                    )?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// A part's server upload, new (`Some`: it holds nothing yet) or forgotten (`None`), with
+    /// nothing proven. Worker write.
+    pub fn set_part_url(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        part: &PartRow,
+        url: Option<&str>,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET updated_at = ?3 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, now_secs()],
+            |tx| {
+                tx.prepare_cached(
+                    "UPDATE upload_parts SET url = ?3, acked = 0, partial_sha256 = NULL
+                     WHERE upload_id = ?1 AND idx = ?2",
+                )?
+                .execute(params![id, part.idx as i64, url])?;
+                write_part_blocks(
+                    tx,
+                    id,
+                    part,
+                    &ProofDelta {
+                        from_block: 0,
+                        new_blocks: vec![],
+                        partial: None,
+                    },
+                )?;
+                sum_parts(tx, id)
+            },
+        )
+    }
+
+    /// A part's server-confirmed offset with the proof of its bytes below it (block numbers
+    /// of the part). The upload's acknowledged offset becomes the sum of its parts'. Worker
+    /// write.
+    pub fn set_part_offset(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        part: &PartRow,
+        offset: u64,
+        proof: &ProofDelta,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET updated_at = ?3 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, now_secs()],
+            |tx| {
+                tx.prepare_cached(
+                    "UPDATE upload_parts SET acked = ?3, partial_sha256 = ?4
+                     WHERE upload_id = ?1 AND idx = ?2",
+                )?
+                .execute(params![
+                    id,
+                    part.idx as i64,
+                    offset as i64,
+                    proof.partial.as_ref().map(|d| &d[..])
+                ])?;
+                write_part_blocks(tx, id, part, proof)?;
+                sum_parts(tx, id)
+            },
+        )
+    }
+
+    /// A final POST is about to be sent; returns how many were sent before (an earlier one
+    /// whose answer was lost may have made a final the journal does not know). Worker write.
+    pub fn count_final_post(&self, id: UploadId, epoch: i64) -> Result<u32> {
+        let before: i64 =
+            self.conn()
+                .query_row("SELECT final_posts FROM uploads WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        self.epoch_tx(
+            "UPDATE uploads SET final_posts = final_posts + 1 WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch],
+            |_| Ok(()),
+        )?;
+        Ok(before as u32)
+    }
+
+    /// Final POSTs sent so far for this upload.
+    pub fn final_posts(&self, id: UploadId) -> Result<u32> {
+        let n: i64 =
+            self.conn()
+                .query_row("SELECT final_posts FROM uploads WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        Ok(n as u32)
+    }
+
+    /// The final upload of the parts (`None`: forgotten, it is gone). Worker write.
+    pub fn set_final_url(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        url: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET upload_url = ?3, expires_at = ?4, updated_at = ?5
+             WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, url, expires_at, now_secs()],
+            |_| Ok(()),
+        )
+    }
+
+    /// Every part is in the final upload: the whole proof (the parts' blocks are the file's,
+    /// the last part's partial block ends it) and the content hash. Worker write.
+    pub fn complete_parts(
+        &self,
+        id: UploadId,
+        epoch: i64,
+        content_hash: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.epoch_tx(
+            "UPDATE uploads SET acked_offset = size, content_hash = ?3, updated_at = ?4,
+             expires_at = COALESCE(?5, expires_at),
+             partial_sha256 = (SELECT partial_sha256 FROM upload_parts WHERE upload_id = ?1
+                               ORDER BY idx DESC LIMIT 1)
+             WHERE id = ?1 AND epoch = ?2",
+            params![id, epoch, content_hash, now_secs(), expires_at],
+            |_| Ok(()),
+        )
+    }
+
+    /// The proof of a whole file sent as parts: every block of every part, and the last
+    /// part's partial block.
+    pub fn parts_proof(&self, id: UploadId, size: u64) -> Result<PrefixProof> {
+        let conn = self.conn();
+        let partial: Option<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT partial_sha256 FROM upload_parts WHERE upload_id = ?1 ORDER BY idx DESC LIMIT 1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let blocks = conn
+            .prepare_cached(
+                "SELECT sha256 FROM sent_blocks WHERE upload_id = ?1 AND idx < ?2 ORDER BY idx",
+            )?
+            .query_map(params![id, (size / crate::proof::BLOCK) as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(PrefixProof {
+            len: size,
+            blocks: blocks.into_iter().filter_map(digest).collect(),
+            partial: partial.and_then(digest),
+        })
+    }
+
+    /// Forgets the parts of a completed upload once the server let them go.
+    pub fn drop_parts(&self, id: UploadId) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM upload_parts WHERE upload_id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Parts of completed uploads still on the server (a crash came between completion and
+    /// their termination): `(upload, url)`.
+    pub fn leftover_parts(&self) -> Result<Vec<(UploadId, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT p.upload_id, p.url FROM upload_parts p JOIN uploads u ON u.id = p.upload_id
+             WHERE u.content_hash IS NOT NULL AND p.url IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Moves an upload to a new state (with an error text for failure states). An upload
     /// whose worker journalled its final offset and content hash is complete whatever its
     /// state column says: a late report from before (waiting, uploading), or one written
@@ -707,7 +1052,7 @@ impl Store {
             "UPDATE uploads SET path = ?2, name = ?3, size = ?4, mtime_ns = ?5, ino = ?6,
              ctime_ns = ?7, fingerprint = ?8, upload_url = NULL, acked_offset = 0,
              expires_at = NULL, error = NULL, partial_sha256 = NULL, content_hash = NULL,
-             completed_at = NULL, resent = 0, updated_at = ?9 WHERE id = ?1",
+             completed_at = NULL, resent = 0, final_posts = 0, updated_at = ?9 WHERE id = ?1",
             params![
                 id,
                 path,
@@ -724,6 +1069,7 @@ impl Store {
             return Err(crate::error::Error::UnknownUpload(id));
         }
         tx.execute("DELETE FROM sent_blocks WHERE upload_id = ?1", [id])?;
+        tx.execute("DELETE FROM upload_parts WHERE upload_id = ?1", [id])?;
         tx.commit()?;
         Ok(())
     }

@@ -62,6 +62,11 @@ pub struct UploadSettings {
     pub checksum_chunk_cap: u64,
     /// Use the checksum extension when the server offers it.
     pub checksums: bool,
+    /// Parts a large file is split into, each on its own connection, where the server
+    /// offers concatenation ("connections per file"; 1 = one stream).
+    pub parts: usize,
+    /// Files from this size on go as parts.
+    pub parts_min_size: u64,
 }
 
 impl Default for UploadSettings {
@@ -75,6 +80,8 @@ impl Default for UploadSettings {
             post_body_cap: 4 * 1024 * 1024,
             checksum_chunk_cap: 16 * 1024 * 1024,
             checksums: true,
+            parts: 4,
+            parts_min_size: 64 * 1024 * 1024,
         }
     }
 }
@@ -96,6 +103,8 @@ pub enum WorkerEvent {
     /// The server holds fewer bytes than it had confirmed: progress goes back to `to`, and
     /// the difference is sent again.
     Regressed { from: u64, to: u64 },
+    /// Something the user should know about this upload (shown on its row).
+    Note(String),
     /// The run ended. Sent on the same channel as the events before it, so it never
     /// overtakes them.
     Finished(Outcome),
@@ -121,6 +130,8 @@ pub enum Outcome {
 #[derive(Debug, Default, Clone)]
 pub struct CapsCache {
     cells: Arc<Mutex<HashMap<String, Arc<OnceCell<ServerCaps>>>>>,
+    /// Endpoints that refused parts although OPTIONS listed concatenation.
+    no_parts: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl CapsCache {
@@ -154,6 +165,35 @@ impl CapsCache {
         Ok(caps.clone())
     }
 
+    /// What OPTIONS said, if it was asked in this run (never waits).
+    pub fn known(&self, endpoint: &str) -> Option<ServerCaps> {
+        let map = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(endpoint).and_then(|c| c.get().cloned())
+    }
+
+    /// Whether uploads to this endpoint would go as parts by what is known now: `None`
+    /// before OPTIONS was asked.
+    pub fn offers_parts(&self, endpoint: &str) -> Option<bool> {
+        let caps = self.known(endpoint)?;
+        Some(caps.has("concatenation") && !self.refuses_parts(endpoint))
+    }
+
+    /// The endpoint refused parts (501 to a partial, no `Upload-Concat` kept): one stream
+    /// from now on, in this run.
+    pub fn refuse_parts(&self, endpoint: &str) {
+        self.no_parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.to_string());
+    }
+
+    pub fn refuses_parts(&self, endpoint: &str) -> bool {
+        self.no_parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(endpoint)
+    }
+
     /// Forgets an endpoint's answer (after the server changed under us).
     pub fn invalidate(&self, endpoint: &str) {
         self.cells
@@ -175,6 +215,9 @@ pub struct UploadCtx {
     pub command_headers: crate::profile::CommandHeaders,
     /// Where secret header values are kept (the journal holds references).
     pub secrets: crate::secrets::Secrets,
+    /// Connections this run may open at once (the scheduler counts connections): more
+    /// than one lets a large file go as parallel parts.
+    pub connections: usize,
 }
 
 /// The headers for an upload's requests, read now: its profile may have been edited since it
@@ -252,8 +295,13 @@ fn unix_secs(t: SystemTime) -> Option<i64> {
         .map(|d| d.as_secs() as i64)
 }
 
+#[path = "parts.rs"]
+mod parts;
+
 /// Why one pass of [`attempt`] stopped short of completion.
 enum Interruption {
+    /// The server cannot join parts after all: send one stream.
+    NoParts(String),
     /// The server lost the upload: start a new one right away.
     Gone,
     /// The file's stamp moved while this run worked: a new pass proves the sent bytes
@@ -316,7 +364,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
         }
         let err = match result {
             Ok(()) => return Outcome::Completed,
-            Err(Interruption::Recheck) => {
+            Err(Interruption::Recheck | Interruption::NoParts(_)) => {
                 rechecks = if after > before { 1 } else { rechecks + 1 };
                 if rechecks > MAX_RECHECKS {
                     return Outcome::FileChanged("the file keeps changing while it uploads".into());
@@ -629,6 +677,20 @@ async fn supervise<T>(
     settings: &UploadSettings,
     reporter: &Reporter,
 ) -> Result<T> {
+    supervise_with(fut, transfer, body_len, settings, |in_flight| {
+        reporter.send(WorkerEvent::Progress { acked, in_flight })
+    })
+    .await
+}
+
+/// [`supervise`], reporting the bytes in flight to `report`.
+async fn supervise_with<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    transfer: &Arc<Transfer>,
+    body_len: u64,
+    settings: &UploadSettings,
+    report: impl Fn(u64),
+) -> Result<T> {
     tokio::pin!(fut);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -644,7 +706,7 @@ async fn supervise<T>(
                 } else if idle > settings.stall_timeout {
                     return Err(Error::Stalled(settings.stall_timeout));
                 }
-                reporter.send(WorkerEvent::Progress { acked, in_flight: transfer.sent() });
+                report(transfer.sent());
             }
         }
     }
@@ -900,7 +962,13 @@ async fn attempt(
         Some(r) => r,
         None => ctx.store.get(id)?,
     };
-    let mut moved = check_file(ctx, &rec, run.proven).await?;
+    // An upload that goes as parts has its proofs per part (checked by the parts' pass).
+    let has_parts = ctx.store.has_parts(id)?;
+    let mut moved = if has_parts {
+        None
+    } else {
+        check_file(ctx, &rec, run.proven).await?
+    };
     if run.forget_url {
         // Known gone: the journal keeps the old URL until a new one replaces it, so a failed
         // creation (say, expired credentials) loses nothing.
@@ -960,6 +1028,17 @@ async fn attempt(
             chunk
         }
     };
+    if has_parts || parts::wanted(ctx, &rec, &caps, exact.is_some()) {
+        let setup = parts::Setup {
+            endpoint: &endpoint,
+            headers: &headers,
+            secret_headers: &creds.headers,
+            caps: &caps,
+            checksum,
+            chunk,
+        };
+        return parts::attempt(ctx, rec, reporter, run, moved, &setup).await;
+    }
     let tail_start = match exact {
         Some(n) => rec.size.saturating_sub(1) / n * n,
         None => rec.size.saturating_sub(TAIL),
@@ -1261,7 +1340,8 @@ async fn attempt(
                         tracing::info!(id, chunk, "413: halving the chunk size");
                         ctx.store.learn_chunk(&rec.endpoint, chunk)?;
                     }
-                    Some(460) if checksum_mismatches < 3 => {
+                    // rustus answers a checksum mismatch with 417.
+                    Some(460 | 417) if checksum.is_some() && checksum_mismatches < 3 => {
                         checksum_mismatches += 1;
                         tracing::warn!(id, offset, "checksum mismatch; sending the chunk again");
                     }

@@ -15,6 +15,7 @@ struct Case {
     content: Vec<u8>,
     id: UploadId,
     regressed: u64,
+    notes: Vec<String>,
 }
 
 /// Deterministic, non-repeating bytes (a shifted copy would not compare equal).
@@ -96,6 +97,7 @@ impl Case {
             settings: Arc::new(settings),
             command_headers: crate::profile::CommandHeaders::default(),
             secrets: crate::secrets::Secrets::open(dir.path()),
+            connections: 4,
         };
         Case {
             _dir: dir,
@@ -104,6 +106,7 @@ impl Case {
             content,
             id: rec.id,
             regressed: 0,
+            notes: Vec::new(),
         }
     }
 
@@ -127,8 +130,10 @@ impl Case {
         .await
         .expect("the worker ended");
         while let Ok((_, _, ev)) = rx.try_recv() {
-            if let WorkerEvent::Regressed { from, to } = ev {
-                self.regressed += from - to;
+            match ev {
+                WorkerEvent::Regressed { from, to } => self.regressed += from - to,
+                WorkerEvent::Note(n) => self.notes.push(n),
+                _ => {}
             }
         }
         outcome
@@ -1191,4 +1196,216 @@ async fn partial_uploads_concatenate_into_a_final_with_the_files_metadata() {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(400), "{e}");
+}
+
+// ---- Parallel parts (concatenation) ----
+
+fn parts_case(len: usize) -> Case {
+    let server = FakeServer::new(
+        "creation,creation-defer-length,termination,expiration,checksum,concatenation",
+    );
+    let mut s = settings(Some(MIB as u64));
+    s.parts = 4;
+    s.parts_min_size = 0;
+    Case::new(server, len, s)
+}
+
+impl Case {
+    fn path(&self) -> std::path::PathBuf {
+        self._dir.path().join("file.bin")
+    }
+
+    /// One run of the worker that is dropped after `d`, as a pause or a kill does.
+    async fn run_for(&mut self, d: Duration) {
+        let (epoch, rec) = self
+            .ctx
+            .store
+            .begin_run(self.id, UploadState::Uploading)
+            .unwrap();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let reporter = Reporter {
+            id: self.id,
+            epoch,
+            tx,
+        };
+        let r = tokio::time::timeout(d, run(self.ctx.clone(), self.id, reporter, rec)).await;
+        assert!(r.is_err(), "the run was to be cut short, but ended: {r:?}");
+        self.ctx.store.bump_epoch(self.id).unwrap();
+    }
+
+    fn posts(&self) -> (usize, usize) {
+        let seen = self.server.seen();
+        let posts: Vec<_> = seen.iter().filter(|s| s.method == Method::POST).collect();
+        let partial = posts
+            .iter()
+            .filter(|s| s.header("Upload-Concat") == Some("partial"))
+            .count();
+        let fin = posts
+            .iter()
+            .filter(|s| {
+                s.header("Upload-Concat")
+                    .is_some_and(|v| v.starts_with("final;"))
+            })
+            .count();
+        (partial, fin)
+    }
+}
+
+#[tokio::test]
+async fn a_large_file_goes_as_parts_and_hashes_like_one_stream() {
+    let mut case = parts_case(5 * MIB + 123);
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.posts(), (4, 1), "4 partial uploads, 1 final");
+    // The final carries the metadata; the parts carry none.
+    let seen = case.server.seen();
+    let fin = seen
+        .iter()
+        .find(|s| {
+            s.header("Upload-Concat")
+                .is_some_and(|v| v.starts_with("final;"))
+        })
+        .unwrap();
+    assert!(fin.header("Upload-Metadata").unwrap().contains("filename "));
+    assert_eq!(fin.header("Upload-Length"), None);
+    // Parts start on 1 MiB boundaries: 2, 1, 1 and 1 MiB + 123 bytes.
+    let mut lengths: Vec<u64> = seen
+        .iter()
+        .filter(|s| s.header("Upload-Concat") == Some("partial"))
+        .map(|s| s.header("Upload-Length").unwrap().parse().unwrap())
+        .collect();
+    lengths.sort();
+    assert_eq!(
+        lengths,
+        vec![MIB as u64, MIB as u64, MIB as u64 + 123, 2 * MIB as u64]
+    );
+    // The same content hash as the file hashed in one go, and the parts are gone.
+    let (hash, _) = proof::hash_file(&case.path()).unwrap();
+    assert_eq!(case.record().content_hash, Some(hash));
+    assert_eq!(
+        case.server.count(Method::DELETE),
+        4,
+        "the parts are terminated"
+    );
+    assert_eq!(case.server.uploads(), 1, "only the final is left");
+    assert!(case.ctx.store.parts(case.id).unwrap().is_empty());
+    assert_eq!(case.sent_twice(), 0);
+}
+
+#[tokio::test]
+async fn parts_cut_mid_way_resume_where_the_server_has_them() {
+    let mut case = parts_case(6 * MIB);
+    // One part's request hangs; the run is cut while the others go on.
+    case.server
+        .then(Method::PATCH, Act::Pass)
+        .then(Method::PATCH, Act::Hang);
+    case.run_for(Duration::from_millis(200)).await;
+    let parts = case.ctx.store.parts(case.id).unwrap();
+    assert_eq!(parts.len(), 4);
+    assert!(
+        parts.iter().all(|p| p.url.is_some()),
+        "every part's URL is journalled"
+    );
+    let acked: u64 = parts.iter().map(|p| p.acked).sum();
+    assert_eq!(case.record().acked_offset, acked, "the row sums its parts");
+    assert!(acked > 0 && acked < 6 * MIB as u64, "{acked}");
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.posts(), (4, 1), "no part was created twice");
+    assert!(case.sent_twice() <= MIB as u64, "{}", case.sent_twice());
+}
+
+#[tokio::test]
+async fn a_501_to_a_partial_falls_back_to_one_stream() {
+    let mut case = parts_case(3 * MIB);
+    case.server.then(Method::POST, Act::Status(501, vec![]));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert!(case.ctx.caps.refuses_parts(ENDPOINT));
+    assert!(case.ctx.store.parts(case.id).unwrap().is_empty());
+    let (hash, _) = proof::hash_file(&case.path()).unwrap();
+    assert_eq!(case.record().content_hash, Some(hash));
+}
+
+#[tokio::test]
+async fn a_part_the_server_did_not_keep_as_partial_falls_back() {
+    // rustus takes `Partial` (or anything but `partial`) as an ordinary upload: HEAD shows it.
+    let mut case = parts_case(3 * MIB);
+    case.server
+        .then(Method::HEAD, Act::Headers(vec![("Upload-Concat", None)]));
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.posts().1, 0, "no final was attempted");
+    assert!(case.ctx.caps.refuses_parts(ENDPOINT));
+}
+
+#[tokio::test]
+async fn a_lost_final_answer_posts_again_and_says_a_copy_may_remain() {
+    let mut case = parts_case(3 * MIB);
+    for _ in 0..3 {
+        case.server.then(Method::POST, Act::Pass);
+    }
+    case.server.then(Method::POST, Act::CutAfterHandling);
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert_eq!(case.posts(), (3, 2));
+    assert_eq!(case.ctx.store.final_posts(case.id).unwrap(), 2);
+    assert!(
+        case.notes.iter().any(|n| n.contains("second copy")),
+        "{:?}",
+        case.notes
+    );
+}
+
+#[tokio::test]
+async fn a_final_shorter_than_the_file_fails() {
+    let mut case = parts_case(3 * MIB);
+    for _ in 0..3 {
+        case.server.then(Method::HEAD, Act::Pass);
+    }
+    case.server.then(
+        Method::HEAD,
+        Act::Headers(vec![
+            ("Upload-Offset", Some("1048576")),
+            ("Upload-Length", Some("1048576")),
+        ]),
+    );
+    match case.run().await {
+        Outcome::Failed(m) => assert!(m.contains("a part was left out"), "{m}"),
+        o => panic!("{o:?}"),
+    }
+    assert!(case.record().content_hash.is_none());
+}
+
+#[tokio::test]
+async fn a_touched_file_keeps_its_parts_and_an_edited_part_starts_again() {
+    let mut case = parts_case(6 * MIB);
+    case.server
+        .then(Method::PATCH, Act::Pass)
+        .then(Method::PATCH, Act::Pass)
+        .then(Method::PATCH, Act::Hang);
+    case.run_for(Duration::from_millis(200)).await;
+    let before = case.ctx.store.parts(case.id).unwrap();
+    let sent: Vec<_> = before.iter().filter(|p| p.acked > 0).cloned().collect();
+    assert!(!sent.is_empty());
+    // Same size, one byte changed inside a part the server holds bytes of.
+    let edited = &sent[0];
+    let mut now = case.content.clone();
+    now[(edited.start + 10) as usize] ^= 0xff;
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(case.path(), &now).unwrap();
+    let out = case.run().await;
+    assert_eq!(out, Outcome::Completed);
+    let rec = case.record();
+    let stored = case
+        .server
+        .stored(rec.upload_url.as_ref().unwrap())
+        .unwrap();
+    assert!(
+        stored == now,
+        "the server holds the file as it is now, no mix"
+    );
+    let (hash, _) = proof::hash_file(&case.path()).unwrap();
+    assert_eq!(rec.content_hash, Some(hash));
+    assert_eq!(case.posts().0, 5, "only the edited part was created again");
 }

@@ -39,6 +39,8 @@ pub enum Act {
     Truncate(u64),
     /// Never answer.
     Hang,
+    /// Handle normally (lets a script reach a later request of the same method).
+    Pass,
 }
 
 /// One request the server saw.
@@ -242,7 +244,7 @@ impl FakeServer {
         seen: &mut Seen,
     ) -> Result<HttpResponse> {
         match act {
-            None => self.normal(req, id, seen, u64::MAX).await,
+            None | Some(Act::Pass) => self.normal(req, id, seen, u64::MAX).await,
             Some(Act::Status(code, headers)) => {
                 // An early error answer: the body is not read.
                 let headers: Vec<(&str, String)> =
