@@ -32,9 +32,17 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct RunOpts {
-    /// Uploads running at once.
-    #[arg(long, default_value_t = 3)]
+    /// Connections at once: each upload takes one, a file sent as parts one per part.
+    #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Parts a large file is split into, each on its own connection, where the server
+    /// offers concatenation (1 = one stream). Helps where one connection cannot fill the
+    /// link (a per-connection cap, a long round trip).
+    #[arg(long, value_name = "K", default_value_t = 4)]
+    parts: usize,
+    /// Files from this size on are split into parts, e.g. 64MiB.
+    #[arg(long, value_parser = size::parse, default_value = "64MiB")]
+    parts_min_size: u64,
     /// Global bandwidth limit, e.g. 10MiB (per second). 0 = none.
     #[arg(long, value_parser = size::parse, default_value = "0")]
     bandwidth: u64,
@@ -258,6 +266,8 @@ fn parse_metadata(raw: &[String]) -> Result<BTreeMap<String, String>> {
 fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
     let mut c = EngineConfig::new(data_dir);
     c.concurrency = run.parallel.max(1);
+    c.upload.parts = run.parts.max(1);
+    c.upload.parts_min_size = run.parts_min_size;
     c.bandwidth = run.bandwidth;
     c.auto_resume = auto_resume;
     c.upload.stall_timeout = Duration::from_secs_f64(run.stall_timeout.max(0.1));
@@ -597,6 +607,8 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
 fn default_run() -> RunOpts {
     RunOpts {
         parallel: 1,
+        parts: 1,
+        parts_min_size: 64 << 20,
         bandwidth: 0,
         stall_timeout: 30.0,
         answer_timeout: 180.0,

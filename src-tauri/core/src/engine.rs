@@ -31,7 +31,7 @@ pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
 pub struct EngineConfig {
     /// Holds the journal and the lock; shared by the CLI and the desktop app.
     pub data_dir: PathBuf,
-    /// Uploads running at once.
+    /// Connections at once: an upload takes one, a file sent as parts one per part.
     pub concurrency: usize,
     /// Global limit in bytes per second (0 = none).
     pub bandwidth: u64,
@@ -46,7 +46,7 @@ impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
         EngineConfig {
             data_dir: data_dir.into(),
-            concurrency: 3,
+            concurrency: 4,
             bandwidth: 0,
             auto_resume: true,
             upload: UploadSettings::default(),
@@ -203,6 +203,10 @@ enum Cmd {
     Reorder(UploadId, usize, oneshot::Sender<Result<()>>),
     Prune(i64, oneshot::Sender<Result<usize>>),
     SetConcurrency(usize),
+    SetParts {
+        parts: usize,
+        min_size: u64,
+    },
     SetBandwidth(u64),
     ProfileChanged(crate::profile::ProfileId),
     Snapshot(oneshot::Sender<Vec<UploadView>>),
@@ -434,6 +438,17 @@ impl Engine {
     }
 
     /// Changes how many uploads run at once.
+    /// Parts a large file is split into ("connections per file"; 1 = one stream) and the
+    /// size from which files are split. Uploads already split keep their parts.
+    pub fn set_parts(&self, parts: usize, min_size: u64) -> Result<()> {
+        self.tx
+            .send(Cmd::SetParts {
+                parts: parts.max(1),
+                min_size,
+            })
+            .map_err(|_| Error::EngineStopped)
+    }
+
     pub fn set_concurrency(&self, n: usize) -> Result<()> {
         self.tx
             .send(Cmd::SetConcurrency(n.max(1)))
@@ -1386,6 +1401,12 @@ impl Actor {
                 self.schedule();
             }
             Cmd::SetBandwidth(b) => self.ctx.limiter.set_rate(b),
+            Cmd::SetParts { parts, min_size } => {
+                let mut settings = (*self.ctx.settings).clone();
+                settings.parts = parts;
+                settings.parts_min_size = min_size;
+                self.ctx.settings = Arc::new(settings);
+            }
             Cmd::ProfileChanged(id) => {
                 if let Ok(v) = self.ctx.store.profile_versions() {
                     self.profile_versions = v;

@@ -53,14 +53,26 @@ pub(super) fn wanted(ctx: &UploadCtx, rec: &UploadRecord, caps: &ServerCaps, exa
 struct Tally {
     reporter: Reporter,
     parts: Mutex<Vec<(u64, u64)>>,
+    /// The chunk size, shared so that a 413 one part got shrinks every part's next PATCH.
+    chunk: std::sync::atomic::AtomicU64,
 }
 
 impl Tally {
-    fn new(reporter: &Reporter, parts: &[PartRow]) -> Tally {
+    fn new(reporter: &Reporter, parts: &[PartRow], chunk: u64) -> Tally {
         Tally {
             reporter: reporter.clone(),
             parts: Mutex::new(parts.iter().map(|p| (p.acked, 0)).collect()),
+            chunk: chunk.into(),
         }
+    }
+
+    fn chunk(&self) -> u64 {
+        self.chunk.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn shrink_chunk(&self, to: u64) {
+        self.chunk
+            .fetch_min(to, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn set(&self, idx: usize, acked: u64, in_flight: u64) {
@@ -131,7 +143,7 @@ pub(super) async fn attempt(
     }
 
     let final_posts = ctx.store.final_posts(id)?;
-    let tally = Tally::new(reporter, &parts);
+    let tally = Tally::new(reporter, &parts, s.chunk);
     let result = {
         let mut queue: VecDeque<PartRow> = parts
             .iter()
@@ -597,13 +609,12 @@ async fn run_part(
         Some(u) => u,
         None => create_part(ctx, rec, epoch, s, &mut part, &sent, tally).await?,
     };
-    let mut chunk = s.chunk;
     let (mut conflicts, mut bad_answers, mut mismatches, mut moves, mut gone) = (0, 0, 0, 0, 0);
     while part.acked < part.len {
         ensure_file(ctx, rec)?;
         align_part(ctx, rec, &part, &sent, part.acked).await?;
         let offset = part.acked;
-        let len = chunk.min(part.len - offset);
+        let len = tally.chunk().min(part.len - offset);
         let source = Source::new(&rec.path);
         let checksum = match s.checksum {
             Some(alg) => Some(source.checksum(alg, part.start + offset, len).await?),
@@ -676,9 +687,12 @@ async fn run_part(
                         true
                     }
                     (_, Some(413)) if len > MIN_CHUNK => {
-                        chunk = (len / 2).max(MIN_CHUNK);
-                        tracing::info!(id, chunk, "413: halving the chunk size");
-                        ctx.store.learn_chunk(&rec.endpoint, chunk)?;
+                        let chunk = (len / 2).max(MIN_CHUNK);
+                        if chunk < tally.chunk() {
+                            tracing::info!(id, chunk, "413: halving the chunk size");
+                            tally.shrink_chunk(chunk);
+                            ctx.store.learn_chunk(&rec.endpoint, chunk)?;
+                        }
                         false
                     }
                     // rustus answers a checksum mismatch with 417.

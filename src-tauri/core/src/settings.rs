@@ -21,7 +21,12 @@ pub const APP_PROFILE: &str = "Desktop";
 pub struct AppSettings {
     /// The profile that drops, the file dialogs and command lines upload with.
     pub drop_profile: Option<String>,
+    /// Connections at once: each upload takes one, a file sent as parts one per part.
     pub parallel: usize,
+    /// "Connections per file": parts a large file is split into (1 = one stream).
+    pub parts: usize,
+    /// Files from this many MiB on go as parts, where the server can join them.
+    pub parts_min_mib: u64,
     /// Bytes per second, 0 = unlimited.
     pub bandwidth: u64,
     pub auto_resume: bool,
@@ -32,7 +37,9 @@ impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
             drop_profile: None,
-            parallel: 3,
+            parallel: 4,
+            parts: 4,
+            parts_min_mib: 64,
             bandwidth: 0,
             auto_resume: true,
             remove_completed_after_days: None,

@@ -14,7 +14,12 @@ use crate::state::AppState;
 pub struct SettingsView {
     /// The profile drops, the file dialogs and command lines upload with.
     pub drop_profile: Option<String>,
+    /// Connections at once.
     pub parallel: usize,
+    /// Connections per file (parts of a large file).
+    pub parts: usize,
+    /// Files from this many MiB on are split into parts.
+    pub parts_min_mib: u64,
     pub bandwidth: u64,
     pub auto_resume: bool,
     pub remove_completed_after_days: Option<u32>,
@@ -24,6 +29,8 @@ fn view(s: &AppSettings) -> SettingsView {
     SettingsView {
         drop_profile: s.drop_profile.clone(),
         parallel: s.parallel,
+        parts: s.parts,
+        parts_min_mib: s.parts_min_mib,
         bandwidth: s.bandwidth,
         auto_resume: s.auto_resume,
         remove_completed_after_days: s.remove_completed_after_days,
@@ -53,13 +60,19 @@ pub async fn save_settings(
     let new = AppSettings {
         drop_profile: settings.drop_profile,
         parallel: settings.parallel.clamp(1, 64),
+        parts: settings.parts.clamp(1, 16),
+        parts_min_mib: settings.parts_min_mib.max(2),
         bandwidth: settings.bandwidth,
         auto_resume: settings.auto_resume,
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
     };
     new.save(store).map_err(text)?;
     state.engine.set_concurrency(new.parallel).map_err(text)?;
+    state
+        .engine
+        .set_parts(new.parts, new.parts_min_mib << 20)
+        .map_err(text)?;
     state.engine.set_bandwidth(new.bandwidth).map_err(text)?;
-    tracing::info!(parallel = new.parallel, bandwidth = new.bandwidth, drop_profile = ?new.drop_profile, "settings saved");
+    tracing::info!(parallel = new.parallel, parts = new.parts, bandwidth = new.bandwidth, drop_profile = ?new.drop_profile, "settings saved");
     Ok(view(&new))
 }

@@ -84,7 +84,19 @@ export type Settings = {
 /**
  * The profile drops, the file dialogs and command lines upload with.
  */
-drop_profile: string | null, parallel: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
+drop_profile: string | null, 
+/**
+ * Connections at once.
+ */
+parallel: number, 
+/**
+ * Connections per file (parts of a large file).
+ */
+parts: number, 
+/**
+ * Files from this many MiB on are split into parts.
+ */
+parts_min_mib: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
 
 export type CmdError = { 
 /**
