@@ -6,6 +6,10 @@ tusker-cli, alternating, medians.
 
     tests/bench/link.py --cli target/release/tusker-cli [--runs 3] [--sizes 128,1024]
 
+Tusker runs with one stream (`--parts 1`) and with four parts (`--parts 4`), through the link
+and, for the second check of the issue (parts no slower than one stream), straight to rustus
+over plain loopback.
+
 rustus runs with --max-body-size 1 GiB so that tus-js-client (no chunking) is not refused; Tusker
 takes the same server. Prints a Markdown table (date and machine included).
 """
@@ -76,6 +80,7 @@ def main():
     server, port = rustus(store)
     link, link_port = shaper(port)
     endpoint = f"http://127.0.0.1:{link_port}/files/"
+    direct = f"http://127.0.0.1:{port}/files/"
     rows = []
     try:
         for mib in [int(s) for s in args.sizes.split(",")]:
@@ -84,7 +89,10 @@ def main():
             clients = {
                 "tus-js-client, one stream": ["node", bench.BENCH / "link_tusjs.mjs", endpoint, "1", src],
                 "tus-js-client, parallelUploads: 4": ["node", bench.BENCH / "link_tusjs.mjs", endpoint, "4", src],
-                "Tusker (one stream)": [args.cli, "upload", "--plain", "--endpoint", endpoint, src],
+                "Tusker, one stream (`--parts 1`)": [args.cli, "upload", "--plain", "--parts", "1", "--endpoint", endpoint, src],
+                "Tusker, `--parts 4`": [args.cli, "upload", "--plain", "--parts", "4", "--endpoint", endpoint, src],
+                "Tusker, one stream, plain loopback": [args.cli, "upload", "--plain", "--parts", "1", "--endpoint", direct, src],
+                "Tusker, `--parts 4`, plain loopback": [args.cli, "upload", "--plain", "--parts", "4", "--endpoint", direct, src],
             }
             samples = {name: [] for name in clients}
             for run in range(args.runs):

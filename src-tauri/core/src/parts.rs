@@ -34,6 +34,9 @@ pub(super) struct Setup<'a> {
     pub caps: &'a ServerCaps,
     pub checksum: Option<ChecksumAlgorithm>,
     pub chunk: u64,
+    /// What the chunk may grow to: with checksums, `chunk` is capped (a range is read twice
+    /// and a failed request loses it whole), but a fast flow pays a round trip per chunk.
+    pub chunk_limit: u64,
 }
 
 /// Whether a new server upload of this file goes as parts: the server offers concatenation,
@@ -53,6 +56,8 @@ pub(super) fn wanted(ctx: &UploadCtx, rec: &UploadRecord, caps: &ServerCaps, exa
 struct Tally {
     reporter: Reporter,
     parts: Mutex<Vec<(u64, u64)>>,
+    /// Parts a PATCH answer of this pass confirmed complete (no HEAD needed before the final).
+    confirmed: Mutex<std::collections::HashSet<usize>>,
     /// The chunk size, shared so that a 413 one part got shrinks every part's next PATCH.
     chunk: std::sync::atomic::AtomicU64,
 }
@@ -62,6 +67,7 @@ impl Tally {
         Tally {
             reporter: reporter.clone(),
             parts: Mutex::new(parts.iter().map(|p| (p.acked, 0)).collect()),
+            confirmed: Mutex::default(),
             chunk: chunk.into(),
         }
     }
@@ -85,6 +91,20 @@ impl Tally {
             acked: a,
             in_flight: f,
         });
+    }
+
+    fn confirm(&self, idx: usize) {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(idx);
+    }
+
+    fn confirmed(&self, idx: usize) -> bool {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&idx)
     }
 
     fn acked(&self) -> u64 {
@@ -174,40 +194,17 @@ pub(super) async fn attempt(
     // were read (a moved stamp ends this pass, and the next one proves each part).
     ensure_file(ctx, &rec)?;
     let parts = ctx.store.parts(id)?;
-    let mut urls = Vec::with_capacity(parts.len());
-    for p in &parts {
-        let Some(url) = p.url.clone() else {
-            return Err(Interruption::Recheck);
-        };
-        match ctx.client.head(&url, s.headers).await {
-            Ok(h) if h.offset == p.len && h.length.is_none_or(|l| l == p.len) => {
-                if h.concat != Some(Concat::Partial) {
-                    let why = format!(
-                        "the server did not keep part {} as a partial upload (HEAD has no Upload-Concat: partial)",
-                        p.idx + 1
-                    );
-                    return fall_back(ctx, &rec, s, &why).await;
-                }
-                urls.push(url);
-            }
-            Ok(h) => {
-                tracing::warn!(
-                    id,
-                    part = p.idx,
-                    server = h.offset,
-                    len = p.len,
-                    "a complete part is no longer complete on the server"
-                );
-                return Err(Interruption::Recheck);
-            }
-            Err(e) if says_gone(&e) && final_posts > 0 => return Err(parts_taken().into()),
-            Err(e) if says_gone(&e) => {
-                ctx.store.set_part_url(id, epoch, p, None)?;
-                return Err(Interruption::Recheck);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // Parts a PATCH answer just confirmed complete need no HEAD (one round trip fewer); the
+    // others (complete before this pass) are asked, all at once.
+    let unconfirmed: Vec<&PartRow> = parts.iter().filter(|p| !tally.confirmed(p.idx)).collect();
+    check_parts(ctx, &rec, epoch, s, &unconfirmed, final_posts).await?;
+    let Some(urls) = parts
+        .iter()
+        .map(|p| p.url.clone())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Err(Interruption::Recheck);
+    };
 
     let before = ctx.store.count_final_post(id, epoch)?;
     if before > 0 {
@@ -236,11 +233,14 @@ pub(super) async fn attempt(
         Err(e) if e.status() == Some(501) => {
             return fall_back(ctx, &rec, s, "the server refused to join the parts (501)").await
         }
+        // A part is not complete or not partial after all: the HEADs say which.
         Err(e) if e.status() == Some(400) => {
+            let all: Vec<&PartRow> = parts.iter().collect();
+            check_parts(ctx, &rec, epoch, s, &all, final_posts).await?;
             return Err(Error::Protocol(format!(
-                "the server refused to join the parts, which it had said were complete: {e}"
+                "the server refused to join the parts, which it says are complete: {e}"
             ))
-            .into())
+            .into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -259,8 +259,72 @@ pub(super) async fn attempt(
         url: created.url.clone(),
         recreated: false,
     });
-    let head = ctx.client.head(&created.url, s.headers).await?;
+    // rustus answers the whole length as the offset: that is the check a HEAD would make.
+    let head = if created.offset == rec.size {
+        client::HeadInfo {
+            offset: created.offset,
+            length: Some(rec.size),
+            length_deferred: false,
+            expires: created.expires,
+            concat: None,
+        }
+    } else {
+        ctx.client.head(&created.url, s.headers).await?
+    };
     finish(ctx, &rec, reporter, run, s, &created.url, head).await
+}
+
+/// Asks the server (HEAD, all at once) whether these parts are complete partial uploads.
+/// A part not kept as partial means the server cannot join parts: one stream instead. A
+/// part gone or short is sent again by the next pass.
+async fn check_parts(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    epoch: i64,
+    s: &Setup<'_>,
+    parts: &[&PartRow],
+    final_posts: u32,
+) -> Result<(), Interruption> {
+    let heads = futures_util::future::join_all(parts.iter().map(|p| async move {
+        match &p.url {
+            Some(url) => Some(ctx.client.head(url, s.headers).await),
+            None => None,
+        }
+    }))
+    .await;
+    for (p, head) in parts.iter().zip(heads) {
+        let Some(head) = head else {
+            return Err(Interruption::Recheck);
+        };
+        match head {
+            Ok(h) if h.offset == p.len && h.length.is_none_or(|l| l == p.len) => {
+                if h.concat != Some(Concat::Partial) {
+                    let why = format!(
+                        "the server did not keep part {} as a partial upload (HEAD has no Upload-Concat: partial)",
+                        p.idx + 1
+                    );
+                    fall_back(ctx, rec, s, &why).await?;
+                }
+            }
+            Ok(h) => {
+                tracing::warn!(
+                    id = rec.id,
+                    part = p.idx,
+                    server = h.offset,
+                    len = p.len,
+                    "a complete part is no longer complete on the server"
+                );
+                return Err(Interruption::Recheck);
+            }
+            Err(e) if says_gone(&e) && final_posts > 0 => return Err(parts_taken().into()),
+            Err(e) if says_gone(&e) => {
+                ctx.store.set_part_url(rec.id, epoch, p, None)?;
+                return Err(Interruption::Recheck);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The final holds the file: check it, journal the completion with the content hash the
@@ -312,16 +376,19 @@ async fn terminate_parts(ctx: &UploadCtx, rec: &UploadRecord, s: &Setup<'_>) {
         return;
     };
     if s.caps.may_have("termination") {
-        for p in &parts {
-            let Some(url) = &p.url else { continue };
-            match ctx.client.delete(url, s.headers).await {
-                Ok(()) => {}
-                Err(e) if says_gone(&e) => {}
-                Err(e) => {
-                    tracing::warn!(id = rec.id, part = p.idx, error = %e, "terminating a part failed; it is left to expire");
+        futures_util::future::join_all(parts.iter().filter_map(|p| {
+            let url = p.url.as_ref()?;
+            Some(async move {
+                match ctx.client.delete(url, s.headers).await {
+                    Ok(()) => {}
+                    Err(e) if says_gone(&e) => {}
+                    Err(e) => {
+                        tracing::warn!(id = rec.id, part = p.idx, error = %e, "terminating a part failed; it is left to expire");
+                    }
                 }
-            }
-        }
+            })
+        }))
+        .await;
     } else {
         tracing::info!(
             id = rec.id,
@@ -610,16 +677,53 @@ async fn run_part(
         None => create_part(ctx, rec, epoch, s, &mut part, &sent, tally).await?,
     };
     let (mut conflicts, mut bad_answers, mut mismatches, mut moves, mut gone) = (0, 0, 0, 0, 0);
+    // Bytes per second of the last PATCH.
+    let mut rate: Option<f64> = None;
+    // The next chunk's checksum, read while this chunk is sent: `(offset, len, digest)`.
+    let mut next: Option<(u64, u64, tokio::task::JoinHandle<Result<String>>)> = None;
+    let source = Source::new(&rec.path);
     while part.acked < part.len {
         ensure_file(ctx, rec)?;
         align_part(ctx, rec, &part, &sent, part.acked).await?;
         let offset = part.acked;
-        let len = tally.chunk().min(part.len - offset);
-        let source = Source::new(&rec.path);
-        let checksum = match s.checksum {
-            Some(alg) => Some(source.checksum(alg, part.start + offset, len).await?),
-            None => None,
+        let planned = next.take();
+        let len = match &planned {
+            Some((at, len, _)) if *at == offset => *len,
+            _ => grown_chunk(
+                tally.chunk(),
+                s.chunk,
+                s.chunk_limit,
+                s.checksum.is_some(),
+                rate,
+            ),
+        }
+        .min(part.len - offset);
+        let checksum = match (s.checksum, planned) {
+            (Some(_), Some((at, l, digest))) if at == offset && l == len => Some(
+                digest
+                    .await
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))??,
+            ),
+            (Some(alg), _) => Some(source.checksum(alg, part.start + offset, len).await?),
+            (None, _) => None,
         };
+        // With checksums, the next chunk's is computed while this one is on the wire (its
+        // size is decided now, from the rate so far): no pause between PATCHes to read it.
+        if let Some(alg) = s.checksum {
+            let at = offset + len;
+            if at < part.len {
+                let n = grown_chunk(tally.chunk(), s.chunk, s.chunk_limit, true, rate)
+                    .min(part.len - at);
+                let src = source.clone();
+                let from = part.start + at;
+                next = Some((
+                    at,
+                    n,
+                    tokio::spawn(async move { src.checksum(alg, from, n).await }),
+                ));
+            }
+        }
+        let began = std::time::Instant::now();
         let transfer = Transfer::new();
         let body = source
             .body(
@@ -661,7 +765,11 @@ async fn run_part(
         match result {
             Ok(p) => {
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
+                rate = Some((p.offset - offset) as f64 / began.elapsed().as_secs_f64().max(1e-3));
                 take_part_offset(ctx, rec, epoch, &mut part, &sent, p.offset, tally).await?;
+                if p.offset == part.len {
+                    tally.confirm(part.idx);
+                }
                 (conflicts, bad_answers, mismatches) = (0, 0, 0);
             }
             Err(Error::Moved(to)) if moves < 5 => {

@@ -39,6 +39,29 @@ const MAX_BAD_ANSWERS: u32 = 3;
 /// Smallest chunk that 413 answers can halve down to.
 pub const MIN_CHUNK: u64 = 64 * 1024;
 
+/// Seconds sending a checksummed chunk should take at least, so that the round trip after
+/// it costs little (on a 20 ms link, 40 ms of 2 s).
+const CHUNK_SECS: f64 = 2.0;
+
+/// How far a checksummed chunk may grow past the cap on a fast flow.
+const CHUNK_GROWTH: u64 = 4;
+
+/// The next PATCH's size. With checksums the chunk is capped (a range is read twice and a
+/// failed request loses it whole), but on a long link each chunk costs a round trip: on a
+/// fast flow it grows so that one takes at least [`CHUNK_SECS`], up to [`CHUNK_GROWTH`]
+/// times the cap, never past `limit` (the user's chunk size, or what a 413 taught), and not
+/// once a 413 shrank it below `base` in this run.
+fn grown_chunk(chunk: u64, base: u64, limit: u64, checksums: bool, rate: Option<f64>) -> u64 {
+    match rate {
+        Some(rate) if checksums && chunk == base && chunk < limit => {
+            let want = (rate * CHUNK_SECS) as u64;
+            want.clamp(chunk, chunk.saturating_mul(CHUNK_GROWTH))
+                .min(limit)
+        }
+        _ => chunk,
+    }
+}
+
 /// Tunables of the upload loop.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UploadSettings {
@@ -1011,6 +1034,8 @@ async fn attempt(
         .filter(|p| p.exact_chunk)
         .and_then(|p| p.chunk_size)
         .map(|n| n.max(1));
+    // The chunk before the checksum cap (parts let it grow on a fast link).
+    let mut chunk_limit = u64::MAX;
     let mut chunk = match exact {
         Some(n) => n,
         None => {
@@ -1019,11 +1044,12 @@ async fn attempt(
                 .or(ctx.settings.chunk_size)
                 .unwrap_or(u64::MAX)
                 .max(1);
-            if checksum.is_some() {
-                chunk = chunk.min(ctx.settings.checksum_chunk_cap);
-            }
             if let Some(learned) = ctx.store.learned_chunk(&rec.endpoint)? {
                 chunk = chunk.min(learned);
+            }
+            chunk_limit = chunk;
+            if checksum.is_some() {
+                chunk = chunk.min(ctx.settings.checksum_chunk_cap);
             }
             chunk
         }
@@ -1036,6 +1062,7 @@ async fn attempt(
             caps: &caps,
             checksum,
             chunk,
+            chunk_limit,
         };
         return parts::attempt(ctx, rec, reporter, run, moved, &setup).await;
     }
@@ -1201,6 +1228,9 @@ async fn attempt(
     };
 
     let mut conflicts = 0u32;
+    let base_chunk = chunk;
+    // Bytes per second of the last PATCH.
+    let mut rate: Option<f64> = None;
     let mut bad_answers = 0u32;
     let mut checksum_mismatches = 0u32;
     let mut moves = 0u32;
@@ -1211,8 +1241,9 @@ async fn attempt(
         // Exact chunks stay on their boundaries even after a server kept part of one.
         let want = match exact {
             Some(n) => n - offset % n,
-            None => chunk,
+            None => grown_chunk(chunk, base_chunk, chunk_limit, checksum.is_some(), rate),
         };
+        let began = std::time::Instant::now();
         let body = next_body(
             ctx, &rec, offset, want, tail_start, checksum, &transfer, sent,
         )
@@ -1250,6 +1281,7 @@ async fn attempt(
         match result {
             Ok(p) => {
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
+                rate = Some((p.offset - offset) as f64 / began.elapsed().as_secs_f64().max(1e-3));
                 let exp = p.expires.and_then(unix_secs);
                 // The server may keep less than the whole body (it ended the request early);
                 // the last PATCH journals offset, proof and completion in one write.

@@ -1330,12 +1330,17 @@ async fn a_501_to_a_partial_falls_back_to_one_stream() {
 #[tokio::test]
 async fn a_part_the_server_did_not_keep_as_partial_falls_back() {
     // rustus takes `Partial` (or anything but `partial`) as an ordinary upload: HEAD shows it.
+    // The final is refused (400); the HEADs that follow show the part is no partial upload.
     let mut case = parts_case(3 * MIB);
+    for _ in 0..3 {
+        case.server.then(Method::POST, Act::Pass);
+    }
     case.server
+        .then(Method::POST, Act::Status(400, vec![]))
         .then(Method::HEAD, Act::Headers(vec![("Upload-Concat", None)]));
     let out = case.run().await;
     case.assert_byte_exact(&out);
-    assert_eq!(case.posts().1, 0, "no final was attempted");
+    assert_eq!(case.posts().1, 1, "one final was attempted");
     assert!(case.ctx.caps.refuses_parts(ENDPOINT));
 }
 
@@ -1360,9 +1365,14 @@ async fn a_lost_final_answer_posts_again_and_says_a_copy_may_remain() {
 #[tokio::test]
 async fn a_final_shorter_than_the_file_fails() {
     let mut case = parts_case(3 * MIB);
+    // The final's answer and its HEAD say 1 MiB (rustus would, had it dropped two parts).
     for _ in 0..3 {
-        case.server.then(Method::HEAD, Act::Pass);
+        case.server.then(Method::POST, Act::Pass);
     }
+    case.server.then(
+        Method::POST,
+        Act::Headers(vec![("Upload-Offset", Some("1048576"))]),
+    );
     case.server.then(
         Method::HEAD,
         Act::Headers(vec![
@@ -1408,4 +1418,31 @@ async fn a_touched_file_keeps_its_parts_and_an_edited_part_starts_again() {
     let (hash, _) = proof::hash_file(&case.path()).unwrap();
     assert_eq!(rec.content_hash, Some(hash));
     assert_eq!(case.posts().0, 5, "only the edited part was created again");
+}
+
+#[test]
+fn a_checksummed_chunk_grows_on_a_fast_flow_within_its_bounds() {
+    const M: u64 = 1 << 20;
+    let cap = 16 * M;
+    for (chunk, limit, checksums, rate, want) in [
+        // 20 MB/s: 2 s is 40 MB.
+        (cap, u64::MAX, true, Some(20e6), 40_000_000),
+        // Never past 4 times the cap.
+        (cap, u64::MAX, true, Some(1e9), 64 * M),
+        // Slow: the cap.
+        (cap, u64::MAX, true, Some(1e6), cap),
+        // The user's chunk size (or a learned 413) bounds it.
+        (cap, 24 * M, true, Some(1e9), 24 * M),
+        // No checksums: no cap to grow past; no rate yet: as it is.
+        (cap, u64::MAX, false, Some(1e9), cap),
+        (cap, u64::MAX, true, None, cap),
+        // A 413 shrank it below the base this run: it stays.
+        (8 * M, u64::MAX, true, Some(1e9), 8 * M),
+    ] {
+        assert_eq!(
+            grown_chunk(chunk, cap, limit, checksums, rate),
+            want,
+            "{chunk} {limit} {checksums} {rate:?}"
+        );
+    }
 }
