@@ -90,9 +90,9 @@ def main():
                 "tus-js-client, one stream": ["node", bench.BENCH / "link_tusjs.mjs", endpoint, "1", src],
                 "tus-js-client, parallelUploads: 4": ["node", bench.BENCH / "link_tusjs.mjs", endpoint, "4", src],
                 "Tusker, one stream (`--parts 1`)": [args.cli, "upload", "--plain", "--parts", "1", "--endpoint", endpoint, src],
-                "Tusker, `--parts 4`": [args.cli, "upload", "--plain", "--parts", "4", "--endpoint", endpoint, src],
+                "Tusker, `--parts 4`": [args.cli, "upload", "--plain", "--parts", "4", "--parts-min-size", "1MiB", "--endpoint", endpoint, src],
                 "Tusker, one stream, plain loopback": [args.cli, "upload", "--plain", "--parts", "1", "--endpoint", direct, src],
-                "Tusker, `--parts 4`, plain loopback": [args.cli, "upload", "--plain", "--parts", "4", "--endpoint", direct, src],
+                "Tusker, `--parts 4`, plain loopback": [args.cli, "upload", "--plain", "--parts", "4", "--parts-min-size", "1MiB", "--endpoint", direct, src],
             }
             samples = {name: [] for name in clients}
             for run in range(args.runs):
