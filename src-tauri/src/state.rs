@@ -72,6 +72,15 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     config.upload.retry.network_patience = Some(std::time::Duration::from_secs(24 * 3600));
     let engine = tauri::async_runtime::block_on(Engine::open(config))?;
     tracing::info!(data_dir = %dir.display(), auto_resume = settings.auto_resume, "engine opened");
+    {
+        // A drop the app was still taking in when it died: the rest of its files come in now.
+        let e = engine.clone();
+        tauri::async_runtime::spawn(async move {
+            if let Err(err) = e.resume_intake().await {
+                tracing::warn!(error = %err, "taking in an interrupted drop failed");
+            }
+        });
+    }
     if let Some(days) = settings.remove_completed_after_days {
         let e = engine.clone();
         tauri::async_runtime::spawn(async move {

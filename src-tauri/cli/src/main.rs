@@ -408,6 +408,13 @@ async fn real_main(cli: Cli) -> Result<i32> {
         Command::Resume { run } => {
             let engine = Engine::open(config(data_dir, &run, true)).await?;
             let events = engine.subscribe();
+            // A drop (an `upload` of a folder, the app's) killed while it was walked: the rest
+            // of its files are taken in first.
+            for r in engine.resume_intake().await? {
+                if let tusker_core::AddResult::Rejected { path, error } = r {
+                    eprintln!("{path}: {error}");
+                }
+            }
             engine.resume_all(true).await?;
             let snapshot = engine.snapshot().await?;
             let ids: HashSet<UploadId> = snapshot

@@ -26,6 +26,12 @@ use crate::watcher::{FileWatcher, FsChange};
 /// How often batched events go out (at most ten per second).
 pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A batch of dropped files goes to the queue at least this often while a walk goes on.
+const ADD_BATCH_TIME: Duration = Duration::from_millis(50);
+
+/// Most files per batch (one journal transaction each, once batched inserts exist).
+const ADD_BATCH_MAX: usize = 1024;
+
 /// How an engine is opened.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -188,6 +194,7 @@ enum Cmd {
     Add(
         Vec<(PreparedFile, Decision)>,
         AddRequest,
+        crate::redact::Headers,
         oneshot::Sender<Result<Vec<AddResult>>>,
     ),
     Pause(Option<UploadId>, oneshot::Sender<Result<()>>),
@@ -321,46 +328,131 @@ impl Engine {
         if let Some(url) = &req.upload_url {
             client::parse_endpoint(url).map_err(|e| Error::UploadUrl(e.to_string()))?;
         }
+        // Headers of uploads without a profile are kept per row: their secrets go to the
+        // keyring now, once for the whole request.
+        let row_headers = if req.profile_id.is_some() {
+            Default::default()
+        } else {
+            let owner = format!("request:{:016x}", rand::random::<u64>());
+            self.secrets.seal(&owner, &req.headers)?
+        };
+        // The drop is journalled until every file of it is in the queue: a crash during a
+        // long walk loses nothing (the next start takes it in again).
+        let intake = match req.upload_url {
+            Some(_) => None,
+            None => {
+                let kept = AddRequest {
+                    headers: row_headers.clone(),
+                    ..req.clone()
+                };
+                let json = serde_json::to_string(&kept)
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                Some(self.store.begin_intake(&json)?)
+            }
+        };
+        let results = self.take_in(req, row_headers).await?;
+        if let Some(id) = intake {
+            self.store.end_intake(id)?;
+        }
+        Ok(results)
+    }
+
+    /// Takes in again the drops a crash interrupted while they were walked (files already
+    /// in the queue are recognised and not added twice). The app calls it at start, the
+    /// CLI's `resume` too.
+    pub async fn resume_intake(&self) -> Result<Vec<AddResult>> {
+        let mut results = Vec::new();
+        for (id, json) in self.store.pending_intake()? {
+            match serde_json::from_str::<AddRequest>(&json) {
+                Ok(req) => {
+                    tracing::info!(
+                        paths = req.paths.len(),
+                        "taking in a drop a crash interrupted"
+                    );
+                    let headers = req.headers.clone();
+                    results.extend(self.take_in(req, headers).await?);
+                }
+                Err(e) => tracing::warn!(error = %e, "an interrupted drop cannot be read; dropped"),
+            }
+            self.store.end_intake(id)?;
+        }
+        Ok(results)
+    }
+
+    /// Walks a request's paths and enqueues the files, batch by batch.
+    async fn take_in(
+        &self,
+        req: AddRequest,
+        row_headers: crate::redact::Headers,
+    ) -> Result<Vec<AddResult>> {
         let paths = req.paths.clone();
         let store = self.store.clone();
         // Into a given upload URL the file goes as it is: no resume or skip elsewhere.
         let (endpoint, again) = (req.endpoint.clone(), req.again || req.upload_url.is_some());
-        let prepared = tokio::task::spawn_blocking(move || {
-            files::prepare(&paths)
-                .into_iter()
-                .map(|p| {
-                    let f = p?;
-                    match decide(&store, &endpoint, again, &f) {
-                        Ok(d) => Ok((f, d)),
-                        Err(e) => Err((f.path, e)),
+        let one_url = req.upload_url.is_some();
+        // The walk and the fingerprints run on a blocking thread and reach the queue in
+        // batches as they are made: the first files of a folder of 100,000 upload while the
+        // rest is still being read. The first batch is small (a fast first byte), later
+        // ones grow (fewer journal transactions).
+        type Decided = std::result::Result<(PreparedFile, Decision), (PathBuf, Error)>;
+        let (batch_tx, mut batches) = mpsc::channel::<Vec<Decided>>(4);
+        let walker = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::new();
+            let mut limit = if one_url { usize::MAX } else { 16 };
+            let mut since = Instant::now();
+            files::prepare_each(&paths, &mut |p| {
+                batch.push(p.and_then(|f| match decide(&store, &endpoint, again, &f) {
+                    Ok(d) => Ok((f, d)),
+                    Err(e) => Err((f.path, e)),
+                }));
+                if batch.len() >= limit || (!one_url && since.elapsed() >= ADD_BATCH_TIME) {
+                    limit = (limit * 4).min(ADD_BATCH_MAX);
+                    since = Instant::now();
+                    return batch_tx.blocking_send(std::mem::take(&mut batch)).is_ok();
+                }
+                true
+            });
+            if !batch.is_empty() {
+                let _ = batch_tx.blocking_send(batch);
+            }
+        });
+        let mut results = Vec::new();
+        let mut files = 0usize;
+        while let Some(batch) = batches.recv().await {
+            files += batch.len();
+            if one_url && files != 1 {
+                return Err(Error::UploadUrl(format!(
+                    "one upload URL takes one file, not {files}"
+                )));
+            }
+            let mut rejected = Vec::new();
+            let mut ok = Vec::new();
+            for p in batch {
+                match p {
+                    Ok(f) => ok.push(f),
+                    Err((path, e)) => {
+                        tracing::warn!(path = %path.display(), error = %e, "not enqueued");
+                        rejected.push(AddResult::Rejected {
+                            path: path.display().to_string(),
+                            error: e.to_string(),
+                        })
                     }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        if req.upload_url.is_some() && prepared.len() != 1 {
-            return Err(Error::UploadUrl(format!(
-                "one upload URL takes one file, not {}",
-                prepared.len()
-            )));
-        }
-        let mut rejected = Vec::new();
-        let mut ok = Vec::new();
-        for p in prepared {
-            match p {
-                Ok(f) => ok.push(f),
-                Err((path, e)) => {
-                    tracing::warn!(path = %path.display(), error = %e, "not enqueued");
-                    rejected.push(AddResult::Rejected {
-                        path: path.display().to_string(),
-                        error: e.to_string(),
-                    })
                 }
             }
+            if !ok.is_empty() {
+                let (req, headers) = (req.clone(), row_headers.clone());
+                results.extend(self.call(|tx| Cmd::Add(ok, req, headers, tx)).await??);
+            }
+            results.extend(rejected);
         }
-        let mut results = self.call(|tx| Cmd::Add(ok, req, tx)).await??;
-        results.extend(rejected);
+        walker
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        if one_url && files != 1 {
+            return Err(Error::UploadUrl(format!(
+                "one upload URL takes one file, not {files}"
+            )));
+        }
         Ok(results)
     }
 
@@ -1353,8 +1445,8 @@ impl Actor {
         // Commands can make uploads startable anywhere in the queue (resume, reorder, ...).
         self.sched_hint = 0;
         match cmd {
-            Cmd::Add(files, req, reply) => {
-                let _ = reply.send(self.add(files, req));
+            Cmd::Add(files, req, headers, reply) => {
+                let _ = reply.send(self.add(files, req, headers));
             }
             Cmd::Pause(id, reply) => {
                 let r = self.pause(id);
@@ -1562,18 +1654,21 @@ impl Actor {
         &mut self,
         files: Vec<(PreparedFile, Decision)>,
         req: AddRequest,
+        row_headers: crate::redact::Headers,
     ) -> Result<Vec<AddResult>> {
-        let mut out = Vec::with_capacity(files.len());
-        // Headers of uploads without a profile are kept per row: their secrets go to the
-        // keyring now, once for the whole request.
-        let row_headers = if req.profile_id.is_some() {
-            Default::default()
-        } else {
-            let owner = format!("request:{:016x}", rand::random::<u64>());
-            self.ctx.secrets.seal(&owner, &req.headers)?
-        };
+        // Results in the order of `files`; new uploads are journalled together, in one
+        // transaction per batch, and their results filled in then.
+        let mut out: Vec<Option<AddResult>> = Vec::with_capacity(files.len());
+        let mut fresh: Vec<(usize, NewUpload)> = Vec::new();
+        let mut fresh_paths: HashSet<String> = HashSet::new();
         for (f, decision) in files {
             let path = f.path.display().to_string();
+            // The same path twice in one drop: the first must be in the queue before the
+            // second is decided.
+            if fresh_paths.contains(&path) {
+                self.insert_fresh(&mut out, std::mem::take(&mut fresh))?;
+                fresh_paths.clear();
+            }
             // The queue may have moved on since the decision, made outside it: the upload
             // was removed, completed or cancelled meanwhile (a completed one is never
             // restarted: that would delete it on the server), or the same path was added
@@ -1599,45 +1694,70 @@ impl Actor {
                 Decision::Resume(id) => {
                     self.readd(id, &f);
                     tracing::info!(id, path = %path, "re-added content resumes the previous upload");
-                    out.push(AddResult::Resumed { id, path });
+                    out.push(Some(AddResult::Resumed { id, path }));
                 }
                 Decision::Restart(id) => {
                     tracing::info!(id, path = %path, "re-added file changed inside what the server holds; uploading it from the start");
                     // A URL a service created cannot start over: this file is named, the rest go on.
                     match self.restart(id, Some(f), Event::ReAddChanged) {
-                        Ok(()) => out.push(AddResult::Restarted { id, path }),
-                        Err(e @ Error::UploadUrl(_)) => out.push(AddResult::Rejected {
+                        Ok(()) => out.push(Some(AddResult::Restarted { id, path })),
+                        Err(e @ Error::UploadUrl(_)) => out.push(Some(AddResult::Rejected {
                             path,
                             error: e.to_string(),
-                        }),
+                        })),
                         Err(e) => return Err(e),
                     }
                 }
                 Decision::AlreadyUploaded(id) => {
                     tracing::info!(id, path = %path, "content already uploaded (same hash); not sending it twice");
-                    out.push(AddResult::AlreadyUploaded { id, path });
+                    out.push(Some(AddResult::AlreadyUploaded { id, path }));
                 }
                 Decision::New => {
-                    let rec = self.ctx.store.insert(&NewUpload {
-                        path: path.clone(),
-                        name: f.name.clone(),
-                        stamp: f.stamp,
-                        fingerprint: f.fingerprint.clone(),
-                        endpoint: req.endpoint.clone(),
-                        metadata: req.metadata.clone(),
-                        headers: row_headers.clone(),
-                        profile_id: req.profile_id,
-                        upload_url: req.upload_url.clone(),
-                        chunk_size: req.chunk_size,
-                        state: UploadState::Queued,
-                    })?;
-                    self.insert_entry(&rec);
-                    out.push(AddResult::Added { id: rec.id, path });
+                    fresh_paths.insert(path.clone());
+                    fresh.push((
+                        out.len(),
+                        NewUpload {
+                            path,
+                            name: f.name.clone(),
+                            stamp: f.stamp,
+                            fingerprint: f.fingerprint.clone(),
+                            endpoint: req.endpoint.clone(),
+                            metadata: req.metadata.clone(),
+                            headers: row_headers.clone(),
+                            profile_id: req.profile_id,
+                            upload_url: req.upload_url.clone(),
+                            chunk_size: req.chunk_size,
+                            state: UploadState::Queued,
+                        },
+                    ));
+                    out.push(None);
                 }
             }
         }
+        self.insert_fresh(&mut out, fresh)?;
         self.schedule();
-        Ok(out)
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Journals new uploads in one transaction and puts them in the queue.
+    fn insert_fresh(
+        &mut self,
+        out: &mut [Option<AddResult>],
+        fresh: Vec<(usize, NewUpload)>,
+    ) -> Result<()> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let news: Vec<NewUpload> = fresh.iter().map(|(_, n)| n.clone()).collect();
+        let recs = self.ctx.store.insert_many(&news)?;
+        for ((slot, _), rec) in fresh.into_iter().zip(recs) {
+            self.insert_entry(&rec);
+            out[slot] = Some(AddResult::Added {
+                id: rec.id,
+                path: rec.path.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the journal holds the upload as completed (its worker may have finished a

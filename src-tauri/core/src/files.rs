@@ -19,15 +19,31 @@ pub struct PreparedFile {
 /// A path handed over that is a symlink is followed. Inside a dropped folder, a symlink to a
 /// file in it is followed; one that leads outside it, or to a folder (no loops), is skipped
 /// with a notice (rclone's default): a drop never uploads what lies elsewhere unseen.
-pub fn prepare(paths: &[PathBuf]) -> Vec<Result<PreparedFile, (PathBuf, Error)>> {
+pub fn prepare(paths: &[PathBuf]) -> Vec<Prepared> {
     let mut out = Vec::new();
-    for p in paths {
-        visit(p, None, &mut out);
-    }
+    prepare_each(paths, &mut |p| {
+        out.push(p);
+        true
+    });
     out
 }
 
-fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (PathBuf, Error)>>) {
+/// A file ready to be enqueued, or the entry that cannot be and why.
+pub type Prepared = Result<PreparedFile, (PathBuf, Error)>;
+
+/// [`prepare`], handing each file to `each` as soon as it is fingerprinted (a folder of
+/// 100,000 files starts uploading while the rest is still walked). `each` returns false to
+/// stop the walk.
+pub fn prepare_each(paths: &[PathBuf], each: &mut dyn FnMut(Prepared) -> bool) {
+    for p in paths {
+        if !visit(p, None, each) {
+            return;
+        }
+    }
+}
+
+/// Visits one entry; false once `out` asked to stop.
+fn visit(path: &Path, root: Option<&Path>, out: &mut dyn FnMut(Prepared) -> bool) -> bool {
     let top = root.is_none();
     let lmd = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -40,8 +56,7 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
                     source: e,
                 }
             };
-            out.push(Err((path.to_path_buf(), err)));
-            return;
+            return out(Err((path.to_path_buf(), err)));
         }
     };
     let is_link = lmd.file_type().is_symlink();
@@ -49,11 +64,10 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
         match std::fs::metadata(path) {
             Ok(m) => m,
             Err(_) => {
-                out.push(Err((
+                return out(Err((
                     path.to_path_buf(),
                     Error::FileMissing(format!("{} (dangling symlink)", path.display())),
                 )));
-                return;
             }
         }
     } else {
@@ -61,18 +75,17 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
     };
     if is_link && !top {
         if md.is_dir() {
-            out.push(Err((
+            return out(Err((
                 path.to_path_buf(),
                 Error::Skipped(format!(
                     "{}: a symlink to a folder, not followed",
                     path.display()
                 )),
             )));
-            return;
         }
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if !root.is_some_and(|r| target.starts_with(r)) {
-            out.push(Err((
+            return out(Err((
                 path.to_path_buf(),
                 Error::Skipped(format!(
                     "{}: a symlink that leads outside the dropped folder (to {}), not followed",
@@ -80,7 +93,6 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
                     target.display()
                 )),
             )));
-            return;
         }
     }
     if md.is_dir() {
@@ -95,41 +107,46 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
         let entries = match std::fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
-                out.push(Err((
+                return out(Err((
                     path.to_path_buf(),
                     Error::Read {
                         path: path.display().to_string(),
                         source: e,
                     },
                 )));
-                return;
             }
         };
         let mut children: Vec<PathBuf> = Vec::new();
         for entry in entries {
             match entry {
                 Ok(e) => children.push(e.path()),
-                Err(e) => out.push(Err((
-                    path.to_path_buf(),
-                    Error::Read {
-                        path: path.display().to_string(),
-                        source: e,
-                    },
-                ))),
+                Err(e) => {
+                    let keep_on = out(Err((
+                        path.to_path_buf(),
+                        Error::Read {
+                            path: path.display().to_string(),
+                            source: e,
+                        },
+                    )));
+                    if !keep_on {
+                        return false;
+                    }
+                }
             }
         }
         children.sort();
         for c in children {
-            visit(&c, Some(root), out);
+            if !visit(&c, Some(root), out) {
+                return false;
+            }
         }
-        return;
+        return true;
     }
     if !md.is_file() {
-        out.push(Err((
+        return out(Err((
             path.to_path_buf(),
             Error::NotAFile(path.display().to_string()),
         )));
-        return;
     }
     match fingerprint::fingerprint(path) {
         Ok((fp, stamp)) => {
@@ -138,13 +155,13 @@ fn visit(path: &Path, root: Option<&Path>, out: &mut Vec<Result<PreparedFile, (P
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| abs.display().to_string());
-            out.push(Ok(PreparedFile {
+            out(Ok(PreparedFile {
                 path: abs,
                 name,
                 fingerprint: fp,
                 stamp,
-            }));
+            }))
         }
-        Err(e) => out.push(Err((path.to_path_buf(), e))),
+        Err(e) => out(Err((path.to_path_buf(), e))),
     }
 }

@@ -986,7 +986,8 @@ async fn attempt(
         None => ctx.store.get(id)?,
     };
     // An upload that goes as parts has its proofs per part (checked by the parts' pass).
-    let has_parts = ctx.store.has_parts(id)?;
+    // (Only files over one block are ever split: small ones skip the query.)
+    let has_parts = rec.size > proof::BLOCK && ctx.store.has_parts(id)?;
     let mut moved = if has_parts {
         None
     } else {
