@@ -402,7 +402,7 @@ impl Store {
     pub fn insert_many(&self, news: &[NewUpload]) -> Result<Vec<UploadRecord>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut position: i64 = tx.query_row(
+        let first: i64 = tx.query_row(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM uploads",
             [],
             |r| r.get(0),
@@ -410,7 +410,7 @@ impl Store {
         let now = now_secs();
         let mut ids = Vec::with_capacity(news.len());
         let mut endpoints: HashMap<&str, i64> = HashMap::new();
-        for n in news {
+        for (position, n) in (first..).zip(news) {
             let endpoint_id = match endpoints.get(n.endpoint.as_str()) {
                 Some(id) => *id,
                 None => {
@@ -446,7 +446,6 @@ impl Store {
                 n.upload_url.is_some() as i64
             ])?;
             ids.push(tx.last_insert_rowid());
-            position += 1;
             crate::failpoint::hit(crate::failpoint::Point::InsertUncommitted);
         }
         let recs = ids
