@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """100,000 small files in one dropped folder (issue 11): 1–64 KiB each (about 3.1 GiB), in 100
 sub-folders on tmpfs, uploaded by `tusker-cli upload --plain` to tests/bench/sink.mjs (the
-client's own cost: the sink does nothing). Prints files/s, CPU, peak RSS and the journal's
-size for each `--parallel`, as a Markdown table with the date and machine.
+client's own cost: the sink does nothing). Prints the time from the command's start to the
+first body byte at the sink, files/s, CPU, peak RSS and the journal's size for each `--parallel`, as a Markdown table with the date and machine.
 
     tests/bench/many.py --cli target/release/tusker-cli [--files 100000] [--parallel 4,16]
 """
@@ -14,6 +14,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,19 +56,22 @@ def main():
             shutil.rmtree(data, ignore_errors=True)
             env = dict(os.environ, TUSKER_DATA_DIR=str(data))
             bench.log(f"--parallel {par}")
+            sink.arm_first_byte()
+            t0 = time.time()
             s = bench.measured([args.cli, "upload", "--plain", "--parallel", str(par),
                                 "--endpoint", endpoint, tree], env=env)
+            first = sink.wait_first_byte(5) - t0
             journal = sum(f.stat().st_size for f in data.glob("journal.sqlite*"))
-            rows.append((par, s, journal))
+            rows.append((par, s, journal, first))
         sink.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"Measured {datetime.date.today()} on {bench.machine()}; {args.files:,} files of 1–64 KiB "
           f"({total / 2**30:.1f} GiB) in 100 folders on tmpfs, to tests/bench/sink.mjs.\n")
-    print("| `--parallel` | Wall time | Files/s | CLI CPU (user + sys) | CLI peak RSS | Journal |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for par, s, journal in rows:
-        print(f"| {par} | {s['wall']:.1f} s | {args.files / s['wall']:,.0f} | {s['cpu']:.1f} s "
+    print("| `--parallel` | First body byte | Wall time | Files/s | CLI CPU (user + sys) | CLI peak RSS | Journal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for par, s, journal, first in rows:
+        print(f"| {par} | {first * 1000:.0f} ms | {s['wall']:.1f} s | {args.files / s['wall']:,.0f} | {s['cpu']:.1f} s "
               f"| {s['rss']:.0f} MiB | {journal / 2**20:.0f} MiB |")
 
 
