@@ -608,6 +608,15 @@ impl Engine {
     }
 }
 
+/// What became of starting an upload.
+enum Start {
+    Started,
+    /// Another program holds the journal's lock: it stays queued.
+    JournalBusy,
+    /// The journal refused the start (a full disk): it failed, its slot is still free.
+    Failed,
+}
+
 struct Entry {
     view: UploadView,
     /// Restored from the journal but not to be started until resumed.
@@ -1219,12 +1228,22 @@ impl Actor {
         }
         // Every startable upload before `i` is started below.
         self.sched_hint = i;
+        let mut refused = false;
         for (id, slots) in candidates {
-            if !self.start(id, slots) {
+            match self.start(id, slots) {
+                Start::Started => {}
                 // The journal is held by another program: these stay queued for later.
-                self.sched_hint = 0;
-                return;
+                Start::JournalBusy => {
+                    self.sched_hint = 0;
+                    return;
+                }
+                // It failed without taking its slot (a full disk under the journal): the
+                // next ones get the slot now, or nothing would ever start them.
+                Start::Failed => refused = true,
             }
+        }
+        if refused {
+            self.schedule();
         }
     }
 
@@ -1250,24 +1269,24 @@ impl Actor {
         want.min(self.concurrency).max(1)
     }
 
-    /// Starts a worker; false when the journal is locked by another program (the upload
-    /// stays queued and scheduling pauses for a moment).
-    fn start(&mut self, id: UploadId, slots: usize) -> bool {
+    /// Starts a worker. When the journal is locked by another program the upload stays
+    /// queued and scheduling pauses for a moment.
+    fn start(&mut self, id: UploadId, slots: usize) -> Start {
         // One journal transaction: a new epoch, the state, and the record as it stands.
         let Some(state) = self.would(id, Event::Start) else {
-            return true;
+            return Start::Started;
         };
         let (epoch, rec) = match self.ctx.store.begin_run(id, state) {
             Ok(r) => r,
             Err(Error::JournalBusy(e)) => {
                 tracing::warn!(id, error = %e, "journal locked by another program; not starting yet");
                 self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
-                return false;
+                return Start::JournalBusy;
             }
             Err(e) => {
                 tracing::error!(id, error = %e, "journal write failed; not starting");
                 self.apply(id, Event::Failed, Some(format!("journal: {e}")));
-                return true;
+                return Start::Failed;
             }
         };
         // The journal is the truth about the server upload. A stopped worker may have
@@ -1313,7 +1332,7 @@ impl Actor {
             e.slots = slots;
             self.running += slots;
         }
-        true
+        Start::Started
     }
 
     /// Aborts a running worker, if any, and closes its epoch so that a write it may still be
