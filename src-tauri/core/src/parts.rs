@@ -753,15 +753,7 @@ async fn run_part(
             |n| tally.set(idx, offset, n),
         )
         .await;
-        let result = match result {
-            Ok(p) if p.offset <= offset || p.offset > offset + len => {
-                Err(Error::BadOffset(format!(
-                    "PATCH at {offset} with {len} bytes answered Upload-Offset {}",
-                    p.offset
-                )))
-            }
-            r => r,
-        };
+        let result = believed(result, offset, len);
         match result {
             Ok(p) => {
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);

@@ -735,6 +735,27 @@ async fn supervise_with<T>(
     }
 }
 
+/// A 2xx PATCH answer whose Upload-Offset is missing, malformed, shows no progress or claims
+/// more than was sent is not believed: it becomes [`Error::BadOffset`] (then HEAD decides).
+fn believed(
+    result: Result<client::Patched>,
+    offset: u64,
+    sent_len: u64,
+) -> Result<client::Patched> {
+    match result {
+        Ok(p)
+            if !(p.offset > offset || (sent_len == 0 && p.offset == offset))
+                || p.offset > offset + sent_len =>
+        {
+            Err(Error::BadOffset(format!(
+                "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
+                p.offset
+            )))
+        }
+        r => r,
+    }
+}
+
 /// Maps a failed request to the file's fault when the body stream broke because of the file.
 fn blame_file(e: Error, transfer: &Transfer, rec: &UploadRecord) -> Error {
     if let Some(msg) = transfer.failure() {
@@ -1267,18 +1288,7 @@ async fn attempt(
         .await;
         // A 2xx whose Upload-Offset is missing, malformed, shows no progress or claims more
         // than was sent is not believed: HEAD says what the server holds.
-        let result = match result {
-            Ok(p)
-                if !(p.offset > offset || (sent_len == 0 && p.offset == offset))
-                    || p.offset > offset + sent_len =>
-            {
-                Err(Error::BadOffset(format!(
-                    "PATCH at {offset} with {sent_len} bytes answered Upload-Offset {}",
-                    p.offset
-                )))
-            }
-            r => r,
-        };
+        let result = believed(result, offset, sent_len);
         match result {
             Ok(p) => {
                 crate::failpoint::hit(crate::failpoint::Point::PatchAcked);
