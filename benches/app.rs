@@ -6,6 +6,8 @@
 //!    launch with an empty queue; RSS and PSS (shared pages counted once).
 //! 2. Launch to first resumed byte: a journal with 1,000 unfinished uploads, then launch; the
 //!    time until the first body byte reaches the server (counted by the proxy in front of it).
+//! 3. Memory with 100,000 rows: a journal of 100,000 paused uploads, then launch; every
+//!    process's RSS twice a second for 30 s (the peak, and where it settles), against (1).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
-use tusker_core::store::Store;
+use tusker_core::store::{NewUpload, Store};
 use tusker_core::{AddRequest, AppSettings, Engine, EngineConfig};
 
 fn launch(data: &Path, home: &Path) -> Child {
@@ -77,6 +79,24 @@ fn mem_kib(pid: u32) -> (u64, u64, String) {
     (field("Rss:"), field("Pss:"), name)
 }
 
+/// RSS and PSS (KiB) of a process and its descendants, each printed when `show`.
+fn tree_mem(root: u32, show: bool) -> (u64, u64) {
+    let (mut rss, mut pss) = (0, 0);
+    for pid in tree(root) {
+        let (r, p, name) = mem_kib(pid);
+        if show {
+            println!(
+                "  {pid:>7} {name:<22} RSS {:>6.1} MiB  PSS {:>6.1} MiB",
+                r as f64 / 1024.0,
+                p as f64 / 1024.0
+            );
+        }
+        rss += r;
+        pss += p;
+    }
+    (rss, pss)
+}
+
 fn seed(data: &Path, endpoint: &str) {
     let store = Store::open(&data.join("journal.sqlite")).unwrap();
     let secrets = tusker_core::secrets::Secrets::open(data);
@@ -98,21 +118,57 @@ fn main() {
     seed(data.path(), &proxy.endpoint());
     let mut app = launch(data.path(), home.path());
     std::thread::sleep(Duration::from_secs(5));
-    let (mut rss, mut pss) = (0, 0);
-    for pid in tree(app.id()) {
-        let (r, p, name) = mem_kib(pid);
-        println!(
-            "  {pid:>7} {name:<22} RSS {:>6.1} MiB  PSS {:>6.1} MiB",
-            r as f64 / 1024.0,
-            p as f64 / 1024.0
-        );
-        rss += r;
-        pss += p;
-    }
+    let (idle_rss, pss) = tree_mem(app.id(), true);
     println!(
         "idle memory (all processes): RSS {:.0} MiB, PSS {:.0} MiB",
-        rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0,
         pss as f64 / 1024.0
+    );
+    support::terminate(&mut app, Duration::from_secs(5));
+
+    // 3. 100,000 rows (paused, so that nothing is sent: the window's and the queue's cost).
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    seed(data.path(), &proxy.endpoint());
+    {
+        let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let rows: Vec<NewUpload> = (0..100_000)
+            .map(|i| NewUpload {
+                path: format!("/nowhere/d{:03}/file-{i:06}.bin", i % 100),
+                name: format!("file-{i:06}.bin"),
+                stamp: tusker_core::fingerprint::FileStamp {
+                    size: 1024 + (i as u64 * 7919) % (63 * 1024),
+                    mtime_ns: 0,
+                    ino: 0,
+                    ctime_ns: 0,
+                },
+                fingerprint: format!("fp{i}"),
+                endpoint: proxy.endpoint(),
+                metadata: Default::default(),
+                headers: Default::default(),
+                chunk_size: None,
+                state: tusker_core::UploadState::Paused,
+                profile_id: None,
+                upload_url: None,
+            })
+            .collect();
+        for batch in rows.chunks(10_000) {
+            store.insert_many(batch).unwrap();
+        }
+    }
+    let mut app = launch(data.path(), home.path());
+    let (mut peak, mut last) = (0, 0);
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(500));
+        last = tree_mem(app.id(), false).0;
+        peak = peak.max(last);
+    }
+    tree_mem(app.id(), true);
+    println!(
+        "100,000 rows (all processes): RSS peak {:.0} MiB, after 30 s {:.0} MiB; {:+.0} MiB over idle",
+        peak as f64 / 1024.0,
+        last as f64 / 1024.0,
+        (last as f64 - idle_rss as f64) / 1024.0
     );
     support::terminate(&mut app, Duration::from_secs(5));
 

@@ -75,6 +75,11 @@ class Node:
                 self.first_byte = int(line.split()[1]) / 1000.0
                 self._event.set()
 
+    def cpu(self):
+        """CPU seconds (user + sys) the server has used so far, from /proc."""
+        fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def arm_first_byte(self):
         """Forgets the last first byte; the sink reports the next one (sink.mjs /reset)."""
         urllib.request.urlopen(f"http://127.0.0.1:{self.port}/reset").read()

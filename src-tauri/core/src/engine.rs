@@ -271,6 +271,8 @@ impl Engine {
             worker_tx: wtx,
             watcher,
             watched: HashSet::new(),
+            paths_seen: HashSet::new(),
+            schedule_soon: false,
             running: 0,
             unjournalled: HashSet::new(),
             journal_busy_until: None,
@@ -608,15 +610,6 @@ impl Engine {
     }
 }
 
-/// What became of starting an upload.
-enum Start {
-    Started,
-    /// Another program holds the journal's lock: it stays queued.
-    JournalBusy,
-    /// The journal refused the start (a full disk): it failed, its slot is still free.
-    Failed,
-}
-
 struct Entry {
     view: UploadView,
     /// Restored from the journal but not to be started until resumed.
@@ -640,6 +633,11 @@ struct Actor {
     watcher: Option<FileWatcher>,
     /// Uploads whose folder is watched (every unfinished one).
     watched: HashSet<UploadId>,
+    /// A worker finished: schedule once the reports already waiting are read.
+    schedule_soon: bool,
+    /// Hashes of every path an entry ever had: a path not here is in no entry, so adding it
+    /// needs no journal lookup for an upload of the same path (100,000 dropped files).
+    paths_seen: HashSet<u64>,
     /// Connections the running workers may open (a large file sent as parts takes one per
     /// part): the concurrency limit counts these.
     running: usize,
@@ -660,6 +658,11 @@ struct Actor {
     /// beside the app).
     profile_versions: HashMap<crate::profile::ProfileId, i64>,
     profiles_checked: Instant,
+}
+
+fn path_hash(path: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path)
 }
 
 /// How often the journal's profiles are compared with what the queue last saw.
@@ -712,6 +715,7 @@ impl Actor {
                 view.acked = view.size;
             }
             self.order.push(rec.id);
+            self.saw_path(&rec.path);
             if state.is_unfinished() {
                 self.watch(rec.id, &rec.path);
             }
@@ -757,7 +761,18 @@ impl Actor {
                     }
                 },
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
-                Some((id, epoch, ev)) = wrx.recv() => self.worker_event(id, epoch, ev),
+                Some((id, epoch, ev)) = wrx.recv() => {
+                    self.worker_event(id, epoch, ev);
+                    // Reports that came together are taken together, so that the uploads the
+                    // finished ones make room for start in one journal transaction.
+                    for _ in 0..64 {
+                        let Ok((id, epoch, ev)) = wrx.try_recv() else { break };
+                        self.worker_event(id, epoch, ev);
+                    }
+                    if std::mem::take(&mut self.schedule_soon) {
+                        self.schedule();
+                    }
+                }
                 Some(changes) = frx.recv() => self.fs_changes(changes),
                 _ = tick.tick() => {
                     self.poll_profiles();
@@ -783,6 +798,9 @@ impl Actor {
             .filter(|(id, v)| self.profile_versions.get(id) != Some(v))
             .map(|(id, _)| *id)
             .collect();
+        if now != self.profile_versions {
+            self.ctx.store.forget_profiles();
+        }
         self.profile_versions = now;
         for id in changed {
             self.profile_changed(id);
@@ -1031,6 +1049,7 @@ impl Actor {
         tracing::info!(id, from = %old, to = %new, "file renamed; the upload follows it");
         self.unwatch(id, &old);
         self.watch(id, &new);
+        self.saw_path(&new);
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.path = new;
             e.view.name = name;
@@ -1108,6 +1127,22 @@ impl Actor {
             }
         }
         Some(to)
+    }
+
+    /// A worker finished: its last journal write recorded the completion (with the content
+    /// hash), so only the queue's side is left.
+    fn completed(&mut self, id: UploadId) {
+        let Some(from) = self.entries.get(&id).map(|e| e.view.state) else {
+            return;
+        };
+        if lifecycle::transition(from, Event::Completed).is_none() {
+            tracing::debug!(id, ?from, "completion does not apply");
+            return;
+        }
+        self.show_state(id, UploadState::Completed, None);
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.view.acked = e.view.size;
+        }
     }
 
     /// The queue's side of a state change (view, watches, scheduling hint), for a state the
@@ -1228,18 +1263,45 @@ impl Actor {
         }
         // Every startable upload before `i` is started below.
         self.sched_hint = i;
+        let starts: Vec<(UploadId, usize, UploadState)> = candidates
+            .into_iter()
+            .filter_map(|(id, slots)| Some((id, slots, self.would(id, Event::Start)?)))
+            .collect();
+        if starts.is_empty() {
+            return;
+        }
+        // One journal transaction for all of them: a new epoch, the state, the record.
+        let begun = self.ctx.store.begin_runs(
+            &starts
+                .iter()
+                .map(|&(id, _, state)| (id, state))
+                .collect::<Vec<_>>(),
+        );
+        let begun: Vec<std::result::Result<(i64, UploadRecord), String>> = match begun {
+            Ok(each) => each
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect(),
+            Err(Error::JournalBusy(e)) => {
+                tracing::warn!(error = %e, "journal locked by another program; not starting yet");
+                self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
+                // These stay queued for later.
+                self.sched_hint = 0;
+                return;
+            }
+            Err(e) => starts.iter().map(|_| Err(e.to_string())).collect(),
+        };
         let mut refused = false;
-        for (id, slots) in candidates {
-            match self.start(id, slots) {
-                Start::Started => {}
-                // The journal is held by another program: these stay queued for later.
-                Start::JournalBusy => {
-                    self.sched_hint = 0;
-                    return;
-                }
+        for ((id, slots, state), begun) in starts.into_iter().zip(begun) {
+            match begun {
+                Ok((epoch, rec)) => self.start(id, slots, state, epoch, rec),
                 // It failed without taking its slot (a full disk under the journal): the
                 // next ones get the slot now, or nothing would ever start them.
-                Start::Failed => refused = true,
+                Err(e) => {
+                    tracing::error!(id, error = %e, "journal write failed; not starting");
+                    self.apply(id, Event::Failed, Some(format!("journal: {e}")));
+                    refused = true;
+                }
             }
         }
         if refused {
@@ -1271,24 +1333,15 @@ impl Actor {
 
     /// Starts a worker. When the journal is locked by another program the upload stays
     /// queued and scheduling pauses for a moment.
-    fn start(&mut self, id: UploadId, slots: usize) -> Start {
-        // One journal transaction: a new epoch, the state, and the record as it stands.
-        let Some(state) = self.would(id, Event::Start) else {
-            return Start::Started;
-        };
-        let (epoch, rec) = match self.ctx.store.begin_run(id, state) {
-            Ok(r) => r,
-            Err(Error::JournalBusy(e)) => {
-                tracing::warn!(id, error = %e, "journal locked by another program; not starting yet");
-                self.journal_busy_until = Some(Instant::now() + JOURNAL_BUSY_PAUSE);
-                return Start::JournalBusy;
-            }
-            Err(e) => {
-                tracing::error!(id, error = %e, "journal write failed; not starting");
-                self.apply(id, Event::Failed, Some(format!("journal: {e}")));
-                return Start::Failed;
-            }
-        };
+    /// Spawns the worker of an upload whose run the journal has begun.
+    fn start(
+        &mut self,
+        id: UploadId,
+        slots: usize,
+        state: UploadState,
+        epoch: i64,
+        rec: UploadRecord,
+    ) {
         // The journal is the truth about the server upload. A stopped worker may have
         // journalled a new URL (or progress) whose event then arrived too late and was
         // dropped as stale; a worker that resumes it sends no new URL event, so take the
@@ -1332,7 +1385,6 @@ impl Actor {
             e.slots = slots;
             self.running += slots;
         }
-        Start::Started
     }
 
     /// Aborts a running worker, if any, and closes its epoch so that a write it may still be
@@ -1373,7 +1425,7 @@ impl Actor {
         match outcome {
             Outcome::Completed => {
                 tracing::info!(id, "upload completed");
-                self.apply(id, Event::Completed, None);
+                self.completed(id);
             }
             // The file vanished from the path the worker had, but the watcher followed it to
             // a new one (the rename raced the worker): go on from there.
@@ -1395,7 +1447,7 @@ impl Actor {
             }
             Outcome::AsksHost { host, reason } => self.host_not_allowed(id, host, reason),
         }
-        self.schedule();
+        self.schedule_soon = true;
     }
 
     fn worker_event(&mut self, id: UploadId, epoch: i64, ev: WorkerEvent) {
@@ -1788,9 +1840,16 @@ impl Actor {
             .is_ok_and(|r| r.state == UploadState::Completed || r.content_hash.is_some())
     }
 
+    fn saw_path(&mut self, path: &str) {
+        self.paths_seen.insert(path_hash(path));
+    }
+
     /// An unfinished upload of this very path to `endpoint` that the queue holds, if any.
     fn unfinished_at(&self, endpoint: &str, f: &PreparedFile) -> Option<UploadId> {
         let path = f.path.display().to_string();
+        if !self.paths_seen.contains(&path_hash(&path)) {
+            return None;
+        }
         self.ctx
             .store
             .unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)
@@ -1815,6 +1874,7 @@ impl Actor {
             self.unwatch(id, &old);
             self.watch(id, &path);
         }
+        self.saw_path(&path);
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.path = path;
             e.view.name = f.name.clone();
@@ -1825,6 +1885,7 @@ impl Actor {
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
         self.order.push(rec.id);
+        self.saw_path(&rec.path);
         self.watch(rec.id, &rec.path);
         self.entries.insert(
             rec.id,
@@ -1867,6 +1928,7 @@ impl Actor {
         if old != path {
             self.unwatch(id, &old);
         }
+        self.saw_path(&path);
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.path = path;
             e.view.name = f.name.clone();

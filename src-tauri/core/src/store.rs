@@ -131,6 +131,19 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    memo: Arc<Mutex<Memo>>,
+}
+
+/// Rows every upload reads and that rarely change, kept in memory: with 100,000 small files
+/// each read was a statement per upload. This process's writes update them; profiles saved by
+/// another process (the CLI beside the app) are noticed by the engine's poll, which calls
+/// [`Store::forget_profiles`].
+#[derive(Default)]
+struct Memo {
+    profiles: HashMap<ProfileId, Option<Profile>>,
+    /// Bumped by every forget, so a read that raced a write is not kept.
+    profiles_generation: u64,
+    learned_chunks: HashMap<String, Option<u64>>,
 }
 
 /// The fields of an upload that the caller decides when enqueuing.
@@ -305,6 +318,7 @@ impl Store {
         }
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            memo: Arc::default(),
         })
     }
 
@@ -315,6 +329,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(conn)
+    }
+
+    fn memo(&self) -> MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -371,12 +389,17 @@ impl Store {
     /// The largest PATCH body this endpoint (or a proxy in front of it) accepted after
     /// refusing a larger one with 413, if it ever did.
     pub fn learned_chunk(&self, url: &str) -> Result<Option<u64>> {
+        if let Some(known) = self.memo().learned_chunks.get(url) {
+            return Ok(*known);
+        }
         let v: Option<Option<i64>> = self
             .conn()
             .prepare_cached("SELECT max_chunk FROM endpoints WHERE url = ?1")?
             .query_row([url], |r| r.get(0))
             .optional()?;
-        Ok(v.flatten().map(|c| c as u64))
+        let learned = v.flatten().map(|c| c as u64);
+        self.memo().learned_chunks.insert(url.to_string(), learned);
+        Ok(learned)
     }
 
     /// Remembers a chunk size a 413 taught, for every later upload to the endpoint (and
@@ -388,6 +411,7 @@ impl Store {
             "UPDATE endpoints SET max_chunk = MIN(COALESCE(max_chunk, ?2), ?2) WHERE id = ?1",
         )?
         .execute(params![id, chunk as i64])?;
+        self.memo().learned_chunks.remove(url);
         Ok(())
     }
 
@@ -557,19 +581,34 @@ impl Store {
     /// record as the journal holds it, in one transaction (with 10,000 small files, each
     /// separate transaction's locking was a visible share of the CPU).
     pub fn begin_run(&self, id: UploadId, state: UploadState) -> Result<(i64, UploadRecord)> {
+        self.begin_runs(&[(id, state)])?.remove(0)
+    }
+
+    /// [`Store::begin_run`] for several workers in one transaction (the queue starts the
+    /// uploads that finished ones made room for together). The outer error (the journal
+    /// locked or failing) is every start's; an upload that is gone fails alone.
+    pub fn begin_runs(
+        &self,
+        starts: &[(UploadId, UploadState)],
+    ) -> Result<Vec<Result<(i64, UploadRecord)>>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let epoch: i64 = tx
-            .prepare_cached(
-                "UPDATE uploads SET epoch = epoch + 1, state = ?2, error = NULL, updated_at = ?3
-                 WHERE id = ?1 RETURNING epoch",
-            )?
-            .query_row(params![id, state.as_str(), now_secs()], |r| r.get(0))
-            .optional()?
-            .ok_or(crate::error::Error::UnknownUpload(id))?;
-        let rec = record(&tx, id)?;
+        let mut out = Vec::with_capacity(starts.len());
+        for &(id, state) in starts {
+            let epoch: Option<i64> = tx
+                .prepare_cached(
+                    "UPDATE uploads SET epoch = epoch + 1, state = ?2, error = NULL, updated_at = ?3
+                     WHERE id = ?1 RETURNING epoch",
+                )?
+                .query_row(params![id, state.as_str(), now_secs()], |r| r.get(0))
+                .optional()?;
+            out.push(match epoch {
+                Some(epoch) => Ok((epoch, record(&tx, id)?)),
+                None => Err(crate::error::Error::UnknownUpload(id)),
+            });
+        }
         tx.commit()?;
-        Ok((epoch, rec))
+        Ok(out)
     }
 
     /// Runs a worker write in one transaction: `sql` (which must carry `epoch = ?2`), then
@@ -634,10 +673,9 @@ impl Store {
         )
     }
 
-    /// Records that the server holds every byte: the final offset, its proof and the hash of
-    /// the whole content together. The `completed` state is the actor's to write (a crash
-    /// before it does is found at launch: a content hash means completed). Worker write:
-    /// only within `epoch`.
+    /// Records that the server holds every byte: the final offset, its proof, the hash of
+    /// the whole content and the `completed` state together (one transaction per finished
+    /// file, not two). Worker write: only within `epoch`.
     pub fn set_final_offset(
         &self,
         id: UploadId,
@@ -649,14 +687,16 @@ impl Store {
     ) -> Result<()> {
         self.epoch_tx(
             "UPDATE uploads SET acked_offset = ?3, expires_at = COALESCE(?4, expires_at),
-             updated_at = ?5, content_hash = ?6 WHERE id = ?1 AND epoch = ?2",
+             updated_at = ?5, content_hash = ?6, state = ?7, error = NULL, asks_host = NULL,
+             completed_at = ?5 WHERE id = ?1 AND epoch = ?2",
             params![
                 id,
                 epoch,
                 offset as i64,
                 expires_at,
                 now_secs(),
-                content_hash
+                content_hash,
+                UploadState::Completed.as_str()
             ],
             |tx| write_proof(tx, id, proof),
         )
@@ -970,7 +1010,8 @@ impl Store {
     }
 
     /// Every part is in the final upload: the whole proof (the parts' blocks are the file's,
-    /// the last part's partial block ends it) and the content hash. Worker write.
+    /// the last part's partial block ends it), the content hash and the `completed` state.
+    /// Worker write.
     pub fn complete_parts(
         &self,
         id: UploadId,
@@ -980,11 +1021,19 @@ impl Store {
     ) -> Result<()> {
         self.epoch_tx(
             "UPDATE uploads SET acked_offset = size, content_hash = ?3, updated_at = ?4,
-             expires_at = COALESCE(?5, expires_at),
+             expires_at = COALESCE(?5, expires_at), state = ?6, error = NULL,
+             asks_host = NULL, completed_at = ?4,
              partial_sha256 = (SELECT partial_sha256 FROM upload_parts WHERE upload_id = ?1
                                ORDER BY idx DESC LIMIT 1)
              WHERE id = ?1 AND epoch = ?2",
-            params![id, epoch, content_hash, now_secs(), expires_at],
+            params![
+                id,
+                epoch,
+                content_hash,
+                now_secs(),
+                expires_at,
+                UploadState::Completed.as_str()
+            ],
             |_| Ok(()),
         )
     }
@@ -1205,10 +1254,12 @@ impl Store {
                 "a profile named {to:?} exists already"
             )));
         }
-        self.exec(
+        let renamed = self.exec(
             "UPDATE profiles SET name = ?2, updated_at = ?3 WHERE name = ?1",
             params![from, to, now_millis()],
-        )
+        );
+        self.forget_profiles();
+        renamed
     }
 
     /// Creates or replaces the profile named `p.name` as given; returns its id.
@@ -1222,8 +1273,9 @@ impl Store {
                  updated_at = excluded.updated_at
                  RETURNING id",
             )?
-            .query_row(params![p.name, body, now_millis()], |r| r.get(0))?;
-        Ok(id)
+            .query_row(params![p.name, body, now_millis()], |r| r.get(0));
+        self.forget_profiles();
+        Ok(id?)
     }
 
     fn profile_where(&self, clause: &str, key: &dyn rusqlite::ToSql) -> Result<Option<Profile>> {
@@ -1250,7 +1302,26 @@ impl Store {
 
     /// A profile by id (`None` when it was removed).
     pub fn profile(&self, id: ProfileId) -> Result<Option<Profile>> {
-        self.profile_where("id", &id)
+        let generation = {
+            let memo = self.memo();
+            if let Some(known) = memo.profiles.get(&id) {
+                return Ok(known.clone());
+            }
+            memo.profiles_generation
+        };
+        let p = self.profile_where("id", &id)?;
+        let mut memo = self.memo();
+        if memo.profiles_generation == generation {
+            memo.profiles.insert(id, p.clone());
+        }
+        Ok(p)
+    }
+
+    /// Reads profiles from the journal again: another process saved or removed one.
+    pub fn forget_profiles(&self) {
+        let mut memo = self.memo();
+        memo.profiles.clear();
+        memo.profiles_generation += 1;
     }
 
     pub fn profile_by_name(&self, name: &str) -> Result<Option<Profile>> {
@@ -1306,7 +1377,9 @@ impl Store {
     pub fn delete_profile(&self, name: &str) -> Result<bool> {
         let n = self
             .conn()
-            .execute("DELETE FROM profiles WHERE name = ?1", [name])?;
+            .execute("DELETE FROM profiles WHERE name = ?1", [name]);
+        self.forget_profiles();
+        let n = n?;
         Ok(n > 0)
     }
 }
@@ -1433,15 +1506,14 @@ mod tests {
         h.update(&[3u8; 100]);
         s.set_final_offset(a.id, epoch, 100, None, &h.delta(), &h.content_hash())
             .unwrap();
-        // The worker wrote data only; a state written before the actor's is refused.
+        // The worker's last write completes it; a state written after it is refused.
         let r = s.get(a.id).unwrap();
-        assert_eq!((r.state, r.acked_offset), (UploadState::Uploading, 100));
+        assert_eq!((r.state, r.acked_offset), (UploadState::Completed, 100));
         assert_eq!(r.content_hash, Some(h.content_hash()));
         assert_eq!(
             s.set_state(a.id, UploadState::Queued, None).unwrap(),
             UploadState::Completed
         );
-        s.set_state(a.id, UploadState::Completed, None).unwrap();
         let r = s.get(a.id).unwrap();
         assert_eq!(r.state, UploadState::Completed);
         assert_eq!(
@@ -1468,6 +1540,58 @@ mod tests {
             s.set_state(999, UploadState::Queued, None),
             Err(crate::error::Error::UnknownUpload(999))
         ));
+    }
+
+    #[test]
+    fn runs_begin_together_and_a_missing_upload_fails_alone() {
+        let s = Store::open_in_memory().unwrap();
+        let a = s.insert(&new("/a/x.bin", "fp1")).unwrap();
+        let b = s.insert(&new("/a/y.bin", "fp2")).unwrap();
+        let (first, _) = s.begin_run(a.id, UploadState::Uploading).unwrap();
+        let begun = s
+            .begin_runs(&[
+                (a.id, UploadState::Uploading),
+                (999, UploadState::Uploading),
+                (b.id, UploadState::Uploading),
+            ])
+            .unwrap();
+        assert_eq!(begun[0].as_ref().unwrap().0, first + 1);
+        assert!(matches!(
+            begun[1],
+            Err(crate::error::Error::UnknownUpload(999))
+        ));
+        let (_, rec) = begun[2].as_ref().unwrap();
+        assert_eq!((rec.id, rec.state), (b.id, UploadState::Uploading));
+        assert_eq!(s.get(b.id).unwrap().state, UploadState::Uploading);
+    }
+
+    #[test]
+    fn a_remembered_profile_follows_saves_renames_removals_and_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let s = Store::open(&path).unwrap();
+        let mut p = Profile {
+            name: "work".into(),
+            endpoint: "http://a/files".into(),
+            ..Profile::default()
+        };
+        let id = s.save_profile(&p).unwrap();
+        assert_eq!(s.profile(id).unwrap().unwrap().endpoint, "http://a/files");
+        p.endpoint = "http://b/files".into();
+        s.save_profile(&p).unwrap();
+        assert_eq!(s.profile(id).unwrap().unwrap().endpoint, "http://b/files");
+        s.rename_profile("work", "home").unwrap();
+        assert_eq!(s.profile(id).unwrap().unwrap().name, "home");
+        // Another process (the CLI beside the app) saves it: seen once the engine's poll
+        // tells the store to forget.
+        p.name = "home".into();
+        p.endpoint = "http://c/files".into();
+        Store::open(&path).unwrap().save_profile(&p).unwrap();
+        assert_eq!(s.profile(id).unwrap().unwrap().endpoint, "http://b/files");
+        s.forget_profiles();
+        assert_eq!(s.profile(id).unwrap().unwrap().endpoint, "http://c/files");
+        assert!(s.delete_profile("home").unwrap());
+        assert_eq!(s.profile(id).unwrap(), None);
     }
 
     #[test]
