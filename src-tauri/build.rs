@@ -6,6 +6,7 @@ fn main() {
             .capabilities_path_pattern("src-tauri/capabilities/**/*")
             .app_manifest(tauri_build::AppManifest::new().commands(&[
                 "list_uploads",
+                "watch_queue",
                 "pick_and_add",
                 "pause_upload",
                 "resume_upload",

@@ -4,6 +4,7 @@
 mod support;
 
 use fantoccini::Locator;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,21 +31,9 @@ fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut Profile, &mut AppSettings)
     AppSettings::use_profile(&store, &secrets, &profile).unwrap();
 }
 
-/// Adds files the way the system hands them over: a second launch with the paths, which the
-/// running app takes (the window itself cannot name paths).
+/// Adds files the way the system hands them over.
 fn add_files(data_dir: &Path, home: &Path, paths: &[&Path]) {
-    let mut second = Command::new(support::app::app_bin())
-        .args(paths)
-        .env("TUSKER_DATA_DIR", data_dir)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = support::wait_for(&mut second, Duration::from_secs(15))
-        .expect("the second launch did not hand over and exit");
-    assert!(status.success(), "second launch exits cleanly: {status}");
+    support::app::hand_over(data_dir, home, paths);
 }
 
 fn journal(data_dir: &Path) -> Vec<tusker_core::UploadRecord> {
@@ -275,6 +264,81 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
     );
     assert_eq!(server.upload_count(), 1);
     app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_uploads() {
+    use sha2::{Digest, Sha256};
+    let _display = DISPLAY.lock().await;
+    const FILES: usize = 3_000;
+    let server = TusServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    let mut want: HashMap<[u8; 32], usize> = HashMap::new();
+    for i in 0..FILES {
+        let d = folder.join(format!("d{:02}", i % 20));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut content = format!("file {i:06} ").into_bytes();
+        content.extend((0..1024 + (i * 37) % 7000).map(|j| ((i * 31 + j * 7) % 251) as u8));
+        std::fs::write(d.join(format!("f{i:05}.bin")), &content).unwrap();
+        *want.entry(Sha256::digest(&content).into()).or_default() += 1;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
+
+    // 1. The app dies (abort, no clean-up) inside the journal transaction of the drop's
+    //    third batch, the first batches already uploading.
+    let app = App::launch_with_env(
+        data.path(),
+        home.path(),
+        &[],
+        &[("TUSKER_CRASH_AT", "insert-uncommitted:300")],
+    )
+    .await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    add_files(data.path(), home.path(), &[&folder]);
+    support::wait_until("the app to crash", Duration::from_secs(30), || {
+        app.app_pid().is_none()
+    });
+    drop(app);
+    let rows = journal(data.path()).len();
+    assert!(rows > 0 && rows < FILES, "{rows} rows after the crash");
+
+    // 2. Relaunched, it takes the rest of the folder in by itself and is killed (SIGKILL)
+    //    with half of the files on the server.
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    support::wait_until(
+        "half of the files on the server",
+        Duration::from_secs(120),
+        || server.uploads().iter().filter(|u| u.complete()).count() >= FILES / 2,
+    );
+    let pid = app.app_pid().expect("the app's pid");
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    drop(app);
+    assert!(
+        journal(data.path())
+            .iter()
+            .any(|r| r.state != UploadState::Completed),
+        "killed before the end"
+    );
+
+    // 3. Relaunched, it finishes: one row per file, every file on the server once.
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    support::wait_until("every file completed", Duration::from_secs(180), || {
+        let rows = journal(data.path());
+        rows.len() == FILES && rows.iter().all(|r| r.state == UploadState::Completed)
+    });
+    app.wait_js(
+        "the window's count",
+        &format!("document.querySelector('.row')?.getAttribute('aria-setsize') === '{FILES}'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.close().await;
+    support::assert_each_once(&want, &server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

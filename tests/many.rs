@@ -96,17 +96,5 @@ fn a_folder_survives_kills_during_the_drop_and_the_uploads() {
     assert!(rows.iter().all(|r| r["state"] == "completed"));
 
     // Every file's content is on the server exactly once, complete.
-    let mut got: HashMap<[u8; 32], usize> = HashMap::new();
-    for u in server.uploads().iter().filter(|u| u.complete()) {
-        *got.entry(sha(&std::fs::read(&u.data).unwrap()))
-            .or_default() += 1;
-    }
-    let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
-    let twice = got.values().filter(|n| **n > 1).count();
-    let foreign = got.keys().filter(|k| !want.contains_key(*k)).count();
-    assert_eq!(
-        (missing, twice, foreign),
-        (0, 0, 0),
-        "missing, twice, not a file's"
-    );
+    support::assert_each_once(&want, &server);
 }

@@ -14,6 +14,11 @@ use support::{cli, list_json, output_within, pattern, wait_for, TusServer};
 const SIZE: usize = (9 << 20) + 77;
 
 fn parted(endpoint: &str, file: &Path) -> std::process::Command {
+    parted_in(endpoint, file, "1MiB")
+}
+
+/// [`parted`] with PATCH bodies of `chunk`.
+fn parted_in(endpoint: &str, file: &Path, chunk: &str) -> std::process::Command {
     let data = file.parent().unwrap().join("data");
     let mut cmd = cli(&data);
     cmd.args(["-v", "upload", "--endpoint", endpoint])
@@ -25,7 +30,7 @@ fn parted(endpoint: &str, file: &Path) -> std::process::Command {
             "--parallel",
             "4",
         ])
-        .args(["--chunk-size", "1MiB", "--plain"])
+        .args(["--chunk-size", chunk, "--plain"])
         .arg(file);
     cmd
 }
@@ -99,7 +104,8 @@ fn a_kill_at_every_phase_of_a_parted_upload_resumes_to_one_final() {
     // (crash point, what rustus holds afterwards, by size). A part whose POST answer was
     // lost stays there empty and unreachable (the part POSTed beside it may be answered in
     // the same instant); a lost final answer is the one documented window for a second copy
-    // of the file.
+    // of the file. Bodies of 256 KiB, which rustus takes: its 413s to larger ones can stall a
+    // part for 30 s (README, Not done yet), and this test is about the crash phases.
     for (point, held) in [
         ("part-created:3", vec![0, SIZE as u64]),
         ("patch-acked:5", vec![SIZE as u64]),
@@ -108,13 +114,20 @@ fn a_kill_at_every_phase_of_a_parted_upload_resumes_to_one_final() {
     ] {
         let server = RustusServer::start();
         let (dir, file, content) = setup(point.len() as u64);
-        let mut first = parted(&server.endpoint(), &file);
+        let mut first = parted_in(&server.endpoint(), &file, "256KiB");
+        let log = dir.path().join("first.log");
         first
             .env("TUSKER_CRASH_AT", point)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&log).unwrap());
         let mut child = first.spawn().unwrap();
-        let st = wait_for(&mut child, Duration::from_secs(60)).expect("the CLI ended");
+        let Some(st) = wait_for(&mut child, Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!(
+                "{point}: the CLI did not end within 60 s:\n{}",
+                plain(&std::fs::read(&log).unwrap_or_default())
+            );
+        };
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(libc::SIGABRT), "{point}: {st:?}");
         let data = dir.path().join("data");

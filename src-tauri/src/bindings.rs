@@ -30,6 +30,7 @@ mod tests {
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
             crate::state::Added::decl(&cfg),
+            crate::state::RejectedFile::decl(&cfg),
             Action::decl(&cfg),
         ];
         let mut out = String::from(

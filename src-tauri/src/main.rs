@@ -77,6 +77,7 @@ fn main() {
             commands::queue::pick_and_add,
             commands::queue::pause_upload,
             commands::queue::resume_upload,
+            commands::queue::watch_queue,
             commands::queue::pause_all,
             commands::queue::resume_all,
             commands::queue::cancel_upload,

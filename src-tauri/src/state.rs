@@ -14,6 +14,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Paths from the command line that wait for an endpoint to be set.
     pub pending: std::sync::Mutex<Vec<PathBuf>>,
+    /// Where the window hears the queue's batches (`watch_queue`; a reload replaces it).
+    pub queue_feed: std::sync::Mutex<Option<tauri::ipc::Channel>>,
     /// Flushes the log file's buffered lines when dropped. The process exits without
     /// dropping managed state, so quitting takes it out and drops it (see `flush_log`).
     log: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
@@ -99,6 +101,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     Ok(AppState {
         engine,
         pending: Default::default(),
+        queue_feed: Default::default(),
         log: std::sync::Mutex::new(Some(log)),
     })
 }
@@ -144,11 +147,55 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
     add_from_system(app, paths);
 }
 
-/// What adding files from the system came to, for the window's notice.
-#[derive(Clone, serde::Serialize, ts_rs::TS)]
+/// What adding files from the system came to, for the window's notice: how many went each
+/// way, and the files skipped with why. Counts, not one result per file: a dropped folder of
+/// 100,000 files sent as many results, and the window froze for seconds reading them.
+#[derive(Clone, Default, serde::Serialize, ts_rs::TS)]
 pub struct Added {
-    pub results: Vec<tusker_core::AddResult>,
+    pub added: u32,
+    pub resumed: u32,
+    pub restarted: u32,
+    pub already_uploaded: u32,
+    /// The first [`REJECTED_SHOWN`] skipped files; `rejected_count` counts them all.
+    pub rejected: Vec<RejectedFile>,
+    pub rejected_count: u32,
     pub error: Option<CmdError>,
+}
+
+/// A file that was not added, and why.
+#[derive(Clone, serde::Serialize, ts_rs::TS)]
+pub struct RejectedFile {
+    pub path: String,
+    pub error: String,
+}
+
+/// Skipped files named in the window's notice (the log names them all).
+pub const REJECTED_SHOWN: usize = 20;
+
+impl Added {
+    pub fn of(results: &[tusker_core::AddResult]) -> Added {
+        use tusker_core::AddResult as R;
+        let mut out = Added::default();
+        for r in results {
+            match r {
+                R::Added { .. } => out.added += 1,
+                R::Resumed { .. } => out.resumed += 1,
+                R::Restarted { .. } => out.restarted += 1,
+                R::AlreadyUploaded { .. } => out.already_uploaded += 1,
+                R::Rejected { path, error } => {
+                    tracing::warn!(path = %path, error = %error, "not added");
+                    out.rejected_count += 1;
+                    if out.rejected.len() < REJECTED_SHOWN {
+                        out.rejected.push(RejectedFile {
+                            path: path.clone(),
+                            error: error.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Adds paths that came from the system: the native drag and drop, a file dialog the shell
@@ -192,15 +239,12 @@ pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Optio
             Err(e) => Err(e),
         };
         let added = match result {
-            Ok(results) => Added {
-                results,
-                error: None,
-            },
+            Ok(results) => Added::of(&results),
             Err(e) => {
                 tracing::warn!(code = e.code, error = %e.message, "files were not added");
                 Added {
-                    results: Vec::new(),
                     error: Some(e),
+                    ..Added::default()
                 }
             }
         };

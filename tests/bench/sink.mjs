@@ -2,8 +2,8 @@
 // and discards request bodies. Any PUT/POST without tus headers gets 200 (for `curl -T`). It
 // also speaks just enough tus (OPTIONS, POST, HEAD, PATCH) to take Tusker's uploads, so the
 // client's own overhead can be compared with curl's on the same sink. Prints `LISTENING
-// <port>`, and `FIRST_BYTE <unix ms>` when the first body byte of a PATCH arrives (again after
-// a GET /reset).
+// <port>`, `FIRST_BYTE <unix ms>` when the first body byte of a PATCH arrives (again after
+// a GET /reset), and `COMPLETE <unix ms> <length>` when an upload of 1 MiB or more is whole.
 import http from 'node:http';
 
 const uploads = new Map();
@@ -57,6 +57,7 @@ const server = http.createServer((req, res) => {
     if (isTus && req.method === 'PATCH') {
       if (!u) { res.writeHead(404, tus); return res.end(); }
       u.offset += n;
+      if (u.length >= 1 << 20 && u.offset === u.length) console.log(`COMPLETE ${Date.now()} ${u.length}`);
       res.writeHead(204, { ...tus, 'Upload-Offset': u.offset });
       return res.end();
     }

@@ -28,6 +28,24 @@ pub fn app_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tusker"))
 }
 
+/// Hands paths to the running app the way the system does (a drop, a file manager): a
+/// second launch with the paths, which the running app takes (the window itself cannot name
+/// paths).
+pub fn hand_over(data_dir: &Path, home: &Path, paths: &[&Path]) {
+    let mut second = Command::new(app_bin())
+        .args(paths)
+        .env("TUSKER_DATA_DIR", data_dir)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = super::wait_for(&mut second, Duration::from_secs(15))
+        .expect("the second launch did not hand over and exit");
+    assert!(status.success(), "second launch exits cleanly: {status}");
+}
+
 /// One launch of the app: tauri-driver (stopped with SIGTERM so it takes WebKitWebDriver
 /// down with it) and a WebDriver session on the app's window.
 pub struct App {
@@ -39,6 +57,16 @@ pub struct App {
 impl App {
     /// Launches the app on `data_dir` with a private XDG home (window state, config).
     pub async fn launch(data_dir: &Path, home: &Path, args: &[String]) -> App {
+        Self::launch_with_env(data_dir, home, args, &[]).await
+    }
+
+    /// [`App::launch`] with more environment for the app (a failpoint, say).
+    pub async fn launch_with_env(
+        data_dir: &Path,
+        home: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> App {
         require_e2e_prerequisites();
         let port = free_port();
         let native = free_port();
@@ -53,7 +81,12 @@ impl App {
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("TUSKER_LOG", "debug")
+            // Benchmarks measure the app as shipped (info); tests want the details.
+            .env(
+                "TUSKER_LOG",
+                std::env::var("TUSKER_E2E_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -250,6 +250,25 @@ pub fn cli_bin() -> PathBuf {
     .clone()
 }
 
+/// Every wanted content (SHA-256, with how many files hold it) is complete on the server
+/// exactly once, and the server holds nothing else.
+pub fn assert_each_once(want: &std::collections::HashMap<[u8; 32], usize>, server: &TusServer) {
+    use sha2::{Digest, Sha256};
+    let mut got: std::collections::HashMap<[u8; 32], usize> = Default::default();
+    for u in server.uploads().iter().filter(|u| u.complete()) {
+        *got.entry(Sha256::digest(std::fs::read(&u.data).unwrap()).into())
+            .or_default() += 1;
+    }
+    let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+    let twice = got.values().filter(|n| **n > 1).count();
+    let foreign = got.keys().filter(|k| !want.contains_key(*k)).count();
+    assert_eq!(
+        (missing, twice, foreign),
+        (0, 0, 0),
+        "missing, twice, not a file's"
+    );
+}
+
 /// A CLI command with its data dir set.
 pub fn cli(data_dir: &Path) -> Command {
     let mut c = Command::new(cli_bin());

@@ -8,6 +8,13 @@ use tusker_core::{UploadId, UploadView};
 use super::{text, CmdError, CmdResult};
 use crate::state::{add_from_system, add_in_background, AppState};
 
+/// The window opens its feed of queue batches here, then lists the queue: no batch falls
+/// between the two.
+#[tauri::command]
+pub fn watch_queue(state: State<'_, AppState>, feed: tauri::ipc::Channel) {
+    *state.queue_feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
+}
+
 #[tauri::command]
 pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<Vec<UploadView>> {
     state.engine.snapshot().await.map_err(text)

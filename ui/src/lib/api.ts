@@ -1,10 +1,9 @@
 // Every call the UI makes into the Rust shell, typed. Command names match
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
-import { invoke } from '@tauri-apps/api/core';
+import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { Added, AppInfo, CmdError, EventBatch, HeaderSetting, ProfileView, ServerCaps, Settings, UploadView } from './types';
 
-export const QUEUE_EVENT = 'queue-batch';
 export const PENDING_EVENT = 'pending-paths';
 export const ADDED_EVENT = 'files-added';
 
@@ -34,8 +33,18 @@ export const api = {
   continueUploadUrl: (url: string) => invoke<void>('continue_upload_url', { url }),
 };
 
-export function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
-  return listen<EventBatch>(QUEUE_EVENT, (e) => handler(e.payload));
+/** The queue's batches, through a channel (large ones are fetched as JSON, not compiled as
+ * a script, as event payloads are). Open it before listing the queue. */
+export async function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
+  const feed = new Channel<EventBatch>();
+  let open = true;
+  feed.onmessage = (b) => {
+    if (open) handler(b);
+  };
+  await invoke<void>('watch_queue', { feed });
+  return () => {
+    open = false;
+  };
 }
 
 /** What became of files the shell took from a drop, a dialog or a command line. */

@@ -49,6 +49,24 @@ describe('applyBatch', () => {
     expect(next.map((r) => r.id)).toEqual([2]);
   });
 
+  it('appends arrivals behind the last row without re-sorting, and sorts one that is not', () => {
+    let rows = applyBatch([view(1), view(2)], { changed: [view(3)], removed: [] });
+    rows = applyBatch(rows, { changed: [view(2, { acked: 7 }), view(4)], removed: [] });
+    expect(rows.map((r) => [r.id, r.acked])).toEqual([[1, 0], [2, 7], [3, 0], [4, 0]]);
+    rows = applyBatch(rows, { changed: [view(0)], removed: [] });
+    expect(rows.map((r) => r.id)).toEqual([0, 1, 2, 3, 4]);
+    // The index follows the sort and a removal.
+    rows = applyBatch(rows, { changed: [view(3, { acked: 9 })], removed: [1] });
+    expect(rows.map((r) => [r.id, r.acked])).toEqual([[0, 0], [2, 7], [3, 9], [4, 0]]);
+  });
+
+  it('indexes an older array afresh', () => {
+    const rows = [view(1), view(2)];
+    applyBatch(rows, { changed: [view(2, { acked: 1 })], removed: [] });
+    const again = applyBatch(rows, { changed: [view(1, { acked: 5 })], removed: [] });
+    expect(again.map((r) => [r.id, r.acked])).toEqual([[1, 5], [2, 0]]);
+  });
+
   it('returns the same array for an empty batch', () => {
     const rows = [view(1)];
     expect(applyBatch(rows, { changed: [], removed: [] })).toBe(rows);

@@ -4,23 +4,40 @@ import { ACTIONS, type EventBatch, type UploadState, type UploadView } from './t
 
 const byPosition = (a: UploadView, b: UploadView) => a.position - b.position || a.id - b.id;
 
+/** Where each id sits in an array applyBatch returned, so the next batch does not index
+ * 100,000 rows again (the array is never mutated, so the index stays true for it). */
+const indexes = new WeakMap<UploadView[], Map<number, number>>();
+
+function indexOf(rows: UploadView[]): Map<number, number> {
+  let index = indexes.get(rows);
+  if (!index) {
+    index = new Map();
+    rows.forEach((r, i) => index!.set(r.id, i));
+  }
+  return index;
+}
+
 /**
  * Returns the rows after a batch. Rows are replaced, never mutated, so the result can be
- * handed to a non-deep reactive store. O(rows + changes); re-sorts only when order moved.
+ * handed to a non-deep reactive store. O(changes) plus a copy of the array while rows only
+ * change or arrive behind the last one (a dropped folder); a removal or a move re-sorts.
  */
 export function applyBatch(rows: UploadView[], batch: EventBatch): UploadView[] {
   if (batch.reset) return batch.changed.slice().sort(byPosition);
   if (batch.changed.length === 0 && batch.removed.length === 0) return rows;
-  const index = new Map<number, number>();
-  rows.forEach((r, i) => index.set(r.id, i));
+  // The new array takes the old one's index over (a later batch applied to the old array,
+  // which the window never does, indexes it afresh).
+  const index = indexOf(rows);
+  indexes.delete(rows);
   const next = rows.slice();
   let resort = false;
   for (const v of batch.changed) {
     const i = index.get(v.id);
     if (i === undefined) {
+      const last = next[next.length - 1];
+      if (last && byPosition(last, v) > 0) resort = true;
       index.set(v.id, next.length);
       next.push(v);
-      resort = true;
     } else {
       if (next[i].position !== v.position) resort = true;
       next[i] = v;
@@ -32,6 +49,7 @@ export function applyBatch(rows: UploadView[], batch: EventBatch): UploadView[] 
     out = out.filter((r) => !gone.has(r.id));
   }
   if (resort) out.sort(byPosition);
+  if (out === next && !resort) indexes.set(out, index);
   return out;
 }
 

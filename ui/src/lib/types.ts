@@ -104,7 +104,13 @@ export type CmdError = {
  */
 code: string, message: string, };
 
-export type Added = { results: Array<AddResult>, error: CmdError | null, };
+export type Added = { added: number, resumed: number, restarted: number, already_uploaded: number, 
+/**
+ * The first [`REJECTED_SHOWN`] skipped files; `rejected_count` counts them all.
+ */
+rejected: Array<RejectedFile>, rejected_count: number, error: CmdError | null, };
+
+export type RejectedFile = { path: string, error: string, };
 
 export type Action = "pause" | "resume" | "retry" | "restart" | "cancel";
 
