@@ -1,4 +1,4 @@
-//! Pushes the engine's batched diffs (at most ten a second) to the window, and notifies when
+//! Pushes the engine's batched diffs (at most four a second) to the window, and notifies when
 //! uploads finish or fail while the window is not focused.
 //!
 //! The batches go through an IPC channel the window opened (`watch_queue`), not as events:
@@ -170,16 +170,14 @@ mod tests {
     use tusker_core::UploadView;
 
     fn view(id: UploadId, acked: u64) -> UploadView {
-        let mut v: UploadView = serde_json::from_value(serde_json::json!({
+        serde_json::from_value(serde_json::json!({
             "id": id, "position": id, "path": "/f", "name": "f", "size": 10,
             "endpoint": "http://e/files", "state": "uploading", "error": null, "acked": acked,
             "in_flight": 0, "speed": 0.0, "eta_secs": null, "retry_at_ms": null,
             "recreated": 0, "resent": 0, "note": null, "metadata": {}, "header_names": [],
             "profile": null, "asks_host": null
         }))
-        .unwrap();
-        v.acked = acked;
-        v
+        .unwrap()
     }
 
     fn batch(changed: Vec<UploadView>, removed: Vec<UploadId>, reset: bool) -> EventBatch {

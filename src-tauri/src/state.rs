@@ -182,8 +182,8 @@ impl Added {
                 R::Resumed { .. } => out.resumed += 1,
                 R::Restarted { .. } => out.restarted += 1,
                 R::AlreadyUploaded { .. } => out.already_uploaded += 1,
+                // The engine logged each one.
                 R::Rejected { path, error } => {
-                    tracing::warn!(path = %path, error = %error, "not added");
                     out.rejected_count += 1;
                     if out.rejected.len() < REJECTED_SHOWN {
                         out.rejected.push(RejectedFile {

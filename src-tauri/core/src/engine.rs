@@ -1121,11 +1121,6 @@ impl Actor {
             }
             _ => self.show_state(id, to, error),
         }
-        if to == UploadState::Completed {
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.view.acked = e.view.size;
-            }
-        }
         Some(to)
     }
 
@@ -1140,9 +1135,6 @@ impl Actor {
             return;
         }
         self.show_state(id, UploadState::Completed, None);
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.view.acked = e.view.size;
-        }
     }
 
     /// The queue's side of a state change (view, watches, scheduling hint), for a state the
@@ -1160,6 +1152,9 @@ impl Actor {
         }
         if let Some(e) = self.entries.get_mut(&id) {
             e.view.state = state;
+            if state == UploadState::Completed {
+                e.view.acked = e.view.size;
+            }
             e.view.error = error;
             e.view.asks_host = None;
             e.view.in_flight = 0;
@@ -1331,9 +1326,8 @@ impl Actor {
         want.min(self.concurrency).max(1)
     }
 
-    /// Starts a worker. When the journal is locked by another program the upload stays
-    /// queued and scheduling pauses for a moment.
-    /// Spawns the worker of an upload whose run the journal has begun.
+    /// Spawns the worker of an upload whose run the journal has begun ([`Actor::schedule`]
+    /// begins them together).
     fn start(
         &mut self,
         id: UploadId,
@@ -1772,10 +1766,13 @@ impl Actor {
                     // A URL a service created cannot start over: this file is named, the rest go on.
                     match self.restart(id, Some(f), Event::ReAddChanged) {
                         Ok(()) => out.push(Some(AddResult::Restarted { id, path })),
-                        Err(e @ Error::UploadUrl(_)) => out.push(Some(AddResult::Rejected {
-                            path,
-                            error: e.to_string(),
-                        })),
+                        Err(e @ Error::UploadUrl(_)) => {
+                            tracing::warn!(id, path = %path, error = %e, "not enqueued");
+                            out.push(Some(AddResult::Rejected {
+                                path,
+                                error: e.to_string(),
+                            }))
+                        }
                         Err(e) => return Err(e),
                     }
                 }
