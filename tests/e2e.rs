@@ -4,7 +4,6 @@
 mod support;
 
 use fantoccini::Locator;
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -268,21 +267,12 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_uploads() {
-    use sha2::{Digest, Sha256};
     let _display = DISPLAY.lock().await;
     const FILES: usize = 3_000;
     let server = TusServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
-    let mut want: HashMap<[u8; 32], usize> = HashMap::new();
-    for i in 0..FILES {
-        let d = folder.join(format!("d{:02}", i % 20));
-        std::fs::create_dir_all(&d).unwrap();
-        let mut content = format!("file {i:06} ").into_bytes();
-        content.extend((0..1024 + (i * 37) % 7000).map(|j| ((i * 31 + j * 7) % 251) as u8));
-        std::fs::write(d.join(format!("f{i:05}.bin")), &content).unwrap();
-        *want.entry(Sha256::digest(&content).into()).or_default() += 1;
-    }
+    let want = support::write_folder(&folder, FILES);
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());

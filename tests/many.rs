@@ -5,34 +5,18 @@
 
 mod support;
 
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::{cli, wait_for, TusServer};
 
 const FILES: usize = 2_000;
 
-fn sha(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 #[test]
 fn a_folder_survives_kills_during_the_drop_and_the_uploads() {
     let server = TusServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let drop = tmp.path().join("drop");
-    let mut want: HashMap<[u8; 32], usize> = HashMap::new();
-    for i in 0..FILES {
-        let d = drop.join(format!("d{:02}", i % 20));
-        std::fs::create_dir_all(&d).unwrap();
-        let len = 1024 + (i * 37) % 7000;
-        let mut content = format!("file {i:06} ").into_bytes();
-        content.extend((0..len).map(|j| ((i * 31 + j * 7) % 251) as u8));
-        std::fs::write(d.join(format!("f{i:05}.bin")), &content).unwrap();
-        *want.entry(sha(&content)).or_default() += 1;
-    }
-    assert_eq!(want.len(), FILES, "distinct contents");
+    let want = support::write_folder(&drop, FILES);
     let data = tmp.path().join("data");
 
     // 1. Killed while the folder is taken in: inside the journal transaction of its third

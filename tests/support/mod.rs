@@ -250,6 +250,24 @@ pub fn cli_bin() -> PathBuf {
     .clone()
 }
 
+/// A dropped folder for the crash tests: `files` small files (1-8 KiB, each content
+/// distinct) in 20 sub-folders of `root`. Returns their SHA-256s, each with its count (1).
+pub fn write_folder(root: &Path, files: usize) -> std::collections::HashMap<[u8; 32], usize> {
+    use sha2::{Digest, Sha256};
+    let mut want: std::collections::HashMap<[u8; 32], usize> = Default::default();
+    for i in 0..files {
+        let d = root.join(format!("d{:02}", i % 20));
+        std::fs::create_dir_all(&d).unwrap();
+        let len = 1024 + (i * 37) % 7000;
+        let mut content = format!("file {i:06} ").into_bytes();
+        content.extend((0..len).map(|j| ((i * 31 + j * 7) % 251) as u8));
+        std::fs::write(d.join(format!("f{i:05}.bin")), &content).unwrap();
+        *want.entry(Sha256::digest(&content).into()).or_default() += 1;
+    }
+    assert_eq!(want.len(), files, "distinct contents");
+    want
+}
+
 /// Every wanted content (SHA-256, with how many files hold it) is complete on the server
 /// exactly once, and the server holds nothing else.
 pub fn assert_each_once(want: &std::collections::HashMap<[u8; 32], usize>, server: &TusServer) {
