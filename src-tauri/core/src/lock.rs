@@ -76,6 +76,13 @@ mod tests {
             "{err}"
         );
         drop(l);
-        DirLock::acquire(d.path()).unwrap();
+        // Another test thread may fork a child between our open and its exec; the child holds
+        // the lock's file description until exec closes it (CLOEXEC), so allow a short wait.
+        let mut tries = 0;
+        while let Err(e) = DirLock::acquire(d.path()) {
+            tries += 1;
+            assert!(tries < 200, "the lock stayed held after drop: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
