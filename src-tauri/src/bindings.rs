@@ -11,7 +11,7 @@ mod tests {
     use crate::commands::CmdError;
     use ts_rs::TS;
     use tusker_core::lifecycle::{self, Action};
-    use tusker_core::{AddResult, EventBatch, ServerCaps, UploadState, UploadView};
+    use tusker_core::{AddResult, ServerCaps, UploadState};
 
     const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/src/lib/types.ts");
 
@@ -20,8 +20,8 @@ mod tests {
         let cfg = ts_rs::Config::new().with_large_int("number");
         let decls = [
             UploadState::decl(&cfg),
-            UploadView::decl(&cfg),
-            EventBatch::decl(&cfg),
+            crate::rows::QueueRow::decl(&cfg),
+            crate::rows::QueueBatch::decl(&cfg),
             AddResult::decl(&cfg),
             ServerCaps::decl(&cfg),
             AppInfo::decl(&cfg),

@@ -108,7 +108,7 @@ fn send_to_window(app: &AppHandle, batch: &EventBatch) {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let Some(feed) = feed {
-        match serde_json::to_string(batch) {
+        match serde_json::to_string(&crate::rows::QueueBatch::from(batch)) {
             Ok(json) => {
                 if let Err(e) = feed.send(tauri::ipc::InvokeResponseBody::Json(json)) {
                     tracing::debug!(error = %e, "the window did not take a queue batch");
@@ -117,6 +117,7 @@ fn send_to_window(app: &AppHandle, batch: &EventBatch) {
             Err(e) => tracing::error!(error = %e, "a queue batch did not serialise"),
         }
     }
+    crate::rows::give_back_memory(batch.changed.len());
 }
 
 fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, UploadState>) {

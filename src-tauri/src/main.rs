@@ -7,6 +7,7 @@ mod bindings;
 mod commands;
 mod events;
 mod logging;
+mod rows;
 mod state;
 
 use std::path::PathBuf;

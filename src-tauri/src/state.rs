@@ -72,7 +72,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     // A desktop app waits out an offline day (laptop on a train, Wi-Fi gone) and carries on
     // when the network is back; server errors still fail after the attempt budget.
     config.upload.retry.network_patience = Some(std::time::Duration::from_secs(24 * 3600));
-    let engine = tauri::async_runtime::block_on(Engine::open(config))?;
+    let engine = open_engine(config)?;
     tracing::info!(data_dir = %dir.display(), auto_resume = settings.auto_resume, "engine opened");
     {
         // A drop the app was still taking in when it died: the rest of its files come in now.
@@ -250,4 +250,38 @@ pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Optio
         };
         let _ = app.emit(crate::events::ADDED_EVENT, added);
     });
+}
+
+/// The engine runs on a thread of its own with a single-threaded runtime, as in the CLI:
+/// uploads and the journal then cost the app what they cost the CLI (on Tauri's
+/// multi-threaded runtime, wake-ups across threads took more CPU than the transfer), and the
+/// window's work never competes with them for that thread. The thread lives as long as the
+/// app; quitting shuts the engine down through its handle first.
+fn open_engine(config: EngineConfig) -> Result<Engine> {
+    let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let opened = Engine::open(config).await.map_err(anyhow::Error::from);
+                let ok = opened.is_ok();
+                let _ = opened_tx.send(opened);
+                if ok {
+                    std::future::pending::<()>().await;
+                }
+            });
+        })?;
+    opened_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the engine's thread ended before opening it"))?
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use tauri::State;
 use tauri_plugin_opener::OpenerExt;
-use tusker_core::{UploadId, UploadView};
+use tusker_core::UploadId;
 
 use super::{text, CmdError, CmdResult};
 use crate::state::{add_from_system, add_in_background, AppState};
@@ -15,9 +15,17 @@ pub fn watch_queue(state: State<'_, AppState>, feed: tauri::ipc::Channel) {
     *state.queue_feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
 }
 
+/// The queue's rows ([`crate::rows::QueueRow`]), as JSON.
 #[tauri::command]
-pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<Vec<UploadView>> {
-    state.engine.snapshot().await.map_err(text)
+pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<tauri::ipc::Response> {
+    let views = state.engine.snapshot().await.map_err(text)?;
+    let json = crate::rows::rows_json(&views).map_err(|e| text(std::io::Error::from(e).into()))?;
+    let rows = views.len();
+    drop(views);
+    crate::rows::give_back_memory(rows);
+    Ok(tauri::ipc::Response::new(
+        tauri::ipc::InvokeResponseBody::Json(json),
+    ))
 }
 
 /// Opens the system's file (or folder) dialog and adds what the person picks; the window

@@ -2,13 +2,13 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { Added, AppInfo, CmdError, EventBatch, HeaderSetting, ProfileView, ServerCaps, Settings, UploadView } from './types';
+import type { Added, AppInfo, CmdError, QueueBatch, HeaderSetting, ProfileView, ServerCaps, Settings, QueueRow } from './types';
 
 export const PENDING_EVENT = 'pending-paths';
 export const ADDED_EVENT = 'files-added';
 
 export const api = {
-  list: () => invoke<UploadView[]>('list_uploads'),
+  list: () => invoke<QueueRow[]>('list_uploads'),
   pickAndAdd: (folders: boolean) => invoke<void>('pick_and_add', { folders }),
   addPending: () => invoke<void>('add_pending'),
   pause: (id: number) => invoke<void>('pause_upload', { id }),
@@ -35,8 +35,8 @@ export const api = {
 
 /** The queue's batches, through a channel (large ones are fetched as JSON, not compiled as
  * a script, as event payloads are). Open it before listing the queue. */
-export async function onQueue(handler: (batch: EventBatch) => void): Promise<UnlistenFn> {
-  const feed = new Channel<EventBatch>();
+export async function onQueue(handler: (batch: QueueBatch) => void): Promise<UnlistenFn> {
+  const feed = new Channel<QueueBatch>();
   let open = true;
   feed.onmessage = (b) => {
     if (open) handler(b);

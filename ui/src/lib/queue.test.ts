@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { actions, applyBatch, hostQuestion, progress, totals } from './queue';
-import type { UploadView } from './types';
+import type { QueueRow } from './types';
 
-function view(id: number, over: Partial<UploadView> = {}): UploadView {
+function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
   return {
     id,
     position: id,
     path: `/tmp/f${id}`,
     name: `f${id}`,
     size: 1000,
-    endpoint: 'http://127.0.0.1/files',
     state: 'queued',
     error: null,
     acked: 0,
@@ -18,10 +17,8 @@ function view(id: number, over: Partial<UploadView> = {}): UploadView {
     eta_secs: null,
     retry_at_ms: null,
     recreated: 0,
-    metadata: {},
     resent: 0,
     note: null,
-    header_names: [],
     profile: null,
     asks_host: null,
     ...over,

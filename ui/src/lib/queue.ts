@@ -1,14 +1,14 @@
 // Pure queue logic: applying the engine's batched diffs to the rows the UI shows, and totals.
 // Kept free of Svelte and Tauri so it is tested directly.
-import { ACTIONS, type EventBatch, type UploadState, type UploadView } from './types';
+import { ACTIONS, type QueueBatch, type UploadState, type QueueRow } from './types';
 
-const byPosition = (a: UploadView, b: UploadView) => a.position - b.position || a.id - b.id;
+const byPosition = (a: QueueRow, b: QueueRow) => a.position - b.position || a.id - b.id;
 
 /** Where each id sits in an array applyBatch returned, so the next batch does not index
  * 100,000 rows again (the array is never mutated, so the index stays true for it). */
-const indexes = new WeakMap<UploadView[], Map<number, number>>();
+const indexes = new WeakMap<QueueRow[], Map<number, number>>();
 
-function indexOf(rows: UploadView[]): Map<number, number> {
+function indexOf(rows: QueueRow[]): Map<number, number> {
   let index = indexes.get(rows);
   if (!index) {
     index = new Map();
@@ -22,7 +22,7 @@ function indexOf(rows: UploadView[]): Map<number, number> {
  * handed to a non-deep reactive store. O(changes) plus a copy of the array while rows only
  * change or arrive behind the last one (a dropped folder); a removal or a move re-sorts.
  */
-export function applyBatch(rows: UploadView[], batch: EventBatch): UploadView[] {
+export function applyBatch(rows: QueueRow[], batch: QueueBatch): QueueRow[] {
   if (batch.reset) return batch.changed.slice().sort(byPosition);
   if (batch.changed.length === 0 && batch.removed.length === 0) return rows;
   // The new array takes the old one's index over (a later batch applied to the old array,
@@ -67,7 +67,7 @@ export interface Totals {
 const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_sign_in'];
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
-export function totals(rows: UploadView[]): Totals {
+export function totals(rows: QueueRow[]): Totals {
   let t: Totals = { count: rows.length, active: 0, completed: 0, failed: 0, size: 0, acked: 0, speed: 0, eta: null };
   for (const r of rows) {
     if (r.state === 'uploading' || r.state === 'waiting_to_retry') t.active++;
@@ -103,7 +103,7 @@ export function goAgain(state: UploadState): 'resume' | 'retry' | 'restart' | nu
 }
 
 /** The fraction of a row's progress bar: acknowledged bytes, plus the in-flight estimate. */
-export function progress(r: UploadView): { acked: number; inFlight: number } {
+export function progress(r: QueueRow): { acked: number; inFlight: number } {
   if (r.size === 0) return { acked: r.state === 'completed' ? 1 : 0, inFlight: 0 };
   const acked = Math.min(1, r.acked / r.size);
   const inFlight = Math.min(1 - acked, r.in_flight / r.size);
@@ -118,8 +118,8 @@ export function looksSecret(name: string): boolean {
 /** The question the window asks about another host: the first failed row that names one,
  * and how many failed rows of the same profile ask about the same host (one answer serves
  * them all). */
-export function hostQuestion(rows: UploadView[]): { row: UploadView; count: number } | null {
-  const asks = (r: UploadView) => r.state === 'failed' && r.asks_host !== null;
+export function hostQuestion(rows: QueueRow[]): { row: QueueRow; count: number } | null {
+  const asks = (r: QueueRow) => r.state === 'failed' && r.asks_host !== null;
   const row = rows.find(asks);
   if (!row) return null;
   const count = rows.filter((r) => asks(r) && r.asks_host === row.asks_host && r.profile === row.profile).length;

@@ -3,11 +3,7 @@
 
 export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry" | "completed" | "failed" | "cancelled" | "file_missing" | "file_changed" | "needs_sign_in";
 
-export type UploadView = { id: number, position: number, path: string, name: string, size: number, 
-/**
- * The endpoint without any `user:password@`.
- */
-endpoint: string, state: UploadState, error: string | null, 
+export type QueueRow = { id: number, position: number, path: string, name: string, size: number, state: UploadState, error: string | null, 
 /**
  * Bytes the server has confirmed; never goes backwards within a server upload.
  */
@@ -29,30 +25,25 @@ eta_secs: number | null,
  */
 retry_at_ms: number | null, recreated: number, 
 /**
- * Bytes sent again because the server lost bytes it had confirmed (progress went back).
+ * Bytes sent again because the server lost bytes it had confirmed.
  */
 resent: number, 
 /**
  * Something the user should know that is not an error (why progress went back).
  */
-note: string | null, metadata: Record<string, string>, 
-/**
- * Header names only; values are secrets.
- */
-header_names: Array<string>, 
+note: string | null, 
 /**
  * The profile it uploads with.
  */
 profile: string | null, 
 /**
- * The host the server sends it to, which its profile does not allow yet: the window
- * asks whether to upload there.
+ * The host the server sends it to, which its profile does not allow yet.
  */
 asks_host: string | null, };
 
-export type EventBatch = { changed: Array<UploadView>, removed: Array<number>, 
+export type QueueBatch = { changed: Array<QueueRow>, removed: Array<number>, 
 /**
- * `changed` is the whole queue: replace, don't merge (sent after a subscriber lagged).
+ * `changed` is the whole queue: replace, don't merge.
  */
 reset?: boolean, };
 
