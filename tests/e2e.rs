@@ -450,7 +450,7 @@ async fn busy_queue_screenshot() {
     ))
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let png = app.client.screenshot().await.unwrap();
+    let png = app.screenshot().await;
     let out = support::repo_root().join("target/e2e-busy-queue.png");
     std::fs::write(&out, &png).unwrap();
     assert!(png.len() > 10_000, "a real picture");
@@ -695,7 +695,7 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     app.click(Locator::Id("open-settings")).await;
     app.wait_for("#save-settings", Duration::from_secs(10))
         .await;
-    let png = app.client.screenshot().await.unwrap();
+    let png = app.screenshot().await;
     std::fs::write(support::repo_root().join("target/e2e-settings.png"), &png).unwrap();
     app.click(Locator::XPath("//button[text()='Replace']"))
         .await;
@@ -774,7 +774,7 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
         "{question}"
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let png = app.client.screenshot().await.unwrap();
+    let png = app.screenshot().await;
     std::fs::write(
         support::repo_root().join("target/e2e-host-question.png"),
         &png,

@@ -168,6 +168,30 @@ impl App {
         }
     }
 
+    /// A PNG of the window. The app paints without GL compositing, and then WebKitWebDriver's
+    /// screenshot waits for the next paint, which an idle page never makes: the page repaints a
+    /// corner pixel for two seconds meanwhile. Bounded, so a stuck screenshot fails the test.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        self.client
+            .execute(
+                "const d = document.createElement('div');
+                 d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
+                 document.body.appendChild(d);
+                 let n = 0;
+                 const t = setInterval(() => {
+                   d.style.opacity = n++ % 2 ? '0.01' : '0.02';
+                   if (n > 40) { clearInterval(t); d.remove(); }
+                 }, 50);",
+                vec![],
+            )
+            .await
+            .expect("nudging the page to paint");
+        tokio::time::timeout(Duration::from_secs(20), self.client.screenshot())
+            .await
+            .expect("WebDriver's screenshot did not come within 20 s")
+            .expect("screenshot")
+    }
+
     /// Panics with what the window shows (text, and a screenshot under target/).
     pub async fn fail(&self, msg: &str) -> ! {
         let text = self
@@ -177,7 +201,9 @@ impl App {
             .map(|v| v.to_string())
             .unwrap_or_else(|e| format!("<no page text: {e}>"));
         let shot = super::repo_root().join("target/e2e-failure.png");
-        if let Ok(png) = self.client.screenshot().await {
+        if let Ok(Ok(png)) =
+            tokio::time::timeout(Duration::from_secs(20), self.client.screenshot()).await
+        {
             let _ = std::fs::write(&shot, png);
         }
         panic!("{msg}\nwindow text: {text}\nscreenshot: {}", shot.display());
