@@ -285,8 +285,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // One event-loop thread, like Node under tus-js-client: with 10,000 small files the
 // cross-thread wake-ups of a multi-threaded runtime cost a third of the CPU (2.3-2.6 s ->
 // 1.6-1.7 s here), while one core still drives a loopback socket at about 2 GB/s. Streamed
-// file bodies, fingerprints and checksums are read on the blocking pool; journal writes and
-// reads of at most 64 KiB happen on this thread (microseconds each).
+// file bodies, fingerprints and checksums are read on the blocking pool; journal writes
+// (committed in groups) and reads of at most 16 KiB happen on this thread.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();

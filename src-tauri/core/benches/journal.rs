@@ -46,9 +46,12 @@ fn main() {
         ids.push(rec.id);
     }
     let id = ids[500];
+    // A write is answered by the journal's writer thread; the wait includes that hand-off.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let epoch = store.bump_epoch(id).unwrap();
-    store
-        .set_url(id, epoch, "http://127.0.0.1:1080/files/x", None, false)
+    rt.block_on(store.set_url(id, epoch, "http://127.0.0.1:1080/files/x", None, false))
         .unwrap();
     let mut times = Vec::with_capacity(writes);
     // Each acknowledged 8 MiB PATCH also journals the digests of its eight 1 MiB blocks.
@@ -59,8 +62,7 @@ fn main() {
             partial: None,
         };
         let t = Instant::now();
-        store
-            .set_offset(id, epoch, ((i as u64 + 1) * 8) << 20, None, &proof)
+        rt.block_on(store.set_offset(id, epoch, ((i as u64 + 1) * 8) << 20, None, &proof))
             .unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }

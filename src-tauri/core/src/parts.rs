@@ -539,7 +539,7 @@ async fn align_part(
     let start = part.start;
     let rebuilt =
         source::blocking(move || proof::rebuild_at(&path, start, &journal, target, true)).await?;
-    check_unchanged(rec)?;
+    check_unchanged(&rec.path, &rec.stamp())?;
     match rebuilt {
         Ok(h) => {
             source::lock(sent).reset(h);

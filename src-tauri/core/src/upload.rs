@@ -554,12 +554,11 @@ async fn check_file(
 }
 
 /// Verifies the stamp has not moved since the upload started (cheap stat, no hashing).
-fn check_unchanged(rec: &UploadRecord) -> Result<()> {
-    let st = fingerprint::stamp(Path::new(&rec.path))?;
-    if st.moved_from(&rec.stamp()) {
+fn check_unchanged(path: &str, stamp: &FileStamp) -> Result<()> {
+    let st = fingerprint::stamp(Path::new(path))?;
+    if st.moved_from(stamp) {
         return Err(Error::FileChanged(format!(
-            "{} was modified during the upload",
-            rec.path
+            "{path} was modified during the upload"
         )));
     }
     Ok(())
@@ -610,7 +609,7 @@ async fn align(ctx: &UploadCtx, rec: &UploadRecord, sent: &Sent, target: u64) ->
     let journal = ctx.store.proof(rec.id)?;
     let path = std::path::PathBuf::from(&rec.path);
     let rebuilt = source::blocking(move || proof::rebuild(&path, &journal, target, true)).await?;
-    check_unchanged(rec)?;
+    check_unchanged(&rec.path, &rec.stamp())?;
     match rebuilt {
         Ok(h) => {
             source::lock(sent).reset(h);
@@ -649,10 +648,18 @@ async fn next_body(
     let remaining = rec.size - offset;
     if offset >= tail_start {
         let len = max_len.min(remaining);
-        let bytes = source.read(offset, len).await?;
-        check_unchanged(rec)?;
-        source::record_memory(sent, offset, &bytes);
-        let checksum = checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
+        // Read, checked and recorded in one place: off the event loop unless small (with
+        // 100,000 small files, hashing them there made it the bottleneck).
+        let (path, stamp, sent) = (rec.path.clone(), rec.stamp(), sent.clone());
+        let (bytes, checksum) = source
+            .read_then(offset, len, move |bytes| {
+                check_unchanged(&path, &stamp)?;
+                source::record_memory(&sent, offset, &bytes);
+                let checksum =
+                    checksum.map(|alg| protocol::format_checksum(alg, &digest(alg, &bytes)));
+                Ok((bytes, checksum))
+            })
+            .await?;
         transfer.touch();
         return Ok(SizedBody {
             body: crate::source::memory_body(bytes, ctx.limiter.clone(), transfer.clone()),
@@ -909,7 +916,8 @@ async fn take_offset(
         offset,
         expires,
         length_pending,
-    )?;
+    )
+    .await?;
     *run.acked = offset;
     reporter.send(WorkerEvent::Progress {
         acked: offset,
@@ -921,7 +929,7 @@ async fn take_offset(
 /// Journals a server-confirmed offset with the proof of the bytes below it (the run's record
 /// of what it sent must already cover exactly `[0, offset)`); with every byte confirmed, the
 /// completion and the content hash too.
-fn journal_offset(
+async fn journal_offset(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     epoch: i64,
@@ -930,25 +938,32 @@ fn journal_offset(
     expires: Option<i64>,
     length_pending: bool,
 ) -> Result<bool> {
-    let mut log = source::lock(sent);
-    if log.hasher().len() != offset {
-        // Never journal a proof of another range than the offset it goes with.
-        return Err(Error::Protocol(format!(
-            "internal: the record of sent bytes ends at {}, not at {offset}",
-            log.hasher().len()
-        )));
-    }
-    let delta = log.hasher().delta();
+    // The record is sealed and aligned: only this worker touches it until `journalled`.
     let done = offset == rec.size && !length_pending;
-    if done {
-        let hash = log.hasher().content_hash();
+    let (delta, hash) = {
+        let log = source::lock(sent);
+        if log.hasher().len() != offset {
+            // Never journal a proof of another range than the offset it goes with.
+            return Err(Error::Protocol(format!(
+                "internal: the record of sent bytes ends at {}, not at {offset}",
+                log.hasher().len()
+            )));
+        }
+        (
+            log.hasher().delta(),
+            done.then(|| log.hasher().content_hash()),
+        )
+    };
+    if let Some(hash) = hash {
         ctx.store
-            .set_final_offset(rec.id, epoch, offset, expires, &delta, &hash)?;
+            .set_final_offset(rec.id, epoch, offset, expires, &delta, &hash)
+            .await?;
     } else {
         ctx.store
-            .set_offset(rec.id, epoch, offset, expires, &delta)?;
+            .set_offset(rec.id, epoch, offset, expires, &delta)
+            .await?;
     }
-    log.hasher_mut().journalled();
+    source::lock(sent).hasher_mut().journalled();
     Ok(done)
 }
 
@@ -1213,7 +1228,9 @@ async fn attempt(
                 ctx.client.allowed_hosts(),
             )?;
             let exp = created.expires.and_then(unix_secs);
-            ctx.store.set_url(id, epoch, &created.url, exp, had_url)?;
+            ctx.store
+                .set_url(id, epoch, &created.url, exp, had_url)
+                .await?;
             *run.acked = 0;
             if let Some(m) = moved.take() {
                 // A new server upload holds nothing yet: the moved stamp is the file's now.
@@ -1403,12 +1420,14 @@ async fn attempt(
     // has to (and a stopped worker's epoch keeps it from doing so).
     if !journalled_done {
         align(ctx, &rec, sent, offset).await?;
-        let mut log = source::lock(sent);
-        let delta = log.hasher().delta();
-        let hash = log.hasher().content_hash();
+        let (delta, hash) = {
+            let log = source::lock(sent);
+            (log.hasher().delta(), log.hasher().content_hash())
+        };
         ctx.store
-            .set_final_offset(id, epoch, offset, None, &delta, &hash)?;
-        log.hasher_mut().journalled();
+            .set_final_offset(id, epoch, offset, None, &delta, &hash)
+            .await?;
+        source::lock(sent).hasher_mut().journalled();
     }
     Ok(())
 }
