@@ -472,7 +472,8 @@ fn many_files_into_the_window() {
         let app = launch_ready(data.path(), home.path()).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let pid = app.app_pid().expect("the app runs") as u32;
-        let (idle, _) = tree_mem(pid, false);
+        println!("  idle, by process:");
+        let (idle, _) = tree_mem(pid, true);
         app.client.execute(MONITOR_JS, vec![]).await.unwrap();
         let cpu0 = cpu_by_process(pid);
         app.client
