@@ -46,7 +46,8 @@ fn main() {
         ids.push(rec.id);
     }
     let id = ids[500];
-    // A write is answered by the journal's writer thread; the wait includes that hand-off.
+    // A worker write is committed by a task on the runtime (group commit); the time includes
+    // that task's turn.
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -406,6 +406,10 @@ impl Store {
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn waiting(&self) -> MutexGuard<'_, Vec<GroupWrite>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is still safe to use.
@@ -705,7 +709,7 @@ impl Store {
     async fn group_write(&self, work: WriteWork) -> Result<()> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let first = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiting = self.waiting();
             waiting.push(GroupWrite { work, done });
             waiting.len() == 1
         };
@@ -723,7 +727,7 @@ impl Store {
     }
 
     fn commit_waiting(&self) {
-        let batch = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch = std::mem::take(&mut *self.waiting());
         let (works, answers): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|w| (w.work, w.done)).unzip();
         let results = commit_together(&mut self.conn(), works);
@@ -1544,7 +1548,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Runs a worker write (answered by the writer thread) to its end.
+    /// Runs a worker write (committed by a task of this runtime) to its end.
     fn wait<T>(write: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .build()
