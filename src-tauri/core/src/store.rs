@@ -127,6 +127,40 @@ pub struct PartRow {
 /// [`crate::error::Error::JournalBusy`].
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// After a write found the journal locked by another program, writes try once without
+/// waiting for this long.
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the journal was lately found locked by another program. The engine and every
+/// worker share one connection: had each write waited [`BUSY_WAIT`] while holding it, the
+/// writes of four retrying workers kept it held nearly all the time and the engine stopped
+/// answering. Meanwhile a write tries once; the first after the pause waits again.
+#[derive(Default)]
+struct BusyGate {
+    until: Mutex<Option<std::time::Instant>>,
+    /// What the connection's busy timeout is set to now (changed under the connection's lock).
+    quick: std::sync::atomic::AtomicBool,
+}
+
+impl BusyGate {
+    fn paused(&self) -> bool {
+        let until = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    fn hit(&self) {
+        *self.until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now() + BUSY_PAUSE);
+    }
+
+    fn note<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(crate::error::Error::JournalBusy(_)) = &r {
+            self.hit();
+        }
+        r
+    }
+}
+
 /// Handle to the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -134,6 +168,7 @@ pub struct Store {
     memo: Arc<Mutex<Memo>>,
     /// Worker writes waiting for the next group commit.
     waiting: Arc<Mutex<Vec<GroupWrite>>>,
+    busy: Arc<BusyGate>,
 }
 
 /// A worker write run inside its group's transaction. It may fail with `Interrupted` only
@@ -390,6 +425,7 @@ impl Store {
             conn: Arc::new(Mutex::new(conn)),
             memo: Arc::default(),
             waiting: Arc::default(),
+            busy: Arc::default(),
         })
     }
 
@@ -413,7 +449,24 @@ impl Store {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let quick = self.busy.paused();
+        if self
+            .busy
+            .quick
+            .swap(quick, std::sync::atomic::Ordering::Relaxed)
+            != quick
+        {
+            let wait = if quick {
+                std::time::Duration::ZERO
+            } else {
+                BUSY_WAIT
+            };
+            if let Err(e) = conn.busy_timeout(wait) {
+                tracing::warn!(error = %e, "could not set the journal's busy timeout");
+            }
+        }
+        conn
     }
 
     /// The schema version, for diagnostics and tests.
@@ -666,6 +719,14 @@ impl Store {
         &self,
         starts: &[(UploadId, UploadState)],
     ) -> Result<Vec<Result<(i64, UploadRecord)>>> {
+        let began = self.begin_runs_once(starts);
+        self.busy.note(began)
+    }
+
+    fn begin_runs_once(
+        &self,
+        starts: &[(UploadId, UploadState)],
+    ) -> Result<Vec<Result<(i64, UploadRecord)>>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(starts.len());
@@ -695,10 +756,13 @@ impl Store {
         more: impl FnOnce(&Connection) -> Result<()>,
     ) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        epoch_write(&tx, sql, p, more)?;
-        tx.commit()?;
-        Ok(())
+        let written = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            epoch_write(&tx, sql, p, more)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.busy.note(written)
     }
 
     /// Runs `work` in one transaction with the other worker writes made in the same turn of
@@ -731,6 +795,12 @@ impl Store {
         let (works, answers): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|w| (w.work, w.done)).unzip();
         let results = commit_together(&mut self.conn(), works);
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(crate::error::Error::JournalBusy(_))))
+        {
+            self.busy.hit();
+        }
         for (answer, result) in answers.into_iter().zip(results) {
             let _ = answer.send(result);
         }
@@ -1218,6 +1288,16 @@ impl Store {
         state: UploadState,
         error: Option<&str>,
     ) -> Result<UploadState> {
+        let set = self.set_state_once(id, state, error);
+        self.busy.note(set)
+    }
+
+    fn set_state_once(
+        &self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&str>,
+    ) -> Result<UploadState> {
         let completed = (state == UploadState::Completed).then(now_secs);
         let n = self
             .conn()
@@ -1622,6 +1702,51 @@ mod tests {
         assert!(wait(s.set_offset(b.id, 0, 101, None, &h.delta())).is_err());
         s.delete(a.id).unwrap();
         assert!(s.get(a.id).is_err());
+    }
+
+    /// Another program holds the journal's write lock: the first write waits [`BUSY_WAIT`]
+    /// and fails, the writes after it fail at once instead of holding the shared connection
+    /// through a wait each, and once the lock is gone a write goes through without waiting
+    /// for the pause to end.
+    #[test]
+    fn a_journal_locked_elsewhere_is_waited_for_once_then_tried_without_waiting() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let s = Store::open(&path).unwrap();
+        let a = s.insert(&new("/a/x.bin", "fp1")).unwrap();
+        let epoch = s.bump_epoch(a.id).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        fn busy<T>(r: &Result<T>) -> bool {
+            matches!(r, Err(crate::error::Error::JournalBusy(_)))
+        }
+        let t = Instant::now();
+        let first = s.set_state(a.id, UploadState::Paused, None);
+        let waited = t.elapsed();
+        assert!(busy(&first), "{first:?}");
+        assert!(waited >= BUSY_WAIT, "gave up after {waited:?}");
+        let t = Instant::now();
+        let group = wait(s.set_url(a.id, epoch, "http://h/files/1", None, false));
+        let run = s.begin_run(a.id, UploadState::Uploading).map(|_| ());
+        let state = s.set_state(a.id, UploadState::Paused, None);
+        let quick = t.elapsed();
+        assert!(
+            busy(&group) && busy(&run) && busy(&state),
+            "{group:?} {run:?} {state:?}"
+        );
+        assert!(
+            quick < Duration::from_millis(100),
+            "three writes took {quick:?}"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        let t = Instant::now();
+        wait(s.set_url(a.id, epoch, "http://h/files/1", None, false)).unwrap();
+        assert!(t.elapsed() < BUSY_PAUSE, "{:?}", t.elapsed());
+        assert_eq!(
+            s.get(a.id).unwrap().upload_url.as_deref(),
+            Some("http://h/files/1")
+        );
     }
 
     #[test]
