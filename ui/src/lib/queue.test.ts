@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { actions, applyBatch, hostQuestion, progress, totals } from './queue';
+import { Queue, actions, hostQuestion, progress, totals } from './queue';
 import type { QueueRow } from './types';
 
 function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
@@ -25,58 +25,77 @@ function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
   };
 }
 
-describe('applyBatch', () => {
-  it('adds, updates and removes rows without mutating the input', () => {
-    const rows = [view(1), view(2)];
-    const next = applyBatch(rows, { changed: [view(2, { acked: 500, state: 'uploading' }), view(3)], removed: [1] });
-    expect(next.map((r) => r.id)).toEqual([2, 3]);
-    expect(next[0].acked).toBe(500);
-    expect(rows[1].acked).toBe(0);
+describe('Queue', () => {
+  function queue(rows: QueueRow[]) {
+    const q = new Queue();
+    q.replace(rows);
+    return q;
+  }
+  const ids = (q: Queue) => q.rows.map((r) => r.id);
+
+  it('adds, updates and removes rows, replacing a changed row instead of mutating it', () => {
+    const q = queue([view(1), view(2)]);
+    const before = q.rows[1];
+    expect(q.apply({ changed: [view(2, { acked: 500, state: 'uploading' }), view(3)], removed: [1] })).toBe(true);
+    expect(ids(q)).toEqual([2, 3]);
+    expect(q.rows[0].acked).toBe(500);
+    expect(before.acked).toBe(0);
   });
 
-  it('re-sorts when positions move', () => {
-    const rows = [view(1), view(2), view(3)];
-    const next = applyBatch(rows, { changed: [view(3, { position: 0 })], removed: [] });
-    expect(next.map((r) => r.id)).toEqual([3, 1, 2]);
+  it('keeps one array: a batch changes it in place', () => {
+    const q = queue([view(1), view(2)]);
+    const rows = q.rows;
+    q.apply({ changed: [view(3), view(1, { position: 9 })], removed: [2] });
+    expect(q.rows).toBe(rows);
+    expect(ids(q)).toEqual([3, 1]);
+  });
+
+  it('sorts a snapshot and re-sorts when positions move', () => {
+    const q = queue([view(2), view(1), view(3)]);
+    expect(ids(q)).toEqual([1, 2, 3]);
+    q.apply({ changed: [view(3, { position: 0 })], removed: [] });
+    expect(ids(q)).toEqual([3, 1, 2]);
   });
 
   it('replaces everything on a reset batch', () => {
-    const rows = [view(1), view(2)];
-    const next = applyBatch(rows, { changed: [view(2)], removed: [], reset: true });
-    expect(next.map((r) => r.id)).toEqual([2]);
+    const q = queue([view(1), view(2)]);
+    q.apply({ changed: [view(2)], removed: [], reset: true });
+    expect(ids(q)).toEqual([2]);
+    // The index was rebuilt: 1 is new again, 2 is updated in place.
+    q.apply({ changed: [view(1), view(2, { acked: 3 })], removed: [] });
+    expect(q.rows.map((r) => [r.id, r.acked])).toEqual([[1, 0], [2, 3]]);
   });
 
   it('appends arrivals behind the last row without re-sorting, and sorts one that is not', () => {
-    let rows = applyBatch([view(1), view(2)], { changed: [view(3)], removed: [] });
-    rows = applyBatch(rows, { changed: [view(2, { acked: 7 }), view(4)], removed: [] });
-    expect(rows.map((r) => [r.id, r.acked])).toEqual([[1, 0], [2, 7], [3, 0], [4, 0]]);
-    rows = applyBatch(rows, { changed: [view(0)], removed: [] });
-    expect(rows.map((r) => r.id)).toEqual([0, 1, 2, 3, 4]);
+    const q = queue([view(1), view(2)]);
+    q.apply({ changed: [view(3)], removed: [] });
+    q.apply({ changed: [view(2, { acked: 7 }), view(4)], removed: [] });
+    expect(q.rows.map((r) => [r.id, r.acked])).toEqual([[1, 0], [2, 7], [3, 0], [4, 0]]);
+    q.apply({ changed: [view(0)], removed: [] });
+    expect(ids(q)).toEqual([0, 1, 2, 3, 4]);
     // The index follows the sort and a removal.
-    rows = applyBatch(rows, { changed: [view(3, { acked: 9 })], removed: [1] });
-    expect(rows.map((r) => [r.id, r.acked])).toEqual([[0, 0], [2, 7], [3, 9], [4, 0]]);
+    q.apply({ changed: [view(3, { acked: 9 })], removed: [1] });
+    expect(q.rows.map((r) => [r.id, r.acked])).toEqual([[0, 0], [2, 7], [3, 9], [4, 0]]);
+    q.apply({ changed: [view(4, { acked: 2 })], removed: [] });
+    expect(q.rows.map((r) => [r.id, r.acked])).toEqual([[0, 0], [2, 7], [3, 9], [4, 2]]);
   });
 
-  it('indexes an older array afresh', () => {
-    const rows = [view(1), view(2)];
-    applyBatch(rows, { changed: [view(2, { acked: 1 })], removed: [] });
-    const again = applyBatch(rows, { changed: [view(1, { acked: 5 })], removed: [] });
-    expect(again.map((r) => [r.id, r.acked])).toEqual([[1, 5], [2, 0]]);
+  it('says an empty batch changed nothing', () => {
+    const q = queue([view(1)]);
+    expect(q.apply({ changed: [], removed: [] })).toBe(false);
+    expect(ids(q)).toEqual([1]);
   });
 
-  it('returns the same array for an empty batch', () => {
-    const rows = [view(1)];
-    expect(applyBatch(rows, { changed: [], removed: [] })).toBe(rows);
-  });
-
-  it('handles 10,000 rows quickly enough for 10 batches a second', () => {
-    const rows = Array.from({ length: 10_000 }, (_, i) => view(i + 1));
-    const changed = Array.from({ length: 3 }, (_, i) => view(i + 1, { acked: 10 }));
+  it('handles 100,000 rows quickly enough for 10 batches a second', () => {
+    const q = queue(Array.from({ length: 100_000 }, (_, i) => view(i + 1)));
     const start = performance.now();
-    let r = rows;
-    for (let i = 0; i < 10; i++) r = applyBatch(r, { changed, removed: [] });
-    expect(r.length).toBe(10_000);
-    // Ten batches over 10k rows; generous bound, this is not a benchmark.
+    for (let i = 0; i < 10; i++) {
+      const changed = Array.from({ length: 16 }, (_, j) => view(i * 16 + j + 1, { acked: 10 }));
+      q.apply({ changed, removed: [] });
+    }
+    expect(q.rows.length).toBe(100_000);
+    expect(q.rows[159].acked).toBe(10);
+    // Ten batches over 100k rows; generous bound, this is not a benchmark.
     expect(performance.now() - start).toBeLessThan(1000);
   });
 });

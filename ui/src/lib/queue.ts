@@ -4,53 +4,64 @@ import { ACTIONS, type QueueBatch, type UploadState, type QueueRow } from './typ
 
 const byPosition = (a: QueueRow, b: QueueRow) => a.position - b.position || a.id - b.id;
 
-/** Where each id sits in an array applyBatch returned, so the next batch does not index
- * 100,000 rows again (the array is never mutated, so the index stays true for it). */
-const indexes = new WeakMap<QueueRow[], Map<number, number>>();
-
-function indexOf(rows: QueueRow[]): Map<number, number> {
-  let index = indexes.get(rows);
-  if (!index) {
-    index = new Map();
-    rows.forEach((r, i) => index!.set(r.id, i));
-  }
-  return index;
-}
-
 /**
- * Returns the rows after a batch. Rows are replaced, never mutated, so the result can be
- * handed to a non-deep reactive store. O(changes) plus a copy of the array while rows only
- * change or arrive behind the last one (a dropped folder); a removal or a move re-sorts.
+ * The rows the window shows, in queue order, changed in place by the engine's batches.
+ * A changed row is replaced (a new object), never mutated, so a row component redraws when
+ * its row is new; the array itself is kept: after dropping 100,000 files a copy of it per
+ * batch, ten a second, was most of the window's memory.
  */
-export function applyBatch(rows: QueueRow[], batch: QueueBatch): QueueRow[] {
-  if (batch.reset) return batch.changed.slice().sort(byPosition);
-  if (batch.changed.length === 0 && batch.removed.length === 0) return rows;
-  // The new array takes the old one's index over (a later batch applied to the old array,
-  // which the window never does, indexes it afresh).
-  const index = indexOf(rows);
-  indexes.delete(rows);
-  const next = rows.slice();
-  let resort = false;
-  for (const v of batch.changed) {
-    const i = index.get(v.id);
-    if (i === undefined) {
-      const last = next[next.length - 1];
-      if (last && byPosition(last, v) > 0) resort = true;
-      index.set(v.id, next.length);
-      next.push(v);
-    } else {
-      if (next[i].position !== v.position) resort = true;
-      next[i] = v;
+export class Queue {
+  readonly rows: QueueRow[] = [];
+  /** Where each id sits in `rows`. */
+  private index = new Map<number, number>();
+
+  /** Replaces every row (a snapshot). */
+  replace(rows: QueueRow[]) {
+    this.rows.length = 0;
+    for (const r of rows) this.rows.push(r);
+    this.rows.sort(byPosition);
+    this.reindex();
+  }
+
+  /**
+   * Applies a batch; says whether any row changed. O(changes) while rows only change or
+   * arrive behind the last one (a dropped folder); a removal or a move re-sorts.
+   */
+  apply(batch: QueueBatch): boolean {
+    if (batch.reset) {
+      this.replace(batch.changed);
+      return true;
     }
+    if (batch.changed.length === 0 && batch.removed.length === 0) return false;
+    const rows = this.rows;
+    let resort = false;
+    for (const v of batch.changed) {
+      const i = this.index.get(v.id);
+      if (i === undefined) {
+        const last = rows[rows.length - 1];
+        if (last && byPosition(last, v) > 0) resort = true;
+        this.index.set(v.id, rows.length);
+        rows.push(v);
+      } else {
+        if (rows[i].position !== v.position) resort = true;
+        rows[i] = v;
+      }
+    }
+    if (batch.removed.length > 0) {
+      const gone = new Set(batch.removed);
+      let kept = 0;
+      for (const r of rows) if (!gone.has(r.id)) rows[kept++] = r;
+      rows.length = kept;
+    }
+    if (resort) rows.sort(byPosition);
+    if (resort || batch.removed.length > 0) this.reindex();
+    return true;
   }
-  let out = next;
-  if (batch.removed.length > 0) {
-    const gone = new Set(batch.removed);
-    out = out.filter((r) => !gone.has(r.id));
+
+  private reindex() {
+    this.index.clear();
+    this.rows.forEach((r, i) => this.index.set(r.id, i));
   }
-  if (resort) out.sort(byPosition);
-  if (out === next && !resort) indexes.set(out, index);
-  return out;
 }
 
 export interface Totals {
