@@ -175,7 +175,7 @@ mod tests {
             "id": id, "position": id, "path": "/f", "name": "f", "size": 10,
             "endpoint": "http://e/files", "state": "uploading", "error": null, "acked": acked,
             "in_flight": 0, "speed": 0.0, "eta_secs": null, "retry_at_ms": null,
-            "recreated": 0, "resent": 0, "note": null, "metadata": {}, "header_names": [],
+            "recreated": 0, "resent": 0, "note": null,
             "profile": null, "asks_host": null
         }))
         .unwrap()

@@ -196,10 +196,6 @@ pub struct UploadView {
     pub resent: u64,
     /// Something the user should know that is not an error (why progress went back).
     pub note: Option<String>,
-    #[ts(type = "Record<string, string>")]
-    pub metadata: BTreeMap<String, String>,
-    /// Header names only; values are secrets.
-    pub header_names: Vec<String>,
     /// The profile it uploads with.
     pub profile: Option<String>,
     /// The host the server sends it to, which its profile does not allow yet: the window
@@ -231,8 +227,6 @@ impl UploadView {
             recreated: r.recreated,
             resent: r.resent,
             note: (r.resent > 0).then(|| resent_note(r.resent)),
-            metadata: r.metadata.clone(),
-            header_names: r.headers.keys().cloned().collect(),
             profile: r.profile.clone(),
             asks_host: r.asks_host.clone(),
             profile_id: r.profile_id,
