@@ -108,7 +108,7 @@ describe('totals', () => {
       view(3, { state: 'cancelled', acked: 10 }),
       view(4, { state: 'file_changed' }),
     ]);
-    expect(t).toMatchObject({ count: 4, active: 1, completed: 1, failed: 1, size: 3000, acked: 1250, speed: 100 });
+    expect(t).toMatchObject({ count: 4, active: 1, completed: 1, failed: 1, pausable: 1, size: 3000, acked: 1250, speed: 100 });
     expect(t.eta).toBeCloseTo(17.5);
   });
 });

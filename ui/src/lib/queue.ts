@@ -69,6 +69,8 @@ export interface Totals {
   active: number;
   completed: number;
   failed: number;
+  /** Rows Pause would act on (queued, uploading or waiting). */
+  pausable: number;
   size: number;
   acked: number;
   speed: number;
@@ -79,11 +81,12 @@ const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
 export function totals(rows: QueueRow[]): Totals {
-  let t: Totals = { count: rows.length, active: 0, completed: 0, failed: 0, size: 0, acked: 0, speed: 0, eta: null };
+  let t: Totals = { count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, speed: 0, eta: null };
   for (const r of rows) {
     if (r.state === 'uploading' || r.state === 'waiting_to_retry') t.active++;
     if (r.state === 'completed') t.completed++;
     if (FAILED.includes(r.state)) t.failed++;
+    if (ACTIONS[r.state].includes('pause')) t.pausable++;
     if (r.state !== 'cancelled') {
       t.size += r.size;
       t.acked += Math.min(r.size, r.acked);
