@@ -673,8 +673,9 @@ const PROFILE_POLL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for terminations still on their way to the server.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 
-/// How long to leave a journal held by another program alone before writing again.
-const JOURNAL_BUSY_PAUSE: Duration = Duration::from_secs(1);
+/// How long to leave a journal held by another program alone before writing again: the
+/// journal's own pause, after which its writes wait for the lock again.
+const JOURNAL_BUSY_PAUSE: Duration = crate::store::BUSY_PAUSE;
 
 impl Actor {
     /// Parts of completed uploads that a crash left on the server (between the completion

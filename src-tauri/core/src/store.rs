@@ -128,8 +128,8 @@ pub struct PartRow {
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// After a write found the journal locked by another program, writes try once without
-/// waiting for this long.
-const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+/// waiting for this long (the engine leaves the journal alone as long).
+pub(crate) const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether the journal was lately found locked by another program. The engine and every
 /// worker share one connection: had each write waited [`BUSY_WAIT`] while holding it, the
