@@ -104,8 +104,8 @@ fn a_kill_at_every_phase_of_a_parted_upload_resumes_to_one_final() {
     // (crash point, what rustus holds afterwards, by size). A part whose POST answer was
     // lost stays there empty and unreachable (the part POSTed beside it may be answered in
     // the same instant); a lost final answer is the one documented window for a second copy
-    // of the file. Bodies of 256 KiB, which rustus takes: its 413s to larger ones can stall a
-    // part for 30 s (README, Not done yet), and this test is about the crash phases.
+    // of the file. Bodies of 256 KiB, which rustus takes: this test is about the crash phases,
+    // not the 413s (the test above has those).
     for (point, held) in [
         ("part-created:3", vec![0, SIZE as u64]),
         ("patch-acked:5", vec![SIZE as u64]),

@@ -15,8 +15,8 @@ use crate::protocol::{self, OFFSET_OCTET_STREAM, TUS_VERSION};
 use crate::redact;
 use crate::transport::{BodyStream, HttpRequest, HttpResponse, Transport};
 
-/// The tus requests over a [`Transport`] (one connection pool for every upload: keep-alive
-/// and reuse).
+/// The tus requests over a [`Transport`] (keep-alive and reuse; a running upload takes
+/// connections of its own, [`TusClient::own_connections`]).
 #[derive(Clone)]
 pub struct TusClient {
     transport: Arc<dyn Transport>,
@@ -180,6 +180,18 @@ impl TusClient {
             method_override,
             allowed_hosts: Arc::new(allowed_hosts),
             ..self.clone()
+        }
+    }
+
+    /// The same client on connections of its own (one upload's or part's): see
+    /// [`Transport::lane`].
+    pub fn own_connections(&self) -> TusClient {
+        match self.transport.lane() {
+            Some(transport) => TusClient {
+                transport,
+                ..self.clone()
+            },
+            None => self.clone(),
         }
     }
 

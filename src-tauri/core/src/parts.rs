@@ -646,6 +646,10 @@ async fn run_part(
     tally: &Tally,
     final_posts: u32,
 ) -> Result<(), Interruption> {
+    let ctx = &UploadCtx {
+        client: ctx.client.own_connections(),
+        ..ctx.clone()
+    };
     let id = rec.id;
     let sent = SentLog::from(part.start, PrefixHasher::new());
     let mut url = None;

@@ -8,6 +8,8 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::error::Result;
@@ -65,77 +67,290 @@ pub trait Transport: Send + Sync + 'static {
     /// with an error (it may not have read the body, and the connection may be unusable
     /// while it looks idle).
     fn forget_connections(&self) {}
+
+    /// Connections for one upload or part alone (`None`: this transport has no pools).
+    /// An error answer then spoils only the pool of the one that got it: in a shared pool
+    /// another upload could take the spoiled connection before it is forgotten.
+    fn lane(&self) -> Option<Arc<dyn Transport>> {
+        None
+    }
 }
 
-/// The real transport: reqwest over hyper, one connection pool for every upload.
+/// Lanes kept for reuse (their connections stay warm for the next upload).
+const IDLE_LANES: usize = 32;
+
+/// The real transport: reqwest over hyper. Uploads and parts each take a [`Lane`] (their
+/// own pool, given back when they end); the shared pool serves the rest.
 pub struct Reqwest {
-    http: std::sync::RwLock<reqwest::Client>,
+    http: RwLock<reqwest::Client>,
+    idle_lanes: Arc<Mutex<Vec<reqwest::Client>>>,
 }
 
 impl Default for Reqwest {
     fn default() -> Self {
         Reqwest {
-            http: std::sync::RwLock::new(Self::build()),
+            http: RwLock::new(build_client()),
+            idle_lanes: Arc::default(),
         }
     }
 }
 
-impl Reqwest {
-    fn build() -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Tusker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("reqwest client with static settings")
-    }
+fn build_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Tusker/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("reqwest client with static settings")
+}
+
+fn send_on(http: reqwest::Client, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse>> {
+    Box::pin(async move {
+        let mut builder = http.request(req.method, &req.url).headers(req.headers);
+        if let Some(t) = req.timeout {
+            builder = builder.timeout(t);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(reqwest::Body::wrap_stream(body));
+        }
+        let mut resp = builder.send().await?;
+        let status = resp.status().as_u16();
+        let headers = std::mem::take(resp.headers_mut());
+        let mut body = Vec::new();
+        if !(200..300).contains(&status) {
+            // The error page is only for the message: a broken or endless one is cut.
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                body.extend_from_slice(&chunk);
+                if body.len() >= ERROR_BODY_CAP {
+                    body.truncate(ERROR_BODY_CAP);
+                    break;
+                }
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    })
+}
+
+/// Starts a new pool in `slot`. rustus 0.5.10 reads the rest of a body after an early 413
+/// and then never answers the next request on that connection, and hyper pools it all the
+/// same. Requests in flight keep their connections.
+fn renew(slot: &RwLock<reqwest::Client>) {
+    tracing::debug!(
+        "starting a new connection pool after an error answer to a request with a body"
+    );
+    *slot.write().unwrap_or_else(|p| p.into_inner()) = build_client();
 }
 
 impl Transport for Reqwest {
     fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse>> {
-        let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
+        send_on(
+            self.http.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            req,
+        )
+    }
+
+    fn forget_connections(&self) {
+        renew(&self.http);
+    }
+
+    fn lane(&self) -> Option<Arc<dyn Transport>> {
+        Some(Lane::take(&self.idle_lanes))
+    }
+}
+
+/// One upload's or part's own connection pool, used by one request at a time.
+struct Lane {
+    http: RwLock<reqwest::Client>,
+    /// A request with a body went out and has not had a success answer since: its
+    /// connection may be spoiled, so the pool is not given back for reuse.
+    unsure: Arc<AtomicBool>,
+    idle_lanes: Arc<Mutex<Vec<reqwest::Client>>>,
+}
+
+impl Lane {
+    /// A lane whose pool was given back, or a new one.
+    fn take(idle_lanes: &Arc<Mutex<Vec<reqwest::Client>>>) -> Arc<dyn Transport> {
+        let reused = idle_lanes.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        Arc::new(Lane {
+            http: RwLock::new(reused.unwrap_or_else(build_client)),
+            unsure: Arc::default(),
+            idle_lanes: idle_lanes.clone(),
+        })
+    }
+}
+
+impl Transport for Lane {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse>> {
+        let with_body = req.body.is_some();
+        if with_body {
+            self.unsure.store(true, Relaxed);
+        }
+        let unsure = self.unsure.clone();
+        let answer = send_on(
+            self.http.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            req,
+        );
         Box::pin(async move {
-            let mut builder = http.request(req.method, &req.url).headers(req.headers);
-            if let Some(t) = req.timeout {
-                builder = builder.timeout(t);
+            let answer = answer.await;
+            if with_body && answer.as_ref().is_ok_and(HttpResponse::is_success) {
+                unsure.store(false, Relaxed);
             }
-            if let Some(body) = req.body {
-                builder = builder.body(reqwest::Body::wrap_stream(body));
-            }
-            let mut resp = builder.send().await?;
-            let status = resp.status().as_u16();
-            let headers = std::mem::take(resp.headers_mut());
-            let mut body = Vec::new();
-            if !(200..300).contains(&status) {
-                // The error page is only for the message: a broken or endless one is cut.
-                while let Ok(Some(chunk)) = resp.chunk().await {
-                    body.extend_from_slice(&chunk);
-                    if body.len() >= ERROR_BODY_CAP {
-                        body.truncate(ERROR_BODY_CAP);
-                        break;
-                    }
-                }
-            }
-            Ok(HttpResponse {
-                status,
-                headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            })
+            answer
         })
     }
 
-    /// Starts a new pool. rustus 0.5.10 reads the rest of a body after an early 413 and then
-    /// never answers the next request on that connection, and hyper pools it all the same.
-    /// Requests in flight keep their connections.
     fn forget_connections(&self) {
-        tracing::debug!(
-            "starting a new connection pool after an error answer to a request with a body"
-        );
-        *self.http.write().unwrap_or_else(|p| p.into_inner()) = Self::build();
+        renew(&self.http);
+        self.unsure.store(false, Relaxed);
+    }
+
+    /// A part of an upload gets a lane of its own, beside its upload's.
+    fn lane(&self) -> Option<Arc<dyn Transport>> {
+        Some(Lane::take(&self.idle_lanes))
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if self.unsure.load(Relaxed) {
+            return;
+        }
+        let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut idle = self.idle_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_LANES {
+            idle.push(http);
+        }
     }
 }
 
 #[cfg(test)]
 pub mod fake;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that, like rustus 0.5.10 after an early 413, answers a PATCH with 413 and
+    /// then never answers on that connection again; HEADs get 200. Counts connections.
+    async fn spoiling_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/files/x", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Relaxed);
+                tokio::spawn(async move {
+                    let mut spoiled = false;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if spoiled {
+                            continue;
+                        }
+                        let answer: &[u8] = if buf[..n].starts_with(b"PATCH") {
+                            spoiled = true;
+                            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        conn.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn request(method: Method, url: &str, body: bool) -> HttpRequest {
+        HttpRequest {
+            method,
+            url: url.to_string(),
+            headers: HeaderMap::new(),
+            body: body.then(|| bytes_body(b"0123456789".to_vec())),
+            timeout: Some(Duration::from_secs(3)),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_spoils_only_the_pool_of_the_lane_that_got_it() {
+        let (url, accepted) = spoiling_server().await;
+        let transport = Reqwest::default();
+        let first = transport.lane().unwrap();
+        let second = transport.lane().unwrap();
+        assert_eq!(
+            first
+                .send(request(Method::HEAD, &url, false))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        assert_eq!(
+            second
+                .send(request(Method::HEAD, &url, false))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        assert_eq!(accepted.load(Relaxed), 2, "one connection per lane");
+        // The first lane's connection is spoiled and pooled; before that lane forgets it,
+        // the second lane (another part of the same upload) goes on with its own.
+        let patch = first
+            .send(request(Method::PATCH, &url, true))
+            .await
+            .unwrap();
+        assert_eq!(patch.status, 413);
+        for _ in 0..3 {
+            let head = second.send(request(Method::HEAD, &url, false)).await;
+            assert_eq!(head.expect("the second lane is answered").status, 200);
+        }
+        // A part of a lane's upload takes a lane of its own too.
+        let part = first.lane().unwrap();
+        let head = part.send(request(Method::HEAD, &url, false)).await;
+        assert_eq!(head.expect("the part is answered").status, 200);
+        // The lane that got the error starts over on a new connection.
+        first.forget_connections();
+        let head = first.send(request(Method::HEAD, &url, false)).await;
+        assert_eq!(head.expect("a new connection is answered").status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_lane_dropped_after_an_error_answer_is_not_reused() {
+        let (url, _) = spoiling_server().await;
+        let transport = Reqwest::default();
+        let lane = transport.lane().unwrap();
+        assert_eq!(
+            lane.send(request(Method::HEAD, &url, false))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        drop(lane);
+        // A lane given back clean is reused: its connection stays warm.
+        assert_eq!(transport.idle_lanes.lock().unwrap().len(), 1);
+        let lane = transport.lane().unwrap();
+        let patch = lane.send(request(Method::PATCH, &url, true)).await.unwrap();
+        assert_eq!(patch.status, 413);
+        // Cancelled before it could forget its connections (the upload was paused).
+        drop(lane);
+        assert!(transport.idle_lanes.lock().unwrap().is_empty());
+        let next = transport.lane().unwrap();
+        let head = next.send(request(Method::HEAD, &url, false)).await;
+        assert_eq!(head.expect("the next lane is answered").status, 200);
+    }
+}

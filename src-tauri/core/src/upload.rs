@@ -343,7 +343,7 @@ impl From<Error> for Interruption {
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
     let ctx = UploadCtx {
-        client: client_for(&ctx, &rec),
+        client: client_for(&ctx, &rec).own_connections(),
         ..ctx
     };
     // Failures in a row (they grow the backoff), and those of them that count against the
