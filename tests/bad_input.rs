@@ -212,7 +212,7 @@ async fn malformed_offsets_from_the_server_are_checked_with_head_then_fail_clear
         })
         .await;
         assert_eq!(v.state, UploadState::Completed, "{offset}: {v:#?}");
-        assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(&f).unwrap());
+        assert!(server.stored(&support::url_of(&engine, v.id)) == std::fs::read(&f).unwrap());
         let methods: Vec<String> = proxy.log()[before..]
             .iter()
             .map(|l| l.method.clone())
@@ -298,7 +298,7 @@ async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
     .await;
     assert_eq!(v.state, UploadState::Completed, "{v:#?}");
     assert_eq!(v.acked, size);
-    let stored = server.stored_path(v.upload_url.as_ref().unwrap());
+    let stored = server.stored_path(&support::url_of(&engine, v.id));
     assert_eq!(std::fs::metadata(&stored).unwrap().len(), size);
     let (mut a, mut b) = (
         std::fs::File::open(&path).unwrap(),
@@ -393,7 +393,7 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
     })
     .await;
     assert_eq!(v.state, UploadState::Completed);
-    assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(&c).unwrap());
+    assert!(server.stored(&support::url_of(&engine, v.id)) == std::fs::read(&c).unwrap());
     engine.shutdown().await.unwrap();
     let _ = tls.kill();
     let _ = tls.wait();
@@ -684,7 +684,7 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     engine.shutdown().await.unwrap();
     for (v, p) in done.iter().zip(&paths) {
         assert_eq!(v.state, UploadState::Completed, "{v:#?}");
-        assert!(server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(p).unwrap());
+        assert!(server.stored(&support::url_of(&engine, v.id)) == std::fs::read(p).unwrap());
     }
     let reasons = reasons.lock().unwrap().clone();
     assert!(

@@ -72,9 +72,11 @@ async fn wait_done(engine: &Engine, ids: &[UploadId]) -> HashMap<UploadId, Uploa
     .await
 }
 
-fn assert_uploaded(server: &TusServer, view: &UploadView, path: &Path) {
+fn assert_uploaded(server: &TusServer, engine: &Engine, view: &UploadView, path: &Path) {
     assert_eq!(view.state, UploadState::Completed, "{view:#?}");
-    let url = view.upload_url.as_ref().expect("upload url");
+    // A completed row no longer carries its URL: the journal keeps it.
+    assert_eq!(view.upload_url, None);
+    let url = &support::url_of(engine, view.id);
     let stored = server.stored(url);
     let local = std::fs::read(path).unwrap();
     assert!(
@@ -109,7 +111,7 @@ async fn uploads_files_of_many_sizes_byte_exact() {
     let ids = ids(&engine.add(req).await.unwrap());
     let done = wait_done(&engine, &ids).await;
     for (id, p) in ids.iter().zip(&paths) {
-        assert_uploaded(&server, &done[id], p);
+        assert_uploaded(&server, &engine, &done[id], p);
         assert_eq!(done[id].acked, done[id].size);
     }
     // The journal agrees with what the UI saw.
@@ -137,7 +139,7 @@ async fn creation_with_upload_is_used_when_turned_on_and_off_by_default() {
         .await
         .unwrap())[0];
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &small);
+    assert_uploaded(&server, &engine, &done[&id], &small);
     engine.shutdown().await.unwrap();
     drop(engine);
     let posts: Vec<_> = proxy
@@ -160,7 +162,7 @@ async fn creation_with_upload_is_used_when_turned_on_and_off_by_default() {
         .await
         .unwrap())[0];
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &other);
+    assert_uploaded(&server, &engine, &done[&id], &other);
     let posts: Vec<_> = proxy
         .log()
         .into_iter()
@@ -192,12 +194,12 @@ async fn relative_location_and_metadata_round_trip() {
     ]);
     let id = ids(&engine.add(req).await.unwrap())[0];
     let done = wait_done(&engine, &[id]).await;
-    let url = done[&id].upload_url.clone().unwrap();
+    let url = support::url_of(&engine, id);
     assert!(
         url.starts_with("http://127.0.0.1:"),
         "relative Location resolved: {url}"
     );
-    assert_uploaded(&server, &done[&id], &p);
+    assert_uploaded(&server, &engine, &done[&id], &p);
     let info = server.stored_info(&url);
     let meta = &info["metadata"];
     assert_eq!(meta["filename"], "Résumé 📄 final.pdf");
@@ -228,7 +230,7 @@ async fn conflict_409_resumes_from_the_servers_offset() {
     req.chunk_size = Some(1 << 20);
     let id = ids(&engine.add(req).await.unwrap())[0];
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &p);
+    assert_uploaded(&server, &engine, &done[&id], &p);
     let log = proxy.log();
     let conflict = log
         .iter()
@@ -265,8 +267,8 @@ async fn vanished_upload_is_recreated_and_recorded() {
     engine.set_bandwidth(0).unwrap();
     engine.resume(id).await.unwrap();
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &p);
-    assert_ne!(done[&id].upload_url.as_ref().unwrap(), &old_url);
+    assert_uploaded(&server, &engine, &done[&id], &p);
+    assert_ne!(support::url_of(&engine, id), old_url);
     assert_eq!(done[&id].recreated, 1);
     assert_eq!(engine.store().get(id).unwrap().recreated, 1);
     engine.shutdown().await.unwrap();
@@ -314,8 +316,8 @@ async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
         let before = proxy.log().len();
         engine.resume(id).await.unwrap();
         let done = wait_done(&engine, &[id]).await;
-        assert_uploaded(&server, &done[&id], &p);
-        assert_ne!(done[&id].upload_url.as_ref(), Some(&old));
+        assert_uploaded(&server, &engine, &done[&id], &p);
+        assert_ne!(support::url_of(&engine, id), old);
         let after: Vec<(String, String)> = proxy.log()[before..]
             .iter()
             .map(|l| (l.method.clone(), l.path.clone()))
@@ -408,12 +410,8 @@ async fn readding_the_same_content_from_a_new_path_resumes_the_previous_upload()
         }]
     );
     let done = wait_done(&engine, &[id]).await;
-    assert_eq!(
-        done[&id].upload_url.as_ref(),
-        Some(&url),
-        "same server upload"
-    );
-    assert_uploaded(&server, &done[&id], &moved);
+    assert_eq!(support::url_of(&engine, id), url, "same server upload");
+    assert_uploaded(&server, &engine, &done[&id], &moved);
     assert_eq!(server.upload_count(), 1);
     assert_eq!(
         engine.store().get(id).unwrap().path,
@@ -472,8 +470,8 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
 
     engine.restart(id).await.unwrap();
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &p);
-    assert_ne!(done[&id].upload_url.as_ref().unwrap(), &old_url);
+    assert_uploaded(&server, &engine, &done[&id], &p);
+    assert_ne!(support::url_of(&engine, id), old_url);
     engine.shutdown().await.unwrap();
 }
 
@@ -502,7 +500,7 @@ async fn a_file_modified_during_the_upload_is_proven_before_the_next_request() {
             f.write_all(&[0xAB; 4096]).unwrap();
         }
         let done = wait_done(&engine, &[id]).await;
-        let url = done[&id].upload_url.clone().unwrap();
+        let url = support::url_of(&engine, id);
         if name == "inside.bin" {
             assert_eq!(
                 done[&id].state,
@@ -516,7 +514,7 @@ async fn a_file_modified_during_the_upload_is_proven_before_the_next_request() {
             );
         } else {
             // Proven prefix, new bytes sent as they are now: the file as it is, byte-exact.
-            assert_uploaded(&server, &done[&id], &p);
+            assert_uploaded(&server, &engine, &done[&id], &p);
         }
     }
     engine.shutdown().await.unwrap();
@@ -554,7 +552,7 @@ async fn expired_upload_is_judged_by_the_server_and_recreated_without_a_wasted_p
     engine.set_bandwidth(0).unwrap();
     engine.resume(id).await.unwrap();
     let done = wait_done(&engine, &[id]).await;
-    assert_uploaded(&server, &done[&id], &p);
+    assert_uploaded(&server, &engine, &done[&id], &p);
     let old_path = old.rsplit('/').next().unwrap().to_string();
     let after: Vec<_> = proxy.log()[before..].to_vec();
     // The local clock never abandons an upload: the server is asked (HEAD), says it is gone,
@@ -687,7 +685,7 @@ async fn concurrency_limit_pause_resume_and_reorder() {
     engine.resume(ids[0]).await.unwrap();
     let done = wait_done(&engine, &ids).await;
     for (id, p) in ids.iter().zip(&paths) {
-        assert_uploaded(&server, &done[id], p);
+        assert_uploaded(&server, &engine, &done[id], p);
     }
     let (max_running, _first) = watcher.await.unwrap();
     assert!(max_running <= 2, "at most 2 at once, saw {max_running}");
@@ -740,7 +738,7 @@ async fn bad_entries_are_rejected_one_by_one_and_the_rest_upload() {
         })
         .collect();
     let done = wait_done(&engine, &added).await;
-    assert_uploaded(&server, &done[&added[0]], &good);
+    assert_uploaded(&server, &engine, &done[&added[0]], &good);
 
     // Invalid endpoints and metadata keys are refused up front with a clear error.
     let err = engine

@@ -35,10 +35,10 @@ async fn wait_done(engine: &Engine, id: UploadId, timeout: Duration) -> UploadVi
     }
 }
 
-fn assert_uploaded(server: &TusServer, v: &UploadView, path: &Path) {
+fn assert_uploaded(server: &TusServer, engine: &Engine, v: &UploadView, path: &Path) {
     assert_eq!(v.state, UploadState::Completed, "{v:#?}");
     assert!(
-        server.stored(v.upload_url.as_ref().unwrap()) == std::fs::read(path).unwrap(),
+        server.stored(&support::url_of(engine, v.id)) == std::fs::read(path).unwrap(),
         "bytes differ"
     );
 }
@@ -78,7 +78,7 @@ async fn connection_cut_mid_body_resumes_from_the_servers_offset() {
     r.proxy.once("PATCH", 1, Action::DropAfter(700_000));
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(2 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let log = r.proxy.log();
     let heads = log.iter().filter(|l| l.method == "HEAD").count();
     assert!(heads >= 2, "each cut is followed by HEAD: {log:#?}");
@@ -121,7 +121,7 @@ async fn retry_after_is_honoured_and_the_waiting_state_is_shown() {
         }
     }
     let v = wait_done(&r.engine, id, Duration::from_secs(5)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let (reason, _at) = saw_wait.expect("waiting_to_retry was shown");
     assert!(
         reason.contains("503") && reason.contains("maintenance"),
@@ -161,7 +161,7 @@ async fn locked_423_and_429_back_off_and_never_recreate() {
     );
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(30)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     assert_eq!(r.proxy.count("POST"), 1, "never recreated");
     // Backoff grows: the gaps between the 423 answers are not a storm.
     let log = r.proxy.log();
@@ -188,7 +188,7 @@ async fn a_stalled_request_is_aborted_and_retried() {
     let start = Instant::now();
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     assert!(
         start.elapsed() < Duration::from_secs(15),
         "stall detected long before the proxy gave up"
@@ -209,7 +209,7 @@ async fn payload_too_large_halves_the_chunk() {
     );
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let patches: Vec<_> = r
         .proxy
         .log()
@@ -234,7 +234,7 @@ async fn payload_too_large_halves_the_chunk() {
     let second = write_file(r._files.path(), "g.bin", 3 << 20, 77);
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &second, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &second);
+    assert_uploaded(&r.server, &r.engine, &v, &second);
     let later: Vec<_> = r.proxy.log()[before..]
         .iter()
         .filter(|l| l.method == "PATCH")
@@ -256,7 +256,7 @@ async fn a_slow_final_answer_is_waited_for_not_cut_off() {
         .once("PATCH", 0, Action::SlowAnswer(Duration::from_secs(3)));
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     assert_eq!(r.proxy.count("PATCH"), 1, "{:#?}", r.proxy.log());
 }
 
@@ -274,7 +274,7 @@ async fn payload_too_large_on_a_post_with_data_creates_without_data() {
     );
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let posts: Vec<_> = r
         .proxy
         .log()
@@ -293,7 +293,7 @@ async fn checksums_are_sent_and_a_mismatch_resends_the_chunk() {
     r.proxy.once("PATCH", 1, Action::Corrupt);
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, Some(1 << 20)).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let log = r.proxy.log();
     let patches: Vec<_> = log.iter().filter(|l| l.method == "PATCH").collect();
     assert!(
@@ -327,7 +327,7 @@ async fn survives_a_server_restart_and_an_unreachable_server() {
     r.proxy.set_refuse(false);
     r.engine.set_bandwidth(0).unwrap();
     let v = wait_done(&r.engine, id, Duration::from_secs(40)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     assert_eq!(r.server.upload_count(), 1);
 }
 
@@ -353,7 +353,7 @@ async fn final_errors_fail_one_upload_and_the_rest_continue() {
     );
     let b = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
     let vb = wait_done(&r.engine, b, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &vb, &other);
+    assert_uploaded(&r.server, &r.engine, &vb, &other);
 
     // Unreachable for good: bounded retries, then a clear failure.
     r.proxy.set_refuse(true);
@@ -373,7 +373,7 @@ async fn final_errors_fail_one_upload_and_the_rest_continue() {
     r.proxy.set_refuse(false);
     r.engine.retry(c).await.unwrap();
     let vc = wait_done(&r.engine, c, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &vc, &third);
+    assert_uploaded(&r.server, &r.engine, &vc, &third);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +419,7 @@ async fn credentials_never_follow_a_location_on_another_host() {
     let other = write_file(r.file.parent().unwrap(), "plain.bin", 1000, 5);
     let id2 = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
     let v2 = wait_done(&r.engine, id2, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v2, &other);
+    assert_uploaded(&r.server, &r.engine, &v2, &other);
 }
 
 /// The proxy's log as a timeline (seconds since `t0`, request, upload id prefix, offset,
@@ -576,7 +576,7 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
     let mut done = Vec::new();
     for (id, path) in ids.iter().zip(&paths) {
         let v = wait_done(&engine, *id, Duration::from_secs(120)).await;
-        assert_uploaded(&server, &v, path);
+        assert_uploaded(&server, &engine, &v, path);
         done.push(v);
     }
     let elapsed = started.elapsed();
@@ -684,7 +684,7 @@ async fn an_empty_file_is_declared_by_a_patch_even_after_a_cut() {
     r.proxy.once("PATCH", 0, Action::DropAfter(0));
     let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let uploads = r.server.uploads();
     assert_eq!(uploads.len(), 1, "{uploads:#?}");
     assert!(uploads[0].complete(), "{uploads:#?}");
@@ -742,7 +742,7 @@ async fn network_patience_waits_out_an_outage_longer_than_the_retry_budget() {
     });
     r.proxy.set_refuse(false);
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
-    assert_uploaded(&r.server, &v, &r.file);
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
     println!("waited out the outage; the reason shown meanwhile: {reason}");
     impatient.shutdown().await.unwrap();
 }

@@ -332,7 +332,7 @@ async fn run_case(server: &TusServer, proxy: &FaultProxy, ops: Vec<Op>) -> Resul
         if v.state != UploadState::Completed {
             return Err(format!("{id} ended {:?}: {:?}", v.state, v.error));
         }
-        let stored = server.stored(v.upload_url.as_ref().unwrap());
+        let stored = server.stored(&support::url_of(&engine, id));
         if stored != std::fs::read(&path_of[&id]).unwrap() {
             return Err(format!("{id}: bytes differ"));
         }

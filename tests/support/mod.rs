@@ -416,6 +416,16 @@ pub async fn acked_total(engine: &tusker_core::Engine) -> u64 {
         .sum()
 }
 
+/// The server upload's URL of upload `id`, as the journal holds it (rows do not carry it).
+pub fn url_of(engine: &tusker_core::Engine, id: tusker_core::UploadId) -> String {
+    engine
+        .store()
+        .get(id)
+        .expect("the upload's record")
+        .upload_url
+        .expect("a server upload URL")
+}
+
 /// Polls the engine until upload `id` satisfies `cond`; panics with `what` and the row after
 /// `timeout`.
 pub async fn wait_view(

@@ -1157,6 +1157,7 @@ impl Actor {
             e.view.state = state;
             if state == UploadState::Completed {
                 e.view.acked = e.view.size;
+                e.view.upload_url = None;
             }
             e.view.error = error;
             e.view.asks_host = None;

@@ -174,8 +174,9 @@ pub struct UploadView {
     pub size: u64,
     /// The endpoint without any `user:password@`.
     pub endpoint: String,
-    /// The server upload's URL. Not sent to UIs: on many servers it is a capability (whoever
-    /// holds it can append to or delete the upload).
+    /// The server upload's URL while the upload is unfinished (the journal keeps it after:
+    /// 100,000 completed rows holding theirs cost 10 MiB). Not sent to UIs: on many servers
+    /// it is a capability (whoever holds it can append to or delete the upload).
     #[serde(skip_serializing, default)]
     #[ts(skip)]
     pub upload_url: Option<String>,
@@ -216,7 +217,10 @@ impl UploadView {
             name: r.name.clone(),
             size: r.size,
             endpoint: crate::redact::strip_userinfo(&r.endpoint),
-            upload_url: r.upload_url.clone(),
+            upload_url: r
+                .upload_url
+                .clone()
+                .filter(|_| r.state != UploadState::Completed),
             state: r.state,
             error: r.error.clone(),
             acked: r.acked_offset,
