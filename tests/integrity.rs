@@ -63,9 +63,11 @@ async fn wait_terminal(engine: &Engine, id: UploadId) -> UploadView {
 }
 
 /// The server holds exactly the file's current bytes under the upload's URL.
-fn assert_exact(server: &AnyServer, v: &UploadView, path: &Path) {
+fn assert_exact(server: &AnyServer, engine: &Engine, v: &UploadView, path: &Path) {
     assert_eq!(v.state, UploadState::Completed, "{v:#?}");
-    let url = v.upload_url.as_ref().expect("upload url");
+    // A completed row no longer carries its URL: the journal keeps it.
+    assert_eq!(v.upload_url, None);
+    let url = &support::url_of(engine, v.id);
     let stored = server.stored(url);
     let local = std::fs::read(path).unwrap();
     assert_eq!(
@@ -179,8 +181,8 @@ async fn a_middle_edit_after_completion_is_uploaded_again_and_a_touch_is_not(kin
     let engine = Engine::open(config(data.path())).await.unwrap();
     let first = id_of(&add(&engine, &server.endpoint(), &p, None).await);
     let v = wait_terminal(&engine, first).await;
-    assert_exact(&server, &v, &p);
-    let first_url = v.upload_url.clone().unwrap();
+    assert_exact(&server, &engine, &v, &p);
+    let first_url = support::url_of(&engine, v.id);
 
     // Touched only: the same content, proven by its hash, is not sent twice.
     touch(&p);
@@ -200,8 +202,8 @@ async fn a_middle_edit_after_completion_is_uploaded_again_and_a_touch_is_not(kin
     };
     assert_ne!(second, first);
     let v = wait_terminal(&engine, second).await;
-    assert_exact(&server, &v, &p);
-    assert_ne!(v.upload_url.as_ref(), Some(&first_url));
+    assert_exact(&server, &engine, &v, &p);
+    assert_ne!(Some(&support::url_of(&engine, v.id)), Some(&first_url));
     // The journal records the hash of what was sent; it differs from the first version's.
     let a = engine.store().get(first).unwrap().content_hash.unwrap();
     let b = engine.store().get(second).unwrap().content_hash.unwrap();
@@ -231,8 +233,12 @@ async fn an_edit_inside_the_sent_bytes_while_closed_restarts_on_readd(kind: Kind
         }
     );
     let v = wait_terminal(&engine, id).await;
-    assert_exact(&server, &v, &p);
-    assert_ne!(v.upload_url.as_ref(), Some(&old_url), "a new server upload");
+    assert_exact(&server, &engine, &v, &p);
+    assert_ne!(
+        Some(&support::url_of(&engine, v.id)),
+        Some(&old_url),
+        "a new server upload"
+    );
     support::wait_until("the old upload terminated", Duration::from_secs(10), || {
         support::server_offset(&old_url).is_none()
     });
@@ -263,7 +269,7 @@ async fn an_edit_inside_the_sent_bytes_while_closed_is_file_changed_on_relaunch(
 
     engine.restart(id).await.unwrap();
     let v = wait_terminal(&engine, id).await;
-    assert_exact(&server, &v, &p);
+    assert_exact(&server, &engine, &v, &p);
     engine.shutdown().await.unwrap();
 }
 
@@ -282,8 +288,12 @@ async fn a_touch_while_closed_resumes_without_resending(kind: Kind) {
 
     let engine = reopen(data.path(), true).await;
     let v = wait_terminal(&engine, id).await;
-    assert_eq!(v.upload_url.as_ref(), Some(&url), "the same server upload");
-    assert_exact(&server, &v, &p);
+    assert_eq!(
+        Some(&support::url_of(&engine, v.id)),
+        Some(&url),
+        "the same server upload"
+    );
+    assert_exact(&server, &engine, &v, &p);
     let resent = proxy.forwarded() - sent_before;
     assert_eq!(
         resent,
@@ -318,7 +328,7 @@ async fn a_touch_during_the_upload_goes_on_without_resending(kind: Kind) {
     );
     engine.set_bandwidth(0).unwrap();
     let v = wait_terminal(&engine, id).await;
-    assert_exact(&server, &v, &p);
+    assert_exact(&server, &engine, &v, &p);
     // Bytes of accepted PATCHes (rustus refuses the first, too large, one with 413).
     let accepted: u64 = proxy
         .log()
@@ -355,8 +365,8 @@ async fn an_edit_past_the_sent_bytes_resumes_and_sends_the_new_bytes(kind: Kind)
         }
     );
     let v = wait_terminal(&engine, id).await;
-    assert_eq!(v.upload_url.as_ref(), Some(&url));
-    assert_exact(&server, &v, &p);
+    assert_eq!(Some(&support::url_of(&engine, v.id)), Some(&url));
+    assert_exact(&server, &engine, &v, &p);
     engine.shutdown().await.unwrap();
 }
 
@@ -398,10 +408,10 @@ async fn a_rename_plus_edit_restarts_and_a_rename_alone_resumes(kind: Kind) {
     );
     let va = wait_terminal(&engine, id_a).await;
     let vb = wait_terminal(&engine, id_b).await;
-    assert_exact(&server, &va, &a2);
-    assert_exact(&server, &vb, &b2);
-    assert_ne!(va.upload_url.as_ref(), Some(&url_a));
-    assert_eq!(vb.upload_url.as_ref(), Some(&url_b));
+    assert_exact(&server, &engine, &va, &a2);
+    assert_exact(&server, &engine, &vb, &b2);
+    assert_ne!(Some(&support::url_of(&engine, va.id)), Some(&url_a));
+    assert_eq!(Some(&support::url_of(&engine, vb.id)), Some(&url_b));
     let mut by_id: HashMap<UploadId, String> = HashMap::new();
     for v in engine.snapshot().await.unwrap() {
         by_id.insert(v.id, v.path);
@@ -449,7 +459,7 @@ async fn a_copy_is_its_own_upload_and_one_path_twice_is_one() {
     for id in [id_a, id_copy, ids[0]] {
         let v = wait_terminal(&engine, id).await;
         let path = engine.store().get(id).unwrap().path;
-        assert_exact(&server, &v, Path::new(&path));
+        assert_exact(&server, &engine, &v, Path::new(&path));
     }
     engine.shutdown().await.unwrap();
 }
@@ -478,7 +488,11 @@ async fn bytes_the_server_lost_are_shown_counted_and_sent_again() {
     let engine = reopen(data.path(), true).await;
     let v = wait_terminal(&engine, id).await;
     assert_eq!(v.state, UploadState::Completed, "{v:#?}");
-    assert_eq!(v.upload_url.as_ref(), Some(&url), "the same server upload");
+    assert_eq!(
+        Some(&support::url_of(&engine, v.id)),
+        Some(&url),
+        "the same server upload"
+    );
     assert!(server.stored(&url) == std::fs::read(&p).unwrap());
     assert_eq!(v.resent, held - keep, "{v:#?}");
     let note = v.note.clone().expect("a note says why progress went back");
