@@ -131,6 +131,11 @@ impl Default for Reqwest {
     }
 }
 
+/// The client a slot holds now (a cheap handle on its pool).
+fn current(slot: &RwLock<reqwest::Client>) -> reqwest::Client {
+    slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 fn send_on(http: reqwest::Client, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse>> {
     Box::pin(async move {
         let mut builder = http.request(req.method, &req.url).headers(req.headers);
@@ -164,10 +169,7 @@ fn send_on(http: reqwest::Client, req: HttpRequest) -> BoxFuture<'static, Result
 
 impl Transport for Reqwest {
     fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse>> {
-        send_on(
-            self.http.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            req,
-        )
+        send_on(current(&self.http), req)
     }
 
     fn forget_connections(&self) {
@@ -211,10 +213,7 @@ impl Transport for Lane {
             self.unsure.store(true, Relaxed);
         }
         let unsure = self.unsure.clone();
-        let answer = send_on(
-            self.http.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            req,
-        );
+        let answer = send_on(current(&self.http), req);
         Box::pin(async move {
             let answer = answer.await;
             if with_body && answer.as_ref().is_ok_and(HttpResponse::is_success) {
@@ -240,7 +239,7 @@ impl Drop for Lane {
         if self.unsure.load(Relaxed) {
             return;
         }
-        let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let http = current(&self.http);
         let mut idle = self
             .pools
             .idle_lanes
@@ -313,22 +312,10 @@ mod tests {
         let transport = Reqwest::default();
         let first = transport.lane().unwrap();
         let second = transport.lane().unwrap();
-        assert_eq!(
-            first
-                .send(request(Method::HEAD, &url, false))
-                .await
-                .unwrap()
-                .status,
-            200
-        );
-        assert_eq!(
-            second
-                .send(request(Method::HEAD, &url, false))
-                .await
-                .unwrap()
-                .status,
-            200
-        );
+        for lane in [&first, &second] {
+            let head = lane.send(request(Method::HEAD, &url, false)).await;
+            assert_eq!(head.expect("each lane is answered").status, 200);
+        }
         assert_eq!(accepted.load(Relaxed), 2, "one connection per lane");
         // The first lane's connection is spoiled and pooled; before that lane forgets it,
         // the second lane (another part of the same upload) goes on with its own.
