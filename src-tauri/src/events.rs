@@ -28,6 +28,9 @@ pub static FOCUSED: AtomicBool = AtomicBool::new(true);
 /// merged).
 const WINDOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long the queue stays unchanged before the memory its work freed is given back.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Starts the forwarding task.
 pub fn forward(app: &AppHandle, engine: Engine) {
     let mut rx = engine.subscribe();
@@ -36,6 +39,8 @@ pub fn forward(app: &AppHandle, engine: Engine) {
         let mut last: HashMap<UploadId, UploadState> = HashMap::new();
         let mut pending: Option<EventBatch> = None;
         let mut sent_at = tokio::time::Instant::now();
+        // Rows changed since memory was last given back.
+        let mut busy = false;
         loop {
             let due = sent_at + WINDOW_INTERVAL;
             let received = tokio::select! {
@@ -45,6 +50,12 @@ pub fn forward(app: &AppHandle, engine: Engine) {
                         send_to_window(&app, &batch);
                     }
                     sent_at = tokio::time::Instant::now();
+                    busy = true;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(sent_at + QUIET), if busy && pending.is_none() => {
+                    crate::rows::give_back_memory_now();
+                    busy = false;
                     continue;
                 }
             };
@@ -124,7 +135,14 @@ fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, Uplo
     let mut finished = Vec::new();
     let mut failed = Vec::new();
     for v in &batch.changed {
-        let before = last.insert(v.id, v.state);
+        // Completed rows leave the map (100,000 of them cost 2 MB): a row that reappears
+        // completed is then skipped as one first seen completed, and one restarted comes
+        // back queued.
+        let before = if v.state == UploadState::Completed {
+            last.remove(&v.id)
+        } else {
+            last.insert(v.id, v.state)
+        };
         if before == Some(v.state) || before.is_none() && v.state.is_terminal() {
             continue;
         }
@@ -143,6 +161,9 @@ fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, Uplo
     }
     for id in &batch.removed {
         last.remove(id);
+    }
+    if last.capacity() > 4 * last.len() + 1024 {
+        last.shrink_to_fit();
     }
     if finished.is_empty() && failed.is_empty() {
         return;

@@ -16,9 +16,9 @@ use crate::files::{self, PreparedFile};
 use crate::lifecycle::{self, Event};
 use crate::lock::DirLock;
 use crate::model::{UploadId, UploadRecord, UploadState, UploadView};
-use crate::progress::SpeedMeter;
 use crate::protocol;
 use crate::ratelimit::RateLimiter;
+use crate::row::{Interner, Row};
 use crate::store::{NewUpload, Store};
 use crate::upload::{self, CapsCache, Outcome, Reporter, UploadCtx, UploadSettings, WorkerEvent};
 use crate::watcher::{FileWatcher, FsChange};
@@ -264,6 +264,7 @@ impl Engine {
             ctx,
             concurrency: config.concurrency.max(1),
             entries: HashMap::new(),
+            shared: Interner::default(),
             order: Vec::new(),
             dirty: HashSet::new(),
             removed: Vec::new(),
@@ -611,22 +612,23 @@ impl Engine {
 }
 
 struct Entry {
-    view: UploadView,
-    /// Restored from the journal but not to be started until resumed.
-    dormant: bool,
+    row: Row,
     /// The running worker and its journal epoch.
     task: Option<(i64, JoinHandle<()>)>,
     /// Connections the running worker may open (parts of a large file).
     slots: usize,
-    meter: SpeedMeter,
+    /// Restored from the journal but not to be started until resumed.
+    dormant: bool,
 }
 
 struct Actor {
     ctx: UploadCtx,
     concurrency: usize,
-    /// Boxed: the map's power-of-two table then holds pointers, not 450-byte entries, which
-    /// saved 12 MB with 100,000 rows.
+    /// Boxed: the map's power-of-two table then holds pointers, not whole entries (it has
+    /// room for up to twice as many as it holds).
     entries: HashMap<UploadId, Box<Entry>>,
+    /// The folders and endpoints of the rows, each kept once.
+    shared: Interner,
     order: Vec<UploadId>,
     dirty: HashSet<UploadId>,
     removed: Vec<UploadId>,
@@ -712,10 +714,12 @@ impl Actor {
             if let Some(to) = lifecycle::transition(state, event).filter(|to| *to != state) {
                 state = self.ctx.store.set_state(rec.id, to, None)?;
             }
-            let mut view = UploadView::from_record(&rec);
-            view.state = state;
+            let endpoint = self.shared.endpoint(&rec.endpoint);
+            let mut row = Row::from_record(&rec, endpoint, &mut self.shared);
+            row.state = state;
             if state == UploadState::Completed {
-                view.acked = view.size;
+                row.acked = row.size;
+                row.set_upload_url(None);
             }
             self.order.push(rec.id);
             self.saw_path(&rec.path);
@@ -725,11 +729,10 @@ impl Actor {
             self.entries.insert(
                 rec.id,
                 Box::new(Entry {
-                    view,
-                    dormant: !auto_resume && state == UploadState::Queued,
+                    row,
                     task: None,
                     slots: 0,
-                    meter: SpeedMeter::new(),
+                    dormant: !auto_resume && state == UploadState::Queued,
                 }),
             );
         }
@@ -819,8 +822,11 @@ impl Actor {
         let name = saved.as_ref().map(|p| p.name.clone());
         let mut renamed = Vec::new();
         for (id, e) in self.entries.iter_mut() {
-            if e.view.profile_id == Some(profile) && name.is_some() && e.view.profile != name {
-                e.view.profile = name.clone();
+            if e.row.profile_id() == Some(profile)
+                && name.is_some()
+                && e.row.profile() != name.as_deref()
+            {
+                e.row.set_profile_name(name.as_deref(), &mut self.shared);
                 renamed.push(*id);
             }
         }
@@ -833,7 +839,7 @@ impl Actor {
             .copied()
             .filter(|id| {
                 self.entries.get(id).is_some_and(|e| {
-                    e.view.profile_id == Some(profile) && e.view.state == UploadState::NeedsSignIn
+                    e.row.profile_id() == Some(profile) && e.row.state == UploadState::NeedsSignIn
                 })
             })
             .collect();
@@ -851,7 +857,7 @@ impl Actor {
     /// unless the user already said no to that host, the row asks (the app shows the
     /// question; the CLI's message names the command).
     fn host_not_allowed(&mut self, id: UploadId, host: String, reason: String) {
-        let Some(profile_id) = self.entries.get(&id).map(|e| e.view.profile_id) else {
+        let Some(profile_id) = self.entries.get(&id).map(|e| e.row.profile_id()) else {
             return;
         };
         let profile = profile_id.and_then(|p| self.ctx.store.profile(p).ok().flatten());
@@ -880,7 +886,7 @@ impl Actor {
             tracing::error!(id, error = %e, "journal write failed");
         }
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.asks_host = Some(host);
+            e.row.set_asks_host(Some(host));
         }
         self.mark(id);
     }
@@ -896,8 +902,8 @@ impl Actor {
             .iter()
             .filter_map(|id| {
                 let e = self.entries.get(id)?;
-                (e.view.profile_id == Some(profile) && e.view.state == UploadState::Failed)
-                    .then(|| Some((*id, e.view.asks_host.clone()?)))
+                (e.row.profile_id() == Some(profile) && e.row.state == UploadState::Failed)
+                    .then(|| Some((*id, e.row.asks_host()?.to_string())))
                     .flatten()
             })
             .collect();
@@ -908,7 +914,7 @@ impl Actor {
             } else if listed(&p.refused_hosts, &host) {
                 let _ = self.ctx.store.set_asks_host(id, None);
                 if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.asks_host = None;
+                    e.row.set_asks_host(None);
                 }
                 self.mark(id);
             }
@@ -939,9 +945,10 @@ impl Actor {
         let mut changed: Vec<UploadView> = self
             .dirty
             .drain()
-            .filter_map(|id| self.entries.get(&id).map(|e| e.view.clone()))
+            .filter_map(|id| self.entries.get(&id).map(|e| e.row.view()))
             .collect();
         changed.sort_by_key(|v| v.position);
+        self.dirty.shrink_to(1024);
         let batch = EventBatch {
             changed,
             removed: std::mem::take(&mut self.removed),
@@ -954,16 +961,8 @@ impl Actor {
         let now = Instant::now();
         let mut touched = Vec::new();
         for (id, e) in self.entries.iter_mut() {
-            if e.view.state == UploadState::Uploading {
-                let before = (e.view.speed, e.view.eta_secs);
-                e.meter.sample(now, e.view.acked + e.view.in_flight);
-                e.view.speed = e.meter.speed();
-                e.view.eta_secs = e
-                    .meter
-                    .eta(e.view.size.saturating_sub(e.view.acked + e.view.in_flight));
-                if before != (e.view.speed, e.view.eta_secs) {
-                    touched.push(*id);
-                }
+            if e.row.state == UploadState::Uploading && e.row.sample_speed(now) {
+                touched.push(*id);
             }
         }
         for id in touched {
@@ -983,6 +982,10 @@ impl Actor {
         if let Some(w) = self.watcher.as_mut() {
             if self.watched.remove(&id) {
                 w.unwatch(std::path::Path::new(path));
+                if self.watched.is_empty() {
+                    // A finished drop of 100,000 files leaves a table for 131,072.
+                    self.watched.shrink_to_fit();
+                }
             }
         }
     }
@@ -996,7 +999,7 @@ impl Actor {
             .filter(|id| {
                 self.entries
                     .get(id)
-                    .is_some_and(|e| e.view.path == p && e.view.state.is_unfinished())
+                    .is_some_and(|e| e.row.is_at(&p) && e.row.state.is_unfinished())
             })
             .collect()
     }
@@ -1035,7 +1038,7 @@ impl Actor {
     }
 
     fn follow_rename(&mut self, id: UploadId, to: &std::path::Path) {
-        let Some(old) = self.entries.get(&id).map(|e| e.view.path.clone()) else {
+        let Some(old) = self.entries.get(&id).map(|e| e.row.path()) else {
             return;
         };
         let new = to.display().to_string();
@@ -1054,8 +1057,7 @@ impl Actor {
         self.watch(id, &new);
         self.saw_path(&new);
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.path = new;
-            e.view.name = name;
+            e.row.set_path(&new, &name, &mut self.shared);
         }
         self.mark(id);
         // A running worker goes on: its request reads through the open file, and before the
@@ -1097,7 +1099,7 @@ impl Actor {
 
     /// The state `event` would move `id` to, if it applies (see [`lifecycle::transition`]).
     fn would(&self, id: UploadId, event: Event) -> Option<UploadState> {
-        let from = self.entries.get(&id)?.view.state;
+        let from = self.entries.get(&id)?.row.state;
         lifecycle::transition(from, event)
     }
 
@@ -1108,7 +1110,7 @@ impl Actor {
         let (from, shown_error) = self
             .entries
             .get(&id)
-            .map(|e| (e.view.state, e.view.error.clone()))?;
+            .map(|e| (e.row.state, e.row.error().map(str::to_string)))?;
         let Some(to) = lifecycle::transition(from, event) else {
             tracing::debug!(id, ?from, ?event, "event does not apply");
             return None;
@@ -1130,7 +1132,7 @@ impl Actor {
     /// A worker finished: its last journal write recorded the completion (with the content
     /// hash), so only the queue's side is left.
     fn completed(&mut self, id: UploadId) {
-        let Some(from) = self.entries.get(&id).map(|e| e.view.state) else {
+        let Some(from) = self.entries.get(&id).map(|e| e.row.state) else {
             return;
         };
         if lifecycle::transition(from, Event::Completed).is_none() {
@@ -1146,7 +1148,7 @@ impl Actor {
         if state == UploadState::Queued {
             self.sched_hint = 0;
         }
-        if let Some(path) = self.entries.get(&id).map(|e| e.view.path.clone()) {
+        if let Some(path) = self.entries.get(&id).map(|e| e.row.path()) {
             if state.is_unfinished() {
                 self.watch(id, &path);
             } else {
@@ -1154,22 +1156,7 @@ impl Actor {
             }
         }
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.state = state;
-            if state == UploadState::Completed {
-                e.view.acked = e.view.size;
-                e.view.upload_url = None;
-            }
-            e.view.error = error;
-            e.view.asks_host = None;
-            e.view.in_flight = 0;
-            if state != UploadState::WaitingToRetry {
-                e.view.retry_at_ms = None;
-            }
-            if state != UploadState::Uploading {
-                e.view.speed = 0.0;
-                e.view.eta_secs = None;
-                e.meter.reset();
-            }
+            e.row.show_state(state, error);
         }
         self.mark(id);
     }
@@ -1223,7 +1210,7 @@ impl Actor {
             let Some((state, error)) = self
                 .entries
                 .get(&id)
-                .map(|e| (e.view.state, e.view.error.clone()))
+                .map(|e| (e.row.state, e.row.error().map(str::to_string)))
             else {
                 self.unjournalled.remove(&id);
                 continue;
@@ -1249,7 +1236,7 @@ impl Actor {
         while i < self.order.len() && free > 0 {
             let id = self.order[i];
             if self.entries.get(&id).is_some_and(|e| {
-                e.view.state == UploadState::Queued && !e.dormant && e.task.is_none()
+                e.row.state == UploadState::Queued && !e.dormant && e.task.is_none()
             }) {
                 let slots = self.slots_for(id);
                 if slots > free {
@@ -1315,14 +1302,14 @@ impl Actor {
         let Some(e) = self.entries.get(&id) else {
             return 1;
         };
-        if e.view.size < settings.parts_min_size.max(crate::proof::BLOCK + 1) {
+        if e.row.size < settings.parts_min_size.max(crate::proof::BLOCK + 1) {
             return 1;
         }
         let want = match self.ctx.store.parts(id) {
             Ok(parts) if !parts.is_empty() => parts.len(),
-            _ if settings.parts <= 1 || e.view.upload_url.is_some() => 1,
+            _ if settings.parts <= 1 || e.row.has_upload_url() => 1,
             // Before OPTIONS was asked, assume the server offers concatenation.
-            _ => match self.ctx.caps.offers_parts(&e.view.endpoint) {
+            _ => match self.ctx.caps.offers_parts(&e.row.endpoint) {
                 Some(false) => 1,
                 _ => settings.parts,
             },
@@ -1346,9 +1333,9 @@ impl Actor {
         // journal's word now (the model test found completed uploads without a URL).
         self.unjournalled.remove(&id);
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.upload_url = rec.upload_url.clone();
-            e.view.recreated = rec.recreated;
-            e.view.acked = rec.acked_offset;
+            e.row.set_upload_url(rec.upload_url.clone());
+            e.row.set_recreated(rec.recreated);
+            e.row.acked = rec.acked_offset;
         }
         self.show_state(id, state, None);
         let gen = epoch;
@@ -1419,7 +1406,7 @@ impl Actor {
             && self
                 .entries
                 .get(&id)
-                .is_some_and(|e| std::path::Path::new(&e.view.path).exists());
+                .is_some_and(|e| std::path::Path::new(&e.row.path()).exists());
         match outcome {
             Outcome::Completed => {
                 tracing::info!(id, "upload completed");
@@ -1461,39 +1448,33 @@ impl Actor {
             WorkerEvent::Finished(outcome) => self.finished(id, epoch, outcome),
             WorkerEvent::Progress { acked, in_flight } => {
                 if let Some(e) = self.entries.get_mut(&id) {
-                    if e.view.acked != acked || e.view.in_flight != in_flight {
-                        e.view.acked = acked;
-                        e.view.in_flight = in_flight;
+                    if e.row.set_progress(acked, in_flight) {
                         self.dirty.insert(id);
                     }
                 }
             }
             WorkerEvent::Regressed { from, to } => {
                 if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.resent += from.saturating_sub(to);
-                    e.view.note = Some(crate::model::resent_note(e.view.resent));
-                    e.view.acked = to;
-                    e.view.in_flight = 0;
-                    e.meter.reset();
+                    e.row.count_resent(from.saturating_sub(to));
+                    e.row.restart_at(to);
                 }
                 self.mark(id);
             }
             WorkerEvent::StartingOver => self.forget_server_upload(id),
             WorkerEvent::Url { url, recreated } => {
                 if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.upload_url = Some(url);
+                    e.row.set_upload_url(Some(url));
                     if recreated {
-                        e.view.recreated += 1;
+                        e.row.count_recreated();
                     }
-                    e.view.acked = 0;
-                    e.meter.reset();
+                    e.row.restart_at(0);
                 }
                 self.mark(id);
             }
             WorkerEvent::Waiting { until_ms, reason } => {
                 if self.apply(id, Event::Waiting, Some(reason)).is_some() {
                     if let Some(e) = self.entries.get_mut(&id) {
-                        e.view.retry_at_ms = Some(until_ms);
+                        e.row.set_retry_at(until_ms);
                     }
                 }
             }
@@ -1502,7 +1483,7 @@ impl Actor {
             }
             WorkerEvent::Note(note) => {
                 if let Some(e) = self.entries.get_mut(&id) {
-                    e.view.note = Some(note);
+                    e.row.set_note(Some(note));
                 }
                 self.mark(id);
             }
@@ -1634,7 +1615,7 @@ impl Actor {
     fn state_of(&self, id: UploadId) -> Result<UploadState> {
         self.entries
             .get(&id)
-            .map(|e| e.view.state)
+            .map(|e| e.row.state)
             .ok_or(Error::UnknownUpload(id))
     }
 
@@ -1657,7 +1638,7 @@ impl Actor {
         if state.is_unfinished() {
             self.terminate(id);
         }
-        let path = self.entries[&id].view.path.clone();
+        let path = self.entries[&id].row.path();
         self.unwatch(id, &path);
         self.entries.remove(&id);
         self.order.retain(|x| *x != id);
@@ -1681,7 +1662,7 @@ impl Actor {
     fn snapshot(&self) -> Vec<UploadView> {
         self.order
             .iter()
-            .filter_map(|id| self.entries.get(id).map(|e| e.view.clone()))
+            .filter_map(|id| self.entries.get(id).map(|e| e.row.view()))
             .collect()
     }
 
@@ -1710,8 +1691,8 @@ impl Actor {
         self.ctx.store.set_positions(&self.order)?;
         for (i, id) in self.order.clone().into_iter().enumerate() {
             if let Some(e) = self.entries.get_mut(&id) {
-                if e.view.position != i as i64 + 1 {
-                    e.view.position = i as i64 + 1;
+                if e.row.position != i as i64 + 1 {
+                    e.row.position = i as i64 + 1;
                     self.dirty.insert(id);
                 }
             }
@@ -1747,7 +1728,7 @@ impl Actor {
                     if !self
                         .entries
                         .get(&id)
-                        .is_some_and(|e| e.view.state.is_unfinished())
+                        .is_some_and(|e| e.row.state.is_unfinished())
                         || self.journal_completed(id) =>
                 {
                     Decision::New
@@ -1867,7 +1848,7 @@ impl Actor {
     /// A re-added file continues its unfinished upload, from its new path if it moved.
     fn readd(&mut self, id: UploadId, f: &PreparedFile) {
         let path = f.path.display().to_string();
-        let old = self.entries[&id].view.path.clone();
+        let old = self.entries[&id].row.path();
         if old != path {
             if let Err(e) = self.ctx.store.set_path(id, &path, &f.name) {
                 tracing::error!(id, error = %e, "journal write failed");
@@ -1877,25 +1858,24 @@ impl Actor {
         }
         self.saw_path(&path);
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.path = path;
-            e.view.name = f.name.clone();
+            e.row.set_path(&path, &f.name, &mut self.shared);
             e.dormant = false;
         }
         self.apply(id, Event::ReAdd, None);
     }
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
+        let endpoint = self.shared.endpoint(&rec.endpoint);
         self.order.push(rec.id);
         self.saw_path(&rec.path);
         self.watch(rec.id, &rec.path);
         self.entries.insert(
             rec.id,
             Box::new(Entry {
-                view: UploadView::from_record(rec),
-                dormant: false,
+                row: Row::from_record(rec, endpoint, &mut self.shared),
                 task: None,
                 slots: 0,
-                meter: SpeedMeter::new(),
+                dormant: false,
             }),
         );
         self.mark(rec.id);
@@ -1917,7 +1897,7 @@ impl Actor {
             return Ok(());
         }
         let Some(f) = file else {
-            return Err(Error::FileMissing(self.entries[&id].view.path.clone()));
+            return Err(Error::FileMissing(self.entries[&id].row.path()));
         };
         self.stop(id);
         self.terminate(id);
@@ -1925,19 +1905,18 @@ impl Actor {
         self.ctx
             .store
             .reset_identity(id, &path, &f.name, &f.stamp, &f.fingerprint)?;
-        let old = self.entries[&id].view.path.clone();
+        let old = self.entries[&id].row.path();
         if old != path {
             self.unwatch(id, &old);
         }
         self.saw_path(&path);
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.path = path;
-            e.view.name = f.name.clone();
-            e.view.size = f.stamp.size;
-            e.view.acked = 0;
-            e.view.upload_url = None;
-            e.view.resent = 0;
-            e.view.note = None;
+            e.row.set_path(&path, &f.name, &mut self.shared);
+            e.row.size = f.stamp.size;
+            e.row.restart_at(0);
+            e.row.set_upload_url(None);
+            e.row.set_resent(0);
+            e.row.set_note(None);
             e.dormant = false;
         }
         self.apply(id, event, None);
@@ -1948,10 +1927,8 @@ impl Actor {
     /// (terminated) or a new one is being created from byte 0.
     fn forget_server_upload(&mut self, id: UploadId) {
         if let Some(e) = self.entries.get_mut(&id) {
-            e.view.upload_url = None;
-            e.view.acked = 0;
-            e.view.in_flight = 0;
-            e.meter.reset();
+            e.row.set_upload_url(None);
+            e.row.restart_at(0);
         }
         self.mark(id);
     }

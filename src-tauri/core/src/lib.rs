@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+mod row;
 pub mod secrets;
 pub mod settings;
 pub mod source;
