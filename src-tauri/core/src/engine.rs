@@ -627,7 +627,7 @@ struct Actor {
     /// Boxed: the map's power-of-two table then holds pointers, not whole entries (it has
     /// room for up to twice as many as it holds).
     entries: HashMap<UploadId, Box<Entry>>,
-    /// The folders and endpoints of the rows, each kept once.
+    /// The folders, endpoints and profile names of the rows, each kept once.
     shared: Interner,
     order: Vec<UploadId>,
     dirty: HashSet<UploadId>,
@@ -714,8 +714,7 @@ impl Actor {
             if let Some(to) = lifecycle::transition(state, event).filter(|to| *to != state) {
                 state = self.ctx.store.set_state(rec.id, to, None)?;
             }
-            let endpoint = self.shared.endpoint(&rec.endpoint);
-            let mut row = Row::from_record(&rec, endpoint, &mut self.shared);
+            let mut row = Row::from_record(&rec, &mut self.shared);
             row.state = state;
             if state == UploadState::Completed {
                 row.acked = row.size;
@@ -1865,14 +1864,13 @@ impl Actor {
     }
 
     fn insert_entry(&mut self, rec: &UploadRecord) {
-        let endpoint = self.shared.endpoint(&rec.endpoint);
         self.order.push(rec.id);
         self.saw_path(&rec.path);
         self.watch(rec.id, &rec.path);
         self.entries.insert(
             rec.id,
             Box::new(Entry {
-                row: Row::from_record(rec, endpoint, &mut self.shared),
+                row: Row::from_record(rec, &mut self.shared),
                 task: None,
                 slots: 0,
                 dormant: false,

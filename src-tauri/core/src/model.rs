@@ -207,37 +207,6 @@ pub struct UploadView {
     pub profile_id: Option<crate::profile::ProfileId>,
 }
 
-impl UploadView {
-    /// The view of a record with no live numbers yet.
-    pub fn from_record(r: &UploadRecord) -> UploadView {
-        UploadView {
-            id: r.id,
-            position: r.position,
-            path: r.path.clone(),
-            name: r.name.clone(),
-            size: r.size,
-            endpoint: crate::redact::strip_userinfo(&r.endpoint),
-            upload_url: r
-                .upload_url
-                .clone()
-                .filter(|_| r.state != UploadState::Completed),
-            state: r.state,
-            error: r.error.clone(),
-            acked: r.acked_offset,
-            in_flight: 0,
-            speed: 0.0,
-            eta_secs: None,
-            retry_at_ms: None,
-            recreated: r.recreated,
-            resent: r.resent,
-            note: (r.resent > 0).then(|| resent_note(r.resent)),
-            profile: r.profile.clone(),
-            asks_host: r.asks_host.clone(),
-            profile_id: r.profile_id,
-        }
-    }
-}
-
 /// Why progress went back: the server lost bytes it had confirmed, and they are sent again.
 pub fn resent_note(resent: u64) -> String {
     format!(

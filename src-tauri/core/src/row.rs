@@ -3,9 +3,8 @@
 //! puts the rest behind boxes that most rows lack: live numbers only while a worker runs,
 //! strings such as an error only when there is one. The folder, the endpoint and the
 //! profile's name are shared by all rows that have them, and a short file name sits in the
-//! row: a plain row allocates nothing but its own box. (Each row's own small allocations, made between
-//! the intake's short-lived ones, had left pages that malloc could neither reuse nor return.)
-//! UIs get full [`UploadView`]s, built when sent.
+//! row: a plain row allocates nothing but its own box. UIs get full [`UploadView`]s, built
+//! when sent.
 
 use crate::model::{resent_note, UploadId, UploadRecord, UploadState, UploadView};
 use crate::profile::ProfileId;
@@ -84,7 +83,7 @@ fn split_path(path: &str) -> (&str, &str) {
 impl Row {
     /// The row of a journal record, with no live numbers yet. A completed upload keeps no
     /// server URL here (the journal has it): 100,000 of them cost 10 MiB.
-    pub fn from_record(r: &UploadRecord, endpoint: Arc<str>, shared: &mut Interner) -> Row {
+    pub fn from_record(r: &UploadRecord, shared: &mut Interner) -> Row {
         let (dir, file) = split_path(&r.path);
         let mut row = Row {
             id: r.id,
@@ -93,7 +92,7 @@ impl Row {
             acked: r.acked_offset,
             dir: shared.get(dir),
             file: file.into(),
-            endpoint,
+            endpoint: shared.endpoint(&r.endpoint),
             profile_id: r.profile_id,
             profile: r.profile.as_deref().map(|name| shared.get(name)),
             state: r.state,
@@ -405,7 +404,7 @@ mod tests {
         let mut rec = record();
         rec.upload_url = None;
         let mut shared = Interner::default();
-        let row = Row::from_record(&rec, shared.endpoint(&rec.endpoint), &mut shared);
+        let row = Row::from_record(&rec, &mut shared);
         assert!(row.rare.is_none() && row.live.is_none());
         assert!(!row.file.is_heap_allocated());
         assert_eq!(row.path(), "/data/photos/a.jpg");
@@ -414,7 +413,7 @@ mod tests {
         assert_eq!(v.name, "a.jpg");
         assert_eq!(v.endpoint, "https://***@tus.example/files");
         assert_eq!((v.acked, v.in_flight, v.recreated), (40, 0, 0));
-        let again = Row::from_record(&rec, shared.endpoint(&rec.endpoint), &mut shared);
+        let again = Row::from_record(&rec, &mut shared);
         assert!(Arc::ptr_eq(&row.endpoint, &again.endpoint));
         assert!(Arc::ptr_eq(&row.dir, &again.dir));
     }
@@ -429,7 +428,7 @@ mod tests {
         rec.resent = 5;
         rec.recreated = 2;
         let mut shared = Interner::default();
-        let mut row = Row::from_record(&rec, shared.endpoint(&rec.endpoint), &mut shared);
+        let mut row = Row::from_record(&rec, &mut shared);
         let v = row.view();
         assert_eq!(v.name, "shown name");
         assert_eq!(v.error.as_deref(), Some("boom"));
@@ -498,7 +497,7 @@ mod tests {
     #[test]
     fn live_numbers_exist_while_running_and_follow_the_state() {
         let mut shared = Interner::default();
-        let mut row = Row::from_record(&record(), shared.endpoint("http://e/"), &mut shared);
+        let mut row = Row::from_record(&record(), &mut shared);
         row.show_state(UploadState::Uploading, None);
         assert!(row.set_progress(50, 10));
         assert!(!row.set_progress(50, 10));
