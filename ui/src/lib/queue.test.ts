@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Queue, actions, hostQuestion, progress, totals } from './queue';
+import { Queue, actions, hostQuestion, progress, totals, warmUpRows } from './queue';
 import type { QueueRow } from './types';
 
 function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
@@ -143,5 +143,17 @@ describe('hostQuestion', () => {
     const q = hostQuestion(rows);
     expect(q?.row.id).toBe(2);
     expect(q?.count).toBe(2);
+  });
+});
+
+describe('warmUpRows', () => {
+  it('gives rows in the states a queue shows, with ids no upload has', () => {
+    const rows = warmUpRows(24);
+    expect(rows).toHaveLength(24);
+    expect(rows.every((r) => r.id < 0)).toBe(true);
+    expect(new Set(rows.map((r) => r.id)).size).toBe(24);
+    expect(new Set(rows.map((r) => r.state))).toEqual(
+      new Set(['uploading', 'queued', 'completed', 'waiting_to_retry', 'failed', 'paused']),
+    );
   });
 });

@@ -139,3 +139,35 @@ export function hostQuestion(rows: QueueRow[]): { row: QueueRow; count: number }
   const count = rows.filter((r) => asks(r) && r.asks_host === row.asks_host && r.profile === row.profile).length;
   return { row, count };
 }
+
+const WARM_STATES: UploadState[] = ['uploading', 'queued', 'completed', 'waiting_to_retry', 'failed', 'paused'];
+
+/**
+ * Rows in every common state, mounted once out of sight while the window is idle: the first
+ * real mount (the first rows of a drop, often while the engine keeps both cores busy) then no
+ * longer pays for parsing and first runs of the row's code (it took 200 ms, 90 ms after).
+ */
+export function warmUpRows(count: number): QueueRow[] {
+  return Array.from({ length: count }, (_, i) => {
+    const state = WARM_STATES[i % WARM_STATES.length];
+    return {
+      id: -1 - i,
+      position: i,
+      path: `/warm-up/${i}.bin`,
+      name: `${i}.bin`,
+      size: 65536,
+      state,
+      error: state === 'failed' ? 'server error' : null,
+      acked: state === 'completed' ? 65536 : 4096,
+      in_flight: state === 'uploading' ? 4096 : 0,
+      speed: state === 'uploading' ? 1 << 20 : 0,
+      eta_secs: state === 'uploading' ? 1 : null,
+      retry_at_ms: state === 'waiting_to_retry' ? 0 : null,
+      recreated: 0,
+      resent: 0,
+      note: null,
+      profile: 'warm-up',
+      asks_host: null,
+    };
+  });
+}
