@@ -6,7 +6,7 @@ set -euo pipefail
 build=(build-essential pkg-config file ca-certificates libssl-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev)
 test=(xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 dbus-daemon dbus-bin
-  openssl curl time python3-venv util-linux mount gnome-keyring)
+  openssl curl time python3-venv util-linux mount gnome-keyring desktop-file-utils imagemagick)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
