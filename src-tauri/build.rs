@@ -28,6 +28,8 @@ fn main() {
                 "save_settings",
                 "check_endpoint",
                 "app_info",
+                "tray_action",
+                "tray_status",
             ])),
     )
     .expect("tauri-build");

@@ -1015,3 +1015,214 @@ async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_co
     );
     app.close().await;
 }
+
+/// The app's visible top-level windows titled "Tusker" (X window ids).
+fn visible_windows() -> Vec<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", "^Tusker$"])
+        .output()
+        .expect("xdotool (apt: xdotool)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Closes the app's window as a window manager's close button does.
+fn close_window() {
+    let windows = visible_windows();
+    assert!(!windows.is_empty(), "no visible Tusker window to close");
+    let st = Command::new("/usr/bin/python3")
+        .arg(support::repo_root().join("tests/close_window.py"))
+        .args(&windows)
+        .status()
+        .unwrap();
+    assert!(st.success(), "close_window.py failed");
+}
+
+async fn tray_status(app: &App) -> String {
+    let r = app.invoke("tray_status", serde_json::json!({})).await;
+    r["ok"]
+        .as_str()
+        .unwrap_or_else(|| panic!("tray_status: {r}"))
+        .to_string()
+}
+
+async fn wait_tray_status(app: &App, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let line = tray_status(app).await;
+        if line.contains(want) {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tray never said {want:?}; it says {line:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn tray(app: &App, action: &str) {
+    let r = app
+        .invoke("tray_action", serde_json::json!({ "action": action }))
+        .await;
+    assert!(r.get("ok").is_some(), "tray_action {action}: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let file = write_file(files.path(), "long.bin", 24 << 20, 21);
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.bandwidth = 3 << 20;
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    assert_eq!(tray_status(&app).await, "No uploads running");
+    add_files(data.path(), home.path(), &[&file]);
+    app.wait_js(
+        "long.bin uploading",
+        &row_js("long.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let line = wait_tray_status(&app, "1 uploading").await;
+    assert!(line.contains("% of 24.0 MiB"), "{line}");
+
+    // The menu's Pause all and Resume all, through the menu's own handler.
+    tray(&app, "pause-all").await;
+    app.wait_js(
+        "paused from the tray",
+        &row_js("long.bin", "r.dataset.state === 'paused'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_tray_status(&app, "1 paused").await;
+    tray(&app, "resume-all").await;
+    app.wait_js(
+        "resumed from the tray",
+        &row_js("long.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_tray_status(&app, "1 uploading").await;
+
+    // Closing the window while it uploads: the window goes, the app and the upload stay.
+    close_window();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !visible_windows().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the window is still shown after closing it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = app.app_pid().expect("the app keeps running in the tray");
+    let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+    assert!(
+        AppSettings::load(&store).unwrap().tray_explained,
+        "the first close into the tray is explained (and noted)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rec = journal(data.path()).pop().unwrap();
+        if rec.state == UploadState::Completed {
+            let stored = server.stored(rec.upload_url.as_deref().unwrap());
+            assert!(stored == std::fs::read(&file).unwrap(), "byte-exact");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upload did not complete with the window closed: {rec:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.app_pid(), Some(pid));
+    wait_tray_status(&app, "No uploads running").await;
+
+    // Show Tusker brings the window back; closing it with nothing going on quits.
+    tray(&app, "show").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while visible_windows().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Show Tusker did not bring the window back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_js(
+        "the row, completed",
+        &row_js("long.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    close_window();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.app_pid().is_some_and(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "closing the window with nothing to upload did not quit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let file = write_file(files.path(), "later.bin", 24 << 20, 22);
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.bandwidth = 2 << 20;
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    add_files(data.path(), home.path(), &[&file]);
+    app.wait_js(
+        "later.bin uploading",
+        &row_js("later.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let pid = app.app_pid().unwrap();
+    // The app is gone before it could answer: the call's own result is not awaited.
+    let _ = app
+        .client
+        .execute(
+            "window.__TAURI_INTERNALS__.invoke('tray_action', { action: 'quit' }); return true",
+            vec![],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    }) {
+        assert!(Instant::now() < deadline, "Quit Tusker did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = journal(data.path()).pop().unwrap();
+    assert_eq!(
+        rec.state,
+        UploadState::Queued,
+        "quitting journals the running upload as queued: {rec:?}"
+    );
+    assert!(rec.acked_offset < 24 << 20);
+}

@@ -36,11 +36,18 @@ pub fn forward(app: &AppHandle, engine: Engine) {
     let mut rx = engine.subscribe();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let mut last: HashMap<UploadId, UploadState> = HashMap::new();
+        let mut progress = crate::tray::Progress::default();
+        // The queue as it stands (restored at start, before this task listened).
+        if let Ok(all) = engine.snapshot().await {
+            for v in &all {
+                progress.update(v);
+            }
+            show_progress(&app, &progress);
+        }
         let mut pending: Option<EventBatch> = None;
         let mut sent_at = tokio::time::Instant::now();
-        // Rows changed since memory was last given back.
-        let mut busy = false;
+        // Rows changed (or the snapshot above was built) since memory was last given back.
+        let mut busy = true;
         loop {
             let due = sent_at + WINDOW_INTERVAL;
             let received = tokio::select! {
@@ -49,11 +56,13 @@ pub fn forward(app: &AppHandle, engine: Engine) {
                     if let Some(batch) = pending.take() {
                         send_to_window(&app, &batch);
                     }
+                    show_progress(&app, &progress);
                     sent_at = tokio::time::Instant::now();
                     busy = true;
                     continue;
                 }
                 _ = tokio::time::sleep_until(sent_at + QUIET), if busy && pending.is_none() => {
+                    progress.shrink();
                     crate::rows::give_back_memory_now();
                     busy = false;
                     continue;
@@ -77,7 +86,7 @@ pub fn forward(app: &AppHandle, engine: Engine) {
                     return;
                 }
             };
-            notify(&app, &batch, &mut last);
+            notify(&app, &batch, &mut progress);
             merge(&mut pending, &batch);
         }
     });
@@ -131,18 +140,26 @@ fn send_to_window(app: &AppHandle, batch: &EventBatch) {
     crate::rows::give_back_memory(batch.changed.len());
 }
 
-fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, UploadState>) {
+/// Whether uploads go on (uploading, queued or waiting to retry), as of the last batch sent:
+/// closing the window then keeps them going in the tray.
+pub static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+fn show_progress(app: &AppHandle, progress: &crate::tray::Progress) {
+    let summary = progress.summary();
+    ACTIVE.store(summary.active(), Ordering::Relaxed);
+    crate::tray::show_progress(app, &summary);
+}
+
+fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progress) {
     let mut finished = Vec::new();
     let mut failed = Vec::new();
+    if batch.reset {
+        progress.clear();
+    }
     for v in &batch.changed {
-        // Completed rows leave the map (100,000 of them cost 2 MB): a row that reappears
-        // completed is then skipped as one first seen completed, and one restarted comes
-        // back queued.
-        let before = if v.state == UploadState::Completed {
-            last.remove(&v.id)
-        } else {
-            last.insert(v.id, v.state)
-        };
+        // Completed rows leave the progress (a row that reappears completed is then skipped
+        // as one first seen completed, and one restarted comes back queued).
+        let before = progress.update(v);
         if before == Some(v.state) || before.is_none() && v.state.is_terminal() {
             continue;
         }
@@ -160,10 +177,7 @@ fn notify(app: &AppHandle, batch: &EventBatch, last: &mut HashMap<UploadId, Uplo
         }
     }
     for id in &batch.removed {
-        last.remove(id);
-    }
-    if last.capacity() > 4 * last.len() + 1024 {
-        last.shrink_to_fit();
+        progress.remove(*id);
     }
     if finished.is_empty() && failed.is_empty() {
         return;

@@ -9,6 +9,7 @@ mod events;
 mod logging;
 mod rows;
 mod state;
+mod tray;
 
 use std::path::PathBuf;
 use tauri::{Manager, RunEvent};
@@ -30,10 +31,8 @@ fn main() {
         // A second launch hands its file arguments to the running app (must come first).
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             state::add_args(app, &argv, &PathBuf::from(cwd));
-            if let Some(w) = app.get_webview_window("main") {
-                let _ = w.unminimize();
-                let _ = w.set_focus();
-            }
+            // Also the way back from the tray where a desktop shows none.
+            tray::show_window(app);
         }))
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
@@ -42,6 +41,13 @@ fn main() {
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::Focused(f) => {
                 events::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
+            }
+            // With uploads going on, closing hides the window into the tray (a setting).
+            tauri::WindowEvent::CloseRequested { api, .. }
+                if state::close_into_tray(window.app_handle()) =>
+            {
+                api.prevent_close();
+                let _ = window.hide();
             }
             // Drops are taken here, from the system, not from the window.
             tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) => {
@@ -55,6 +61,9 @@ fn main() {
                 Ok(s) => {
                     let engine = s.engine.clone();
                     app.manage(s);
+                    if let Err(e) = tray::install(&handle) {
+                        tracing::warn!(error = %e, "no tray icon");
+                    }
                     events::forward(&handle, engine);
                     let argv: Vec<String> = std::env::args().collect();
                     let cwd = std::env::current_dir().unwrap_or_default();
@@ -98,6 +107,8 @@ fn main() {
             commands::profiles::remove_profile,
             commands::profiles::answer_host,
             commands::app::app_info,
+            commands::app::tray_action,
+            commands::app::tray_status,
         ]);
     let app = builder
         .build(tauri::generate_context!())

@@ -31,6 +31,10 @@ pub struct AppSettings {
     pub bandwidth: u64,
     pub auto_resume: bool,
     pub remove_completed_after_days: Option<u32>,
+    /// Closing the window while uploads are active keeps them going in the tray.
+    pub keep_in_tray: bool,
+    /// The first close into the tray was explained (once is enough).
+    pub tray_explained: bool,
 }
 
 impl Default for AppSettings {
@@ -43,6 +47,8 @@ impl Default for AppSettings {
             bandwidth: 0,
             auto_resume: true,
             remove_completed_after_days: None,
+            keep_in_tray: true,
+            tray_explained: false,
         }
     }
 }

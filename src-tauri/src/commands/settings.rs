@@ -23,6 +23,8 @@ pub struct SettingsView {
     pub bandwidth: u64,
     pub auto_resume: bool,
     pub remove_completed_after_days: Option<u32>,
+    /// Closing the window while uploads are active keeps them going in the tray.
+    pub keep_in_tray: bool,
 }
 
 fn view(s: &AppSettings) -> SettingsView {
@@ -34,6 +36,7 @@ fn view(s: &AppSettings) -> SettingsView {
         bandwidth: s.bandwidth,
         auto_resume: s.auto_resume,
         remove_completed_after_days: s.remove_completed_after_days,
+        keep_in_tray: s.keep_in_tray,
     }
 }
 
@@ -57,6 +60,7 @@ pub async fn save_settings(
             )));
         }
     }
+    let before = AppSettings::load(store).map_err(text)?;
     let new = AppSettings {
         drop_profile: settings.drop_profile,
         parallel: settings.parallel.clamp(1, 64),
@@ -65,6 +69,8 @@ pub async fn save_settings(
         bandwidth: settings.bandwidth,
         auto_resume: settings.auto_resume,
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
+        keep_in_tray: settings.keep_in_tray,
+        tray_explained: before.tray_explained,
     };
     new.save(store).map_err(text)?;
     state.engine.set_concurrency(new.parallel).map_err(text)?;

@@ -87,7 +87,11 @@ parts: number,
 /**
  * Files from this many MiB on are split into parts.
  */
-parts_min_mib: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, };
+parts_min_mib: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, 
+/**
+ * Closing the window while uploads are active keeps them going in the tray.
+ */
+keep_in_tray: boolean, };
 
 export type CmdError = { 
 /**
