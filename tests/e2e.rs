@@ -268,11 +268,17 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_uploads() {
     let _display = DISPLAY.lock().await;
-    const FILES: usize = 3_000;
+    // 3,000 in the suite; TUSKER_E2E_FOLDER_FILES=100000 for the full size (the
+    // time limits grow with it).
+    let files: usize = std::env::var("TUSKER_E2E_FOLDER_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let scale = (files / 3_000).max(1) as u32;
     let server = TusServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
-    let want = support::write_folder(&folder, FILES);
+    let want = support::write_folder(&folder, files);
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
@@ -288,20 +294,20 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
     .await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     add_files(data.path(), home.path(), &[&folder]);
-    support::wait_until("the app to crash", Duration::from_secs(30), || {
+    support::wait_until("the app to crash", Duration::from_secs(30) * scale, || {
         app.app_pid().is_none()
     });
     drop(app);
     let rows = journal(data.path()).len();
-    assert!(rows > 0 && rows < FILES, "{rows} rows after the crash");
+    assert!(rows > 0 && rows < files, "{rows} rows after the crash");
 
     // 2. Relaunched, it takes the rest of the folder in by itself and is killed (SIGKILL)
     //    with half of the files on the server.
     let app = App::launch(data.path(), home.path(), &[]).await;
     support::wait_until(
         "half of the files on the server",
-        Duration::from_secs(120),
-        || server.uploads().iter().filter(|u| u.complete()).count() >= FILES / 2,
+        Duration::from_secs(120) * scale,
+        || server.uploads().iter().filter(|u| u.complete()).count() >= files / 2,
     );
     let pid = app.app_pid().expect("the app's pid");
     unsafe {
@@ -317,14 +323,18 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
 
     // 3. Relaunched, it finishes: one row per file, every file on the server once.
     let app = App::launch(data.path(), home.path(), &[]).await;
-    support::wait_until("every file completed", Duration::from_secs(180), || {
-        let rows = journal(data.path());
-        rows.len() == FILES && rows.iter().all(|r| r.state == UploadState::Completed)
-    });
+    support::wait_until(
+        "every file completed",
+        Duration::from_secs(180) * scale,
+        || {
+            let rows = journal(data.path());
+            rows.len() == files && rows.iter().all(|r| r.state == UploadState::Completed)
+        },
+    );
     app.wait_js(
         "the window's count",
-        &format!("document.querySelector('.row')?.getAttribute('aria-setsize') === '{FILES}'"),
-        Duration::from_secs(30),
+        &format!("document.querySelector('.row')?.getAttribute('aria-setsize') === '{files}'"),
+        Duration::from_secs(30) * scale,
     )
     .await;
     app.close().await;
@@ -631,6 +641,7 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     let mut second = Command::new(support::app::app_bin())
         .arg(&f)
+        .arg(files.path().join("not-there.bin"))
         .env("TUSKER_DATA_DIR", data.path())
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env("XDG_DATA_HOME", home.path().join("data"))
@@ -647,6 +658,15 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
         Duration::from_secs(20),
     )
     .await;
+    // A path that does not exist is named in the window, not dropped without a word.
+    let notice = app
+        .wait_js(
+            "the missing path named",
+            "(() => { const t = document.querySelector('.notice')?.textContent ?? ''; return t.includes('not-there.bin') ? t : null; })()",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(notice.as_str().unwrap().contains("1 skipped"), "{notice}");
     app.close().await;
 }
 
@@ -1225,4 +1245,106 @@ async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
         "quitting journals the running upload as queued: {rec:?}"
     );
     assert!(rec.acked_offset < 24 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_resumes() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let file = write_file(files.path(), "at-login.bin", 12 << 20, 23);
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.bandwidth = 2 << 20;
+    });
+    let entry = home.path().join("config/autostart/dev.tusker.app.desktop");
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+
+    // The setting, from Settings: the entry comes and goes with it.
+    let set = |on: bool| {
+        let app = &app;
+        async move {
+            let s = app.invoke("get_settings", serde_json::json!({})).await["ok"].clone();
+            let mut s = s.as_object().expect("settings").clone();
+            s.insert("start_at_login".into(), on.into());
+            let r = app
+                .invoke("save_settings", serde_json::json!({ "settings": s }))
+                .await;
+            assert!(r.get("ok").is_some(), "save_settings: {r}");
+        }
+    };
+    set(true).await;
+    let text = std::fs::read_to_string(&entry).expect("the autostart entry");
+    let exe = std::fs::canonicalize(support::app::app_bin()).unwrap();
+    assert!(
+        text.contains(&format!("Exec=\"{}\" --in-tray", exe.display())),
+        "{text}"
+    );
+    set(false).await;
+    assert!(!entry.exists(), "turning it off removes the entry");
+    set(true).await;
+    assert!(entry.exists());
+
+    // An upload under way when the session ends (SIGTERM pauses it cleanly).
+    add_files(data.path(), home.path(), &[&file]);
+    app.wait_js(
+        "at-login.bin uploading",
+        &row_js("at-login.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.quit(Duration::from_secs(10)).await;
+    assert!(journal(data.path())[0].acked_offset < 12 << 20);
+
+    // The next login runs the entry's command: no window, and the upload resumes.
+    let mut at_login = Command::new(support::app::app_bin())
+        .arg("--in-tray")
+        .env("TUSKER_DATA_DIR", data.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            visible_windows().is_empty(),
+            "a start at login shows no window"
+        );
+        let rec = journal(data.path()).pop().unwrap();
+        if rec.state == UploadState::Completed {
+            let stored = server.stored(rec.upload_url.as_deref().unwrap());
+            assert!(stored == std::fs::read(&file).unwrap(), "byte-exact");
+            break;
+        }
+        assert!(
+            at_login.try_wait().unwrap().is_none(),
+            "the app started at login exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the upload did not resume: {rec:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Starting Tusker again shows the running app's window.
+    support::app::hand_over(data.path(), home.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while visible_windows().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a second start did not show the window"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    unsafe {
+        libc::kill(at_login.id() as i32, libc::SIGTERM);
+    }
+    let status = support::wait_for(&mut at_login, Duration::from_secs(15))
+        .expect("the app did not quit on SIGTERM");
+    assert!(status.success(), "{status}");
 }

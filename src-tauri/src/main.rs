@@ -3,6 +3,7 @@
 //! engine's batched events to the window, and translates UI commands into engine calls.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod autostart;
 mod bindings;
 mod commands;
 mod events;
@@ -31,13 +32,25 @@ fn main() {
         // A second launch hands its file arguments to the running app (must come first).
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             state::add_args(app, &argv, &PathBuf::from(cwd));
-            // Also the way back from the tray where a desktop shows none.
-            tray::show_window(app);
+            // Also the way back from the tray where a desktop shows none (but a login's
+            // start while Tusker runs shows nothing).
+            if !argv.iter().any(|a| a == autostart::IN_TRAY) {
+                tray::show_window(app);
+            }
         }))
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
-        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // The window starts hidden (tauri.conf.json) and setup shows it, unless started at
+        // login into the tray: its visibility is not restored from last time.
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::all()
+                        - tauri_plugin_window_state::StateFlags::VISIBLE,
+                )
+                .build(),
+        )
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::Focused(f) => {
                 events::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
@@ -57,12 +70,18 @@ fn main() {
         })
         .setup(|app| {
             let handle = app.handle().clone();
+            let in_tray = std::env::args().any(|a| a == autostart::IN_TRAY);
+            if !in_tray {
+                tray::show_window(&handle);
+            }
             match state::open(&handle) {
                 Ok(s) => {
                     let engine = s.engine.clone();
                     app.manage(s);
                     if let Err(e) = tray::install(&handle) {
                         tracing::warn!(error = %e, "no tray icon");
+                        // Nowhere to start into: show the window after all.
+                        tray::show_window(&handle);
                     }
                     events::forward(&handle, engine);
                     let argv: Vec<String> = std::env::args().collect();

@@ -142,7 +142,8 @@ pub fn add_args(app: &AppHandle, argv: &[String], cwd: &Path) {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .map(|a| cwd.join(a))
-        .filter(|p| p.exists())
+        // A path that does not exist is added too: the engine names it in the notice
+        // (skipped, and why) instead of it vanishing without a word.
         .collect();
     add_from_system(app, paths);
 }

@@ -35,6 +35,8 @@ pub struct AppSettings {
     pub keep_in_tray: bool,
     /// The first close into the tray was explained (once is enough).
     pub tray_explained: bool,
+    /// Start at login, in the tray (an XDG autostart entry the shell writes).
+    pub start_at_login: bool,
 }
 
 impl Default for AppSettings {
@@ -49,6 +51,7 @@ impl Default for AppSettings {
             remove_completed_after_days: None,
             keep_in_tray: true,
             tray_explained: false,
+            start_at_login: false,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the running engine.
 
 use serde::{Deserialize, Serialize};
-use tauri::State;
+use tauri::{AppHandle, Manager, State};
 use tusker_core::AppSettings;
 
 use super::{text, CmdError, CmdResult};
@@ -25,6 +25,8 @@ pub struct SettingsView {
     pub remove_completed_after_days: Option<u32>,
     /// Closing the window while uploads are active keeps them going in the tray.
     pub keep_in_tray: bool,
+    /// Start at login, in the tray.
+    pub start_at_login: bool,
 }
 
 fn view(s: &AppSettings) -> SettingsView {
@@ -37,6 +39,7 @@ fn view(s: &AppSettings) -> SettingsView {
         auto_resume: s.auto_resume,
         remove_completed_after_days: s.remove_completed_after_days,
         keep_in_tray: s.keep_in_tray,
+        start_at_login: s.start_at_login,
     }
 }
 
@@ -49,6 +52,7 @@ pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView>
 
 #[tauri::command]
 pub async fn save_settings(
+    app: AppHandle,
     state: State<'_, AppState>,
     settings: SettingsView,
 ) -> CmdResult<SettingsView> {
@@ -71,7 +75,20 @@ pub async fn save_settings(
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
         keep_in_tray: settings.keep_in_tray,
         tray_explained: before.tray_explained,
+        start_at_login: settings.start_at_login,
     };
+    if new.start_at_login != before.start_at_login {
+        let config = app
+            .path()
+            .config_dir()
+            .map_err(|e| CmdError::invalid(format!("no config folder for the login item: {e}")))?;
+        crate::autostart::apply(&config, new.start_at_login).map_err(|e| {
+            CmdError::invalid(format!(
+                "could not change {}: {e}",
+                crate::autostart::entry_path(&config).display()
+            ))
+        })?;
+    }
     new.save(store).map_err(text)?;
     state.engine.set_concurrency(new.parallel).map_err(text)?;
     state

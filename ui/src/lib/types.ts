@@ -91,7 +91,11 @@ parts_min_mib: number, bandwidth: number, auto_resume: boolean, remove_completed
 /**
  * Closing the window while uploads are active keeps them going in the tray.
  */
-keep_in_tray: boolean, };
+keep_in_tray: boolean, 
+/**
+ * Start at login, in the tray.
+ */
+start_at_login: boolean, };
 
 export type CmdError = { 
 /**
