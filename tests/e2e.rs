@@ -1083,6 +1083,22 @@ async fn wait_tray_status(app: &App, want: &str) -> String {
     }
 }
 
+/// Whether the journal's only upload has completed.
+fn the_one_upload_completed(data_dir: &Path) -> bool {
+    journal(data_dir).pop().unwrap().state == UploadState::Completed
+}
+
+/// The journal's only upload is on the server, byte for byte `file`.
+fn assert_stored_byte_exact(server: &TusServer, data_dir: &Path, file: &Path) {
+    let rec = journal(data_dir).pop().unwrap();
+    let stored = server.stored(rec.upload_url.as_deref().unwrap());
+    assert!(
+        stored == std::fs::read(file).unwrap(),
+        "{} byte-exact",
+        rec.name
+    );
+}
+
 async fn tray(app: &App, action: &str) {
     let r = app
         .invoke("tray_action", serde_json::json!({ "action": action }))
@@ -1135,47 +1151,33 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
 
     // Closing the window while it uploads: the window goes, the app and the upload stay.
     close_window();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !visible_windows().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the window is still shown after closing it"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until(
+        "the window to go after closing it",
+        Duration::from_secs(10),
+        || visible_windows().is_empty(),
+    );
     let pid = app.app_pid().expect("the app keeps running in the tray");
     let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
     assert!(
         AppSettings::load(&store).unwrap().tray_explained,
         "the first close into the tray is explained (and noted)"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rec = journal(data.path()).pop().unwrap();
-        if rec.state == UploadState::Completed {
-            let stored = server.stored(rec.upload_url.as_deref().unwrap());
-            assert!(stored == std::fs::read(&file).unwrap(), "byte-exact");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the upload did not complete with the window closed: {rec:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::wait_until(
+        "the upload to complete with the window closed",
+        Duration::from_secs(60),
+        || the_one_upload_completed(data.path()),
+    );
+    assert_stored_byte_exact(&server, data.path(), &file);
     assert_eq!(app.app_pid(), Some(pid));
     wait_tray_status(&app, "No uploads running").await;
 
     // Show Tusker brings the window back; closing it with nothing going on quits.
     tray(&app, "show").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while visible_windows().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "Show Tusker did not bring the window back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until(
+        "Show Tusker to bring the window back",
+        Duration::from_secs(10),
+        || !visible_windows().is_empty(),
+    );
     app.wait_js(
         "the row, completed",
         &row_js("long.bin", "r.dataset.state === 'completed'"),
@@ -1183,20 +1185,11 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
     )
     .await;
     close_window();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while app.app_pid().is_some_and(|p| {
-        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| !r.trim_start().starts_with('Z'))
-        })
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "closing the window with nothing to upload did not quit"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until(
+        "closing the window with nothing to upload to quit",
+        Duration::from_secs(15),
+        || !support::app::running(pid),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1229,15 +1222,9 @@ async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
             vec![],
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    }) {
-        assert!(Instant::now() < deadline, "Quit Tusker did not quit");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until("Quit Tusker to quit", Duration::from_secs(15), || {
+        !support::app::running(pid)
+    });
     let rec = journal(data.path()).pop().unwrap();
     assert_eq!(
         rec.state,
@@ -1309,38 +1296,29 @@ async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_re
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(
-            visible_windows().is_empty(),
-            "a start at login shows no window"
-        );
-        let rec = journal(data.path()).pop().unwrap();
-        if rec.state == UploadState::Completed {
-            let stored = server.stored(rec.upload_url.as_deref().unwrap());
-            assert!(stored == std::fs::read(&file).unwrap(), "byte-exact");
-            break;
-        }
-        assert!(
-            at_login.try_wait().unwrap().is_none(),
-            "the app started at login exited"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the upload did not resume: {rec:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::wait_until(
+        "the upload to resume and complete",
+        Duration::from_secs(60),
+        || {
+            assert!(
+                visible_windows().is_empty(),
+                "a start at login shows no window"
+            );
+            assert!(
+                at_login.try_wait().unwrap().is_none(),
+                "the app started at login exited"
+            );
+            the_one_upload_completed(data.path())
+        },
+    );
+    assert_stored_byte_exact(&server, data.path(), &file);
     // Starting Tusker again shows the running app's window.
     support::app::hand_over(data.path(), home.path(), &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while visible_windows().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a second start did not show the window"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until(
+        "a second start to show the window",
+        Duration::from_secs(10),
+        || !visible_windows().is_empty(),
+    );
     unsafe {
         libc::kill(at_login.id() as i32, libc::SIGTERM);
     }

@@ -46,6 +46,16 @@ pub fn hand_over(data_dir: &Path, home: &Path, paths: &[&Path]) {
     assert!(status.success(), "second launch exits cleanly: {status}");
 }
 
+/// Whether `pid` still runs: not gone, and not a zombie its parent (WebKitWebDriver) has not
+/// reaped yet.
+pub fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
 /// One launch of the app: tauri-driver (stopped with SIGTERM so it takes WebKitWebDriver
 /// down with it) and a WebDriver session on the app's window.
 pub struct App {
@@ -256,15 +266,7 @@ impl App {
             libc::kill(pid, libc::SIGTERM);
         }
         let deadline = std::time::Instant::now() + timeout;
-        // Gone, or a zombie its parent (WebKitWebDriver) has not reaped yet.
-        let running = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
-            })
-        };
-        while running() {
+        while running(pid) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the app did not quit within {timeout:?} of SIGTERM"
