@@ -25,7 +25,14 @@ HOME=$home XDG_CONFIG_HOME=$home/.config XDG_DATA_HOME=$home/.local/share \
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
     tusker > "$HOME/tusker.log" 2>&1 &
     app=$!
-    if ! timeout 60 xdotool search --sync --name "^Tusker$" > /dev/null; then
+    # A loop, not `xdotool search --sync`: xdotool exits on the X error it gets when one of
+    # GTK'"'"'s short-lived windows vanishes while it reads its name.
+    shown=
+    for _ in $(seq 120); do
+      if xdotool search --onlyvisible --name "^Tusker$" > /dev/null 2>&1; then shown=1; break; fi
+      sleep 0.5
+    done
+    if [ -z "$shown" ]; then
       echo "error: the installed app showed no window within 60 s; its output:" >&2
       cat "$HOME/tusker.log" >&2
       kill "$app" 2>/dev/null
