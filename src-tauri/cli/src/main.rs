@@ -103,6 +103,38 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Watch folders and upload every file that appears in them (subfolders too) once it
+    /// has stopped changing; files already there are taken at start, content already sent
+    /// to the endpoint is not sent again. Runs until SIGTERM or Ctrl-C (exit 0 or 130).
+    Watch {
+        /// tus endpoint (creation URL). Credentials are kept in a profile named after it.
+        #[arg(long, required_unless_present = "profile")]
+        endpoint: Option<String>,
+        /// Upload with a saved profile instead of --endpoint.
+        #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
+        profile: Option<String>,
+        #[arg(long, value_parser = size::parse)]
+        chunk_size: Option<u64>,
+        #[command(flatten)]
+        creds: CredentialOpts,
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        /// A file or folder name pattern (`*` and `?`) not to upload, on top of the defaults
+        /// (*.part *.crdownload *.tmp ~$* .*). Repeatable.
+        #[arg(long = "ignore", value_name = "PATTERN")]
+        ignore: Vec<String>,
+        /// Only the --ignore patterns, not the defaults.
+        #[arg(long)]
+        no_default_ignore: bool,
+        /// Seconds a file's size and modification time must stay the same before it is sent.
+        #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+        settle: f64,
+        #[command(flatten)]
+        run: RunOpts,
+        /// Folders to watch.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Run every unfinished upload in the journal to completion; exit 0 only if all complete.
     Resume {
         #[command(flatten)]
@@ -219,6 +251,38 @@ enum ProfileCmd {
     Remove { name: String },
 }
 
+/// The saved profile named `name`, or one named after `endpoint` with the given credentials.
+fn resolve_profile(
+    data_dir: &std::path::Path,
+    name: Option<String>,
+    endpoint: Option<String>,
+    creds: &CredentialOpts,
+) -> Result<tusker_core::profile::Profile> {
+    Ok(match (name, endpoint) {
+        (Some(name), _) => open_store(data_dir)?
+            .profile_by_name(&name)?
+            .with_context(|| {
+                format!(
+                    "no profile named {name:?} (tusker-cli profile set {name} --endpoint URL ...)"
+                )
+            })?,
+        (None, Some(endpoint)) => {
+            tusker_core::client::parse_endpoint(&endpoint)?;
+            tusker_core::profile::Profile {
+                name: tusker_core::profile::Profile::implicit_name(&endpoint),
+                endpoint,
+                headers: creds.headers()?.into(),
+                header_command: creds.header_command.clone(),
+                header_ttl_secs: creds.header_ttl,
+                ..Default::default()
+            }
+            // A password in the URL is kept as a secret header, not in the journal.
+            .with_userinfo_as_header()?
+        }
+        (None, None) => bail!("--endpoint or --profile is needed"),
+    })
+}
+
 fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
     tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
         .with_context(|| format!("opening the journal in {}", data_dir.display()))
@@ -323,25 +387,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                 let u = tusker_core::client::parse_endpoint(upload_url.as_deref()?).ok()?;
                 Some(u.join("/").ok()?.to_string())
             });
-            let profile = match (profile, endpoint) {
-                (Some(name), _) => open_store(&data_dir)?.profile_by_name(&name)?.with_context(
-                    || format!("no profile named {name:?} (tusker-cli profile set {name} --endpoint URL ...)"),
-                )?,
-                (None, Some(endpoint)) => {
-                    tusker_core::client::parse_endpoint(&endpoint)?;
-                    tusker_core::profile::Profile {
-                        name: tusker_core::profile::Profile::implicit_name(&endpoint),
-                        endpoint,
-                        headers: creds.headers()?.into(),
-                        header_command: creds.header_command.clone(),
-                        header_ttl_secs: creds.header_ttl,
-                        ..Default::default()
-                    }
-                    // A password in the URL is kept as a secret header, not in the journal.
-                    .with_userinfo_as_header()?
-                }
-                (None, None) => bail!("--endpoint or --profile is needed"),
-            };
+            let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
             let engine = Engine::open(config(data_dir, &run, false)).await?;
             let events = engine.subscribe();
             let profile_id = if profile.id == 0 {
@@ -408,6 +454,60 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let ok = output::run_until_done(&engine, events, ids.into_iter().collect(), run.plain)
                 .await?;
             Ok(if ok && rejected == 0 { 0 } else { 1 })
+        }
+        Command::Watch {
+            endpoint,
+            profile,
+            chunk_size,
+            creds,
+            metadata,
+            ignore,
+            no_default_ignore,
+            settle,
+            run,
+            dirs,
+        } => {
+            let metadata = parse_metadata(&metadata)?;
+            let mut patterns: Vec<String> = if no_default_ignore {
+                Vec::new()
+            } else {
+                tusker_core::watched::DEFAULT_IGNORE
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            };
+            patterns.extend(ignore);
+            let ignore =
+                tusker_core::watched::IgnoreRules::new(&patterns).map_err(anyhow::Error::msg)?;
+            if !(0.0..=86_400.0).contains(&settle) {
+                bail!("--settle must be between 0 and 86400 seconds");
+            }
+            let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
+            let mut folders = Vec::new();
+            for d in dirs {
+                let abs = std::path::absolute(&d).with_context(|| format!("{}", d.display()))?;
+                if !abs.is_dir() {
+                    bail!("{} is not a folder", d.display());
+                }
+                folders.push(abs);
+            }
+            let engine = Engine::open(config(data_dir, &run, false)).await?;
+            let profile_id = if profile.id == 0 {
+                engine.save_profile(&profile)?
+            } else {
+                profile.id
+            };
+            let mut all_metadata = profile.metadata.clone();
+            all_metadata.extend(metadata);
+            let request = AddRequest {
+                endpoint: profile.endpoint.clone(),
+                metadata: all_metadata,
+                profile_id: Some(profile_id),
+                chunk_size: chunk_size.or(profile.chunk_size),
+                ..Default::default()
+            };
+            let settle = Duration::from_secs_f64(settle);
+            output::watch(&engine, &folders, request, ignore, settle).await
         }
         Command::Resume { run } => {
             let engine = Engine::open(config(data_dir, &run, true)).await?;

@@ -25,6 +25,7 @@ pub mod source;
 pub mod store;
 pub mod transport;
 pub mod upload;
+pub mod watched;
 pub mod watcher;
 
 pub use engine::{default_data_dir, AddRequest, AddResult, Engine, EngineConfig, EventBatch};

@@ -110,6 +110,17 @@ const MIGRATIONS: &[&str] = &[
         request TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 8: files of watched folders proven to hold the content of a completed upload (a copy),
+    // at the stamp they had then: the next start does not read them again.
+    "CREATE TABLE proven_copies (
+        path TEXT NOT NULL,
+        upload_id INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        PRIMARY KEY (path, upload_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// One part of an upload sent as parallel partial uploads: the file range
@@ -618,6 +629,61 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY u.position, u.id"))?;
         let rows = stmt.query_map([], row_to_record)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records that the file at `path`, at `stamp`, holds the content of completed upload `id`.
+    pub fn add_proven_copy(
+        &self,
+        path: &str,
+        id: UploadId,
+        stamp: &crate::fingerprint::FileStamp,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO proven_copies (path, upload_id, size, mtime_ns, ino, ctime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                path,
+                id,
+                stamp.size as i64,
+                stamp.mtime_ns,
+                stamp.ino as i64,
+                stamp.ctime_ns
+            ],
+        )
+    }
+
+    /// The path and stamp of every upload to `endpoint` of a file below `dir`, and of every
+    /// file there proven a copy of one, oldest first (a watched folder does not look again at
+    /// a file still at the stamp the journal holds for it).
+    pub fn stamps_under(
+        &self,
+        dir: &str,
+        endpoint: &str,
+    ) -> Result<Vec<(String, crate::fingerprint::FileStamp)>> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT path, size, mtime_ns, ino, ctime_ns FROM (
+                SELECT u.id AS id, 0 AS copy, u.path, u.size, u.mtime_ns, u.ino, u.ctime_ns
+                FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id WHERE e.url = ?1
+                UNION ALL
+                SELECT c.upload_id, 1, c.path, c.size, c.mtime_ns, c.ino, c.ctime_ns
+                FROM proven_copies c JOIN uploads u ON u.id = c.upload_id
+                JOIN endpoints e ON e.id = u.endpoint_id WHERE e.url = ?1
+             ) WHERE substr(path, 1, length(?2)) = ?2 ORDER BY id, copy",
+        )?;
+        let rows = stmt.query_map(params![endpoint, prefix], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                crate::fingerprint::FileStamp {
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    ino: r.get::<_, i64>(3)? as u64,
+                    ctime_ns: r.get(4)?,
+                },
+            ))
+        })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 

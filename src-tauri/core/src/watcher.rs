@@ -56,6 +56,17 @@ impl FileWatcher {
         }
     }
 
+    /// Starts watching `dir` itself (a watched folder and each folder in it).
+    pub fn watch_dir(&mut self, dir: &Path) {
+        let count = self.dirs.entry(dir.to_path_buf()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            if let Err(e) = self.os.watch(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder");
+            }
+        }
+    }
+
     /// Stops watching the folder of `file` when no other file there needs it.
     pub fn unwatch(&mut self, file: &Path) {
         let Some(dir) = file.parent() else { return };
@@ -139,6 +150,7 @@ mod os {
     const MOST: Duration = Duration::from_millis(200);
 
     const MASK: WatchMask = WatchMask::MODIFY
+        .union(WatchMask::CREATE)
         .union(WatchMask::CLOSE_WRITE)
         .union(WatchMask::DELETE)
         .union(WatchMask::MOVED_FROM)
@@ -233,10 +245,9 @@ mod os {
                                 Some(name) => dir.join(name),
                                 None => dir.clone(),
                             };
-                            let change = if e
-                                .mask
-                                .intersects(EventMask::MODIFY | EventMask::CLOSE_WRITE)
-                            {
+                            let change = if e.mask.intersects(
+                                EventMask::MODIFY | EventMask::CLOSE_WRITE | EventMask::CREATE,
+                            ) {
                                 RawChange::Written(path)
                             } else if e
                                 .mask
