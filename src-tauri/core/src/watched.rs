@@ -596,18 +596,18 @@ mod tests {
         assert!(st.due(s(1999)).is_empty());
         // Same look again: the clock keeps running.
         st.note(p.clone(), look(10, 1), s(1500));
-        assert_eq!(st.due(s(2000)), [p.clone()]);
+        assert_eq!(st.due(s(2000)), vec![p.clone()]);
         // It grew: wait again from now.
         st.note(p.clone(), look(20, 1), s(2100));
         assert!(st.due(s(4000)).is_empty());
-        assert_eq!(st.due(s(4100)), [p.clone()]);
+        assert_eq!(st.due(s(4100)), vec![p.clone()]);
         // Same size, new mtime (an in-place rewrite): wait again.
         st.note(p.clone(), look(20, 2), s(4200));
         assert!(st.due(s(6000)).is_empty());
         // Someone holds it open for writing: wait again.
         st.restart(&p, s(6200));
         assert!(st.due(s(8100)).is_empty());
-        assert_eq!(st.due(s(8200)), [p.clone()]);
+        assert_eq!(st.due(s(8200)), vec![p.clone()]);
         st.forget(&p);
         assert!(st.due(s(99_000)).is_empty());
         assert!(st.is_empty());
