@@ -26,6 +26,7 @@ fn main() {
                 "answer_host",
                 "get_settings",
                 "save_settings",
+                "pick_watched_folder",
                 "check_endpoint",
                 "app_info",
                 "tray_action",

@@ -912,6 +912,32 @@ fn type_into_file_dialog(title: &str, path: &Path) {
     xdotool(&["key", "Return"]);
 }
 
+/// Chooses `dir` in the system's folder dialog: the path typed in its location field opens
+/// the folder; Return again (while the dialog is still there) chooses it.
+fn choose_folder_in_dialog(title: &str, dir: &Path) {
+    type_into_file_dialog(title, dir);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let open = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", title])
+            .output()
+            .unwrap();
+        if !open.status.success() || open.stdout.is_empty() {
+            return;
+        }
+        xdotool(&["key", "Return"]);
+    }
+    let shot = support::repo_root().join("target/e2e-dialog.png");
+    let _ = Command::new("import")
+        .args(["-window", "root"])
+        .arg(&shot)
+        .status();
+    panic!(
+        "the dialog {title:?} stayed open (screen: {})",
+        shot.display()
+    );
+}
+
 /// Presses a key in the system dialog titled `title`.
 fn key_in_dialog(title: &str, key: &str) {
     focus_dialog(title);
@@ -1088,9 +1114,12 @@ fn the_one_upload_completed(data_dir: &Path) -> bool {
     journal(data_dir).pop().unwrap().state == UploadState::Completed
 }
 
-/// The journal's only upload is on the server, byte for byte `file`.
+/// The journal's upload of `file` is on the server, byte for byte.
 fn assert_stored_byte_exact(server: &TusServer, data_dir: &Path, file: &Path) {
-    let rec = journal(data_dir).pop().unwrap();
+    let rec = journal(data_dir)
+        .into_iter()
+        .find(|r| Path::new(&r.path) == file)
+        .unwrap_or_else(|| panic!("{} is in the journal", file.display()));
     let stored = server.stored(rec.upload_url.as_deref().unwrap());
     assert!(
         stored == std::fs::read(file).unwrap(),
@@ -1325,4 +1354,126 @@ async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_re
     let status = support::wait_for(&mut at_login, Duration::from_secs(15))
         .expect("the app did not quit on SIGTERM");
     assert!(status.success(), "{status}");
+}
+
+/// Completed rows in the journal, by file name.
+fn completed_names(data_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = journal(data_dir)
+        .into_iter()
+        .filter(|r| r.state == UploadState::Completed)
+        .map(|r| r.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_restarts() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    // Not a hidden name: the system's dialog does not open hidden folders by a typed path.
+    let watched = tempfile::Builder::new()
+        .prefix("watched")
+        .tempdir()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let w = watched.path();
+    let before = write_file(w, "before.bin", 300_000, 61);
+    write_file(w, "ignored.part", 1_000, 62);
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.watch_settle_secs = 1;
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+
+    // The window cannot name a folder itself: only one picked in the system's dialog.
+    let mut view = app.invoke("get_settings", serde_json::json!({})).await["ok"].take();
+    view["watched_folders"] =
+        serde_json::json!([{ "path": "/etc", "profile": null, "ignore": [] }]);
+    let refused = app
+        .invoke("save_settings", serde_json::json!({ "settings": view }))
+        .await;
+    assert!(
+        refused
+            .to_string()
+            .contains("was not chosen in the folder dialog"),
+        "{refused}"
+    );
+
+    app.click(Locator::Id("open-settings")).await;
+    app.click(Locator::Id("add-watched")).await;
+    tokio::task::spawn_blocking({
+        let w = w.to_path_buf();
+        move || choose_folder_in_dialog("Watch a folder", &w)
+    })
+    .await
+    .unwrap();
+    let folder_row = format!(".watched[data-path={:?}]", w.display().to_string());
+    app.wait_for(&folder_row, Duration::from_secs(10)).await;
+    app.wait_js(
+        "the default ignore patterns shown",
+        &format!(
+            "document.querySelector('{folder_row} .watch-ignore').value === '*.part *.crdownload *.tmp ~$* .*'"
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
+    app.click(Locator::Id("save-settings")).await;
+    app.wait_js(
+        "before.bin completed",
+        &row_js("before.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Written slowly, held open past the settle time: taken whole, after it is closed.
+    let slow = w.join("slow.bin");
+    let content = support::pattern(8 * 65_536, 63);
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&slow).unwrap();
+        for chunk in content.chunks(65_536).take(7) {
+            f.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        std::thread::sleep(Duration::from_millis(2_500));
+        assert!(
+            !journal(data.path()).iter().any(|r| r.name == "slow.bin"),
+            "slow.bin was taken while it was still being written"
+        );
+        f.write_all(content.chunks(65_536).last().unwrap()).unwrap();
+    }
+    app.wait_js(
+        "slow.bin completed",
+        &row_js("slow.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_stored_byte_exact(&server, data.path(), &before);
+    assert_stored_byte_exact(&server, data.path(), &slow);
+    app.close().await;
+
+    // Arrived while Tusker was closed: taken at the next start; nothing is sent twice.
+    let later = write_file(w, "sub/later.bin", 100_000, 64);
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_js(
+        "later.bin completed",
+        &row_js("later.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        completed_names(data.path()),
+        ["before.bin", "later.bin", "slow.bin"]
+    );
+    assert_eq!(
+        server.upload_count(),
+        3,
+        "each file once, ignored.part never"
+    );
+    assert_stored_byte_exact(&server, data.path(), &later);
+    app.close().await;
 }

@@ -27,6 +27,7 @@ mod tests {
             AppInfo::decl(&cfg),
             HeaderSetting::decl(&cfg),
             ProfileView::decl(&cfg),
+            tusker_core::settings::WatchedFolder::decl(&cfg),
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
             crate::state::Added::decl(&cfg),

@@ -11,6 +11,7 @@ mod logging;
 mod rows;
 mod state;
 mod tray;
+mod watching;
 
 use std::path::PathBuf;
 use tauri::{Manager, RunEvent};
@@ -87,6 +88,8 @@ fn main() {
                     let argv: Vec<String> = std::env::args().collect();
                     let cwd = std::env::current_dir().unwrap_or_default();
                     state::add_args(&handle, &argv, &cwd);
+                    let h = handle.clone();
+                    tauri::async_runtime::spawn(async move { watching::apply(&h).await });
                     quit_on_signals(&handle);
                 }
                 Err(e) => {
@@ -120,6 +123,7 @@ fn main() {
             commands::queue::continue_upload_url,
             commands::settings::get_settings,
             commands::settings::save_settings,
+            commands::settings::pick_watched_folder,
             commands::endpoints::check_endpoint,
             commands::profiles::list_profiles,
             commands::profiles::save_profile,
@@ -138,8 +142,12 @@ fn main() {
             if let Some(s) = handle.try_state::<state::AppState>() {
                 let engine = s.engine.clone();
                 // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
-                let done = tauri::async_runtime::block_on(async move {
-                    tokio::time::timeout(std::time::Duration::from_secs(5), engine.shutdown()).await
+                let done = tauri::async_runtime::block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                        s.watching.stop().await;
+                        engine.shutdown().await
+                    })
+                    .await
                 });
                 match done {
                     Ok(_) => tracing::info!("quit: uploads paused, journal closed"),

@@ -16,6 +16,10 @@ pub struct AppState {
     pub pending: std::sync::Mutex<Vec<PathBuf>>,
     /// Where the window hears the queue's batches (`watch_queue`; a reload replaces it).
     pub queue_feed: std::sync::Mutex<Option<tauri::ipc::Channel>>,
+    pub watching: crate::watching::Watching,
+    /// Folders the person picked in the system's dialog this session: the only new ones
+    /// Settings may add to the watched folders (the window never names paths itself).
+    pub picked_folders: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Flushes the log file's buffered lines when dropped. The process exits without
     /// dropping managed state, so quitting takes it out and drops it (see `flush_log`).
     log: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
@@ -102,6 +106,8 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
         engine,
         pending: Default::default(),
         queue_feed: Default::default(),
+        watching: Default::default(),
+        picked_folders: Default::default(),
         log: std::sync::Mutex::new(Some(log)),
     })
 }
@@ -161,6 +167,8 @@ pub struct Added {
     pub rejected: Vec<RejectedFile>,
     pub rejected_count: u32,
     pub error: Option<CmdError>,
+    /// The watched folder these files came from (None: a drop, a dialog, a command line).
+    pub folder: Option<String>,
 }
 
 /// A file that was not added, and why.

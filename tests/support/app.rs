@@ -223,7 +223,7 @@ impl App {
     pub async fn invoke(&self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
         self.client
             .execute_async(
-                "const [cmd, args, done] = arguments; window.__TAURI_INTERNALS__.invoke(cmd, args).then(r => done({ok: r}), e => done({err: String(e)}));",
+                "const [cmd, args, done] = arguments; window.__TAURI_INTERNALS__.invoke(cmd, args).then(r => done({ok: r}), e => done({err: typeof e === 'string' ? e : JSON.stringify(e)}));",
                 vec![cmd.into(), args],
             )
             .await

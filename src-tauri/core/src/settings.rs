@@ -37,6 +37,21 @@ pub struct AppSettings {
     pub tray_explained: bool,
     /// Start at login, in the tray (an XDG autostart entry the shell writes).
     pub start_at_login: bool,
+    /// Folders whose new files are uploaded once they stop changing.
+    pub watched_folders: Vec<WatchedFolder>,
+    /// Seconds a watched file's size and mtime must stay the same before it is taken.
+    pub watch_settle_secs: u32,
+}
+
+/// A watched folder: where its files go and which names are skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WatchedFolder {
+    pub path: String,
+    /// The profile its uploads use; None = the one drops go to.
+    pub profile: Option<String>,
+    /// Name patterns (`*`, `?`) not uploaded; new folders start with
+    /// [`crate::watched::DEFAULT_IGNORE`].
+    pub ignore: Vec<String>,
 }
 
 impl Default for AppSettings {
@@ -52,6 +67,8 @@ impl Default for AppSettings {
             keep_in_tray: true,
             tray_explained: false,
             start_at_login: false,
+            watched_folders: Vec::new(),
+            watch_settle_secs: 2,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Manager, State};
+use tusker_core::settings::WatchedFolder;
 use tusker_core::AppSettings;
 
 use super::{text, CmdError, CmdResult};
@@ -27,6 +28,9 @@ pub struct SettingsView {
     pub keep_in_tray: bool,
     /// Start at login, in the tray.
     pub start_at_login: bool,
+    pub watched_folders: Vec<WatchedFolder>,
+    /// Seconds a watched file must stay unchanged before it is taken.
+    pub watch_settle_secs: u32,
 }
 
 fn view(s: &AppSettings) -> SettingsView {
@@ -40,7 +44,91 @@ fn view(s: &AppSettings) -> SettingsView {
         remove_completed_after_days: s.remove_completed_after_days,
         keep_in_tray: s.keep_in_tray,
         start_at_login: s.start_at_login,
+        watched_folders: s.watched_folders.clone(),
+        watch_settle_secs: s.watch_settle_secs,
     }
+}
+
+/// Opens the system's folder dialog; the folder picked may then be saved as a watched one
+/// (with the default ignore patterns), and only such a folder: the window never names paths.
+#[tauri::command]
+pub async fn pick_watched_folder(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> CmdResult<Option<WatchedFolder>> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = app.dialog().file().set_title("Watch a folder");
+    // Opens in the home folder, not in "Recent" (which holds files, not folders to choose).
+    if let Ok(home) = app.path().home_dir() {
+        dialog = dialog.set_directory(home);
+    }
+    dialog.pick_folder(move |picked| {
+        let _ = tx.send(picked.and_then(|p| p.into_path().ok()));
+    });
+    let Some(path) = rx.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let path = path.display().to_string();
+    state
+        .picked_folders
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(path.clone());
+    Ok(Some(WatchedFolder {
+        path,
+        profile: None,
+        ignore: tusker_core::watched::DEFAULT_IGNORE
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }))
+}
+
+/// The watched folders from the window, checked: each one already watched or picked in the
+/// dialog, an existing profile, patterns that are names. Blank patterns are dropped.
+fn checked_folders(
+    state: &AppState,
+    before: &AppSettings,
+    folders: Vec<WatchedFolder>,
+) -> CmdResult<Vec<WatchedFolder>> {
+    let picked = state
+        .picked_folders
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut out: Vec<WatchedFolder> = Vec::new();
+    for mut f in folders {
+        let known = before.watched_folders.iter().any(|b| b.path == f.path);
+        if !known && !picked.contains(&f.path) {
+            return Err(CmdError::invalid(format!(
+                "{} was not chosen in the folder dialog",
+                f.path
+            )));
+        }
+        if out.iter().any(|o| o.path == f.path) {
+            continue;
+        }
+        if let Some(name) = &f.profile {
+            if state
+                .engine
+                .store()
+                .profile_by_name(name)
+                .map_err(text)?
+                .is_none()
+            {
+                return Err(CmdError::invalid(format!(
+                    "watched folder {}: there is no profile named {name:?}",
+                    f.path
+                )));
+            }
+        }
+        let rules = tusker_core::watched::IgnoreRules::new(&f.ignore)
+            .map_err(|e| CmdError::invalid(format!("watched folder {}: {e}", f.path)))?;
+        f.ignore = rules.patterns().to_vec();
+        out.push(f);
+    }
+    Ok(out)
 }
 
 #[tauri::command]
@@ -65,7 +153,10 @@ pub async fn save_settings(
         }
     }
     let before = AppSettings::load(store).map_err(text)?;
+    let watched_folders = checked_folders(&state, &before, settings.watched_folders)?;
     let new = AppSettings {
+        watched_folders,
+        watch_settle_secs: settings.watch_settle_secs.clamp(1, 3600),
         drop_profile: settings.drop_profile,
         parallel: settings.parallel.clamp(1, 64),
         parts: settings.parts.clamp(1, 16),
@@ -96,6 +187,8 @@ pub async fn save_settings(
         .set_parts(new.parts, new.parts_min_mib << 20)
         .map_err(text)?;
     state.engine.set_bandwidth(new.bandwidth).map_err(text)?;
+    // Watches follow their folders' profiles (and the drops' one), so any save restarts them.
+    crate::watching::apply(&app).await;
     tracing::info!(parallel = new.parallel, parts = new.parts, bandwidth = new.bandwidth, drop_profile = ?new.drop_profile, "settings saved");
     Ok(view(&new))
 }

@@ -2,7 +2,7 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { Added, AppInfo, CmdError, QueueBatch, HeaderSetting, ProfileView, ServerCaps, Settings, QueueRow } from './types';
+import type { Added, AppInfo, CmdError, QueueBatch, HeaderSetting, ProfileView, ServerCaps, Settings, QueueRow, WatchedFolder } from './types';
 
 export const PENDING_EVENT = 'pending-paths';
 export const ADDED_EVENT = 'files-added';
@@ -24,6 +24,8 @@ export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
   getSettings: () => invoke<Settings>('get_settings'),
   saveSettings: (settings: Settings) => invoke<Settings>('save_settings', { settings }),
+  /** The system's folder dialog; the folder picked (with default ignore patterns) or null. */
+  pickWatchedFolder: () => invoke<WatchedFolder | null>('pick_watched_folder'),
   checkEndpoint: (endpoint: string, headers: HeaderSetting[], profile: string | null) =>
     invoke<ServerCaps>('check_endpoint', { endpoint, headers, profile }),
   listProfiles: () => invoke<ProfileView[]>('list_profiles'),

@@ -71,6 +71,17 @@ exact_chunk: boolean, allowed_hosts: Array<string>, refused_hosts: Array<string>
  */
 header_command: string | null, header_ttl_secs: number | null, method_override: boolean, };
 
+export type WatchedFolder = { path: string, 
+/**
+ * The profile its uploads use; None = the one drops go to.
+ */
+profile: string | null, 
+/**
+ * Name patterns (`*`, `?`) not uploaded; new folders start with
+ * [`crate::watched::DEFAULT_IGNORE`].
+ */
+ignore: Array<string>, };
+
 export type Settings = { 
 /**
  * The profile drops, the file dialogs and command lines upload with.
@@ -95,7 +106,11 @@ keep_in_tray: boolean,
 /**
  * Start at login, in the tray.
  */
-start_at_login: boolean, };
+start_at_login: boolean, watched_folders: Array<WatchedFolder>, 
+/**
+ * Seconds a watched file must stay unchanged before it is taken.
+ */
+watch_settle_secs: number, };
 
 export type CmdError = { 
 /**
@@ -107,7 +122,11 @@ export type Added = { added: number, resumed: number, restarted: number, already
 /**
  * The first [`REJECTED_SHOWN`] skipped files; `rejected_count` counts them all.
  */
-rejected: Array<RejectedFile>, rejected_count: number, error: CmdError | null, };
+rejected: Array<RejectedFile>, rejected_count: number, error: CmdError | null, 
+/**
+ * The watched folder these files came from (None: a drop, a dialog, a command line).
+ */
+folder: string | null, };
 
 export type RejectedFile = { path: string, error: string, };
 
