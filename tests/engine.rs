@@ -882,3 +882,81 @@ async fn version_412_names_the_servers_versions() {
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn clear_completed_keeps_the_history_and_the_proof_that_files_were_uploaded() {
+    let server = TusServer::start();
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let done = write_file(files.path(), "done.bin", 2 << 20, 71);
+    let waiting = write_file(files.path(), "waiting.bin", 100_000, 72);
+    let mut c = config(data.path());
+    c.bandwidth = 4 << 20;
+    let engine = Engine::open(c).await.unwrap();
+    let ids = ids(&engine
+        .add(request(&server.endpoint(), vec![done.clone()]))
+        .await
+        .unwrap());
+    let done_id = ids[0];
+    support::wait_view(
+        &engine,
+        done_id,
+        "done.bin completed",
+        Duration::from_secs(30),
+        |v| v.state == UploadState::Completed,
+    )
+    .await;
+    engine.pause_all().await.unwrap();
+    let waiting_id = support::add_one(&engine, &server.endpoint(), &waiting, None).await;
+    engine.pause(waiting_id).await.unwrap();
+    let mut events = engine.subscribe();
+
+    // Only completed rows are cleared; an unfinished one cannot be.
+    assert!(engine.clear(waiting_id).await.is_err());
+    assert_eq!(engine.clear_completed().await.unwrap(), 1);
+    let snap = engine.snapshot().await.unwrap();
+    assert_eq!(snap.iter().map(|v| v.id).collect::<Vec<_>>(), [waiting_id]);
+    let batch = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let b = events.recv().await.unwrap();
+            if !b.removed.is_empty() {
+                return b;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(batch.removed, [done_id]);
+
+    // The history keeps the completion time, the time spent uploading (4 MiB/s limit: about
+    // half a second for 2 MiB, so an average speed near the limit) and no retries.
+    let history = engine.store().history(10).unwrap();
+    assert_eq!(history.len(), 1);
+    let h = &history[0];
+    assert_eq!((h.id, h.retries), (done_id, 0));
+    assert!(h.completed_at.is_some() && h.cleared_at.is_some());
+    let avg = h.average_speed().unwrap();
+    assert!(
+        avg > 1e6 && avg < 8.0 * 1048576.0,
+        "average {avg} B/s over {} ms",
+        h.busy_ms
+    );
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    drop(events);
+
+    // Not in the queue after a restart; the same content added again is recognised.
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let snap = engine.snapshot().await.unwrap();
+    assert_eq!(snap.iter().map(|v| v.id).collect::<Vec<_>>(), [waiting_id]);
+    let again = engine
+        .add(request(&server.endpoint(), vec![done.clone()]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again[0], AddResult::AlreadyUploaded { id, .. } if id == done_id),
+        "{again:?}"
+    );
+    assert_eq!(server.upload_count(), 2);
+    engine.shutdown().await.unwrap();
+}

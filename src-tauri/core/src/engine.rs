@@ -209,6 +209,8 @@ enum Cmd {
     Remove(UploadId, oneshot::Sender<Result<()>>),
     Reorder(UploadId, usize, oneshot::Sender<Result<()>>),
     Prune(i64, oneshot::Sender<Result<usize>>),
+    /// Clears one completed upload, or all of them, from the queue (kept as history).
+    Clear(Option<UploadId>, oneshot::Sender<Result<usize>>),
     SetConcurrency(usize),
     SetParts {
         parts: usize,
@@ -535,6 +537,20 @@ impl Engine {
     /// Changes how many uploads run at once.
     /// Parts a large file is split into ("connections per file"; 1 = one stream) and the
     /// size from which files are split. Uploads already split keep their parts.
+    /// Takes every completed upload out of the queue; the journal keeps them as history
+    /// (and as the proof that their files were uploaded). Returns how many.
+    pub async fn clear_completed(&self) -> Result<usize> {
+        self.call(|tx| Cmd::Clear(None, tx)).await?
+    }
+
+    /// Takes one completed upload out of the queue, keeping it as history.
+    pub async fn clear(&self, id: UploadId) -> Result<()> {
+        match self.call(|tx| Cmd::Clear(Some(id), tx)).await?? {
+            0 => Err(Error::NotCompleted(id)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn set_parts(&self, parts: usize, min_size: u64) -> Result<()> {
         self.tx
             .send(Cmd::SetParts {
@@ -701,7 +717,7 @@ impl Actor {
     }
 
     fn restore(&mut self, auto_resume: bool) -> Result<()> {
-        for rec in self.ctx.store.list()? {
+        for rec in self.ctx.store.list_queue()? {
             let mut state = rec.state;
             // A worker that journalled the final offset and content hash completed its upload
             // even if the process died before the state was written. Any other run a crash
@@ -1537,6 +1553,9 @@ impl Actor {
             Cmd::Prune(cutoff, reply) => {
                 let _ = reply.send(self.prune(cutoff));
             }
+            Cmd::Clear(which, reply) => {
+                let _ = reply.send(self.clear(which));
+            }
             Cmd::SetConcurrency(n) => {
                 self.concurrency = n;
                 self.schedule();
@@ -1684,6 +1703,40 @@ impl Actor {
         }
         self.order.retain(|id| self.entries.contains_key(id));
         Ok(old.len())
+    }
+
+    fn clear(&mut self, which: Option<UploadId>) -> Result<usize> {
+        let ids: Vec<UploadId> = match which {
+            Some(id) => {
+                let e = self.entries.get(&id).ok_or(Error::UnknownUpload(id))?;
+                if e.row.state == UploadState::Completed {
+                    vec![id]
+                } else {
+                    vec![]
+                }
+            }
+            None => self
+                .order
+                .iter()
+                .copied()
+                .filter(|id| {
+                    self.entries
+                        .get(id)
+                        .is_some_and(|e| e.row.state == UploadState::Completed)
+                })
+                .collect(),
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.ctx.store.clear_completed(&ids)?;
+        for id in &ids {
+            self.entries.remove(id);
+            self.dirty.remove(id);
+            self.removed.push(*id);
+        }
+        self.order.retain(|id| self.entries.contains_key(id));
+        Ok(ids.len())
     }
 
     fn renumber(&mut self) -> Result<()> {

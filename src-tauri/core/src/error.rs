@@ -144,6 +144,10 @@ pub enum Error {
     #[error("no upload with id {0}")]
     UnknownUpload(i64),
 
+    /// Only a completed upload can be cleared from the queue into the history.
+    #[error("upload {0} has not completed; only completed uploads go to the history")]
+    NotCompleted(i64),
+
     /// The engine task has stopped.
     #[error("the engine has shut down")]
     EngineStopped,
@@ -235,6 +239,7 @@ impl Error {
             Error::Tls(_) => "tls",
             Error::Locked { .. } => "locked",
             Error::UnknownUpload(_) => "unknown_upload",
+            Error::NotCompleted(_) => "not_completed",
             Error::EngineStopped => "engine_stopped",
             Error::Interrupted => "interrupted",
         }

@@ -150,9 +150,23 @@ pub struct UploadRecord {
     /// Failed because the server sends it to this host, which its profile does not allow:
     /// the user is asked whether to upload there.
     pub asks_host: Option<String>,
+    /// When "Clear completed" took it out of the queue (the journal keeps it as history).
+    pub cleared_at: Option<i64>,
+    /// Milliseconds spent uploading, over every run.
+    pub busy_ms: u64,
+    /// Times it waited to retry.
+    pub retries: u32,
+    /// The last error it met, kept after it went on.
+    pub last_error: Option<String>,
 }
 
 impl UploadRecord {
+    /// Bytes per second over the time spent uploading, once completed.
+    pub fn average_speed(&self) -> Option<f64> {
+        (self.state == UploadState::Completed && self.busy_ms > 0)
+            .then(|| self.size as f64 * 1000.0 / self.busy_ms as f64)
+    }
+
     /// The file's stamp as the journal knows it.
     pub fn stamp(&self) -> crate::fingerprint::FileStamp {
         crate::fingerprint::FileStamp {

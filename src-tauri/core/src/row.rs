@@ -396,6 +396,10 @@ mod tests {
             profile: None,
             given_url: false,
             asks_host: None,
+            cleared_at: None,
+            busy_ms: 0,
+            retries: 0,
+            last_error: None,
         }
     }
 

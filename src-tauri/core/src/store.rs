@@ -121,6 +121,33 @@ const MIGRATIONS: &[&str] = &[
         ctime_ns INTEGER NOT NULL,
         PRIMARY KEY (path, upload_id)
     ) WITHOUT ROWID;",
+    // 9: the queue's history. "Clear completed" hides completed uploads from the queue but
+    // keeps them (their content hash is what proves a file already uploaded). Time spent
+    // uploading (for the average speed), retries and the last error are kept by triggers,
+    // whichever write changed the state.
+    "ALTER TABLE uploads ADD COLUMN cleared_at INTEGER;
+    ALTER TABLE uploads ADD COLUMN busy_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE uploads ADD COLUMN uploading_since INTEGER;
+    ALTER TABLE uploads ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE uploads ADD COLUMN last_error TEXT;
+    CREATE TRIGGER upload_timing AFTER UPDATE OF state ON uploads
+    WHEN NEW.state IS NOT OLD.state
+    BEGIN
+        UPDATE uploads SET
+            busy_ms = busy_ms + CASE WHEN OLD.state = 'uploading' AND OLD.uploading_since IS NOT NULL
+                THEN MAX(0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - OLD.uploading_since)
+                ELSE 0 END,
+            uploading_since = CASE WHEN NEW.state = 'uploading'
+                THEN CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) END,
+            retries = retries + (NEW.state = 'waiting_to_retry')
+        WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER upload_last_error AFTER UPDATE OF error ON uploads
+    WHEN NEW.error IS NOT NULL
+    BEGIN
+        UPDATE uploads SET last_error = NEW.error WHERE id = NEW.id;
+    END;
+    CREATE INDEX uploads_completed_at ON uploads(completed_at) WHERE completed_at IS NOT NULL;",
 ];
 
 /// One part of an upload sent as parallel partial uploads: the file range
@@ -275,7 +302,8 @@ const SELECT: &str =
     "SELECT u.id, u.position, u.path, u.name, u.size, u.mtime_ns, u.fingerprint, e.url,
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
-    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url, u.asks_host
+    u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url, u.asks_host,
+    u.cleared_at, u.busy_ms, u.retries, u.last_error
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
     LEFT JOIN profiles p ON p.id = u.profile_id";
 
@@ -382,6 +410,10 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         profile: r.get(25)?,
         given_url: r.get::<_, i64>(26)? != 0,
         asks_host: r.get(27)?,
+        cleared_at: r.get(28)?,
+        busy_ms: r.get::<_, i64>(29)? as u64,
+        retries: r.get::<_, i64>(30)? as u32,
+        last_error: r.get(31)?,
     })
 }
 
@@ -624,12 +656,54 @@ impl Store {
         record(&self.conn(), id)
     }
 
-    /// Every upload in queue order.
+    /// Every upload in queue order, cleared ones too.
     pub fn list(&self) -> Result<Vec<UploadRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY u.position, u.id"))?;
         let rows = stmt.query_map([], row_to_record)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The uploads of the queue (not cleared), in queue order.
+    pub fn list_queue(&self) -> Result<Vec<UploadRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT} WHERE u.cleared_at IS NULL ORDER BY u.position, u.id"
+        ))?;
+        let rows = stmt.query_map([], row_to_record)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Completed uploads, the latest first (cleared from the queue or not), at most `limit`.
+    pub fn history(&self, limit: usize) -> Result<Vec<UploadRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT} WHERE u.completed_at IS NOT NULL AND u.state = '{c}'
+             ORDER BY u.completed_at DESC, u.id DESC LIMIT ?1",
+            c = UploadState::Completed.as_str()
+        ))?;
+        let rows = stmt.query_map([limit as i64], row_to_record)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Hides completed uploads from the queue; the journal keeps them. Returns those cleared.
+    pub fn clear_completed(&self, ids: &[UploadId]) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE uploads SET cleared_at = ?2 WHERE id = ?1 AND state = '{c}'
+                 AND cleared_at IS NULL",
+                c = UploadState::Completed.as_str()
+            ))?;
+            let now = now_secs();
+            for id in ids {
+                n += stmt.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Records that the file at `path`, at `stamp`, holds the content of completed upload `id`.
@@ -1700,6 +1774,34 @@ mod tests {
             .build()
             .unwrap()
             .block_on(write)
+    }
+
+    #[test]
+    fn the_journal_counts_retries_time_uploading_and_keeps_the_last_error() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s.insert(&new("/a/x.bin", "fp")).unwrap().id;
+        s.set_state(id, UploadState::Uploading, None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        s.set_state(id, UploadState::WaitingToRetry, Some("connection reset"))
+            .unwrap();
+        s.set_state(id, UploadState::Uploading, None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        s.set_state(id, UploadState::WaitingToRetry, Some("502 Bad Gateway"))
+            .unwrap();
+        s.set_state(id, UploadState::Uploading, None).unwrap();
+        s.set_state(id, UploadState::Completed, None).unwrap();
+        let r = s.get(id).unwrap();
+        assert_eq!(r.retries, 2);
+        assert_eq!(r.error, None);
+        assert_eq!(r.last_error.as_deref(), Some("502 Bad Gateway"));
+        assert!(r.busy_ms >= 60 && r.busy_ms < 5_000, "{} ms", r.busy_ms);
+        assert!(r.average_speed().is_some());
+        // Cleared: out of the queue's list, still in the history and the full list.
+        assert_eq!(s.clear_completed(&[id]).unwrap(), 1);
+        assert_eq!(s.clear_completed(&[id]).unwrap(), 0, "once");
+        assert!(s.list_queue().unwrap().is_empty());
+        assert_eq!(s.history(5).unwrap()[0].id, id);
+        assert_eq!(s.list().unwrap().len(), 1);
     }
 
     fn new(path: &str, fp: &str) -> NewUpload {
