@@ -131,10 +131,8 @@ async fn settings_add_pause_resume_complete() {
     .await;
 
     // Pause it from its row; nothing moves while paused.
-    app.click(Locator::Css(
-        ".row[data-state='uploading'] button[data-action='pause']",
-    ))
-    .await;
+    app.row_action(".row[data-state='uploading']", "pause")
+        .await;
     app.wait_js(
         "paused",
         &row_js("video.bin", "r.dataset.state === 'paused'"),
@@ -166,10 +164,7 @@ async fn settings_add_pause_resume_complete() {
     assert!(a1 < 48 << 20);
 
     // Resume from the row; it completes.
-    app.click(Locator::Css(
-        ".row[data-state='paused'] button[data-action='resume']",
-    ))
-    .await;
+    app.row_action(".row[data-state='paused']", "resume").await;
     app.wait_js(
         "video.bin completed",
         &row_js("video.bin", "r.dataset.state === 'completed'"),
@@ -455,10 +450,7 @@ async fn busy_queue_screenshot() {
     )
     .await;
     // Pause one so every kind of row shows.
-    app.click(Locator::Css(
-        ".row[data-state='queued'] button[data-action='pause']",
-    ))
-    .await;
+    app.row_action(".row[data-state='queued']", "pause").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let png = app.screenshot().await;
     let out = support::repo_root().join("target/e2e-busy-queue.png");
@@ -527,10 +519,8 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
         beta_url().is_some()
     });
     let url = beta_url().unwrap();
-    app.click(Locator::Css(
-        ".row[data-state='uploading'] button[data-action='cancel']",
-    ))
-    .await;
+    app.row_action(".row[data-state='uploading']", "cancel")
+        .await;
     app.wait_js(
         "beta cancelled",
         &row_js("beta.bin", "r.dataset.state === 'cancelled'"),
@@ -659,14 +649,20 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
     )
     .await;
     // A path that does not exist is named in the window, not dropped without a word.
-    let notice = app
+    let listed = app
         .wait_js(
             "the missing path named",
-            "(() => { const t = document.querySelector('.notice')?.textContent ?? ''; return t.includes('not-there.bin') ? t : null; })()",
+            "(() => { const t = document.querySelector('#could-not-add')?.textContent ?? ''; return t.includes('not-there.bin') ? t : null; })()",
             Duration::from_secs(10),
         )
         .await;
-    assert!(notice.as_str().unwrap().contains("1 skipped"), "{notice}");
+    assert!(
+        listed
+            .as_str()
+            .unwrap()
+            .contains("1 path could not be added"),
+        "{listed}"
+    );
     app.close().await;
 }
 
@@ -1475,5 +1471,307 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
         "each file once, ignored.part never"
     );
     assert_stored_byte_exact(&server, data.path(), &later);
+    app.close().await;
+}
+
+/// The text of the system clipboard (read with GTK, as another app would).
+fn clipboard_text() -> String {
+    let out = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk, Gdk; \
+             print(Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD).wait_for_text() or '', end='')",
+        ])
+        .output()
+        .expect("python3 with GTK (python3-gi) reads the clipboard");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The count a filter tab shows.
+async fn filter_count(app: &App, filter: &str) -> i64 {
+    app.wait_js(
+        "the filter's count",
+        &format!("document.querySelector('#filter-{filter} .count')?.textContent"),
+        Duration::from_secs(5),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
+/// Names of the rows the list shows now.
+async fn shown_names(app: &App) -> Vec<String> {
+    let v = app
+        .wait_js(
+            "the list",
+            "JSON.stringify([...document.querySelectorAll('#queue .row .name')].map(n => n.textContent))",
+            Duration::from_secs(5),
+        )
+        .await;
+    let mut names: Vec<String> = serde_json::from_str(v.as_str().unwrap()).unwrap();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_what_was_not_added() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start_with(support::ServerOpts {
+        max_size: Some(10 << 20),
+        ..Default::default()
+    });
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let notes = write_file(files.path(), "notes.txt", 200_000, 81);
+    let holiday = write_file(files.path(), "Holiday.mov", 300_000, 82);
+    let long = write_file(files.path(), "long-holiday.bin", 8 << 20, 83);
+    let too_big = write_file(files.path(), "too-big.bin", 11 << 20, 84);
+    let fifo = files.path().join("a-pipe");
+    let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let missing = files.path().join("gone.bin");
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.bandwidth = 1 << 20;
+        s.alt_bandwidth = 256 << 10;
+    });
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    add_files(data.path(), home.path(), &[&notes, &holiday]);
+    support::wait_until("both completed", Duration::from_secs(30), || {
+        completed_names(data.path()) == ["Holiday.mov", "notes.txt"]
+    });
+    add_files(
+        data.path(),
+        home.path(),
+        &[&long, &too_big, &fifo, &missing],
+    );
+    app.wait_js(
+        "too-big failed",
+        &row_js("too-big.bin", "r.dataset.state === 'failed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.wait_js(
+        "long uploading",
+        &row_js("long-holiday.bin", "r.dataset.state === 'uploading'"),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // What could not be added is listed with the reason.
+    let listed = app
+        .wait_js(
+            "the could-not-add list",
+            "(() => { const t = document.querySelector('#could-not-add')?.textContent ?? ''; return t.includes('gone.bin') && t.includes('a-pipe') ? t : null; })()",
+            Duration::from_secs(10),
+        )
+        .await;
+    let listed = listed.as_str().unwrap();
+    assert!(listed.contains("2 paths could not be added"), "{listed}");
+    assert!(listed.contains("not a regular file"), "{listed}");
+
+    // Counts per filter, then each filter and the search.
+    assert_eq!(
+        (
+            filter_count(&app, "all").await,
+            filter_count(&app, "active").await,
+            filter_count(&app, "completed").await,
+            filter_count(&app, "failed").await
+        ),
+        (4, 1, 2, 1)
+    );
+    app.click(Locator::Id("filter-completed")).await;
+    assert_eq!(shown_names(&app).await, ["Holiday.mov", "notes.txt"]);
+    app.click(Locator::Id("filter-failed")).await;
+    assert_eq!(shown_names(&app).await, ["too-big.bin"]);
+    app.click(Locator::Id("filter-all")).await;
+    let search = app.wait_for("#search", Duration::from_secs(5)).await;
+    search.send_keys("HOLIDAY").await.unwrap();
+    app.wait_js(
+        "two holiday rows",
+        "document.querySelectorAll('#queue .row').length === 2",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(shown_names(&app).await, ["Holiday.mov", "long-holiday.bin"]);
+    search.clear().await.unwrap();
+    search.send_keys(" ").await.unwrap();
+    app.wait_js(
+        "all rows again",
+        "document.querySelectorAll('#queue .row').length === 4",
+        Duration::from_secs(5),
+    )
+    .await;
+    let png = app.screenshot().await;
+    std::fs::write(support::repo_root().join("target/e2e-filters.png"), &png).unwrap();
+
+    // The menu from the keyboard: ↓ selects, Shift+F10 opens it on the first item, ↓ moves,
+    // Escape closes it and gives the list the keyboard back.
+    let list = app.wait_for("#queue", Duration::from_secs(5)).await;
+    list.send_keys("\u{E015}").await.unwrap();
+    list.send_keys("\u{E008}\u{E03A}").await.unwrap();
+    app.wait_js(
+        "the menu has the keyboard",
+        "document.activeElement?.getAttribute('role') === 'menuitem' && document.activeElement.dataset.action === 'details'",
+        Duration::from_secs(5),
+    )
+    .await;
+    app.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E015}")
+        .await
+        .unwrap();
+    app.wait_js(
+        "↓ moved to the next item",
+        "document.activeElement?.dataset.action === 'reveal'",
+        Duration::from_secs(5),
+    )
+    .await;
+    app.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E00C}")
+        .await
+        .unwrap();
+    app.wait_js(
+        "menu closed",
+        "!document.querySelector('.menu') && document.activeElement?.id === 'queue'",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // A completed row's menu offers no moves; Details from it, with the journal's numbers.
+    app.click(Locator::Css(&format!(
+        "{} button[data-action='menu']",
+        ".row[data-state='completed']"
+    )))
+    .await;
+    let offered = app
+        .wait_js(
+            "the menu",
+            "JSON.stringify([...document.querySelectorAll('.menu [role=menuitem]')].map(b => b.dataset.action))",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(offered, "[\"details\",\"reveal\",\"clear\"]");
+    app.click(Locator::Css(".menu [data-action='details']"))
+        .await;
+    let details = app
+        .wait_js(
+            "details",
+            "(() => { const d = document.querySelector('#details [data-field=completed]'); return d ? document.querySelector('#details').textContent : null; })()",
+            Duration::from_secs(10),
+        )
+        .await;
+    let details = details.as_str().unwrap().to_string();
+    assert!(details.contains("100%"), "{details}");
+    assert!(details.contains("Retries0"), "{details}");
+    assert!(details.contains("checksum"), "{details}");
+    assert!(details.contains("average"), "{details}");
+    // The upload URL is never in the window; Copy puts it on the clipboard.
+    let urls: Vec<String> = journal(data.path())
+        .into_iter()
+        .filter_map(|r| r.upload_url)
+        .collect();
+    let html = app
+        .wait_js(
+            "page",
+            "document.documentElement.outerHTML",
+            Duration::from_secs(5),
+        )
+        .await;
+    for u in &urls {
+        assert!(
+            !html.as_str().unwrap().contains(u.as_str()),
+            "upload URL in the window"
+        );
+    }
+    app.click(Locator::Id("copy-upload-url")).await;
+    let shown_id: i64 = app
+        .wait_js(
+            "selected row",
+            "document.querySelector('.row.selected')?.dataset.id",
+            Duration::from_secs(5),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let want = journal(data.path())
+        .into_iter()
+        .find(|r| r.id == shown_id)
+        .unwrap()
+        .upload_url
+        .unwrap();
+    support::wait_until("the URL on the clipboard", Duration::from_secs(5), || {
+        clipboard_text() == want
+    });
+    let png = app.screenshot().await;
+    std::fs::write(support::repo_root().join("target/e2e-details.png"), &png).unwrap();
+
+    // The turtle: the alternative limit at once, and back.
+    app.click(Locator::Id("alt-speed")).await;
+    app.wait_js(
+        "turtle on",
+        "document.querySelector('#alt-speed').getAttribute('aria-pressed') === 'true' && document.querySelector('#speed-limit').textContent.includes('256 KiB/s')",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        AppSettings::load(&Store::open(&data.path().join("journal.sqlite")).unwrap())
+            .unwrap()
+            .alt_speed
+    );
+    app.click(Locator::Id("alt-speed")).await;
+    app.wait_js(
+        "turtle off",
+        "document.querySelector('#alt-speed').getAttribute('aria-pressed') === 'false' && document.querySelector('#speed-limit').textContent.includes('1.0 MiB/s')",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Clear completed: out of the list, into the history with completion time and speed.
+    app.click(Locator::Id("clear-completed")).await;
+    app.wait_js(
+        "completed rows cleared",
+        "document.querySelectorAll('#queue .row').length === 2 && !document.querySelector('#details')",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(filter_count(&app, "completed").await, 0);
+    app.click(Locator::Id("show-history")).await;
+    let history = app
+        .wait_js(
+            "history rows",
+            "(() => { const rows = [...document.querySelectorAll('#history tbody tr')]; return rows.length === 2 ? JSON.stringify(rows.map(r => [r.querySelector('.name').textContent, r.querySelector('[data-field=average]').textContent])) : null; })()",
+            Duration::from_secs(5),
+        )
+        .await;
+    let history = history.as_str().unwrap();
+    assert!(
+        history.contains("notes.txt") && history.contains("Holiday.mov") && history.contains("/s"),
+        "{history}"
+    );
+    // Still known to the journal: the same content is not sent again.
+    assert_eq!(
+        journal(data.path())
+            .iter()
+            .filter(|r| r.state == UploadState::Completed)
+            .count(),
+        2
+    );
     app.close().await;
 }

@@ -31,6 +31,8 @@ mod tests {
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
             crate::state::Added::decl(&cfg),
+            crate::commands::history::UploadDetails::decl(&cfg),
+            crate::commands::history::HistoryEntry::decl(&cfg),
             crate::state::RejectedFile::decl(&cfg),
             Action::decl(&cfg),
         ];

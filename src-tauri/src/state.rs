@@ -71,7 +71,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     config.concurrency = settings.parallel.max(1);
     config.upload.parts = settings.parts.max(1);
     config.upload.parts_min_size = settings.parts_min_mib.max(2) << 20;
-    config.bandwidth = settings.bandwidth;
+    config.bandwidth = settings.effective_bandwidth();
     config.auto_resume = settings.auto_resume;
     // A desktop app waits out an offline day (laptop on a train, Wi-Fi gone) and carries on
     // when the network is back; server errors still fail after the attempt budget.

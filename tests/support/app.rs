@@ -152,6 +152,18 @@ impl App {
             .expect("a click");
     }
 
+    /// Does `action` from the menu of the row `row_css` finds, the way a person does: its
+    /// actions button, then the menu item.
+    pub async fn row_action(&self, row_css: &str, action: &str) {
+        self.click(Locator::Css(&format!(
+            "{row_css} button[data-action='menu']"
+        )))
+        .await;
+        let item = format!(".menu [role='menuitem'][data-action='{action}']");
+        self.wait_for(&item, Duration::from_secs(5)).await;
+        self.click(Locator::Css(&item)).await;
+    }
+
     /// Waits until `probe` (a JS expression) is truthy; returns its value.
     pub async fn wait_js(&self, what: &str, expr: &str, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;

@@ -29,6 +29,10 @@ pub struct AppSettings {
     pub parts_min_mib: u64,
     /// Bytes per second, 0 = unlimited.
     pub bandwidth: u64,
+    /// The alternative limit (Transmission's turtle), bytes per second, 0 = unlimited.
+    pub alt_bandwidth: u64,
+    /// The alternative limit is on.
+    pub alt_speed: bool,
     pub auto_resume: bool,
     pub remove_completed_after_days: Option<u32>,
     /// Closing the window while uploads are active keeps them going in the tray.
@@ -62,6 +66,8 @@ impl Default for AppSettings {
             parts: 4,
             parts_min_mib: 64,
             bandwidth: 0,
+            alt_bandwidth: 1 << 20,
+            alt_speed: false,
             auto_resume: true,
             remove_completed_after_days: None,
             keep_in_tray: true,
@@ -84,6 +90,15 @@ struct Legacy {
 }
 
 impl AppSettings {
+    /// The limit in force: the alternative one while it is on.
+    pub fn effective_bandwidth(&self) -> u64 {
+        if self.alt_speed {
+            self.alt_bandwidth
+        } else {
+            self.bandwidth
+        }
+    }
+
     /// The stored settings, or defaults on first run.
     pub fn load(store: &Store) -> Result<AppSettings> {
         Ok(store

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod endpoints;
+pub mod history;
 pub mod profiles;
 pub mod queue;
 pub mod settings;

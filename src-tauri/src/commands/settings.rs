@@ -22,6 +22,9 @@ pub struct SettingsView {
     /// Files from this many MiB on are split into parts.
     pub parts_min_mib: u64,
     pub bandwidth: u64,
+    /// The alternative limit (the status bar's turtle), bytes per second, 0 = none.
+    pub alt_bandwidth: u64,
+    pub alt_speed: bool,
     pub auto_resume: bool,
     pub remove_completed_after_days: Option<u32>,
     /// Closing the window while uploads are active keeps them going in the tray.
@@ -40,6 +43,8 @@ fn view(s: &AppSettings) -> SettingsView {
         parts: s.parts,
         parts_min_mib: s.parts_min_mib,
         bandwidth: s.bandwidth,
+        alt_bandwidth: s.alt_bandwidth,
+        alt_speed: s.alt_speed,
         auto_resume: s.auto_resume,
         remove_completed_after_days: s.remove_completed_after_days,
         keep_in_tray: s.keep_in_tray,
@@ -131,6 +136,25 @@ fn checked_folders(
     Ok(out)
 }
 
+/// The status bar's turtle: the alternative speed limit on or off, at once.
+#[tauri::command]
+pub async fn set_alt_speed(state: State<'_, AppState>, on: bool) -> CmdResult<SettingsView> {
+    let store = state.engine.store();
+    let mut s = AppSettings::load(store).map_err(text)?;
+    s.alt_speed = on;
+    s.save(store).map_err(text)?;
+    state
+        .engine
+        .set_bandwidth(s.effective_bandwidth())
+        .map_err(text)?;
+    tracing::info!(
+        on,
+        limit = s.effective_bandwidth(),
+        "alternative speed limit"
+    );
+    Ok(view(&s))
+}
+
 #[tauri::command]
 pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView> {
     AppSettings::load(state.engine.store())
@@ -162,6 +186,8 @@ pub async fn save_settings(
         parts: settings.parts.clamp(1, 16),
         parts_min_mib: settings.parts_min_mib.max(2),
         bandwidth: settings.bandwidth,
+        alt_bandwidth: settings.alt_bandwidth,
+        alt_speed: settings.alt_speed,
         auto_resume: settings.auto_resume,
         remove_completed_after_days: settings.remove_completed_after_days.filter(|d| *d > 0),
         keep_in_tray: settings.keep_in_tray,
@@ -186,7 +212,10 @@ pub async fn save_settings(
         .engine
         .set_parts(new.parts, new.parts_min_mib << 20)
         .map_err(text)?;
-    state.engine.set_bandwidth(new.bandwidth).map_err(text)?;
+    state
+        .engine
+        .set_bandwidth(new.effective_bandwidth())
+        .map_err(text)?;
     // Watches follow their folders' profiles (and the drops' one), so any save restarts them.
     crate::watching::apply(&app).await;
     tracing::info!(parallel = new.parallel, parts = new.parts, bandwidth = new.bandwidth, drop_profile = ?new.drop_profile, "settings saved");

@@ -2,7 +2,7 @@
 // src-tauri/src/commands/*.rs; the capability file grants exactly these.
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { Added, AppInfo, CmdError, QueueBatch, HeaderSetting, ProfileView, ServerCaps, Settings, QueueRow, WatchedFolder } from './types';
+import type { Added, AppInfo, CmdError, HistoryEntry, QueueBatch, HeaderSetting, ProfileView, ServerCaps, Settings, QueueRow, UploadDetails, WatchedFolder } from './types';
 
 export const PENDING_EVENT = 'pending-paths';
 export const ADDED_EVENT = 'files-added';
@@ -33,6 +33,13 @@ export const api = {
   removeProfile: (name: string) => invoke<void>('remove_profile', { name }),
   answerHost: (id: number, allow: boolean) => invoke<void>('answer_host', { id, allow }),
   continueUploadUrl: (url: string) => invoke<void>('continue_upload_url', { url }),
+  details: (id: number) => invoke<UploadDetails>('upload_details', { id }),
+  history: (limit: number) => invoke<HistoryEntry[]>('list_history', { limit }),
+  clearCompleted: () => invoke<number>('clear_completed'),
+  clear: (id: number) => invoke<void>('clear_upload', { id }),
+  /** The shell puts the URL on the clipboard; the window never receives it. */
+  copyUploadUrl: (id: number) => invoke<void>('copy_upload_url', { id }),
+  setAltSpeed: (on: boolean) => invoke<Settings>('set_alt_speed', { on }),
 };
 
 /** The queue's batches, through a channel (large ones are fetched as JSON, not compiled as

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Queue, actions, hostQuestion, progress, totals, warmUpRows } from './queue';
+import { Queue, actions, hostQuestion, menuItems, progress, totals, visibleRows, warmUpRows } from './queue';
 import type { QueueRow } from './types';
 
 function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
@@ -155,5 +155,52 @@ describe('warmUpRows', () => {
     expect(new Set(rows.map((r) => r.state))).toEqual(
       new Set(['uploading', 'queued', 'completed', 'waiting_to_retry', 'failed', 'paused']),
     );
+  });
+});
+
+describe('filters and search', () => {
+  const rows = [
+    view(1, { name: 'Holiday.MP4', state: 'uploading' }),
+    view(2, { name: 'notes.txt', state: 'completed' }),
+    view(3, { name: 'holiday-2.mp4', state: 'failed' }),
+    view(4, { name: 'x.bin', state: 'cancelled' }),
+    view(5, { name: 'y.bin', state: 'paused' }),
+    view(6, { name: 'z.bin', state: 'needs_sign_in' }),
+  ];
+  const ids = (rs: QueueRow[]) => rs.map((r) => r.id);
+
+  it('counts each filter; cancelled rows are in All only', () => {
+    expect(totals(rows).filters).toEqual({ all: 6, active: 2, completed: 1, failed: 2 });
+  });
+
+  it('filters by state group and searches names without regard to case', () => {
+    expect(ids(visibleRows(rows, 'active', ''))).toEqual([1, 5]);
+    expect(ids(visibleRows(rows, 'failed', ''))).toEqual([3, 6]);
+    expect(ids(visibleRows(rows, 'completed', ''))).toEqual([2]);
+    expect(ids(visibleRows(rows, 'all', 'HOLIDAY'))).toEqual([1, 3]);
+    expect(ids(visibleRows(rows, 'failed', 'holiday'))).toEqual([3]);
+    expect(visibleRows(rows, 'completed', 'nothing like it')).toEqual([]);
+  });
+
+  it('hands back the queue itself when nothing is filtered (no copy per redraw)', () => {
+    expect(visibleRows(rows, 'all', '  ')).toBe(rows);
+  });
+});
+
+describe('row menu', () => {
+  const actionsOf = (r: QueueRow, i = 1, n = 3) => menuItems(r, i, n).map((m) => m.action);
+
+  it('offers what the state allows; completed rows do not move and go to the history', () => {
+    expect(actionsOf(view(1, { state: 'uploading' }))).toEqual(['pause', 'details', 'reveal', 'top', 'up', 'down', 'bottom', 'cancel', 'remove']);
+    expect(actionsOf(view(1, { state: 'completed' }))).toEqual(['details', 'reveal', 'clear']);
+    expect(actionsOf(view(1, { state: 'failed' }))).toContain('retry');
+    expect(actionsOf(view(1, { state: 'file_changed' }))).toContain('restart');
+    expect(actionsOf(view(1, { state: 'cancelled' }))).toEqual(['retry', 'details', 'reveal', 'remove']);
+  });
+
+  it('the first row cannot move up, the last cannot move down', () => {
+    expect(actionsOf(view(1, { state: 'queued' }), 0, 3)).not.toContain('up');
+    expect(actionsOf(view(1, { state: 'queued' }), 2, 3)).not.toContain('down');
+    expect(actionsOf(view(1, { state: 'queued' }), 0, 1).filter((a) => ['top', 'up', 'down', 'bottom'].includes(a))).toEqual([]);
   });
 });

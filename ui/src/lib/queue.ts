@@ -1,6 +1,6 @@
 // Pure queue logic: applying the engine's batched diffs to the rows the UI shows, and totals.
 // Kept free of Svelte and Tauri so it is tested directly.
-import { ACTIONS, type QueueBatch, type UploadState, type QueueRow } from './types';
+import { ACTIONS, type Action, type QueueBatch, type UploadState, type QueueRow } from './types';
 
 const byPosition = (a: QueueRow, b: QueueRow) => a.position - b.position || a.id - b.id;
 
@@ -64,7 +64,43 @@ export class Queue {
   }
 }
 
+/** The queue's filters, as in Transmission and qBittorrent. */
+export type Filter = 'all' | 'active' | 'completed' | 'failed';
+export const FILTERS: Filter[] = ['all', 'active', 'completed', 'failed'];
+
+/** The filter a state belongs to besides All (cancelled rows are in All only). */
+export function filterOf(state: UploadState): Filter | null {
+  switch (state) {
+    case 'queued':
+    case 'uploading':
+    case 'waiting_to_retry':
+    case 'paused':
+      return 'active';
+    case 'completed':
+      return 'completed';
+    case 'failed':
+    case 'file_missing':
+    case 'file_changed':
+    case 'needs_sign_in':
+      return 'failed';
+    default:
+      return null;
+  }
+}
+
+/**
+ * The rows a filter and a search (case-insensitive, in the name) leave. With neither, the
+ * queue's own array: no copy of 100,000 rows per redraw.
+ */
+export function visibleRows(rows: QueueRow[], filter: Filter, search: string): QueueRow[] {
+  const needle = search.trim().toLowerCase();
+  if (filter === 'all' && needle === '') return rows;
+  return rows.filter((r) => (filter === 'all' || filterOf(r.state) === filter) && (needle === '' || r.name.toLowerCase().includes(needle)));
+}
+
 export interface Totals {
+  /** Rows per filter. */
+  filters: Record<Filter, number>;
   count: number;
   active: number;
   completed: number;
@@ -81,8 +117,10 @@ const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
 export function totals(rows: QueueRow[]): Totals {
-  let t: Totals = { count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, speed: 0, eta: null };
+  let t: Totals = { filters: { all: rows.length, active: 0, completed: 0, failed: 0 }, count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, speed: 0, eta: null };
   for (const r of rows) {
+    const f = filterOf(r.state);
+    if (f) t.filters[f]++;
     if (r.state === 'uploading' || r.state === 'waiting_to_retry') t.active++;
     if (r.state === 'completed') t.completed++;
     if (FAILED.includes(r.state)) t.failed++;
@@ -108,6 +146,45 @@ export function actions(state: UploadState) {
     restart: offered.includes('restart'),
     cancel: offered.includes('cancel'),
   };
+}
+
+/** What a row's menu can do. */
+export type MenuAction = Action | 'details' | 'reveal' | 'top' | 'up' | 'down' | 'bottom' | 'clear' | 'remove';
+
+export interface MenuItem {
+  action: MenuAction;
+  label: string;
+  /** The key that does it on the selected row, if any. */
+  key?: string;
+}
+
+/**
+ * A row's menu: what its state allows (the engine's lifecycle), moving only while it waits
+ * its turn, and removal that keeps a completed upload in the history.
+ */
+export function menuItems(row: QueueRow, index: number, count: number): MenuItem[] {
+  const can = actions(row.state);
+  const items: MenuItem[] = [];
+  if (can.pause) items.push({ action: 'pause', label: 'Pause', key: 'Space' });
+  if (can.resume) items.push({ action: 'resume', label: 'Resume', key: 'Space' });
+  if (can.retry) items.push({ action: 'retry', label: 'Retry', key: 'R' });
+  if (can.restart) items.push({ action: 'restart', label: 'Upload the new content from the start', key: 'R' });
+  items.push({ action: 'details', label: 'Details', key: 'Enter' });
+  items.push({ action: 'reveal', label: 'Show in folder' });
+  if (filterOf(row.state) === 'active' || filterOf(row.state) === 'failed') {
+    if (index > 0) {
+      items.push({ action: 'top', label: 'Move to top', key: 'Alt+Home' });
+      items.push({ action: 'up', label: 'Move up', key: 'Alt+↑' });
+    }
+    if (index < count - 1) {
+      items.push({ action: 'down', label: 'Move down', key: 'Alt+↓' });
+      items.push({ action: 'bottom', label: 'Move to bottom', key: 'Alt+End' });
+    }
+  }
+  if (can.cancel) items.push({ action: 'cancel', label: 'Cancel and delete on the server' });
+  if (row.state === 'completed') items.push({ action: 'clear', label: 'Remove from the list (kept in History)', key: 'Delete' });
+  else items.push({ action: 'remove', label: 'Remove from the list', key: 'Delete' });
+  return items;
 }
 
 /** The one way a row can go again (Resume, Retry or Restart), if it has one. */

@@ -98,7 +98,11 @@ parts: number,
 /**
  * Files from this many MiB on are split into parts.
  */
-parts_min_mib: number, bandwidth: number, auto_resume: boolean, remove_completed_after_days: number | null, 
+parts_min_mib: number, bandwidth: number, 
+/**
+ * The alternative limit (the status bar's turtle), bytes per second, 0 = none.
+ */
+alt_bandwidth: number, alt_speed: boolean, auto_resume: boolean, remove_completed_after_days: number | null, 
 /**
  * Closing the window while uploads are active keeps them going in the tray.
  */
@@ -127,6 +131,42 @@ rejected: Array<RejectedFile>, rejected_count: number, error: CmdError | null,
  * The watched folder these files came from (None: a drop, a dialog, a command line).
  */
 folder: string | null, };
+
+export type UploadDetails = { id: number, name: string, path: string, size: number, 
+/**
+ * Bytes the server has confirmed.
+ */
+acked: number, state: UploadState, 
+/**
+ * The endpoint (without any user:password).
+ */
+endpoint: string, profile: string | null, retries: number, last_error: string | null, 
+/**
+ * How each request's bytes are checked, in words.
+ */
+checksum: string, 
+/**
+ * The journal holds the server upload's URL (it can be copied, never shown).
+ */
+has_upload_url: boolean, created_at: number, completed_at: number | null, 
+/**
+ * Bytes per second over the time spent uploading, once completed.
+ */
+average_speed: number | null, 
+/**
+ * The server lost the upload and it was created again this many times.
+ */
+recreated: number, 
+/**
+ * Tusker's content hash of what was sent (completed uploads).
+ */
+content_hash: string | null, };
+
+export type HistoryEntry = { id: number, name: string, path: string, size: number, completed_at: number, average_speed: number | null, profile: string | null, endpoint: string, 
+/**
+ * Still a row of the queue (not cleared).
+ */
+in_queue: boolean, };
 
 export type RejectedFile = { path: string, error: string, };
 
