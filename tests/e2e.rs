@@ -400,63 +400,117 @@ async fn files_dragged_from_another_app_are_queued_and_uploaded() {
     app.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn busy_queue_screenshot() {
-    let _display = DISPLAY.lock().await;
-    let server = TusServer::start_with(support::ServerOpts {
-        max_size: Some(30 << 20),
-        ..Default::default()
-    });
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    seed_settings(data.path(), |p, s| {
-        p.endpoint = server.endpoint();
-        s.bandwidth = 6 << 20;
-        s.parallel = 3;
-    });
-    let names = [
-        ("holiday-photos-2026.zip", 24 << 20),
-        ("quarterly report.pdf", 3 << 20),
-        ("raw-footage-cam-A.mov", 28 << 20),
-        ("raw-footage-cam-B.mov", 28 << 20),
-        ("dataset-train.parquet", 40 << 20),
-        ("design-system.fig", 6 << 20),
-        ("podcast-episode-42.wav", 20 << 20),
-        ("backup-home.tar", 12 << 20),
-    ];
-    let mut paths = Vec::new();
-    for (i, (n, s)) in names.iter().enumerate() {
-        paths.push(
-            write_file(files.path(), n, *s, 100 + i as u64)
-                .display()
-                .to_string(),
-        );
-    }
-    let app = App::launch(data.path(), home.path(), &[]).await;
-    app.wait_for("#empty-state", Duration::from_secs(30)).await;
-    let paths: Vec<&Path> = paths.iter().map(Path::new).collect();
-    add_files(data.path(), home.path(), &paths);
-    app.wait_js(
-        "quarterly report done",
-        &row_js("quarterly report.pdf", "r.dataset.state === 'completed'"),
-        Duration::from_secs(30),
-    )
-    .await;
-    app.wait_js(
-        "too large fails",
-        &row_js("dataset-train.parquet", "r.dataset.state === 'failed'"),
-        Duration::from_secs(30),
-    )
-    .await;
-    // Pause one so every kind of row shows.
-    app.row_action(".row[data-state='queued']", "pause").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+/// Writes one screenshot to `target/screenshots/` (scripts/screenshots.sh copies them into
+/// docs/ for the README).
+async fn shoot(app: &App, theme: &str, what: &str) {
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let png = app.screenshot().await;
-    let out = support::repo_root().join("target/e2e-busy-queue.png");
-    std::fs::write(&out, &png).unwrap();
-    assert!(png.len() > 10_000, "a real picture");
-    app.close().await;
+    assert!(png.len() > 10_000, "a real picture of {what}");
+    let dir = support::repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{theme}-{what}.png")), &png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_in_light_and_dark_themes() {
+    let _display = DISPLAY.lock().await;
+    for theme in ["light", "dark"] {
+        let server = TusServer::start_with(support::ServerOpts {
+            max_size: Some(30 << 20),
+            ..Default::default()
+        });
+        let files = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        seed_settings(data.path(), |p, s| {
+            p.endpoint = server.endpoint();
+            s.bandwidth = 6 << 20;
+            s.parallel = 3;
+        });
+        let names = [
+            ("holiday-photos-2026.zip", 24 << 20),
+            ("quarterly report.pdf", 3 << 20),
+            ("raw-footage-cam-A.mov", 28 << 20),
+            ("raw-footage-cam-B.mov", 28 << 20),
+            ("dataset-train.parquet", 40 << 20),
+            ("design-system.fig", 6 << 20),
+            ("podcast-episode-42.wav", 20 << 20),
+            ("backup-home.tar", 12 << 20),
+        ];
+        let mut paths = Vec::new();
+        for (i, (n, s)) in names.iter().enumerate() {
+            paths.push(write_file(files.path(), n, *s, 100 + i as u64));
+        }
+        let missing = files.path().join("notes-from-the-meeting.txt");
+        // The desktop's dark theme (GTK's), which the window follows.
+        let env: &[(&str, &str)] = if theme == "dark" {
+            &[("GTK_THEME", "Adwaita:dark")]
+        } else {
+            &[]
+        };
+        let app = App::launch_with_env(data.path(), home.path(), &[], env).await;
+        app.wait_for("#empty-state", Duration::from_secs(30)).await;
+        let dark = app
+            .wait_js(
+                "the colour scheme",
+                "String(matchMedia('(prefers-color-scheme: dark)').matches)",
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(dark, if theme == "dark" { "true" } else { "false" });
+        shoot(&app, theme, "empty").await;
+
+        let mut handed: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        handed.push(&missing);
+        add_files(data.path(), home.path(), &handed);
+        app.wait_js(
+            "quarterly report done",
+            &row_js("quarterly report.pdf", "r.dataset.state === 'completed'"),
+            Duration::from_secs(30),
+        )
+        .await;
+        app.wait_js(
+            "too large fails",
+            &row_js("dataset-train.parquet", "r.dataset.state === 'failed'"),
+            Duration::from_secs(30),
+        )
+        .await;
+        // Pause one so every kind of row shows.
+        app.row_action(".row[data-state='queued']", "pause").await;
+        shoot(&app, theme, "busy").await;
+
+        app.click(Locator::Id("filter-active")).await;
+        let search = app.wait_for("#search", Duration::from_secs(5)).await;
+        search.send_keys("footage").await.unwrap();
+        shoot(&app, theme, "filters").await;
+        search.clear().await.unwrap();
+        search.send_keys(" ").await.unwrap();
+        app.click(Locator::Id("filter-all")).await;
+
+        app.row_action(".row[data-state='uploading']", "details")
+            .await;
+        app.wait_for("#details [data-field=acked]", Duration::from_secs(10))
+            .await;
+        shoot(&app, theme, "details").await;
+        app.click(Locator::Css(
+            ".row[data-state='uploading'] button[data-action='menu']",
+        ))
+        .await;
+        app.wait_for(".menu", Duration::from_secs(5)).await;
+        shoot(&app, theme, "menu").await;
+        app.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E00C}")
+            .await
+            .unwrap();
+
+        app.click(Locator::Id("open-settings")).await;
+        app.wait_for("#save-settings", Duration::from_secs(5)).await;
+        shoot(&app, theme, "settings").await;
+        app.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
