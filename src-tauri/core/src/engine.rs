@@ -529,7 +529,9 @@ impl Engine {
         self.call(|tx| Cmd::Reorder(id, index, tx)).await?
     }
 
-    /// Forgets completed uploads that finished before `cutoff` (unix seconds); returns how many.
+    /// Takes completed uploads that finished before `cutoff` (unix seconds) out of the queue,
+    /// as Clear completed does; the journal keeps them (a watched folder would otherwise send
+    /// their files again). Returns how many.
     pub async fn prune_completed(&self, cutoff: i64) -> Result<usize> {
         self.call(|tx| Cmd::Prune(cutoff, tx)).await?
     }
@@ -1688,21 +1690,14 @@ impl Actor {
         let old: Vec<UploadId> = self
             .ctx
             .store
-            .list()?
+            .list_queue()?
             .into_iter()
             .filter(|r| {
                 r.state == UploadState::Completed && r.completed_at.is_some_and(|t| t < cutoff)
             })
             .map(|r| r.id)
             .collect();
-        for id in &old {
-            self.ctx.store.delete(*id)?;
-            self.entries.remove(id);
-            self.dirty.remove(id);
-            self.removed.push(*id);
-        }
-        self.order.retain(|id| self.entries.contains_key(id));
-        Ok(old.len())
+        self.clear_ids(old)
     }
 
     fn clear(&mut self, which: Option<UploadId>) -> Result<usize> {
@@ -1726,6 +1721,10 @@ impl Actor {
                 })
                 .collect(),
         };
+        self.clear_ids(ids)
+    }
+
+    fn clear_ids(&mut self, ids: Vec<UploadId>) -> Result<usize> {
         if ids.is_empty() {
             return Ok(0);
         }

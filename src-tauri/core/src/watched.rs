@@ -397,7 +397,12 @@ impl Watch {
                     if !p.exists() {
                         self.settler.forget(&p);
                         self.known.remove(&p);
-                        self.watched_dirs.remove(&p);
+                        // A folder deleted or moved away: watched again if it comes back.
+                        if self.watched_dirs.remove(&p) {
+                            if let Some(os) = self.os.as_mut() {
+                                os.unwatch_dir(&p);
+                            }
+                        }
                     }
                     continue;
                 }

@@ -67,6 +67,17 @@ impl FileWatcher {
         }
     }
 
+    /// Stops watching `dir` itself (a folder gone from a watched folder).
+    pub fn unwatch_dir(&mut self, dir: &Path) {
+        if let Some(count) = self.dirs.get_mut(dir) {
+            *count -= 1;
+            if *count == 0 {
+                self.dirs.remove(dir);
+                self.os.unwatch(dir);
+            }
+        }
+    }
+
     /// Stops watching the folder of `file` when no other file there needs it.
     pub fn unwatch(&mut self, file: &Path) {
         let Some(dir) = file.parent() else { return };
