@@ -163,7 +163,11 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
         v.state == UploadState::FileMissing
     })
     .await;
-    assert!(v.error.unwrap().contains("second.bin"));
+    assert_eq!(
+        v.error.as_deref(),
+        Some("The file is gone (deleted or moved away)")
+    );
+    assert!(v.error_detail.unwrap().contains("second.bin"));
     engine.set_bandwidth(0).unwrap();
     for id in [ids[0], ids[2]] {
         let v = support::wait_view(&engine, id, "the upload", Duration::from_secs(20), |v| {
@@ -235,7 +239,12 @@ async fn malformed_offsets_from_the_server_are_checked_with_head_then_fail_clear
         })
         .await;
         assert_eq!(v.state, UploadState::Failed, "{offset}: {v:#?}");
-        let e = v.error.unwrap();
+        assert_eq!(
+            v.error_code.as_deref(),
+            Some("bad_answer"),
+            "{offset}: {v:#?}"
+        );
+        let e = v.error_detail.unwrap();
         assert!(
             e.contains(expect) && e.contains("4 answers in a row"),
             "{offset}: {e}"
@@ -380,7 +389,8 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
         })
         .await;
         assert_eq!(v.state, UploadState::Failed, "{v:#?}");
-        let e = v.error.unwrap();
+        assert_eq!(v.error_code.as_deref(), Some("tls"), "{v:#?}");
+        let e = v.error_detail.unwrap();
         assert!(e.contains("TLS error") && e.contains(what), "{e}");
         println!("{e}");
     }
@@ -416,7 +426,7 @@ async fn a_name_that_does_not_resolve_waits_with_the_reason_then_fails() {
             .unwrap();
         if let Some(v) = b.changed.iter().find(|v| v.id == id) {
             if v.state == UploadState::WaitingToRetry {
-                waiting = v.error.clone();
+                waiting = Some((v.error.clone(), v.error_detail.clone()));
             }
             if v.state.is_terminal() {
                 break v.clone();
@@ -424,8 +434,13 @@ async fn a_name_that_does_not_resolve_waits_with_the_reason_then_fails() {
         }
     };
     assert_eq!(v.state, UploadState::Failed);
-    let w = waiting.expect("the waiting state was shown");
-    assert!(w.contains("dns error"), "{w}");
+    let (text, detail) = waiting.expect("the waiting state was shown");
+    let (text, detail) = (text.unwrap(), detail.unwrap());
+    assert!(
+        text.starts_with("Can't find tusker-test-host.invalid:80"),
+        "{text}"
+    );
+    assert!(detail.contains("dns error"), "{detail}");
     assert!(v.error.unwrap().contains("gave up after"));
     engine.shutdown().await.unwrap();
 }
@@ -626,8 +641,8 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     tokio::spawn(async move {
         while let Ok(b) = rx.recv().await {
             for v in &b.changed {
-                if let Some(e) = &v.error {
-                    r2.lock().unwrap().push(format!("{:?}: {e}", v.state));
+                if let (Some(e), Some(d)) = (&v.error, &v.error_detail) {
+                    r2.lock().unwrap().push(format!("{:?}: {e} | {d}", v.state));
                 }
             }
         }
@@ -688,9 +703,9 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     }
     let reasons = reasons.lock().unwrap().clone();
     assert!(
-        reasons
-            .iter()
-            .any(|r| r.starts_with("WaitingToRetry") && r.contains("locked by another program")),
+        reasons.iter().any(|r| r.starts_with("WaitingToRetry")
+            && r.contains("Another program holds Tusker's journal")
+            && r.contains("locked by another program")),
         "the wait for the journal was never shown: {reasons:#?} (acked {before} when locked)"
     );
     let complete = server

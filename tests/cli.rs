@@ -78,7 +78,10 @@ fn exit_code_is_nonzero_when_any_item_fails_but_the_rest_complete() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("1 completed, 1 failed"), "{stdout}");
-    assert!(stdout.contains("at most 10000 bytes"), "{stdout}");
+    assert!(
+        stdout.contains("1 × The file is 48.8 KiB; the server takes at most 9.8 KiB"),
+        "{stdout}"
+    );
     let rows = list_json(data.path());
     let state = |p: &std::path::Path| {
         rows.iter()
@@ -138,7 +141,11 @@ fn bad_arguments_get_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid endpoint URL"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"definitely not a url\" is not a usable http(s) URL"),
+        "{err}"
+    );
     let out = cli(data.path())
         .args([
             "upload",

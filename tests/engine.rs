@@ -457,8 +457,9 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
         "{:#?}",
         snap[&id]
     );
+    assert_eq!(snap[&id].error_code.as_deref(), Some("file_changed"));
     assert!(snap[&id]
-        .error
+        .error_detail
         .as_ref()
         .unwrap()
         .contains("differ from those the server holds"));
@@ -801,7 +802,7 @@ async fn a_server_that_is_not_tus_or_too_small_fails_clearly() {
             .error
             .as_ref()
             .unwrap()
-            .contains("at most 1000 bytes"),
+            .contains("the server takes at most 1000 B"),
         "{:?}",
         done[&id].error
     );
@@ -833,7 +834,8 @@ async fn a_server_that_is_not_tus_or_too_small_fails_clearly() {
         .unwrap())[0];
     let done = wait_done(&engine, &[id2]).await;
     assert_eq!(done[&id2].state, UploadState::Failed);
-    let e = done[&id2].error.clone().unwrap();
+    assert_eq!(done[&id2].error_code.as_deref(), Some("not_tus_server"));
+    let e = done[&id2].error_detail.clone().unwrap();
     assert!(
         e.contains("is not a tus server")
             && e.contains("text/html")
@@ -875,7 +877,11 @@ async fn version_412_names_the_servers_versions() {
         .unwrap())[0];
     let done = wait_done(&engine, &[id]).await;
     assert_eq!(done[&id].state, UploadState::Failed);
-    let e = done[&id].error.clone().unwrap();
+    assert_eq!(
+        done[&id].error.as_deref(),
+        Some("The server does not speak tus 1.0.0 (it speaks 2.0.0)")
+    );
+    let e = done[&id].error_detail.clone().unwrap();
     assert!(
         e.contains("does not support tus 1.0.0") && e.contains("2.0.0"),
         "{e}"

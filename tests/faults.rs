@@ -110,7 +110,14 @@ async fn retry_after_is_honoured_and_the_waiting_state_is_shown() {
             .unwrap();
         for v in b.changed.iter().filter(|v| v.id == id) {
             if v.state == UploadState::WaitingToRetry {
-                saw_wait = Some((v.error.clone().unwrap(), v.retry_at_ms.unwrap()));
+                saw_wait = Some((
+                    format!(
+                        "{} | {}",
+                        v.error.clone().unwrap(),
+                        v.error_detail.clone().unwrap()
+                    ),
+                    v.retry_at_ms.unwrap(),
+                ));
             }
         }
         if b.changed
@@ -124,7 +131,7 @@ async fn retry_after_is_honoured_and_the_waiting_state_is_shown() {
     assert_uploaded(&r.server, &r.engine, &v, &r.file);
     let (reason, _at) = saw_wait.expect("waiting_to_retry was shown");
     assert!(
-        reason.contains("503") && reason.contains("maintenance"),
+        reason.starts_with("Server error (503) | ") && reason.contains("maintenance"),
         "{reason}"
     );
     let log = r.proxy.log();
@@ -349,7 +356,7 @@ async fn final_errors_fail_one_upload_and_the_rest_continue() {
     assert_eq!(va.state, UploadState::Failed);
     assert!(
         va.error.as_ref().unwrap().contains("400")
-            && va.error.as_ref().unwrap().contains("bad metadata")
+            && va.error_detail.as_ref().unwrap().contains("bad metadata")
     );
     let b = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
     let vb = wait_done(&r.engine, b, Duration::from_secs(20)).await;
@@ -409,7 +416,8 @@ async fn credentials_never_follow_a_location_on_another_host() {
     };
     let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
     assert_eq!(v.state, UploadState::Failed);
-    let e = v.error.unwrap();
+    assert_eq!(v.error_code.as_deref(), Some("host_not_allowed"));
+    let e = v.error_detail.unwrap();
     assert!(e.contains("another host") && e.contains("127.0.0.2"), "{e}");
     assert!(
         r.engine.store().get(id).unwrap().upload_url.is_none(),

@@ -259,7 +259,8 @@ async fn an_edit_inside_the_sent_bytes_while_closed_is_file_changed_on_relaunch(
     let engine = reopen(data.path(), true).await;
     let v = wait_terminal(&engine, id).await;
     assert_eq!(v.state, UploadState::FileChanged, "{v:#?}");
-    let err = v.error.clone().unwrap();
+    assert_eq!(v.error_code.as_deref(), Some("file_changed"));
+    let err = v.error_detail.clone().unwrap();
     assert!(err.contains("differ from those the server holds"), "{err}");
     assert_eq!(
         support::server_offset(&old_url),

@@ -138,7 +138,8 @@ async fn a_file_written_during_the_upload_stops_it_as_changed() {
         "noticed at once, took {:?}",
         t.elapsed()
     );
-    assert!(v.error.unwrap().contains("modified"));
+    assert_eq!(v.error_code.as_deref(), Some("file_changed"));
+    assert!(v.error_detail.unwrap().contains("modified"));
     let url = r.engine.store().get(id).unwrap().upload_url.unwrap();
     assert!(
         support::server_offset(&url).unwrap() < 16 << 20,

@@ -15,7 +15,10 @@ pub struct QueueRow<'a> {
     pub name: &'a str,
     pub size: u64,
     pub state: UploadState,
+    /// What went wrong, as the catalogue says it (the technical detail stays out).
     pub error: Option<&'a str>,
+    /// The catalogue's code of `error` (tusker_core::explain::CODES).
+    pub error_code: Option<&'a str>,
     /// Bytes the server has confirmed; never goes backwards within a server upload.
     pub acked: u64,
     /// Bytes sent in the current request but not yet confirmed (for smooth bars).
@@ -47,6 +50,7 @@ impl<'a> From<&'a UploadView> for QueueRow<'a> {
             size: v.size,
             state: v.state,
             error: v.error.as_deref(),
+            error_code: v.error_code.as_deref(),
             acked: v.acked,
             in_flight: v.in_flight,
             speed: v.speed,

@@ -156,9 +156,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Ask a server what it supports (OPTIONS).
+    /// Ask a server what it supports (OPTIONS), in words (--json for scripts).
     Check {
         endpoint: String,
+        /// The server's answer as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         creds: CredentialOpts,
     },
@@ -358,7 +361,15 @@ async fn main() {
     match real_main(cli).await {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The engine's errors in the catalogue's words; the detail with -v.
+            match e.downcast_ref::<tusker_core::Error>() {
+                Some(core) => {
+                    let said = tusker_core::explain::Said::of(core);
+                    eprintln!("error: {}", said.text);
+                    tracing::info!(detail = %said.detail, "error detail");
+                }
+                None => eprintln!("error: {e:#}"),
+            }
             std::process::exit(2);
         }
     }
@@ -563,7 +574,11 @@ async fn real_main(cli: Cli) -> Result<i32> {
             output::list(&open_store(&data_dir)?.list()?, json);
             Ok(0)
         }
-        Command::Check { endpoint, creds } => {
+        Command::Check {
+            endpoint,
+            json,
+            creds,
+        } => {
             let url = tusker_core::client::parse_endpoint(&endpoint)?;
             let mut headers = creds.headers()?;
             if let Some(cmd) = &creds.header_command {
@@ -585,7 +600,11 @@ async fn real_main(cli: Cli) -> Result<i32> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            println!("{}", serde_json::to_string_pretty(&caps)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&caps)?);
+            } else {
+                output::caps(&tusker_core::redact::strip_userinfo(url.as_str()), &caps);
+            }
             Ok(0)
         }
         Command::Profile { cmd } => profile_cmd(&data_dir, cmd),

@@ -59,21 +59,28 @@ impl Display {
                         Some(e) => println!("{} {} {} ({e})", v.id, v.state.as_str(), v.path),
                         None => println!("{} {} {}", v.id, v.state.as_str(), v.path),
                     }
+                    if let Some(d) = &v.error_detail {
+                        tracing::info!(id = v.id, detail = %d, "error detail");
+                    }
                     last_line.insert(v.id, Instant::now());
                 } else if v.state == UploadState::Uploading
                     && last_line
                         .get(&v.id)
                         .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
                 {
+                    // Sent (confirmed plus on the way) and confirmed: a single PATCH of the
+                    // whole file is confirmed only at its end, but it is not stuck.
+                    let sent = (v.acked + v.in_flight).min(v.size);
                     let pct = if v.size == 0 {
                         100.0
                     } else {
-                        v.acked as f64 * 100.0 / v.size as f64
+                        sent as f64 * 100.0 / v.size as f64
                     };
                     println!(
-                        "{} progress {:.1}% {}/{} {}/s",
+                        "{} progress {:.1}% {} sent, {} confirmed of {} {}/s",
                         v.id,
                         pct,
+                        human(sent),
                         human(v.acked),
                         human(v.size),
                         human(v.speed as u64)
@@ -230,6 +237,22 @@ pub async fn run_until_done(
     }
     let bytes: u64 = views.values().map(|v| v.size).sum();
     println!("{completed} completed, {failed} failed ({})", human(bytes));
+    // The failures grouped by cause, in the catalogue's words, most frequent first.
+    let mut causes: Vec<(String, usize)> = Vec::new();
+    for v in views.values().filter(|v| v.state != UploadState::Completed) {
+        let why = v
+            .error
+            .clone()
+            .unwrap_or_else(|| v.state.as_str().to_string());
+        match causes.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, n)) => *n += 1,
+            None => causes.push((why, 1)),
+        }
+    }
+    causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for (why, n) in causes {
+        println!("  {n} × {why}");
+    }
     engine.shutdown().await?;
     Ok(failed == 0)
 }
@@ -432,4 +455,54 @@ fn report_finished(views: &[UploadView], tracked: &mut HashMap<UploadId, String>
             );
         }
     }
+}
+
+/// `tusker-cli check` in words: what the server offers and what Tusker will do with it.
+pub fn caps(endpoint: &str, c: &tusker_core::ServerCaps) {
+    use tusker_core::protocol::ChecksumAlgorithm;
+    let has = |x: &str| c.extensions.iter().any(|e| e == x);
+    match &c.undiscovered {
+        Some(why) => println!("{endpoint}: the server does not say what it supports ({why})"),
+        None => println!(
+            "{endpoint}: a tus server (versions {})",
+            if c.versions.is_empty() {
+                "not given".to_string()
+            } else {
+                c.versions.join(", ")
+            }
+        ),
+    }
+    if !c.extensions.is_empty() {
+        println!("  extensions: {}", c.extensions.join(", "));
+    }
+    println!(
+        "  largest upload: {}",
+        c.max_size.map_or("no limit given".to_string(), human)
+    );
+    let mut will = Vec::new();
+    if c.undiscovered.is_some() {
+        will.push("use tus core alone (POST, HEAD, PATCH), as tus-js-client does".to_string());
+    }
+    match ChecksumAlgorithm::choose(&c.checksum_algorithms) {
+        Some(alg) => will.push(format!(
+            "send a {} checksum with every request (the server checks each piece)",
+            alg.name()
+        )),
+        None => will.push(
+            "prove resumed uploads by the SHA-256 of the bytes sent (no checksum extension)"
+                .to_string(),
+        ),
+    }
+    if has("concatenation") {
+        will.push("send large files as parallel parts joined on the server".to_string());
+    }
+    if has("termination") {
+        will.push("delete cancelled uploads on the server".to_string());
+    } else {
+        will.push("leave cancelled uploads to the server's expiry (no termination)".to_string());
+    }
+    if !has("creation") && c.undiscovered.is_none() {
+        will.push("need upload URLs made elsewhere (no creation extension)".to_string());
+    }
+    println!("  Tusker will: {}", will.join("; "));
 }

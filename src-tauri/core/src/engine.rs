@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{self, TusClient};
 use crate::error::{Error, Result};
+use crate::explain::Said;
 use crate::files::{self, PreparedFile};
 use crate::lifecycle::{self, Event};
 use crate::lock::DirLock;
@@ -873,7 +874,7 @@ impl Actor {
     /// The server sends an upload to a host its profile does not allow: it fails, and
     /// unless the user already said no to that host, the row asks (the app shows the
     /// question; the CLI's message names the command).
-    fn host_not_allowed(&mut self, id: UploadId, host: String, reason: String) {
+    fn host_not_allowed(&mut self, id: UploadId, host: String, reason: Said) {
         let Some(profile_id) = self.entries.get(&id).map(|e| e.row.profile_id()) else {
             return;
         };
@@ -884,14 +885,21 @@ impl Actor {
                 .any(|h| h.eq_ignore_ascii_case(&host))
         });
         let message = match &profile {
-            Some(p) if refused => format!(
-                "the server sends the upload to {host}, where you chose not to upload with profile {:?}",
-                p.name
-            ),
-            Some(p) => format!(
-                "{reason} (allow it: tusker-cli profile allow-host {:?} {host})",
-                p.name
-            ),
+            Some(p) if refused => Said {
+                text: format!(
+                    "The server sends this upload to {host}, where you chose not to upload with profile {:?}",
+                    p.name
+                ),
+                ..reason
+            },
+            Some(p) => {
+                let allow = format!("allow it: tusker-cli profile allow-host {:?} {host}", p.name);
+                Said {
+                    text: format!("{} ({allow})", reason.text),
+                    detail: format!("{} ({allow})", reason.detail),
+                    ..reason
+                }
+            }
             None => reason,
         };
         tracing::warn!(id, %host, "the server sends the upload to a host the profile does not allow");
@@ -1045,7 +1053,10 @@ impl Actor {
                         self.apply(
                             id,
                             Event::FileGone,
-                            Some(format!("{} was deleted or moved away", p.display())),
+                            Some(Said::of(&Error::FileMissing(format!(
+                                "{} was deleted or moved away",
+                                p.display()
+                            )))),
                         );
                     }
                 }
@@ -1105,7 +1116,10 @@ impl Actor {
             self.apply(
                 id,
                 Event::FileChanged,
-                Some(format!("{} was modified during the upload", rec.path)),
+                Some(Said::of(&Error::FileChanged(format!(
+                    "{} was modified during the upload",
+                    rec.path
+                )))),
             );
         } else if was_running {
             // Nothing sent yet: the next run finds the new size and says `file changed`;
@@ -1123,7 +1137,7 @@ impl Actor {
     /// The one way an upload's state changes: the lifecycle decides, the journal records,
     /// the view shows. Returns the state after, or `None` when the event does not apply
     /// (nothing changes then).
-    fn apply(&mut self, id: UploadId, event: Event, error: Option<String>) -> Option<UploadState> {
+    fn apply(&mut self, id: UploadId, event: Event, error: Option<Said>) -> Option<UploadState> {
         let (from, shown_error) = self
             .entries
             .get(&id)
@@ -1132,16 +1146,24 @@ impl Actor {
             tracing::debug!(id, ?from, ?event, "event does not apply");
             return None;
         };
-        if to == from && error == shown_error {
+        let text = error.as_ref().map(|e| e.text.clone());
+        if to == from && text == shown_error {
             self.mark(id);
             return Some(to);
         }
-        match self.journal_state(id, to, error.as_deref()) {
+        match self.journal_state(id, to, error.as_ref()) {
             // The worker journalled completion a moment ago (its report still queued).
             Some(UploadState::Completed) if to != UploadState::Completed => {
                 return self.apply(id, Event::Completed, None);
             }
-            _ => self.show_state(id, to, error),
+            _ => {
+                self.show_state(id, to, text);
+                if let (Some(e), Some(entry)) = (&error, self.entries.get_mut(&id)) {
+                    entry
+                        .row
+                        .set_error_code(Some(e.code), Some(e.detail.clone()));
+                }
+            }
         }
         Some(to)
     }
@@ -1185,9 +1207,9 @@ impl Actor {
         &mut self,
         id: UploadId,
         state: UploadState,
-        error: Option<&str>,
+        error: Option<&Said>,
     ) -> Option<UploadState> {
-        match self.ctx.store.set_state(id, state, error) {
+        match self.ctx.store.set_state_said(id, state, error) {
             Ok(held) => {
                 self.unjournalled.remove(&id);
                 Some(held)
@@ -1224,15 +1246,12 @@ impl Actor {
     fn journal_pending(&mut self) -> bool {
         let ids: Vec<UploadId> = self.unjournalled.iter().copied().collect();
         for id in ids {
-            let Some((state, error)) = self
-                .entries
-                .get(&id)
-                .map(|e| (e.row.state, e.row.error().map(str::to_string)))
+            let Some((state, error)) = self.entries.get(&id).map(|e| (e.row.state, e.row.said()))
             else {
                 self.unjournalled.remove(&id);
                 continue;
             };
-            self.journal_state(id, state, error.as_deref());
+            self.journal_state(id, state, error.as_ref());
             if self.unjournalled.contains(&id) {
                 return false;
             }
@@ -1280,10 +1299,10 @@ impl Actor {
                 .map(|&(id, _, state)| (id, state))
                 .collect::<Vec<_>>(),
         );
-        let begun: Vec<std::result::Result<(i64, UploadRecord), String>> = match begun {
+        let begun: Vec<std::result::Result<(i64, UploadRecord), Said>> = match begun {
             Ok(each) => each
                 .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
+                .map(|r| r.map_err(|e| Said::of(&e)))
                 .collect(),
             Err(Error::JournalBusy(e)) => {
                 tracing::warn!(error = %e, "journal locked by another program; not starting yet");
@@ -1292,7 +1311,7 @@ impl Actor {
                 self.sched_hint = 0;
                 return;
             }
-            Err(e) => starts.iter().map(|_| Err(e.to_string())).collect(),
+            Err(e) => starts.iter().map(|_| Err(Said::of(&e))).collect(),
         };
         let mut refused = false;
         for ((id, slots, state), begun) in starts.into_iter().zip(begun) {
@@ -1302,7 +1321,7 @@ impl Actor {
                 // next ones get the slot now, or nothing would ever start them.
                 Err(e) => {
                     tracing::error!(id, error = %e, "journal write failed; not starting");
-                    self.apply(id, Event::Failed, Some(format!("journal: {e}")));
+                    self.apply(id, Event::Failed, Some(e));
                     refused = true;
                 }
             }
@@ -1378,7 +1397,7 @@ impl Actor {
                     .or_else(|| p.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(id, panic = %msg, "upload worker panicked");
-                upload::Outcome::Failed(format!("internal error: {msg}"))
+                upload::Outcome::Failed(Said::from(format!("internal error: {msg}")))
             });
             let _ = done.send((id, gen, WorkerEvent::Finished(outcome)));
         });

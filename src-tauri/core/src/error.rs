@@ -6,9 +6,9 @@ use std::time::Duration;
 /// Everything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Network trouble: refused, reset, DNS, TLS, timeouts. Worth retrying.
+    /// Network trouble: refused, reset, DNS, timeouts. Worth retrying.
     #[error("network error: {0}")]
-    Network(String),
+    Network(NetworkError),
 
     /// No bytes moved for the configured stall timeout; the request was aborted.
     #[error("stalled: no progress for {0:?}")]
@@ -157,6 +157,43 @@ pub enum Error {
     Interrupted,
 }
 
+/// A network failure: what it looked like, the host it was about, and the error chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkError {
+    pub kind: crate::explain::NetKind,
+    /// `host:port` of the request (never the path: upload URLs are capabilities).
+    pub host: Option<String>,
+    pub detail: String,
+}
+
+impl NetworkError {
+    pub fn new(host: Option<String>, detail: String) -> NetworkError {
+        NetworkError {
+            kind: crate::explain::NetKind::of(&detail),
+            host,
+            detail,
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl From<&str> for NetworkError {
+    fn from(s: &str) -> NetworkError {
+        NetworkError::new(None, s.to_string())
+    }
+}
+
+impl From<String> for NetworkError {
+    fn from(s: String) -> NetworkError {
+        NetworkError::new(None, s)
+    }
+}
+
 fn body_suffix(body: &str) -> String {
     let body = body.trim();
     if body.is_empty() {
@@ -272,8 +309,15 @@ impl From<rusqlite::Error> for Error {
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
-        // The upload URL stays out of the message: it is a capability, and the UI never gets
-        // upload URLs.
+        // The host is named to the user ("Can't reach host:port"); the rest of the upload URL
+        // stays out of the message: it is a capability, and the UI never gets upload URLs.
+        let host = e.url().and_then(|u| {
+            let h = u.host_str()?;
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        });
         let e = e.without_url();
         // reqwest's Display omits the cause chain, which is where "connection refused" lives.
         let mut msg = e.to_string();
@@ -293,7 +337,7 @@ impl From<reqwest::Error> for Error {
         if tls.iter().any(|t| msg.contains(t)) {
             return Error::Tls(msg);
         }
-        Error::Network(msg)
+        Error::Network(NetworkError::new(host, msg))
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod failpoint;
 pub mod files;
 pub mod fingerprint;

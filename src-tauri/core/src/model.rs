@@ -158,6 +158,10 @@ pub struct UploadRecord {
     pub retries: u32,
     /// The last error it met, kept after it went on.
     pub last_error: Option<String>,
+    /// The catalogue's code of `error` ([`crate::explain::CODES`]).
+    pub error_code: Option<String>,
+    /// The technical detail of `error` (status, server message, error chain).
+    pub error_detail: Option<String>,
 }
 
 impl UploadRecord {
@@ -195,7 +199,13 @@ pub struct UploadView {
     #[ts(skip)]
     pub upload_url: Option<String>,
     pub state: UploadState,
+    /// What went wrong, as the catalogue says it (crate::explain).
     pub error: Option<String>,
+    /// The catalogue's code of `error`: front ends act on it (one banner for network trouble).
+    pub error_code: Option<String>,
+    /// The technical detail of `error` (status, server message, error chain): the details
+    /// panel and `-v` show it, the short line never.
+    pub error_detail: Option<String>,
     /// Bytes the server has confirmed; never goes backwards within a server upload.
     pub acked: u64,
     /// Bytes sent in the current request but not yet confirmed (for smooth bars).

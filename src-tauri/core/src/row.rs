@@ -51,6 +51,9 @@ struct Rare {
     /// Set only when the name is not the path's last component.
     name: Option<Box<str>>,
     error: Option<String>,
+    /// The catalogue's code of `error`, and its technical detail.
+    error_code: Option<&'static str>,
+    error_detail: Option<String>,
     note: Option<String>,
     /// How many times the server lost the upload and it was created again.
     recreated: i64,
@@ -64,6 +67,8 @@ impl Rare {
     fn is_empty(&self) -> bool {
         self.name.is_none()
             && self.error.is_none()
+            && self.error_code.is_none()
+            && self.error_detail.is_none()
             && self.note.is_none()
             && self.recreated == 0
             && self.resent == 0
@@ -101,6 +106,7 @@ impl Row {
         };
         row.set_name(&r.name);
         row.set_error(r.error.clone());
+        row.set_error_code(r.error_code.as_deref(), r.error_detail.clone());
         row.set_recreated(r.recreated);
         row.set_resent(r.resent);
         row.set_asks_host(r.asks_host.clone());
@@ -124,6 +130,8 @@ impl Row {
             upload_url: rare.and_then(|r| r.upload_url.clone()),
             state: self.state,
             error: rare.and_then(|r| r.error.clone()),
+            error_code: rare.and_then(|r| r.error_code).map(String::from),
+            error_detail: rare.and_then(|r| r.error_detail.clone()),
             acked: self.acked,
             in_flight: live.map_or(0, |l| l.in_flight),
             speed: live.map_or(0.0, |l| l.speed),
@@ -186,9 +194,32 @@ impl Row {
         self.rare.as_ref()?.error.as_deref()
     }
 
+    /// The error shown, as the catalogue said it (for writing it again to the journal).
+    pub fn said(&self) -> Option<crate::explain::Said> {
+        let r = self.rare.as_ref()?;
+        let text = r.error.clone()?;
+        Some(crate::explain::Said {
+            code: r.error_code.unwrap_or("other"),
+            detail: r.error_detail.clone().unwrap_or_else(|| text.clone()),
+            text,
+        })
+    }
+
     pub fn set_error(&mut self, error: Option<String>) {
         if error.is_some() || self.rare.is_some() {
             self.rare_mut(|r| r.error = error);
+        }
+    }
+
+    /// The catalogue's code of the error shown (`None` with no error, or one not from it)
+    /// and its technical detail.
+    pub fn set_error_code(&mut self, code: Option<&str>, detail: Option<String>) {
+        let code = code.and_then(|c| crate::explain::CODES.iter().copied().find(|k| *k == c));
+        if code.is_some() || detail.is_some() || self.rare.is_some() {
+            self.rare_mut(|r| {
+                r.error_code = code;
+                r.error_detail = detail;
+            });
         }
     }
 
@@ -306,7 +337,11 @@ impl Row {
             self.acked = self.size;
             self.set_upload_url(None);
         }
+        let no_error = error.is_none();
         self.set_error(error);
+        if no_error {
+            self.set_error_code(None, None);
+        }
         self.set_asks_host(None);
         match state {
             UploadState::Uploading => {
@@ -400,6 +435,8 @@ mod tests {
             busy_ms: 0,
             retries: 0,
             last_error: None,
+            error_code: None,
+            error_detail: None,
         }
     }
 

@@ -148,6 +148,10 @@ const MIGRATIONS: &[&str] = &[
         UPDATE uploads SET last_error = NEW.error WHERE id = NEW.id;
     END;
     CREATE INDEX uploads_completed_at ON uploads(completed_at) WHERE completed_at IS NOT NULL;",
+    // 10: an error as the catalogue names it (crate::explain): its code, for front ends to act
+    // on, and the technical detail, for the details panel; `error` holds the sentence.
+    "ALTER TABLE uploads ADD COLUMN error_code TEXT;
+    ALTER TABLE uploads ADD COLUMN error_detail TEXT;",
 ];
 
 /// One part of an upload sent as parallel partial uploads: the file range
@@ -303,7 +307,7 @@ const SELECT: &str =
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
     u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url, u.asks_host,
-    u.cleared_at, u.busy_ms, u.retries, u.last_error
+    u.cleared_at, u.busy_ms, u.retries, u.last_error, u.error_code, u.error_detail
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
     LEFT JOIN profiles p ON p.id = u.profile_id";
 
@@ -414,6 +418,8 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         busy_ms: r.get::<_, i64>(29)? as u64,
         retries: r.get::<_, i64>(30)? as u32,
         last_error: r.get(31)?,
+        error_code: r.get(32)?,
+        error_detail: r.get(33)?,
     })
 }
 
@@ -1428,6 +1434,17 @@ impl Store {
         state: UploadState,
         error: Option<&str>,
     ) -> Result<UploadState> {
+        let said = error.map(crate::explain::Said::from);
+        self.set_state_said(id, state, said.as_ref())
+    }
+
+    /// [`Store::set_state`] with the error as the catalogue names it (sentence, code, detail).
+    pub fn set_state_said(
+        &self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&crate::explain::Said>,
+    ) -> Result<UploadState> {
         let set = self.set_state_once(id, state, error);
         self.busy.note(set)
     }
@@ -1436,17 +1453,26 @@ impl Store {
         &self,
         id: UploadId,
         state: UploadState,
-        error: Option<&str>,
+        error: Option<&crate::explain::Said>,
     ) -> Result<UploadState> {
         let completed = (state == UploadState::Completed).then(now_secs);
         let n = self
             .conn()
             .prepare_cached(&format!(
-                "UPDATE uploads SET state = ?2, error = ?3, asks_host = NULL, completed_at = COALESCE(?4, completed_at), updated_at = ?5
+                "UPDATE uploads SET state = ?2, error = ?3, asks_host = NULL, completed_at = COALESCE(?4, completed_at), updated_at = ?5,
+                 error_code = ?6, error_detail = ?7
                  WHERE id = ?1 AND ((state <> '{c}' AND content_hash IS NULL) OR ?2 = '{c}')",
                 c = UploadState::Completed.as_str()
             ))?
-            .execute(params![id, state.as_str(), error, completed, now_secs()])?;
+            .execute(params![
+                id,
+                state.as_str(),
+                error.map(|e| e.text.as_str()),
+                completed,
+                now_secs(),
+                error.map(|e| e.code),
+                error.map(|e| e.detail.as_str())
+            ])?;
         if n == 0 {
             if !self.exists(id)? {
                 return Err(crate::error::Error::UnknownUpload(id));

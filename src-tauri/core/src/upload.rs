@@ -6,6 +6,7 @@
 //! is synchronous and follows the server's answer with no `.await` in between, so an abort can
 //! never separate a confirmed offset from its journal entry.
 
+use crate::explain::Said;
 use reqwest::header::HeaderMap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -120,7 +121,7 @@ pub enum WorkerEvent {
     /// A server upload URL was created (or re-created).
     Url { url: String, recreated: bool },
     /// Waiting before the next attempt.
-    Waiting { until_ms: i64, reason: String },
+    Waiting { until_ms: i64, reason: Said },
     /// Working again after a wait.
     Uploading,
     /// The server holds fewer bytes than it had confirmed: progress goes back to `to`, and
@@ -137,15 +138,15 @@ pub enum WorkerEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Completed,
-    Failed(String),
-    FileMissing(String),
-    FileChanged(String),
+    Failed(Said),
+    FileMissing(Said),
+    FileChanged(Said),
     /// The server refused the credentials, after a refresh when there is a way to refresh.
-    NeedsSignIn(String),
+    NeedsSignIn(Said),
     /// The server sends the upload to a host the profile does not allow: the user is asked.
     AsksHost {
         host: String,
-        reason: String,
+        reason: Said,
     },
 }
 
@@ -408,8 +409,8 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             Err(Interruption::Err(e)) => e,
         };
         match err {
-            Error::FileMissing(m) => return Outcome::FileMissing(m),
-            Error::FileChanged(m) => return Outcome::FileChanged(m),
+            e @ Error::FileMissing(_) => return Outcome::FileMissing(Said::of(&e)),
+            e @ Error::FileChanged(_) => return Outcome::FileChanged(Said::of(&e)),
             Error::Interrupted => return Outcome::Failed("interrupted".into()),
             // Fetched credentials that were refused: fetch new ones and try once more.
             e if e.is_auth() && generation.is_some() && !refreshed => {
@@ -419,12 +420,12 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
                 continue;
             }
             // Never retried into the ground, never a new upload: it waits for credentials.
-            e if e.is_auth() => return Outcome::NeedsSignIn(e.to_string()),
+            e if e.is_auth() => return Outcome::NeedsSignIn(Said::of(&e)),
             e @ (Error::HeaderCommand(_) | Error::Secrets(_)) => {
-                return Outcome::NeedsSignIn(e.to_string())
+                return Outcome::NeedsSignIn(Said::of(&e))
             }
             Error::HostNotAllowed(host) => {
-                let reason = Error::HostNotAllowed(host.clone()).to_string();
+                let reason = Said::of(&Error::HostNotAllowed(host.clone()));
                 return Outcome::AsksHost { host, reason };
             }
             e if e.is_retryable() => {
@@ -439,20 +440,22 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
                     spent += 1;
                 }
                 if spent > ctx.settings.retry.max_attempts {
-                    return Outcome::Failed(format!("{e} (gave up after {failures} attempts)"));
+                    return Outcome::Failed(
+                        Said::of(&e).then(&format!("gave up after {failures} attempts")),
+                    );
                 }
                 let delay = ctx.settings.retry.delay(failures, e.retry_after());
                 tracing::warn!(id, attempt = failures, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
                 reporter.send(WorkerEvent::Waiting {
                     until_ms: now_ms() + delay.as_millis() as i64,
-                    reason: e.to_string(),
+                    reason: Said::of(&e),
                 });
                 tokio::time::sleep(delay).await;
                 reporter.send(WorkerEvent::Uploading);
             }
             e => {
                 tracing::error!(id, error = %e, "upload failed");
-                return Outcome::Failed(e.to_string());
+                return Outcome::Failed(Said::of(&e));
             }
         }
     }
@@ -1153,6 +1156,16 @@ async fn attempt(
                     st.length_deferred,
                 )
                 .await?;
+                // After an interruption the row says what the server kept (a bar that went
+                // back to it would otherwise look like lost work).
+                // (Less than the journal had: the note says the server lost data instead.)
+                if st.offset > 0 && st.offset < rec.size && st.offset >= journalled {
+                    reporter.send(WorkerEvent::Note(format!(
+                        "resumed: the server had kept {} of {}",
+                        crate::model::human_bytes(st.offset),
+                        crate::model::human_bytes(rec.size)
+                    )));
+                }
                 resumed = Some((url, st.offset, st.length_deferred));
             }
             Head::Mismatch => abandon(ctx, &caps, id, &url, &headers).await,

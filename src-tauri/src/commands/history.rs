@@ -27,6 +27,8 @@ pub struct UploadDetails {
     pub profile: Option<String>,
     pub retries: u32,
     pub last_error: Option<String>,
+    /// The technical detail of the current error (status, server message, error chain).
+    pub error_detail: Option<String>,
     /// How each request's bytes are checked, in words.
     pub checksum: String,
     /// The journal holds the server upload's URL (it can be copied, never shown).
@@ -86,6 +88,7 @@ pub async fn upload_details(state: State<'_, AppState>, id: UploadId) -> CmdResu
         profile: rec.profile,
         retries: rec.retries,
         last_error: rec.last_error,
+        error_detail: rec.error_detail,
         created_at: rec.created_at,
         completed_at: rec.completed_at,
         recreated: rec.recreated,

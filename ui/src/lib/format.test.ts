@@ -13,8 +13,16 @@ describe('format', () => {
     expect(duration(7260)).toBe('2h 1m');
     expect(duration(null)).toBe('');
   });
-  it('retry countdown', () => {
-    expect(stateLabel('waiting_to_retry', 10_500, 7_000)).toBe('Retrying in 4s');
+  it('waiting states say why and until when', () => {
+    expect(stateLabel('waiting_to_retry', 10_500, 7_000)).toBe('Retrying in 4 s');
+    expect(stateLabel('waiting_to_retry', 19_000, 7_000, 'network.refused')).toBe('Waiting for the network (next try in 12 s)');
+    expect(stateLabel('waiting_to_retry', 19_000, 7_000, 'stalled')).toBe('Waiting for the network (next try in 12 s)');
+    expect(stateLabel('waiting_to_retry', 8_000, 7_000, 'http.429')).toBe('Server busy, retrying in 1 s');
+    expect(stateLabel('waiting_to_retry', 8_000, 7_000, 'journal_busy')).toBe('Waiting for the journal (next try in 1 s)');
+    // Past a minute and a half: the clock time of the next try.
+    const at = new Date(2026, 11, 7, 14, 2, 0).getTime();
+    expect(stateLabel('waiting_to_retry', at, at - 10 * 60_000, 'http.5xx')).toBe('Server busy, retrying at 14:02');
+    expect(stateLabel('needs_sign_in', null, 0, 'http.401')).toBe('Needs sign-in');
     expect(stateLabel('file_changed', null, 0)).toBe('File changed');
   });
   it('parses sizes typed by people', () => {

@@ -41,10 +41,29 @@ const LABELS: Record<UploadState, string> = {
   needs_sign_in: 'Needs sign-in',
 };
 
-export function stateLabel(state: UploadState, retryAtMs: number | null, nowMs: number): string {
-  if (state === 'waiting_to_retry' && retryAtMs !== null) {
-    const left = Math.max(0, Math.ceil((retryAtMs - nowMs) / 1000));
-    return `Retrying in ${left}s`;
+/** Network trouble (the window shows one banner for every row waiting on it). */
+export function isNetworkCode(code: string | null | undefined): boolean {
+  return !!code && (code.startsWith('network.') || code === 'stalled');
+}
+
+const BUSY_CODES = ['http.429', 'http.5xx', 'http.423', 'no_answer'];
+
+/** When the next try is: "in 12 s", or past a minute and a half the clock time. */
+export function nextTry(retryAtMs: number, nowMs: number): string {
+  const left = Math.max(0, Math.ceil((retryAtMs - nowMs) / 1000));
+  if (left <= 90) return `in ${left} s`;
+  const at = new Date(retryAtMs);
+  return `at ${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+}
+
+/** A row's state in words: waiting states say why and until when. */
+export function stateLabel(state: UploadState, retryAtMs: number | null, nowMs: number, code: string | null = null): string {
+  if (state === 'waiting_to_retry') {
+    const when = retryAtMs !== null ? nextTry(retryAtMs, nowMs) : 'soon';
+    if (isNetworkCode(code)) return `Waiting for the network (next try ${when})`;
+    if (code === 'journal_busy') return `Waiting for the journal (next try ${when})`;
+    if (code && BUSY_CODES.includes(code)) return `Server busy, retrying ${when}`;
+    return `Retrying ${when}`;
   }
   return LABELS[state];
 }

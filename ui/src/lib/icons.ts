@@ -25,6 +25,7 @@ export { default as Copy } from '@lucide/svelte/icons/copy';
 export { default as X } from '@lucide/svelte/icons/x';
 export { default as TriangleAlert } from '@lucide/svelte/icons/triangle-alert';
 export { default as Upload } from '@lucide/svelte/icons/upload';
+export { default as WifiOff } from '@lucide/svelte/icons/wifi-off';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const MENU_ICONS: Record<MenuAction, Component<any>> = {

@@ -21,6 +21,7 @@ function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
     note: null,
     profile: null,
     asks_host: null,
+    error_code: null,
     ...over,
   };
 }
@@ -202,5 +203,21 @@ describe('row menu', () => {
     expect(actionsOf(view(1, { state: 'queued' }), 0, 3)).not.toContain('up');
     expect(actionsOf(view(1, { state: 'queued' }), 2, 3)).not.toContain('down');
     expect(actionsOf(view(1, { state: 'queued' }), 0, 1).filter((a) => ['top', 'up', 'down', 'bottom'].includes(a))).toEqual([]);
+  });
+});
+
+describe('honest totals and the network banner', () => {
+  it('counts bytes on their way as sent, and confirmed apart', () => {
+    const t = totals([view(1, { state: 'uploading', size: 1000, acked: 200, in_flight: 500 })]);
+    expect([t.acked, t.sent]).toEqual([200, 700]);
+  });
+
+  it('gathers the rows that wait for the network under one line', () => {
+    const t = totals([
+      view(1, { state: 'waiting_to_retry', error_code: 'network.refused', error: "Can't reach h:1: connection refused", retry_at_ms: 9000 }),
+      view(2, { state: 'waiting_to_retry', error_code: 'network.refused', error: "Can't reach h:1: connection refused", retry_at_ms: 5000 }),
+      view(3, { state: 'waiting_to_retry', error_code: 'http.5xx', error: 'Server error (503)', retry_at_ms: 1000 }),
+    ]);
+    expect([t.offline, t.offlineText, t.offlineNextMs]).toEqual([2, "Can't reach h:1: connection refused", 5000]);
   });
 });

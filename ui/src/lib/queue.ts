@@ -109,6 +109,12 @@ export interface Totals {
   pausable: number;
   size: number;
   acked: number;
+  /** Confirmed plus on the way. */
+  sent: number;
+  /** Rows waiting because of the network, and the first one's words (one banner for all). */
+  offline: number;
+  offlineText: string | null;
+  offlineNextMs: number | null;
   speed: number;
   eta: number | null;
 }
@@ -117,7 +123,7 @@ const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
 export function totals(rows: QueueRow[]): Totals {
-  let t: Totals = { filters: { all: rows.length, active: 0, completed: 0, failed: 0 }, count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, speed: 0, eta: null };
+  let t: Totals = { filters: { all: rows.length, active: 0, completed: 0, failed: 0 }, count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, sent: 0, offline: 0, offlineText: null, offlineNextMs: null, speed: 0, eta: null };
   for (const r of rows) {
     const f = filterOf(r.state);
     if (f) t.filters[f]++;
@@ -128,10 +134,16 @@ export function totals(rows: QueueRow[]): Totals {
     if (r.state !== 'cancelled') {
       t.size += r.size;
       t.acked += Math.min(r.size, r.acked);
+      t.sent += Math.min(r.size, r.acked + r.in_flight);
+    }
+    if (r.state === 'waiting_to_retry' && r.error_code && (r.error_code.startsWith('network.') || r.error_code === 'stalled')) {
+      t.offline++;
+      t.offlineText ??= r.error;
+      if (r.retry_at_ms !== null) t.offlineNextMs = Math.min(t.offlineNextMs ?? r.retry_at_ms, r.retry_at_ms);
     }
     t.speed += r.speed;
   }
-  const remaining = t.size - t.acked;
+  const remaining = t.size - t.sent;
   t.eta = t.speed > 1 && remaining > 0 ? remaining / t.speed : null;
   return t;
 }
@@ -243,6 +255,7 @@ export function warmUpRows(count: number): QueueRow[] {
       recreated: 0,
       resent: 0,
       note: null,
+      error_code: state === 'failed' ? 'http.5xx' : null,
       profile: 'warm-up',
       asks_host: null,
     };

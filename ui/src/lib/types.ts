@@ -3,7 +3,15 @@
 
 export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry" | "completed" | "failed" | "cancelled" | "file_missing" | "file_changed" | "needs_sign_in";
 
-export type QueueRow = { id: number, position: number, path: string, name: string, size: number, state: UploadState, error: string | null, 
+export type QueueRow = { id: number, position: number, path: string, name: string, size: number, state: UploadState, 
+/**
+ * What went wrong, as the catalogue says it (the technical detail stays out).
+ */
+error: string | null, 
+/**
+ * The catalogue's code of `error` (tusker_core::explain::CODES).
+ */
+error_code: string | null, 
 /**
  * Bytes the server has confirmed; never goes backwards within a server upload.
  */
@@ -141,6 +149,10 @@ acked: number, state: UploadState,
  * The endpoint (without any user:password).
  */
 endpoint: string, profile: string | null, retries: number, last_error: string | null, 
+/**
+ * The technical detail of the current error (status, server message, error chain).
+ */
+error_detail: string | null, 
 /**
  * How each request's bytes are checked, in words.
  */

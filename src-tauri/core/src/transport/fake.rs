@@ -193,7 +193,7 @@ async fn read_body(body: Option<BodyStream>, limit: u64) -> Result<Vec<u8>> {
     while (out.len() as u64) < limit {
         match body.next().await {
             Some(Ok(b)) => out.extend_from_slice(&b),
-            Some(Err(e)) => return Err(Error::Network(format!("request body failed: {e}"))),
+            Some(Err(e)) => return Err(Error::Network(format!("request body failed: {e}").into())),
             None => break,
         }
     }
