@@ -1829,3 +1829,173 @@ async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_wha
     );
     app.close().await;
 }
+
+/// Makes `name` the profile the next hand-over goes to, as the toolbar's picker does.
+async fn drops_go_to(app: &App, name: &str) {
+    let mut view = app.invoke("get_settings", serde_json::json!({})).await["ok"].take();
+    view["drop_profile"] = serde_json::json!(name);
+    let saved = app
+        .invoke("save_settings", serde_json::json!({ "settings": view }))
+        .await;
+    assert!(saved.get("ok").is_some(), "{saved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_what_the_user_reads() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let gateway = support::proxy::FaultProxy::start(server.port);
+    gateway.set_gateway(false);
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let nobody = support::free_port();
+    seed_settings(data.path(), |p, s| {
+        p.endpoint = server.endpoint();
+        s.bandwidth = 2 << 20;
+    });
+    {
+        let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        for (name, endpoint) in [
+            ("Offline", format!("http://127.0.0.1:{nobody}/files")),
+            ("Gateway", gateway.endpoint()),
+        ] {
+            store
+                .save_profile_sealed(
+                    &secrets,
+                    &Profile {
+                        name: name.into(),
+                        endpoint,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+    }
+    let long = write_file(files.path(), "long-single-patch.mov", 40 << 20, 91);
+    let edited = write_file(files.path(), "edited-while-sending.psd", 20 << 20, 92);
+    let away1 = write_file(files.path(), "to-the-nas-1.bin", 1 << 20, 93);
+    let away2 = write_file(files.path(), "to-the-nas-2.bin", 1 << 20, 94);
+    let token = write_file(files.path(), "needs-a-token.pdf", 1 << 20, 95);
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+
+    add_files(data.path(), home.path(), &[&long, &edited]);
+    app.wait_js(
+        "the edited file on its way",
+        &row_js(
+            "edited-while-sending.psd",
+            "r.dataset.state === 'uploading' && parseFloat(r.querySelector('.inflight').style.width) > 0",
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&edited)
+            .unwrap();
+        f.seek(SeekFrom::Start(1 << 10)).unwrap();
+        f.write_all(b"a new layer").unwrap();
+    }
+    // An edit inside bytes already sent: the request carrying the file goes on, and before
+    // the next one the proof finds the change (the server never completes a mix).
+    app.wait_js(
+        "file changed",
+        &row_js(
+            "edited-while-sending.psd",
+            "r.dataset.state === 'file_changed'",
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    drops_go_to(&app, "Offline").await;
+    add_files(data.path(), home.path(), &[&away1, &away2]);
+    drops_go_to(&app, "Gateway").await;
+    add_files(data.path(), home.path(), &[&token]);
+    drops_go_to(&app, "Desktop").await;
+
+    // One banner for the network, not the error on each row.
+    let banner = app
+        .wait_js(
+            "the network banner",
+            "(() => { const b = document.querySelector('#network-banner'); return b && b.textContent.includes('2 uploads wait') ? b.textContent : null; })()",
+            Duration::from_secs(30),
+        )
+        .await;
+    let banner = banner.as_str().unwrap();
+    assert!(
+        banner.contains(&format!(
+            "Can't reach 127.0.0.1:{nobody}: connection refused"
+        )),
+        "{banner}"
+    );
+    for name in ["to-the-nas-1.bin", "to-the-nas-2.bin"] {
+        let row = app
+            .wait_js(
+                "waiting for the network",
+                &row_js(name, "r.textContent.includes('Waiting for the network (next try in') ? r.textContent : null"),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(
+            !row.as_str().unwrap().contains("connection refused"),
+            "the row repeats the banner: {row}"
+        );
+    }
+    let signed_out = app
+        .wait_js(
+            "needs sign-in",
+            &row_js(
+                "needs-a-token.pdf",
+                "r.dataset.state === 'needs_sign_in' ? r.textContent : null",
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        signed_out
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials (401)"),
+        "{signed_out}"
+    );
+    let changed = app
+        .wait_js(
+            "changed row",
+            &row_js("edited-while-sending.psd", "r.textContent"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        changed
+            .as_str()
+            .unwrap()
+            .contains("Restart uploads the new content"),
+        "{changed}"
+    );
+    // A single PATCH of the whole file: bytes sent move although none is confirmed yet.
+    let long_row = app
+        .wait_js(
+            "the long upload's bytes",
+            &row_js("long-single-patch.mov", "r.querySelector('.size').textContent.includes(' sent · ') ? r.querySelector('.size').textContent : null"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        long_row.as_str().unwrap().contains("0 B confirmed"),
+        "{long_row}"
+    );
+    shoot(&app, "light", "reading").await;
+    app.row_action(".row[data-state='needs_sign_in']", "details")
+        .await;
+    app.wait_for(
+        "#details [data-field=error-detail]",
+        Duration::from_secs(10),
+    )
+    .await;
+    shoot(&app, "light", "reading-details").await;
+    app.close().await;
+}
