@@ -331,3 +331,68 @@ fn sigterm_pauses_cleanly_and_resume_finishes() {
     let row = &list_json(data.path())[0];
     assert!(server.stored(row["upload_url"].as_str().unwrap()) == std::fs::read(&f).unwrap());
 }
+
+#[test]
+fn check_says_in_words_what_the_server_offers_and_json_for_scripts() {
+    let server = TusServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let out = cli(data.path())
+        .args(["check", &server.endpoint()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("a tus server (versions 1.0.0)"), "{stdout}");
+    assert!(stdout.contains("extensions: creation"), "{stdout}");
+    assert!(
+        stdout.contains("Tusker will:")
+            && stdout.contains("delete cancelled uploads on the server"),
+        "{stdout}"
+    );
+    let out = cli(data.path())
+        .args(["check", "--json", &server.endpoint()])
+        .output()
+        .unwrap();
+    let caps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(caps["versions"][0], "1.0.0");
+}
+
+#[test]
+fn a_server_nobody_runs_is_said_in_words_and_the_summary_groups_by_cause() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let a = write_file(files.path(), "a.bin", 1000, 1);
+    let b = write_file(files.path(), "b.bin", 1000, 2);
+    let port = support::free_port();
+    let out = output_within(
+        cli(data.path())
+            .args([
+                "-v",
+                "upload",
+                "--plain",
+                "--endpoint",
+                &format!("http://127.0.0.1:{port}/files"),
+                "--max-retries",
+                "1",
+                "--retry-base-ms",
+                "10",
+            ])
+            .args([&a, &b]),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let sentence =
+        format!("Can't reach 127.0.0.1:{port}: connection refused (is the server running?)");
+    assert!(
+        stdout.contains("0 completed, 2 failed")
+            && stdout.contains(&format!("  2 × {sentence}; gave up after")),
+        "{stdout}"
+    );
+    // The short lines never carry the error chain; -v gives it.
+    for line in stdout.lines() {
+        assert!(!line.contains("tcp connect error"), "{line}");
+    }
+    assert!(stderr.contains("tcp connect error"), "{stderr}");
+}
