@@ -150,6 +150,27 @@ fn show_progress(app: &AppHandle, progress: &crate::tray::Progress) {
     crate::tray::show_progress(app, &summary);
 }
 
+/// Failures grouped by their sentence (the catalogue's), most frequent first: ten uploads
+/// that cannot reach the server are one line, not ten.
+fn by_cause(failed: &[(String, String)]) -> String {
+    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, why) in failed {
+        match causes.iter_mut().find(|(w, _)| w == why) {
+            Some((_, names)) => names.push(name),
+            None => causes.push((why, vec![name])),
+        }
+    }
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1.len()));
+    causes
+        .iter()
+        .map(|(why, names)| match names.as_slice() {
+            [one] => format!("{one}: {why}"),
+            many => format!("{} uploads: {why}", many.len()),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progress) {
     let mut finished = Vec::new();
     let mut failed = Vec::new();
@@ -168,10 +189,11 @@ fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progr
             UploadState::Failed
             | UploadState::FileMissing
             | UploadState::FileChanged
-            | UploadState::NeedsSignIn => failed.push(format!(
-                "{}: {}",
-                v.name,
-                v.error.as_deref().unwrap_or(v.state.as_str())
+            | UploadState::NeedsSignIn => failed.push((
+                v.name.clone(),
+                v.error
+                    .clone()
+                    .unwrap_or_else(|| v.state.as_str().to_string()),
             )),
             _ => {}
         }
@@ -195,8 +217,11 @@ fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progr
     }
     match failed.len() {
         0 => {}
-        1 => show("Upload failed".into(), failed[0].clone()),
-        n => show(format!("{n} uploads need attention"), failed.join("\n")),
+        1 => show(
+            "Upload failed".into(),
+            format!("{}: {}", failed[0].0, failed[0].1),
+        ),
+        n => show(format!("{n} uploads need attention"), by_cause(&failed)),
     }
 }
 
@@ -214,6 +239,21 @@ mod tests {
             "profile": null, "asks_host": null
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn notifications_group_failures_by_cause() {
+        let f = |n: &str, w: &str| (n.to_string(), w.to_string());
+        let body = super::by_cause(&[
+            f("a.bin", "Can't reach h:1: connection refused"),
+            f("b.bin", "The file is gone (deleted or moved away)"),
+            f("c.bin", "Can't reach h:1: connection refused"),
+            f("d.bin", "Can't reach h:1: connection refused"),
+        ]);
+        assert_eq!(
+            body,
+            "3 uploads: Can't reach h:1: connection refused\nb.bin: The file is gone (deleted or moved away)"
+        );
     }
 
     fn batch(changed: Vec<UploadView>, removed: Vec<UploadId>, reset: bool) -> EventBatch {
