@@ -153,15 +153,7 @@ fn show_progress(app: &AppHandle, progress: &crate::tray::Progress) {
 /// Failures grouped by their sentence (the catalogue's), most frequent first: ten uploads
 /// that cannot reach the server are one line, not ten.
 fn by_cause(failed: &[(String, String)]) -> String {
-    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, why) in failed {
-        match causes.iter_mut().find(|(w, _)| w == why) {
-            Some((_, names)) => names.push(name),
-            None => causes.push((why, vec![name])),
-        }
-    }
-    causes.sort_by_key(|c| std::cmp::Reverse(c.1.len()));
-    causes
+    tusker_core::explain::by_cause(failed.iter().map(|(n, w)| (n.as_str(), w.as_str())))
         .iter()
         .map(|(why, names)| match names.as_slice() {
             [one] => format!("{one}: {why}"),

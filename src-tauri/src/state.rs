@@ -124,13 +124,8 @@ pub fn add_request(
     };
     Ok(AddRequest {
         paths,
-        endpoint: profile.endpoint,
-        metadata: profile.metadata,
-        headers: Default::default(),
-        profile_id: Some(profile.id),
         upload_url,
-        chunk_size: profile.chunk_size,
-        again: false,
+        ..AddRequest::to_profile(&profile)
     })
 }
 

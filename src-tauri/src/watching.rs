@@ -91,13 +91,7 @@ fn spec(
     })?;
     Ok(WatchSpec {
         dir: PathBuf::from(&folder.path),
-        request: AddRequest {
-            endpoint: profile.endpoint,
-            metadata: profile.metadata,
-            profile_id: Some(profile.id),
-            chunk_size: profile.chunk_size,
-            ..Default::default()
-        },
+        request: AddRequest::to_profile(&profile),
         ignore: IgnoreRules::new(&folder.ignore).map_err(CmdError::invalid)?,
         settle: std::time::Duration::from_secs(settings.watch_settle_secs.max(1).into()),
     })

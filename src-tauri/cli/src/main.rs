@@ -286,6 +286,23 @@ fn resolve_profile(
     })
 }
 
+/// The request for uploads with `profile` (saved first when it is new, as one named after
+/// its endpoint is), with the command line's metadata and chunk size on top of its own.
+fn profile_request(
+    engine: &Engine,
+    mut profile: tusker_core::profile::Profile,
+    metadata: BTreeMap<String, String>,
+    chunk_size: Option<u64>,
+) -> Result<AddRequest> {
+    if profile.id == 0 {
+        profile.id = engine.save_profile(&profile)?;
+    }
+    let mut req = AddRequest::to_profile(&profile);
+    req.metadata.extend(metadata);
+    req.chunk_size = chunk_size.or(profile.chunk_size);
+    Ok(req)
+}
+
 fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
     tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
         .with_context(|| format!("opening the journal in {}", data_dir.display()))
@@ -401,23 +418,12 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
             let engine = Engine::open(config(data_dir, &run, false)).await?;
             let events = engine.subscribe();
-            let profile_id = if profile.id == 0 {
-                engine.save_profile(&profile)?
-            } else {
-                profile.id
-            };
-            let mut all_metadata = profile.metadata.clone();
-            all_metadata.extend(metadata);
             let results = engine
                 .add(AddRequest {
                     paths,
-                    endpoint: profile.endpoint.clone(),
-                    metadata: all_metadata,
-                    headers: Default::default(),
-                    profile_id: Some(profile_id),
                     upload_url,
-                    chunk_size: chunk_size.or(profile.chunk_size),
                     again,
+                    ..profile_request(&engine, profile, metadata, chunk_size)?
                 })
                 .await;
             let results = match results {
@@ -503,20 +509,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
                 folders.push(abs);
             }
             let engine = Engine::open(config(data_dir, &run, false)).await?;
-            let profile_id = if profile.id == 0 {
-                engine.save_profile(&profile)?
-            } else {
-                profile.id
-            };
-            let mut all_metadata = profile.metadata.clone();
-            all_metadata.extend(metadata);
-            let request = AddRequest {
-                endpoint: profile.endpoint.clone(),
-                metadata: all_metadata,
-                profile_id: Some(profile_id),
-                chunk_size: chunk_size.or(profile.chunk_size),
-                ..Default::default()
-            };
+            let request = profile_request(&engine, profile, metadata, chunk_size)?;
             let settle = Duration::from_secs_f64(settle);
             output::watch(&engine, &folders, request, ignore, settle).await
         }

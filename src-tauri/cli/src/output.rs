@@ -136,20 +136,9 @@ impl Display {
     }
 }
 
+/// Ctrl-C or SIGTERM, whichever comes.
 async fn interrupted() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    stop_signal().await;
 }
 
 /// Waits until every tracked upload reached a terminal state; true if all completed.
@@ -238,20 +227,17 @@ pub async fn run_until_done(
     let bytes: u64 = views.values().map(|v| v.size).sum();
     println!("{completed} completed, {failed} failed ({})", human(bytes));
     // The failures grouped by cause, in the catalogue's words, most frequent first.
-    let mut causes: Vec<(String, usize)> = Vec::new();
-    for v in views.values().filter(|v| v.state != UploadState::Completed) {
-        let why = v
-            .error
-            .clone()
-            .unwrap_or_else(|| v.state.as_str().to_string());
-        match causes.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, n)) => *n += 1,
-            None => causes.push((why, 1)),
-        }
-    }
-    causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    for (why, n) in causes {
-        println!("  {n} × {why}");
+    let failures = views
+        .values()
+        .filter(|v| v.state != UploadState::Completed)
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.error.as_deref().unwrap_or(v.state.as_str()),
+            )
+        });
+    for (why, names) in tusker_core::explain::by_cause(failures) {
+        println!("  {} × {why}", names.len());
     }
     engine.shutdown().await?;
     Ok(failed == 0)

@@ -92,6 +92,20 @@ pub struct AddRequest {
     pub again: bool,
 }
 
+impl AddRequest {
+    /// A request (no paths yet) whose uploads go where `profile` says, with its metadata and
+    /// chunk size; the credentials are read from the profile at request time.
+    pub fn to_profile(profile: &crate::profile::Profile) -> AddRequest {
+        AddRequest {
+            endpoint: profile.endpoint.clone(),
+            metadata: profile.metadata.clone(),
+            profile_id: Some(profile.id),
+            chunk_size: profile.chunk_size,
+            ..Default::default()
+        }
+    }
+}
+
 /// What happened to one path of an [`AddRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]

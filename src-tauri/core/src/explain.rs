@@ -133,10 +133,29 @@ pub const CODES: &[&str] = &[
     "other",
 ];
 
+/// Failures (name, sentence) grouped by sentence: the most frequent first, ties in the
+/// sentences' order, each with its names. The window's notifications and the CLI's summary
+/// say ten uploads that cannot reach the server in one line.
+pub fn by_cause<'a>(
+    failures: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'a str, Vec<&'a str>)> {
+    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, why) in failures {
+        match causes.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(name),
+            None => causes.push((why, vec![name])),
+        }
+    }
+    causes.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(b.0)));
+    causes
+}
+
 /// Whether a code is a network outage (the window shows one banner for all such rows).
 pub fn is_network(code: &str) -> bool {
     code.starts_with("network.") || code == "stalled"
 }
+
+const DISK_FULL: &str = "The disk is full: free some space, then resume";
 
 impl Said {
     fn plain(code: &'static str, s: &str) -> Said {
@@ -292,7 +311,7 @@ impl Said {
             ),
             Error::Read { source, .. } => {
                 if source.kind() == std::io::ErrorKind::StorageFull {
-                    return Said::new("disk_full", "The disk is full: free some space, then resume".into(), e);
+                    return Said::new("disk_full", DISK_FULL.into(), e);
                 }
                 let why = match source.kind() {
                     std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -310,11 +329,9 @@ impl Said {
                 "Skipped: a symlink leading out of the dropped folder".into(),
                 e,
             ),
-            Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Said::new(
-                "disk_full",
-                "The disk is full: free some space, then resume".into(),
-                e,
-            ),
+            Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                Said::new("disk_full", DISK_FULL.into(), e)
+            }
             Error::JournalFull(_) => Said::new(
                 "disk_full",
                 "The disk holding Tusker's journal is full: free some space, then resume".into(),
@@ -529,6 +546,24 @@ mod tests {
             reason: "404".into(),
         });
         assert!(!said.text.contains("hunter2"), "{}", said.text);
+    }
+
+    #[test]
+    fn failures_group_by_sentence_most_frequent_first() {
+        let groups = by_cause([
+            ("a", "Z cause"),
+            ("b", "B cause"),
+            ("c", "Z cause"),
+            ("d", "A cause"),
+        ]);
+        assert_eq!(
+            groups,
+            [
+                ("Z cause", vec!["a", "c"]),
+                ("A cause", vec!["d"]),
+                ("B cause", vec!["b"])
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // Pure queue logic: applying the engine's batched diffs to the rows the UI shows, and totals.
 // Kept free of Svelte and Tauri so it is tested directly.
 import { ACTIONS, type Action, type QueueBatch, type UploadState, type QueueRow } from './types';
+import { isNetworkCode } from './format';
 
 const byPosition = (a: QueueRow, b: QueueRow) => a.position - b.position || a.id - b.id;
 
@@ -136,7 +137,7 @@ export function totals(rows: QueueRow[]): Totals {
       t.acked += Math.min(r.size, r.acked);
       t.sent += Math.min(r.size, r.acked + r.in_flight);
     }
-    if (r.state === 'waiting_to_retry' && r.error_code && (r.error_code.startsWith('network.') || r.error_code === 'stalled')) {
+    if (r.state === 'waiting_to_retry' && isNetworkCode(r.error_code)) {
       t.offline++;
       t.offlineText ??= r.error;
       if (r.retry_at_ms !== null) t.offlineNextMs = Math.min(t.offlineNextMs ?? r.retry_at_ms, r.retry_at_ms);
