@@ -434,6 +434,14 @@ const MONITOR_JS: &str = "
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
+  g.queue = { n: 0, longest: 0, over_30: [] };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      g.queue.n++;
+      if (e.duration > g.queue.longest) g.queue.longest = e.duration;
+      if (e.duration > 30) g.queue.over_30.push([Math.round(e.startTime - g.t0), Math.round(e.duration), e.detail]);
+    }
+  }).observe({ entryTypes: ['measure'] });
   g.batches = 0;
   g.big = [];
   const I = window.__TAURI_INTERNALS__;
@@ -481,6 +489,7 @@ fn many_files_into_the_window() {
             .await
             .unwrap();
         let t0 = unix_now();
+        println!("  handed over at {t0:.3} (Unix time)");
         support::app::hand_over(data.path(), home.path(), &[tree_dir.path()]);
         let (_, first) = sink.wait_line("FIRST_BYTE", 0, Duration::from_secs(60));
         let mut peak = 0;
@@ -517,6 +526,12 @@ fn many_files_into_the_window() {
         // back over time).
         tokio::time::sleep(Duration::from_secs(30)).await;
         let (settled, _) = tree_mem(pid, true);
+        println!(
+            "  queue batches: {}, the longest held the page {:.0} ms; over 30 ms [ms after the hand-over, ms, rows]: {}",
+            m["queue"]["n"],
+            m["queue"]["longest"].as_f64().unwrap_or(f64::NAN),
+            m["queue"]["over_30"]
+        );
         println!("  events: {} in all; large ones [event, ms after the hand-over, rows, reset]: {}", m["batches"], m["big"]);
         println!(
             "{FILES} files ({:.1} GiB) handed to the window: first body byte after {:.0} ms; all rows shown after {:.1} s; all completed after {:.1} s ({:.0} files/s)",
