@@ -412,7 +412,7 @@ async fn launch_ready(data: &Path, home: &Path) -> support::app::App {
 /// Records, in the window, the longest lateness of a 10 ms timer (the main thread blocked)
 /// and the longest gap between animation frames.
 const MONITOR_JS: &str = "
-  const g = { block: 0, blocks_over_100: 0, frame: 0, frames_over_100: 0, frames: 0, t0: performance.now(), long: [] };
+  const g = { block: 0, blocks_over_100: 0, frame: 0, frames_over_100: 0, frames: 0, t0: performance.now(), long: [], long_frames: [] };
   window.__monitor = g;
   let last = performance.now();
   setInterval(() => {
@@ -430,7 +430,10 @@ const MONITOR_JS: &str = "
     lastFrame = t;
     g.frames++;
     if (gap > g.frame) g.frame = gap;
-    if (gap > 100) g.frames_over_100++;
+    if (gap > 100) {
+      g.frames_over_100++;
+      g.long_frames.push([Math.round(t - gap - g.t0), Math.round(gap)]);
+    }
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
@@ -542,12 +545,13 @@ fn many_files_into_the_window() {
             FILES as f64 / (finished - t0)
         );
         println!(
-            "  window: longest main-thread block {:.0} ms ({} over 100 ms: [start ms after the hand-over, ms] {}); longest frame gap {:.0} ms ({} over 100 ms, {} frames)",
+            "  window: longest main-thread block {:.0} ms ({} over 100 ms: [start ms after the hand-over, ms] {}); longest frame gap {:.0} ms ({} over 100 ms: {}; {} frames)",
             m["block"].as_f64().unwrap_or(f64::NAN),
             m["blocks_over_100"],
             m["long"],
             m["frame"].as_f64().unwrap_or(f64::NAN),
             m["frames_over_100"],
+            m["long_frames"],
             m["frames"]
         );
         println!(
