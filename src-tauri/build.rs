@@ -11,6 +11,7 @@ fn main() {
                 "pause_upload",
                 "resume_upload",
                 "pause_all",
+                "try_now",
                 "resume_all",
                 "cancel_upload",
                 "retry_upload",

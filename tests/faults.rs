@@ -754,3 +754,70 @@ async fn network_patience_waits_out_an_outage_longer_than_the_retry_budget() {
     println!("waited out the outage; the reason shown meanwhile: {reason}");
     impatient.shutdown().await.unwrap();
 }
+
+/// "Try now" ends a network wait at once: with a minute of backoff ahead, an upload whose
+/// server can be reached again completes in seconds once asked. A busy server's Retry-After
+/// is kept: the same call does not make a 503 with `Retry-After: 60` try early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_now_ends_a_network_wait_but_keeps_a_servers_retry_after() {
+    let r = rig(300_000, |c| {
+        c.upload.retry.base = Duration::from_secs(60);
+        c.upload.retry.max_delay = Duration::from_secs(60);
+        c.upload.retry.network_patience = Some(Duration::from_secs(600));
+    })
+    .await;
+    r.proxy.set_refuse(true);
+    let id = support::add_one(&r.engine, &r.proxy.endpoint(), &r.file, None).await;
+    let v = support::wait_view(&r.engine, id, "waiting", Duration::from_secs(10), |v| {
+        v.state == UploadState::WaitingToRetry
+    })
+    .await;
+    // The proxy takes the connection and drops it: "network.reset".
+    assert!(
+        v.error_code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("network.")),
+        "{v:#?}"
+    );
+    r.proxy.set_refuse(false);
+    // Not woken by the network coming back alone: still waiting its minute.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let v = view(&r.engine, id).await;
+    assert_eq!(v.state, UploadState::WaitingToRetry, "{v:#?}");
+    let asked = std::time::Instant::now();
+    r.engine.try_now();
+    let v = wait_done(&r.engine, id, Duration::from_secs(20)).await;
+    assert_uploaded(&r.server, &r.engine, &v, &r.file);
+    assert!(asked.elapsed() < Duration::from_secs(20));
+
+    // A server that asked for a minute keeps it.
+    r.proxy.push(support::proxy::Rule {
+        method: "POST",
+        skip: 0,
+        times: 1,
+        action: Action::Respond {
+            status: 503,
+            headers: vec![("Retry-After".into(), "60".into())],
+            body: "busy".into(),
+        },
+    });
+    let other = r.file.with_file_name("other.bin");
+    std::fs::write(&other, support::pattern(50_000, 9)).unwrap();
+    let busy = support::add_one(&r.engine, &r.proxy.endpoint(), &other, None).await;
+    support::wait_view(&r.engine, busy, "waiting", Duration::from_secs(10), |v| {
+        v.state == UploadState::WaitingToRetry
+    })
+    .await;
+    r.engine.try_now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = view(&r.engine, busy).await;
+    assert_eq!(v.state, UploadState::WaitingToRetry, "{v:#?}");
+    assert_eq!(v.error_code.as_deref(), Some("http.5xx"), "{v:#?}");
+}
+
+async fn view(engine: &Engine, id: tusker_core::UploadId) -> tusker_core::UploadView {
+    let all = engine.snapshot().await.unwrap();
+    all.into_iter()
+        .find(|v| v.id == id)
+        .expect("the upload is in the queue")
+}

@@ -112,6 +112,7 @@ fn main() {
             commands::queue::resume_upload,
             commands::queue::watch_queue,
             commands::queue::pause_all,
+            commands::queue::try_now,
             commands::queue::resume_all,
             commands::queue::cancel_upload,
             commands::queue::retry_upload,

@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, global = true, env = "TUSKER_DATA_DIR")]
     data_dir: Option<PathBuf>,
 
-    /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
+    /// The technical detail on stderr: -v the engine at info (error chains, retries), -vv debug. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -310,7 +310,9 @@ fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // What the engine logs is the technical detail (error chains, each retry): the
+        // output already says every event in the catalogue's words, so -v shows it.
+        0 => "warn,tusker_core=off",
         1 => "info",
         _ => "debug",
     };

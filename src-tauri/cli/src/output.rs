@@ -56,7 +56,13 @@ impl Display {
             Display::Plain { last_line } => {
                 if prev != Some(v.state) {
                     match &v.error {
-                        Some(e) => println!("{} {} {} ({e})", v.id, v.state.as_str(), v.path),
+                        Some(e) => println!(
+                            "{} {} {} ({e}{})",
+                            v.id,
+                            v.state.as_str(),
+                            v.path,
+                            next_try(v)
+                        ),
                         None => println!("{} {} {}", v.id, v.state.as_str(), v.path),
                     }
                     if let Some(d) = &v.error_detail {
@@ -106,7 +112,7 @@ impl Display {
                     bar.set_length(v.size);
                     bar.set_position((v.acked + v.in_flight).min(v.size));
                     bar.set_message(if v.state == UploadState::WaitingToRetry {
-                        format!("retrying: {}", v.error.as_deref().unwrap_or(""))
+                        format!("{}{}", v.error.as_deref().unwrap_or("waiting"), next_try(v))
                     } else {
                         String::new()
                     });
@@ -133,6 +139,19 @@ impl Display {
             }
             total.finish();
         }
+    }
+}
+
+/// "; next try in 12 s" for an upload waiting to retry (as the window says it).
+fn next_try(v: &UploadView) -> String {
+    match (v.state, v.retry_at_ms) {
+        (UploadState::WaitingToRetry, Some(at)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            format!("; next try in {} s", ((at - now).max(0) + 999) / 1000)
+        }
+        _ => String::new(),
     }
 }
 

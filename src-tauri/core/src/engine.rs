@@ -245,6 +245,7 @@ pub struct Engine {
     store: Store,
     secrets: crate::secrets::Secrets,
     data_dir: PathBuf,
+    try_now: Arc<tokio::sync::Notify>,
     _lock: Arc<DirLock>,
 }
 
@@ -260,6 +261,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
         let (ftx, frx) = mpsc::unbounded_channel();
+        let try_now = Arc::new(tokio::sync::Notify::new());
         let watcher = match FileWatcher::new(ftx) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -276,6 +278,7 @@ impl Engine {
             command_headers: crate::profile::CommandHeaders::default(),
             secrets: secrets.clone(),
             connections: 1,
+            try_now: try_now.clone(),
         };
         let mut actor = Actor {
             ctx,
@@ -309,6 +312,7 @@ impl Engine {
             store,
             secrets,
             data_dir: config.data_dir,
+            try_now,
             _lock: Arc::new(lock),
         })
     }
@@ -479,6 +483,12 @@ impl Engine {
     /// Pauses one upload (aborting its request; the server keeps what it received).
     pub async fn pause(&self, id: UploadId) -> Result<()> {
         self.call(|tx| Cmd::Pause(Some(id), tx)).await?
+    }
+
+    /// Uploads waiting out a network outage try again now, instead of at the end of their
+    /// backoff (the window's "Try now"). Those waiting for a busy server keep its Retry-After.
+    pub fn try_now(&self) {
+        self.try_now.notify_waiters();
     }
 
     /// Pauses everything that is queued or running.

@@ -242,6 +242,9 @@ pub struct UploadCtx {
     /// Connections this run may open at once (the scheduler counts connections): more
     /// than one lets a large file go as parallel parts.
     pub connections: usize,
+    /// Woken when the person says the network is back ("Try now"): uploads waiting out a
+    /// network outage try at once instead of at the end of their backoff.
+    pub try_now: Arc<tokio::sync::Notify>,
 }
 
 /// The headers for an upload's requests, read now: its profile may have been edited since it
@@ -450,7 +453,17 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
                     until_ms: now_ms() + delay.as_millis() as i64,
                     reason: Said::of(&e),
                 });
-                tokio::time::sleep(delay).await;
+                // Registered before the wait, so a "Try now" during it is never lost.
+                let asked = ctx.try_now.notified();
+                if e.is_outage() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = asked => tracing::info!(id, "trying now, as asked"),
+                    }
+                } else {
+                    // A busy server's Retry-After is kept.
+                    tokio::time::sleep(delay).await;
+                }
                 reporter.send(WorkerEvent::Uploading);
             }
             e => {

@@ -98,6 +98,7 @@ impl Case {
             command_headers: crate::profile::CommandHeaders::default(),
             secrets: crate::secrets::Secrets::open(dir.path()),
             connections: 4,
+            try_now: Default::default(),
         };
         Case {
             _dir: dir,

@@ -82,6 +82,12 @@ pub async fn resume_upload(state: State<'_, AppState>, id: UploadId) -> CmdResul
     state.engine.resume(id).await.map_err(text)
 }
 
+/// The network banner's "Try now".
+#[tauri::command]
+pub fn try_now(state: State<'_, AppState>) {
+    state.engine.try_now();
+}
+
 #[tauri::command]
 pub async fn pause_all(state: State<'_, AppState>) -> CmdResult<()> {
     state.engine.pause_all().await.map_err(text)

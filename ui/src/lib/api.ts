@@ -14,6 +14,8 @@ export const api = {
   pause: (id: number) => invoke<void>('pause_upload', { id }),
   resume: (id: number) => invoke<void>('resume_upload', { id }),
   pauseAll: () => invoke<void>('pause_all'),
+  /** Uploads waiting for the network try again now. */
+  tryNow: () => invoke<void>('try_now'),
   resumeAll: () => invoke<void>('resume_all'),
   cancel: (id: number) => invoke<void>('cancel_upload', { id }),
   retry: (id: number) => invoke<void>('retry_upload', { id }),
