@@ -165,7 +165,7 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
     .await;
     assert_eq!(
         v.error.as_deref(),
-        Some("The file is gone (deleted or moved away)")
+        Some("The file is gone (deleted or moved away): put it back, then Retry")
     );
     assert!(v.error_detail.unwrap().contains("second.bin"));
     engine.set_bandwidth(0).unwrap();
@@ -587,8 +587,9 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "the disk never filled: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    // The catalogue's sentence (the engine's own log line is for -v).
     assert!(
-        err.contains("the disk holding the journal is full"),
+        err.contains("The disk holding Tusker's journal is full: free some space"),
         "{err}"
     );
     println!(

@@ -270,6 +270,10 @@ async fn vanished_upload_is_recreated_and_recorded() {
     assert_uploaded(&server, &engine, &done[&id], &p);
     assert_ne!(support::url_of(&engine, id), old_url);
     assert_eq!(done[&id].recreated, 1);
+    assert_eq!(
+        done[&id].note.as_deref(),
+        Some("the server had lost this upload (expired or removed): sent again from the start")
+    );
     assert_eq!(engine.store().get(id).unwrap().recreated, 1);
     engine.shutdown().await.unwrap();
 }

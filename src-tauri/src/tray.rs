@@ -153,8 +153,10 @@ pub struct Progress {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     pub uploading: usize,
-    /// Queued or waiting to retry.
-    pub waiting: usize,
+    /// Waiting their turn.
+    pub queued: usize,
+    /// Waiting to try again (the network, a busy server).
+    pub retrying: usize,
     pub paused: usize,
     /// Failed, file missing or changed, or needing sign-in.
     pub attention: usize,
@@ -202,7 +204,8 @@ impl Progress {
         for r in self.rows.values() {
             match r.state {
                 UploadState::Uploading => s.uploading += 1,
-                UploadState::Queued | UploadState::WaitingToRetry => s.waiting += 1,
+                UploadState::Queued => s.queued += 1,
+                UploadState::WaitingToRetry => s.retrying += 1,
                 UploadState::Paused => s.paused += 1,
                 UploadState::Cancelled | UploadState::Completed => continue,
                 UploadState::Failed
@@ -222,11 +225,13 @@ impl Progress {
 }
 
 impl Summary {
-    /// "2 uploading, 10 waiting · 45% of 1.2 GiB · 5.1 MiB/s", or "No uploads running".
+    /// "2 uploading, 10 queued, 1 retrying · 45% of 1.2 GiB · 5.1 MiB/s", or "No uploads
+    /// running".
     pub fn line(&self) -> String {
         let counts: Vec<String> = [
             (self.uploading, "uploading"),
-            (self.waiting, "waiting"),
+            (self.queued, "queued"),
+            (self.retrying, "retrying"),
             (self.paused, "paused"),
             (self.attention, "need attention"),
         ]
@@ -258,7 +263,7 @@ impl Summary {
 
     /// Uploads that still go on: what closing the window into the tray keeps running.
     pub fn active(&self) -> bool {
-        self.uploading + self.waiting > 0
+        self.uploading + self.queued + self.retrying > 0
     }
 }
 
@@ -289,14 +294,15 @@ mod tests {
         p.update(&view(2, "queued", 0, 1 << 30, 0.0));
         p.update(&view(3, "paused", 0, 0, 0.0));
         p.update(&view(4, "failed", 10, 100, 0.0));
+        p.update(&view(5, "waiting_to_retry", 0, 0, 0.0));
         let s = p.summary();
         assert_eq!(
-            (s.uploading, s.waiting, s.paused, s.attention),
-            (1, 1, 1, 1)
+            (s.uploading, s.queued, s.retrying, s.paused, s.attention),
+            (1, 1, 1, 1, 1)
         );
         assert_eq!(
             s.line(),
-            "1 uploading, 1 waiting, 1 paused, 1 need attention · 25% of 2.0 GiB · 5.0 MiB/s"
+            "1 uploading, 1 queued, 1 retrying, 1 paused, 1 need attention · 25% of 2.0 GiB · 5.0 MiB/s"
         );
         assert_eq!(s.title().as_deref(), Some("25%"));
         assert!(s.active());

@@ -218,11 +218,11 @@ impl Said {
                 let (code, text) = match status {
                     401 => ("http.401", "The server refused the credentials (401): sign in again with new ones for this profile".to_string()),
                     403 => ("http.403", "The server refused access (403): check this profile's credentials".to_string()),
-                    404 => ("http.404", "The server no longer knows this upload (404)".to_string()),
+                    404 => ("http.404", "Not found on the server (404): check the endpoint URL".to_string()),
                     409 => ("http.409", "The server holds a different offset (409): asking where to continue".to_string()),
                     410 => ("http.410", "The server removed this upload (410)".to_string()),
                     413 => ("http.413", "The server takes smaller requests (413): sending smaller pieces".to_string()),
-                    423 => ("http.423", "The upload is locked on the server (423)".to_string()),
+                    423 => ("http.423", "The upload is locked on the server (423): trying again shortly".to_string()),
                     429 => ("http.429", "The server is busy (429)".to_string()),
                     460 => ("http.460", "A checksum did not match (460): the piece is sent again".to_string()),
                     s if (500..=599).contains(s) => ("http.5xx", format!("Server error ({s})")),
@@ -296,12 +296,12 @@ impl Said {
             ),
             Error::Secrets(_) => Said::new(
                 "secrets",
-                "The keyring holding the credentials is not available".into(),
+                "The keyring holding the credentials is not available: unlock it, then Retry".into(),
                 e,
             ),
             Error::FileMissing(_) => Said::new(
                 "file_missing",
-                "The file is gone (deleted or moved away)".into(),
+                "The file is gone (deleted or moved away): put it back, then Retry".into(),
                 e,
             ),
             Error::FileChanged(_) => Said::new(

@@ -343,6 +343,10 @@ impl From<Error> for Interruption {
     }
 }
 
+/// What the row says when the server no longer has the upload (404/410) and it starts over.
+const LOST_NOTE: &str =
+    "the server had lost this upload (expired or removed): sent again from the start";
+
 /// Runs one upload to an outcome, retrying transient failures.
 /// `rec` is the record as the scheduler read it when it started this run.
 pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRecord) -> Outcome {
@@ -400,6 +404,7 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             }
             Err(Interruption::Gone) => {
                 recreations += 1;
+                reporter.send(WorkerEvent::Note(LOST_NOTE.into()));
                 if recreations > 3 {
                     return Outcome::Failed(
                         "the server keeps losing this upload (gone 4 times without progress)"
@@ -1182,7 +1187,7 @@ async fn attempt(
                 resumed = Some((url, st.offset, st.length_deferred));
             }
             Head::Mismatch => abandon(ctx, &caps, id, &url, &headers).await,
-            Head::Gone => {}
+            Head::Gone => reporter.send(WorkerEvent::Note(LOST_NOTE.into())),
         }
     }
 
