@@ -2005,5 +2005,31 @@ async fn screenshots_of_what_the_user_reads() {
     )
     .await;
     shoot(&app, "light", "reading-details").await;
+    // The rows' own fixes: Sign in… opens Settings at the row's profile; Restart sends the
+    // changed file's new content.
+    app.click(Locator::Css(
+        ".row[data-state='needs_sign_in'] button[data-action='fix-signin']",
+    ))
+    .await;
+    app.wait_js(
+        "Settings at the row's profile",
+        "document.querySelector('#profile-name')?.value === 'Gateway' || null",
+        Duration::from_secs(10),
+    )
+    .await;
+    app.click(Locator::Css("#open-settings")).await;
+    app.click(Locator::Css(
+        ".row[data-state='file_changed'] button[data-action='fix-restart']",
+    ))
+    .await;
+    app.wait_js(
+        "the changed file sent again",
+        &row_js(
+            "edited-while-sending.psd",
+            "r.dataset.state !== 'file_changed' || null",
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
     app.close().await;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Queue, actions, hostQuestion, menuItems, progress, totals, visibleRows, warmUpRows } from './queue';
-import type { QueueRow } from './types';
+import { Queue, actions, fixFor, hostQuestion, menuItems, progress, totals, visibleRows, warmUpRows } from './queue';
+import { ACTIONS, type QueueRow } from './types';
 
 function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
   return {
@@ -101,6 +101,18 @@ describe('Queue', () => {
   });
 });
 
+describe('fixFor', () => {
+  it('offers one fix for each state a person can fix, none otherwise', () => {
+    expect(fixFor('needs_sign_in')?.action).toBe('signin');
+    expect(fixFor('file_changed')?.action).toBe('restart');
+    expect(fixFor('failed')?.action).toBe('retry');
+    expect(fixFor('file_missing')?.action).toBe('retry');
+    // What the engine's lifecycle allows in that state.
+    for (const s of ['file_changed', 'failed', 'file_missing'] as const) expect(ACTIONS[s]).toContain(fixFor(s)!.action);
+    for (const s of ['queued', 'uploading', 'waiting_to_retry', 'paused', 'completed', 'cancelled'] as const) expect(fixFor(s)).toBeNull();
+  });
+});
+
 describe('totals', () => {
   it('sums bytes, ignores cancelled, counts problems', () => {
     const t = totals([
@@ -108,8 +120,10 @@ describe('totals', () => {
       view(2, { state: 'uploading', acked: 250, speed: 100 }),
       view(3, { state: 'cancelled', acked: 10 }),
       view(4, { state: 'file_changed' }),
+      view(5, { state: 'waiting_to_retry', size: 0 }),
+      view(6, { state: 'queued', size: 0 }),
     ]);
-    expect(t).toMatchObject({ count: 4, active: 1, completed: 1, failed: 1, pausable: 1, size: 3000, acked: 1250, speed: 100 });
+    expect(t).toMatchObject({ count: 6, uploading: 1, retrying: 1, queued: 1, paused: 0, completed: 1, failed: 1, pausable: 3, size: 3000, acked: 1250, speed: 100 });
     expect(t.eta).toBeCloseTo(17.5);
   });
 });

@@ -103,7 +103,11 @@ export interface Totals {
   /** Rows per filter. */
   filters: Record<Filter, number>;
   count: number;
-  active: number;
+  /** Rows per state the status bar names. */
+  uploading: number;
+  retrying: number;
+  queued: number;
+  paused: number;
   completed: number;
   failed: number;
   /** Rows Pause would act on (queued, uploading or waiting). */
@@ -124,11 +128,14 @@ const FAILED: UploadState[] = ['failed', 'file_missing', 'file_changed', 'needs_
 
 /** Summary for the header bar. Cancelled uploads do not count towards bytes. */
 export function totals(rows: QueueRow[]): Totals {
-  let t: Totals = { filters: { all: rows.length, active: 0, completed: 0, failed: 0 }, count: rows.length, active: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, sent: 0, offline: 0, offlineText: null, offlineNextMs: null, speed: 0, eta: null };
+  let t: Totals = { filters: { all: rows.length, active: 0, completed: 0, failed: 0 }, count: rows.length, uploading: 0, retrying: 0, queued: 0, paused: 0, completed: 0, failed: 0, pausable: 0, size: 0, acked: 0, sent: 0, offline: 0, offlineText: null, offlineNextMs: null, speed: 0, eta: null };
   for (const r of rows) {
     const f = filterOf(r.state);
     if (f) t.filters[f]++;
-    if (r.state === 'uploading' || r.state === 'waiting_to_retry') t.active++;
+    if (r.state === 'uploading') t.uploading++;
+    else if (r.state === 'waiting_to_retry') t.retrying++;
+    else if (r.state === 'queued') t.queued++;
+    else if (r.state === 'paused') t.paused++;
     if (r.state === 'completed') t.completed++;
     if (FAILED.includes(r.state)) t.failed++;
     if (ACTIONS[r.state].includes('pause')) t.pausable++;
@@ -204,6 +211,22 @@ export function menuItems(row: QueueRow, index: number, count: number): MenuItem
 export function goAgain(state: UploadState): 'resume' | 'retry' | 'restart' | null {
   const offered = ACTIONS[state];
   return (['resume', 'retry', 'restart'] as const).find((a) => offered.includes(a)) ?? null;
+}
+
+/** The one thing to do about a row that stopped for a reason the person can fix, shown next
+ * to its sentence: sign in (the profile's credentials), restart a changed file, retry. */
+export function fixFor(state: UploadState): { action: 'signin' | 'restart' | 'retry'; label: string } | null {
+  switch (state) {
+    case 'needs_sign_in':
+      return { action: 'signin', label: 'Sign in…' };
+    case 'file_changed':
+      return { action: 'restart', label: 'Restart' };
+    case 'failed':
+    case 'file_missing':
+      return { action: 'retry', label: 'Retry' };
+    default:
+      return null;
+  }
 }
 
 /** The fraction of a row's progress bar: acknowledged bytes, plus the in-flight estimate. */
