@@ -29,6 +29,20 @@ fn main() {
     if hand_over_to_running_app() {
         return;
     }
+    // The shell's tasks (each queue batch's JSON for the window, commands) are batch work
+    // for the kernel too, as the engine's threads are.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(state::yield_to_the_window)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tusker: no async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
     let builder = tauri::Builder::default()
         // A second launch hands its file arguments to the running app (must come first).
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {

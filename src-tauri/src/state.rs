@@ -295,7 +295,7 @@ fn open_engine(config: EngineConfig) -> Result<Engine> {
 /// Marks the calling thread as batch work for the kernel (`SCHED_BATCH`): the same share of
 /// the CPU, but its many wake-ups (sockets, file reads) no longer interrupt the window's
 /// thread mid-task, which on a busy 2-core machine stretched a 30 ms task past 100 ms.
-fn yield_to_the_window() {
+pub fn yield_to_the_window() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
