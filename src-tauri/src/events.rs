@@ -209,10 +209,7 @@ fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progr
     }
     match failed.len() {
         0 => {}
-        1 => show(
-            "Upload failed".into(),
-            format!("{}: {}", failed[0].0, failed[0].1),
-        ),
+        1 => show("Upload failed".into(), by_cause(&failed)),
         n => show(format!("{n} uploads need attention"), by_cause(&failed)),
     }
 }

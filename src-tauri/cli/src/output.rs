@@ -146,18 +146,11 @@ impl Display {
 fn next_try(v: &UploadView) -> String {
     match (v.state, v.retry_at_ms) {
         (UploadState::WaitingToRetry, Some(at)) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            format!("; next try in {} s", ((at - now).max(0) + 999) / 1000)
+            let left = at - tusker_core::upload::now_ms();
+            format!("; next try in {} s", (left.max(0) + 999) / 1000)
         }
         _ => String::new(),
     }
-}
-
-/// Ctrl-C or SIGTERM, whichever comes.
-async fn interrupted() {
-    stop_signal().await;
 }
 
 /// Waits until every tracked upload reached a terminal state; true if all completed.
@@ -179,7 +172,7 @@ pub async fn run_until_done(
     for v in views.clone().values() {
         display.update(v, None, &views);
     }
-    let stop = interrupted();
+    let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         if views.values().all(|v| v.state.is_terminal()) {

@@ -309,7 +309,8 @@ impl Reporter {
     }
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch: the clock of `retry_at_ms`.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -214,19 +214,15 @@ export function goAgain(state: UploadState): 'resume' | 'retry' | 'restart' | nu
 }
 
 /** The one thing to do about a row that stopped for a reason the person can fix, shown next
- * to its sentence: sign in (the profile's credentials), restart a changed file, retry. */
+ * to its sentence: sign in (the profile's credentials), else what the lifecycle offers to go
+ * again (restart a changed file, retry). */
 export function fixFor(state: UploadState): { action: 'signin' | 'restart' | 'retry'; label: string } | null {
-  switch (state) {
-    case 'needs_sign_in':
-      return { action: 'signin', label: 'Sign in…' };
-    case 'file_changed':
-      return { action: 'restart', label: 'Restart' };
-    case 'failed':
-    case 'file_missing':
-      return { action: 'retry', label: 'Retry' };
-    default:
-      return null;
-  }
+  if (!FAILED.includes(state)) return null;
+  if (state === 'needs_sign_in') return { action: 'signin', label: 'Sign in…' };
+  const action = goAgain(state);
+  if (action === 'restart') return { action, label: 'Restart' };
+  if (action === 'retry') return { action, label: 'Retry' };
+  return null;
 }
 
 /** The fraction of a row's progress bar: acknowledged bytes, plus the in-flight estimate. */
