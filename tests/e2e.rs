@@ -665,7 +665,37 @@ async fn ten_thousand_rows_are_virtualised() {
         Duration::from_secs(10),
     )
     .await;
+    // WebKit makes its IPC threads real-time when it may (here, as root, directly); in the
+    // window's process one of them starved the GTK main thread for 200 ms (issue 11).
+    let pid = app.app_pid().expect("the app runs");
+    let threads = thread_policies(pid as u32);
+    assert!(
+        threads.iter().any(|(name, _)| name == "ReceiveQueue"),
+        "WebKit's IPC threads were not found, so their policy says nothing: {threads:?}"
+    );
+    let real_time: Vec<_> = threads
+        .iter()
+        .filter(|(_, policy)| *policy == libc::SCHED_FIFO || *policy == libc::SCHED_RR)
+        .collect();
+    assert!(
+        real_time.is_empty(),
+        "real-time threads in the window's process: {real_time:?}"
+    );
     app.close().await;
+}
+
+/// Each thread of a process, by name, with its scheduling policy.
+fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_string();
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            Some((name, fields.get(38)?.parse().ok()?))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

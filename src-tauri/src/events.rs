@@ -138,6 +138,7 @@ fn send_to_window(app: &AppHandle, batch: &EventBatch) {
         }
     }
     crate::rows::give_back_memory(batch.changed.len());
+    crate::state::keep_webkit_threads_fair();
 }
 
 /// Whether uploads go on (uploading, queued or waiting to retry), as of the last batch sent:

@@ -306,6 +306,35 @@ pub fn yield_to_the_window() {
     }
 }
 
+/// WebKit makes its IPC receive threads real-time (`SCHED_RR`: directly when it may, else
+/// through rtkit or the portal). In this process, the window's, that starved the GTK main
+/// thread: as 100,000 files arrived, one such thread spun on a core for 200 ms waiting on
+/// the main thread it kept off that core, and the window drew no frame for 120–210 ms. With
+/// the normal policy the same thread used 2–9 ms per half second instead of 120. Called when
+/// the page opens its feed and with each batch, so that threads of a later connection are
+/// caught too (a scan of /proc/self/task: some 30 system calls).
+pub fn keep_webkit_threads_fair() {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        for tid in tasks
+            .flatten()
+            .filter_map(|t| t.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: plain calls on a thread id of this process; the parameter outlives them.
+            let policy = unsafe { libc::sched_getscheduler(tid) } & !libc::SCHED_RESET_ON_FORK;
+            if policy == libc::SCHED_RR || policy == libc::SCHED_FIFO {
+                let param = libc::sched_param { sched_priority: 0 };
+                if unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) } != 0 {
+                    tracing::debug!(tid, error = %std::io::Error::last_os_error(), "real-time thread kept");
+                }
+            }
+        }
+    }
+}
+
 /// Whether closing the window hides it into the tray instead of quitting: uploads go on and
 /// the setting says so. The first time, a notification says where Tusker went.
 pub fn close_into_tray(app: &AppHandle) -> bool {

@@ -13,6 +13,7 @@ use crate::state::{add_from_system, add_in_background, AppState};
 #[tauri::command]
 pub fn watch_queue(state: State<'_, AppState>, feed: tauri::ipc::Channel) {
     *state.queue_feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
+    crate::state::keep_webkit_threads_fair();
 }
 
 /// The queue's rows ([`crate::rows::QueueRow`]), as JSON.
