@@ -55,13 +55,10 @@ fn tree(root: u32) -> Vec<u32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let Some((_, fields)) = support::proc_stat(&e.path()) else {
             continue;
         };
-        // The command name may contain spaces; fields after the last ')' are fixed.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
-        parent.insert(pid, ppid);
+        parent.insert(pid, fields[1].parse().unwrap());
     }
     let mut out = vec![root];
     let mut i = 0;
@@ -358,11 +355,9 @@ fn cpu_by_process(root: u32) -> std::collections::BTreeMap<String, f64> {
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let mut out = std::collections::BTreeMap::new();
     for pid in tree(root) {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Some((name, f)) = support::proc_stat(Path::new(&format!("/proc/{pid}"))) else {
             continue;
         };
-        let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
-        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
         *out.entry(name).or_default() +=
             (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick;
     }

@@ -690,9 +690,7 @@ fn thread_policies(pid: u32) -> Vec<(String, i32)> {
         .unwrap()
         .flatten()
         .filter_map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-            let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_string();
-            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            let (name, fields) = support::proc_stat(&t.path())?;
             Some((name, fields.get(38)?.parse().ok()?))
         })
         .collect()

@@ -23,16 +23,7 @@ fn config(dir: &Path) -> EngineConfig {
 }
 
 async fn wait_done(engine: &Engine, id: UploadId, timeout: Duration) -> UploadView {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let snap = engine.snapshot().await.unwrap();
-        let v = snap.into_iter().find(|v| v.id == id).unwrap();
-        if v.state.is_terminal() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {v:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_view(engine, id, "an outcome", timeout, |v| v.state.is_terminal()).await
 }
 
 fn assert_uploaded(server: &TusServer, engine: &Engine, v: &UploadView, path: &Path) {
@@ -782,7 +773,7 @@ async fn try_now_ends_a_network_wait_but_keeps_a_servers_retry_after() {
     r.proxy.set_refuse(false);
     // Not woken by the network coming back alone: still waiting its minute.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let v = view(&r.engine, id).await;
+    let v = support::view(&r.engine, id).await;
     assert_eq!(v.state, UploadState::WaitingToRetry, "{v:#?}");
     let asked = std::time::Instant::now();
     r.engine.try_now();
@@ -810,14 +801,7 @@ async fn try_now_ends_a_network_wait_but_keeps_a_servers_retry_after() {
     .await;
     r.engine.try_now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let v = view(&r.engine, busy).await;
+    let v = support::view(&r.engine, busy).await;
     assert_eq!(v.state, UploadState::WaitingToRetry, "{v:#?}");
     assert_eq!(v.error_code.as_deref(), Some("http.5xx"), "{v:#?}");
-}
-
-async fn view(engine: &Engine, id: tusker_core::UploadId) -> tusker_core::UploadView {
-    let all = engine.snapshot().await.unwrap();
-    all.into_iter()
-        .find(|v| v.id == id)
-        .expect("the upload is in the queue")
 }

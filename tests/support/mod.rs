@@ -314,6 +314,16 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
     child.wait_with_output().unwrap()
 }
 
+/// A process's or thread's `stat` under `dir` (`/proc/PID` or `/proc/PID/task/TID`): its name
+/// and the fields after it, from the state on (`man 5 proc` numbers them from 3). The name
+/// may hold spaces and parentheses; the fields start after the last ')'.
+pub fn proc_stat(dir: &Path) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields = stat[close + 2..].split(' ').map(str::to_string).collect();
+    Some((stat[open + 1..close].to_string(), fields))
+}
+
 /// Deterministic pseudo-random content.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed
@@ -426,6 +436,20 @@ pub fn url_of(engine: &tusker_core::Engine, id: tusker_core::UploadId) -> String
         .expect("a server upload URL")
 }
 
+/// Upload `id` as the engine's queue has it now.
+pub async fn view(
+    engine: &tusker_core::Engine,
+    id: tusker_core::UploadId,
+) -> tusker_core::UploadView {
+    engine
+        .snapshot()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.id == id)
+        .expect("the upload is in the queue")
+}
+
 /// Polls the engine until upload `id` satisfies `cond`; panics with `what` and the row after
 /// `timeout`.
 pub async fn wait_view(
@@ -437,13 +461,7 @@ pub async fn wait_view(
 ) -> tusker_core::UploadView {
     let deadline = Instant::now() + timeout;
     loop {
-        let v = engine
-            .snapshot()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|v| v.id == id)
-            .unwrap();
+        let v = view(engine, id).await;
         if cond(&v) {
             return v;
         }
