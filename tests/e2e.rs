@@ -1035,7 +1035,7 @@ async fn continue_an_upload_url_from_the_window() {
     // What a service's API did: created the upload and handed over its URL.
     let client = tusker_core::client::TusClient::new();
     let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let no_headers = tusker_core::gate::Grant::default();
     let created = client
         .create(&direct, &no_headers, Some(2 << 20), "", None)
         .await

@@ -302,7 +302,7 @@ async fn cli_uploads_into_an_upload_url_a_service_created() {
     // What a service's API does for its client: create the upload, hand over its URL.
     let client = tusker_core::client::TusClient::new();
     let endpoint = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let headers = tusker_core::gate::Grant::default();
     let created = client
         .create(&endpoint, &headers, Some(3 << 20), "", None)
         .await
@@ -626,7 +626,7 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
     let url = engine.store().get(id).unwrap().upload_url.unwrap();
     engine.cancel(id).await.unwrap();
     let client = tusker_core::client::TusClient::new();
-    let headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let headers = tusker_core::gate::Grant::default();
     let direct = url.replace(&format!(":{}/", proxy.port), &format!(":{}/", server.port));
     let mut gone = false;
     for _ in 0..50 {

@@ -6,6 +6,7 @@
 mod autostart;
 mod bindings;
 mod commands;
+mod confirm;
 mod events;
 mod logging;
 mod rows;

@@ -480,7 +480,7 @@ pub async fn wait_view(
 pub async fn location_elsewhere(server: &TusServer, proxy: &proxy::FaultProxy, len: u64) -> String {
     let client = tusker_core::client::TusClient::new();
     let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::client::header_map(&Default::default()).unwrap();
+    let no_headers = tusker_core::gate::Grant::default();
     let created = client
         .create(&direct, &no_headers, Some(len), "", None)
         .await

@@ -70,6 +70,8 @@ pub struct Logged {
     pub at: Instant,
     /// The proxy answered itself (rule) instead of the server.
     pub injected: bool,
+    /// Every header line as sent (name, value): what reached this host.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -105,6 +107,7 @@ struct Gateway {
 /// A running proxy; it lives on its own thread and runtime until dropped.
 pub struct FaultProxy {
     pub port: u16,
+    ip: String,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -113,6 +116,14 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `127.0.0.1:upstream_port`.
     pub fn start(upstream_port: u16) -> FaultProxy {
+        Self::start_on("127.0.0.1", upstream_port)
+    }
+
+    /// Starts one listening on `ip` (another loopback address, 127.0.0.2, is another host as
+    /// URLs go: a logging stand-in for a second server or an attacker's host).
+    pub fn start_on(ip: &str, upstream_port: u16) -> FaultProxy {
+        let ip = ip.to_string();
+        let ip_shown = ip.clone();
         let shared = Arc::new(Shared::default());
         shared.upstream_port.store(upstream_port, Ordering::SeqCst);
         let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -125,7 +136,7 @@ impl FaultProxy {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = TcpListener::bind((ip.as_str(), 0)).await.unwrap();
                 port_tx.send(listener.local_addr().unwrap().port()).unwrap();
                 loop {
                     tokio::select! {
@@ -147,6 +158,7 @@ impl FaultProxy {
         let port = port_rx.recv().unwrap();
         FaultProxy {
             port,
+            ip: ip_shown,
             shared,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -155,7 +167,15 @@ impl FaultProxy {
 
     /// The tus endpoint through the proxy.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/files", self.port)
+        format!("http://{}:{}/files", self.ip, self.port)
+    }
+
+    /// The requests that carried `needle` in any header (a token that must not be there).
+    pub fn carried(&self, needle: &str) -> Vec<Logged> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.headers.iter().any(|(_, v)| v.contains(needle)))
+            .collect()
     }
 
     pub fn push(&self, rule: Rule) {
@@ -528,6 +548,15 @@ async fn handle(mut client: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
             status: 0,
             at: Instant::now(),
             injected: false,
+            headers: head
+                .lines
+                .iter()
+                .skip(1)
+                .filter_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    Some((k.trim().to_string(), v.trim().to_string()))
+                })
+                .collect(),
         };
         let action = gateway_action(&sh, &head)
             .or_else(|| take_rule(&sh, &head.method))

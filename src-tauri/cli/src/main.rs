@@ -193,6 +193,11 @@ struct CredentialOpts {
     /// Seconds after which the header command's headers are fetched again.
     #[arg(long, value_name = "SECS", requires = "header_command")]
     header_ttl: Option<u64>,
+    /// Treat this header's value as a secret (kept in the keyring, never shown, sent only to
+    /// the server it was given for) on top of those Tusker knows by name (Authorization,
+    /// *Token*, *Secret*, *-Key, Cookie, ...). Repeatable.
+    #[arg(long = "secret-header", value_name = "NAME")]
+    secret_headers: Vec<String>,
 }
 
 impl CredentialOpts {
@@ -277,6 +282,7 @@ fn resolve_profile(
                 headers: creds.headers()?.into(),
                 header_command: creds.header_command.clone(),
                 header_ttl_secs: creds.header_ttl,
+                secret_headers: creds.secret_headers.clone(),
                 ..Default::default()
             }
             // A password in the URL is kept as a secret header, not in the journal.
@@ -576,12 +582,25 @@ async fn real_main(cli: Cli) -> Result<i32> {
         } => {
             let url = tusker_core::client::parse_endpoint(&endpoint)?;
             let mut headers = creds.headers()?;
+            let mut secret: Vec<String> = creds.secret_headers.clone();
             if let Some(cmd) = &creds.header_command {
-                headers.extend(tusker_core::profile::run_header_command(cmd).await?);
+                let fetched = tusker_core::profile::run_header_command(cmd).await?;
+                secret.extend(fetched.keys().cloned());
+                headers.extend(fetched);
             }
-            let headers = tusker_core::client::header_map(&headers)?;
+            // Headers given here are given for this server: bound to its origin alone, so a
+            // redirect elsewhere does not take them along.
+            let grant = tusker_core::gate::Grant::new(
+                &headers,
+                &|name| {
+                    tusker_core::redact::is_sensitive(name)
+                        || secret.iter().any(|s| s.eq_ignore_ascii_case(name))
+                },
+                tusker_core::gate::Reach::new(tusker_core::gate::origin(&url), &[], &[]),
+                None,
+            )?;
             let caps = match tusker_core::client::TusClient::new()
-                .options(url.as_str(), &headers)
+                .options(url.as_str(), &grant)
                 .await
             {
                 Ok(caps) => caps,
@@ -648,6 +667,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                 allowed_hosts,
                 header_command: creds.header_command,
                 header_ttl_secs: creds.header_ttl,
+                secret_headers: creds.secret_headers,
                 method_override,
                 ..Default::default()
             };
@@ -655,11 +675,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             store.save_profile_sealed(&secrets, &p)?;
             eprintln!(
                 "saved profile {name:?}{}",
-                if secrets.in_keyring()
-                    || p.headers
-                        .keys()
-                        .all(|k| !tusker_core::redact::is_sensitive(k))
-                {
+                if secrets.in_keyring() || p.headers.keys().all(|k| !p.is_secret(k)) {
                     ""
                 } else {
                     " (no OS keyring answers: its secrets are in secrets.json, readable by you alone)"

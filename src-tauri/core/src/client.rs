@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::gate::Grant;
 use crate::model::ServerCaps;
 use crate::protocol::{self, OFFSET_OCTET_STREAM, TUS_VERSION};
 use crate::redact;
@@ -26,8 +27,6 @@ pub struct TusClient {
     /// Send PATCH and DELETE as POST with `X-HTTP-Method-Override` (for proxies that
     /// block those methods).
     method_override: bool,
-    /// Hosts other than a request's own that redirects may lead to (the profile's).
-    allowed_hosts: Arc<Vec<String>>,
 }
 
 /// Most 307/308 redirects followed for one request.
@@ -168,17 +167,15 @@ impl TusClient {
             transport,
             control_timeout,
             method_override: false,
-            allowed_hosts: Arc::default(),
         }
     }
 
     /// The same client as a profile wants it: PATCH and DELETE as POST with
     /// `X-HTTP-Method-Override` when `method_override` (the tus spec's answer to proxies that
-    /// block them), and redirects followed to `allowed_hosts` too.
-    pub fn for_profile(&self, method_override: bool, allowed_hosts: Vec<String>) -> TusClient {
+    /// block them).
+    pub fn for_profile(&self, method_override: bool) -> TusClient {
         TusClient {
             method_override,
-            allowed_hosts: Arc::new(allowed_hosts),
             ..self.clone()
         }
     }
@@ -195,26 +192,21 @@ impl TusClient {
         }
     }
 
-    /// The hosts this client may be sent on to.
-    pub fn allowed_hosts(&self) -> &[String] {
-        &self.allowed_hosts
-    }
-
+    /// Sends one request, and each hop of its redirects, through the gate: every hop gets
+    /// the headers `grant` allows for its origin, or is not sent ([`Grant::headers_for`]).
     async fn send(
         &self,
         method: Method,
         url: &str,
-        headers: &HeaderMap,
+        grant: &Grant,
         extra: HeaderMap,
         body: Option<BodyStream>,
     ) -> Result<HttpResponse> {
-        tracing::debug!(%method, url = %redact::strip_userinfo(url), headers = %redact::headers_for_log(headers), "request");
-        let mut all = headers.clone();
-        all.extend(extra);
-        all.insert("Tus-Resumable", HeaderValue::from_static(TUS_VERSION));
+        let mut extra = extra;
+        extra.insert("Tus-Resumable", HeaderValue::from_static(TUS_VERSION));
         let method =
             if self.method_override && (method == Method::PATCH || method == Method::DELETE) {
-                all.insert(
+                extra.insert(
                     "X-HTTP-Method-Override",
                     HeaderValue::from_static(if method == Method::PATCH {
                         "PATCH"
@@ -229,14 +221,17 @@ impl TusClient {
         let timeout = body.is_none().then_some(self.control_timeout);
         let has_body = body.is_some();
         let mut body = body;
-        let mut url = url.to_string();
+        let mut url = Url::parse(url).map_err(|e| Error::Protocol(format!("not a URL: {e}")))?;
         for _ in 0..=MAX_REDIRECTS {
+            let mut headers = grant.headers_for(&url)?;
+            tracing::debug!(%method, origin = %crate::gate::origin(&url).unwrap_or_default(), headers = %redact::headers_for_log(&headers), "request");
+            headers.extend(extra.clone());
             let resp = self
                 .transport
                 .send(HttpRequest {
                     method: method.clone(),
-                    url: url.clone(),
-                    headers: all.clone(),
+                    url: url.to_string(),
+                    headers,
                     body: body.take(),
                     timeout,
                 })
@@ -244,30 +239,17 @@ impl TusClient {
             if !matches!(resp.status, 307 | 308) {
                 return Ok(resp);
             }
-            let to = self.redirect_target(&url, &resp)?;
+            let to = redirect_target(&url, &resp, grant)?;
             if has_body {
                 // The body went with the first request: the caller sends it again there.
                 return Err(Error::Moved(to.to_string()));
             }
-            tracing::debug!(status = resp.status, to = %redact::strip_userinfo(to.as_str()), "following a redirect");
-            url = to.to_string();
+            tracing::debug!(status = resp.status, to = %crate::gate::origin(&to).unwrap_or_default(), "following a redirect");
+            url = to;
         }
         Err(Error::Protocol(format!(
             "more than {MAX_REDIRECTS} redirects in a row"
         )))
-    }
-
-    /// Where a 307/308 sends a request, if it may go there.
-    fn redirect_target(&self, from: &str, resp: &HttpResponse) -> Result<Url> {
-        let loc = resp.header(LOCATION.as_str()).ok_or_else(|| {
-            Error::Protocol(format!("{} redirect without a Location", resp.status))
-        })?;
-        let from = Url::parse(from).map_err(|e| Error::Protocol(e.to_string()))?;
-        let to = from
-            .join(loc)
-            .map_err(|e| Error::Protocol(format!("redirect Location {loc:?}: {e}")))?;
-        may_move(&from, &to, &self.allowed_hosts)?;
-        Ok(to)
     }
 
     fn fail(method: &'static str, resp: HttpResponse) -> Error {
@@ -295,9 +277,9 @@ impl TusClient {
     }
 
     /// OPTIONS: what the server supports. A non-tus answer is a clear error, not a guess.
-    pub async fn options(&self, endpoint: &str, headers: &HeaderMap) -> Result<ServerCaps> {
+    pub async fn options(&self, endpoint: &str, grant: &Grant) -> Result<ServerCaps> {
         let resp = self
-            .send(Method::OPTIONS, endpoint, headers, HeaderMap::new(), None)
+            .send(Method::OPTIONS, endpoint, grant, HeaderMap::new(), None)
             .await?;
         if !resp.is_success() {
             let status = resp.status;
@@ -350,12 +332,12 @@ impl TusClient {
     pub async fn create(
         &self,
         endpoint: &Url,
-        headers: &HeaderMap,
+        grant: &Grant,
         length: Option<u64>,
         metadata: &str,
         first: Option<SizedBody>,
     ) -> Result<Created> {
-        self.create_with(endpoint, headers, length, metadata, first, HeaderMap::new())
+        self.create_with(endpoint, grant, length, metadata, first, HeaderMap::new())
             .await
     }
 
@@ -364,13 +346,13 @@ impl TusClient {
     pub async fn create_partial(
         &self,
         endpoint: &Url,
-        headers: &HeaderMap,
+        grant: &Grant,
         length: u64,
         first: Option<SizedBody>,
     ) -> Result<Created> {
         let mut extra = HeaderMap::new();
         extra.insert("Upload-Concat", HeaderValue::from_static("partial"));
-        self.create_with(endpoint, headers, Some(length), "", first, extra)
+        self.create_with(endpoint, grant, Some(length), "", first, extra)
             .await
     }
 
@@ -380,7 +362,7 @@ impl TusClient {
     pub async fn create_final(
         &self,
         endpoint: &Url,
-        headers: &HeaderMap,
+        grant: &Grant,
         parts: &[String],
         metadata: &str,
         wait: Duration,
@@ -397,14 +379,14 @@ impl TusClient {
             ..self.clone()
         };
         client
-            .create_with(endpoint, headers, None, metadata, None, extra)
+            .create_with(endpoint, grant, None, metadata, None, extra)
             .await
     }
 
     async fn create_with(
         &self,
         endpoint: &Url,
-        headers: &HeaderMap,
+        grant: &Grant,
         length: Option<u64>,
         metadata: &str,
         first: Option<SizedBody>,
@@ -443,7 +425,7 @@ impl TusClient {
         };
         // A bodiless POST gets the control timeout; one with a body is watched by the loop.
         let resp = self
-            .send(Method::POST, endpoint.as_str(), headers, extra, body)
+            .send(Method::POST, endpoint.as_str(), grant, extra, body)
             .await?;
         if resp.status != 201 {
             return Err(self.fail_with_body("POST", resp, sent));
@@ -475,10 +457,10 @@ impl TusClient {
     }
 
     /// HEAD: the offset the server really has.
-    pub async fn head(&self, url: &str, headers: &HeaderMap) -> Result<HeadInfo> {
+    pub async fn head(&self, url: &str, grant: &Grant) -> Result<HeadInfo> {
         let mut extra = HeaderMap::new();
         extra.insert("Cache-Control", HeaderValue::from_static("no-store"));
-        let resp = self.send(Method::HEAD, url, headers, extra, None).await?;
+        let resp = self.send(Method::HEAD, url, grant, extra, None).await?;
         if !resp.is_success() {
             return Err(Self::fail("HEAD", resp));
         }
@@ -502,7 +484,7 @@ impl TusClient {
     pub async fn patch(
         &self,
         url: &str,
-        headers: &HeaderMap,
+        grant: &Grant,
         offset: u64,
         body: SizedBody,
         declare_length: Option<u64>,
@@ -519,7 +501,7 @@ impl TusClient {
         }
         let len = body.len;
         let resp = self
-            .send(Method::PATCH, url, headers, extra, Some(body.body))
+            .send(Method::PATCH, url, grant, extra, Some(body.body))
             .await?;
         if resp.status != 204 && resp.status != 200 {
             return Err(self.fail_with_body("PATCH", resp, len));
@@ -533,10 +515,10 @@ impl TusClient {
     }
 
     /// DELETE (termination extension).
-    pub async fn delete(&self, url: &str, headers: &HeaderMap) -> Result<()> {
+    pub async fn delete(&self, url: &str, grant: &Grant) -> Result<()> {
         let mut extra = HeaderMap::new();
         extra.insert(CONTENT_LENGTH, 0.into());
-        let resp = self.send(Method::DELETE, url, headers, extra, None).await?;
+        let resp = self.send(Method::DELETE, url, grant, extra, None).await?;
         // Already gone counts as terminated.
         if resp.is_success() || matches!(resp.status, 404 | 410) {
             Ok(())
@@ -544,6 +526,19 @@ impl TusClient {
             Err(Self::fail("DELETE", resp))
         }
     }
+}
+
+/// Where a 307/308 sends a request, if it may go there (the redirect rule, then the gate).
+fn redirect_target(from: &Url, resp: &HttpResponse, grant: &Grant) -> Result<Url> {
+    let loc = resp
+        .header(LOCATION.as_str())
+        .ok_or_else(|| Error::Protocol(format!("{} redirect without a Location", resp.status)))?;
+    let to = from
+        .join(loc)
+        .map_err(|e| Error::Protocol(format!("redirect Location {loc:?}: {e}")))?;
+    may_move(from, &to, &grant.reach().hosts)?;
+    grant.check(&to)?;
+    Ok(to)
 }
 
 fn checksum_value(c: &str) -> Result<HeaderValue> {

@@ -192,13 +192,24 @@ fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Resul
 fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Result<()> {
     crate::settings::AppSettings::migrate_legacy(store, secrets)?;
     for p in store.profiles()? {
-        if crate::secrets::Secrets::any_unsealed(&p.headers) {
+        let unbound = p
+            .headers
+            .keys()
+            .any(|k| p.is_secret(k) && !p.bound.contains_key(&k.to_ascii_lowercase()))
+            || (p.command().is_some() && p.command_bound.is_empty());
+        if unbound || crate::secrets::Secrets::any_unsealed(&p.headers, &|k| p.is_secret(k)) {
+            // Also binds the secrets of a profile saved before they were bound to the
+            // origin they have always gone to.
             store.save_profile_sealed(secrets, &p)?;
         }
     }
     for (id, headers) in store.row_headers()? {
-        if crate::secrets::Secrets::any_unsealed(&headers) {
-            let sealed = secrets.seal(&format!("upload:{id}"), &headers)?;
+        if crate::secrets::Secrets::any_unsealed(&headers, &crate::redact::is_sensitive) {
+            let sealed = secrets.seal(
+                &format!("upload:{id}"),
+                &headers,
+                &crate::redact::is_sensitive,
+            )?;
             store.set_row_headers(id, &sealed)?;
         }
     }
@@ -358,7 +369,8 @@ impl Engine {
             Default::default()
         } else {
             let owner = format!("request:{:016x}", rand::random::<u64>());
-            self.secrets.seal(&owner, &req.headers)?
+            self.secrets
+                .seal(&owner, &req.headers, &crate::redact::is_sensitive)?
         };
         // The drop is journalled until every file of it is in the queue: a crash during a
         // long walk loses nothing (the next start takes it in again).
@@ -1689,8 +1701,8 @@ impl Actor {
         // completion itself, empty files included.)
         if lifecycle::transition(state, Event::Cancel).is_some() && !self.journal_completed(id) {
             self.stop(id);
-            self.terminate(id);
-            self.apply(id, Event::Cancel, None);
+            let kept = self.terminate(id);
+            self.apply(id, Event::Cancel, kept);
         }
         Ok(())
     }
@@ -1699,7 +1711,9 @@ impl Actor {
         let state = self.state_of(id)?;
         self.stop(id);
         if state.is_unfinished() {
-            self.terminate(id);
+            if let Some(kept) = self.terminate(id) {
+                tracing::warn!(id, reason = %kept.text, "removed; its server upload was not terminated");
+            }
         }
         let path = self.entries[&id].row.path();
         self.unwatch(id, &path);
@@ -2028,11 +2042,11 @@ impl Actor {
 
     /// Abandons the upload's server URL at once (journal and view) and sends DELETE for it in
     /// the background (termination extension), so the server frees the space; failure only
-    /// costs server space.
-    fn terminate(&mut self, id: UploadId) {
-        let Ok(rec) = self.ctx.store.get(id) else {
-            return;
-        };
+    /// costs server space. A DELETE that would carry the profile's credentials where they may
+    /// not go (a host the person refused or never allowed) is not sent: the returned sentence
+    /// says so, for the row.
+    fn terminate(&mut self, id: UploadId) -> Option<Said> {
+        let rec = self.ctx.store.get(id).ok()?;
         // Forget the URLs now, not when the DELETE answers: a retry started meanwhile must
         // create a new upload rather than resume one that is about to be deleted (the model
         // test found a completed upload whose bytes the late DELETE then removed). A file
@@ -2041,14 +2055,25 @@ impl Actor {
             Ok(urls) => urls,
             Err(e) => {
                 tracing::error!(id, error = %e, "journal write failed");
-                return;
+                return None;
             }
         };
         if urls.is_empty() {
-            return;
+            return None;
         }
         self.forget_server_upload(id);
-        self.delete_in_background(rec, urls);
+        let (sendable, kept): (Vec<String>, Vec<String>) = urls
+            .into_iter()
+            .partition(|url| upload::termination_blocked(&self.ctx, &rec, url).is_none());
+        let why = kept
+            .first()
+            .and_then(|url| upload::termination_blocked(&self.ctx, &rec, url));
+        if !sendable.is_empty() {
+            self.delete_in_background(rec, sendable);
+        }
+        let why = why?;
+        tracing::warn!(id, reason = %why, "termination not sent: the credentials may not go there");
+        Some(Said::not_terminated(&why))
     }
 
     /// DELETEs server uploads the journal already forgot (termination extension), tracked
@@ -2057,13 +2082,11 @@ impl Actor {
         let id = rec.id;
         let ctx = self.ctx.clone();
         self.background.spawn(async move {
-            // Sent like the upload's own requests (a proxy that blocks DELETE, say).
+            // Sent like the upload's own requests (a proxy that blocks DELETE, say), through
+            // the same gate.
             let client = upload::client_for(&ctx, &rec);
-            let headers = match upload::credentials(&ctx, &rec, None).await {
-                Ok(c) => match client::header_map(&c.headers) {
-                    Ok(h) => h,
-                    Err(_) => return,
-                },
+            let grant = match upload::credentials(&ctx, &rec, None).await {
+                Ok(g) => g,
                 Err(e) => {
                     tracing::warn!(id, error = %e, "termination skipped: no credentials");
                     return;
@@ -2071,12 +2094,12 @@ impl Actor {
             };
             match ctx
                 .caps
-                .get(&client, &ctx.store, &rec.endpoint, &headers)
+                .get(&client, &ctx.store, &rec.endpoint, &grant)
                 .await
             {
                 Ok(caps) if caps.may_have("termination") => {
                     for url in urls {
-                        match client.delete(&url, &headers).await {
+                        match client.delete(&url, &grant).await {
                             Ok(()) => tracing::info!(id, "terminated server upload"),
                             Err(e) => tracing::warn!(id, error = %e, "termination failed"),
                         }

@@ -69,6 +69,15 @@ pub enum Error {
     )]
     HostNotAllowed(String),
 
+    /// The upload's server is not one its profile's credentials were given for (the profile
+    /// now points elsewhere): none of them are sent, and the upload waits for sign-in.
+    #[error("profile {profile:?} has no credentials for {here} (they were given for {there})")]
+    CredentialsElsewhere {
+        profile: String,
+        here: String,
+        there: String,
+    },
+
     /// A 307/308 to a request with a body (sent already): send it again to this URL.
     #[error("the server moved the request to {0}")]
     Moved(String),
@@ -263,6 +272,7 @@ impl Error {
             Error::UploadUrl(_) => "upload_url",
             Error::Moved(_) => "moved",
             Error::HostNotAllowed(_) => "host_not_allowed",
+            Error::CredentialsElsewhere { .. } => "credentials_elsewhere",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
             Error::NotAFile(_) => "not_a_file",

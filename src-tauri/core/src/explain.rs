@@ -117,6 +117,8 @@ pub const CODES: &[&str] = &[
     "invalid_url",
     "invalid_input",
     "host_not_allowed",
+    "credentials_elsewhere",
+    "not_terminated",
     "upload_url",
     "header_command",
     "secrets",
@@ -172,6 +174,24 @@ impl Said {
             text,
             detail: e.to_string(),
         }
+    }
+
+    /// A cancelled or removed upload whose server upload was left alone, because the DELETE
+    /// would have carried its credentials where they may not go (`why`).
+    pub fn not_terminated(why: &Error) -> Said {
+        let text = match why {
+            Error::HostNotAllowed(host) => format!(
+                "Cancelled. Its upload on {host} was not deleted there: the profile's credentials may not go to {host} (the server lets it expire)"
+            ),
+            Error::CredentialsElsewhere { here, .. } => format!(
+                "Cancelled. Its upload on {here} was not deleted there: the profile has no credentials for {here} any more (the server lets it expire)"
+            ),
+            other => format!(
+                "Cancelled. Its server upload was not deleted: {} (the server lets it expire)",
+                Said::of(other).text
+            ),
+        };
+        Said::new("not_terminated", text, why)
     }
 
     /// Adds what happened in the end (e.g. "gave up after 12 tries") to both lines.
@@ -279,6 +299,17 @@ impl Said {
             Error::HostNotAllowed(host) => Said::new(
                 "host_not_allowed",
                 format!("The server sends this upload to {host}, which its profile does not list"),
+                e,
+            ),
+            Error::CredentialsElsewhere {
+                profile,
+                here,
+                there,
+            } => Said::new(
+                "credentials_elsewhere",
+                format!(
+                    "This upload is on {here}, but profile {profile:?} now uploads to {there} and its credentials were not given for {here}: nothing was sent. Sign in… to allow {here} in the profile, or cancel it"
+                ),
                 e,
             ),
             Error::UploadUrl(m) => Said::new(
@@ -447,6 +478,14 @@ mod tests {
                 Error::HostNotAllowed("cdn.example".into()),
                 "host_not_allowed",
             ),
+            (
+                Error::CredentialsElsewhere {
+                    profile: "p".into(),
+                    here: "a.example".into(),
+                    there: "b.example".into(),
+                },
+                "credentials_elsewhere",
+            ),
             (Error::UploadUrl("gone".into()), "upload_url"),
             (
                 Error::HeaderCommand("exit 1\nstack".into()),
@@ -516,10 +555,13 @@ mod tests {
 
     #[test]
     fn every_code_is_made_by_some_error() {
-        let made: Vec<&str> = every_error()
+        let mut made: Vec<&str> = every_error()
             .iter()
             .map(|(e, _)| Said::of(e).code)
             .collect();
+        let kept = Said::not_terminated(&Error::HostNotAllowed("cdn.example".into()));
+        assert!(kept.text.contains("not deleted") && kept.text.contains("cdn.example"));
+        made.push(kept.code);
         for code in CODES {
             if *code == "other" {
                 continue;

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod failpoint;
 pub mod files;
 pub mod fingerprint;
+pub mod gate;
 pub mod lifecycle;
 pub mod lock;
 pub mod model;

@@ -28,9 +28,8 @@ use crate::store::PartRow;
 /// What an attempt has already worked out for the upload's requests.
 pub(super) struct Setup<'a> {
     pub endpoint: &'a url::Url,
-    pub headers: &'a HeaderMap,
-    /// The credentials' plain values (they decide which hosts a Location may move them to).
-    pub secret_headers: &'a BTreeMap<String, String>,
+    /// The upload's headers and where they may go (every request passes the gate).
+    pub grant: &'a Grant,
     pub caps: &'a ServerCaps,
     pub checksum: Option<ChecksumAlgorithm>,
     pub chunk: u64,
@@ -149,7 +148,7 @@ pub(super) async fn attempt(
 
     // The final may exist already (its answer was journalled, the completion was not).
     if let Some(url) = rec.upload_url.clone() {
-        match ctx.client.head(&url, s.headers).await {
+        match ctx.client.head(&url, s.grant).await {
             Ok(h) => {
                 return finish(ctx, &rec, reporter, run, s, &url, h).await;
             }
@@ -222,7 +221,7 @@ pub(super) async fn attempt(
         .client
         .create_final(
             s.endpoint,
-            s.headers,
+            s.grant,
             &urls,
             &metadata,
             ctx.settings.final_answer_timeout,
@@ -245,12 +244,7 @@ pub(super) async fn attempt(
         Err(e) => return Err(e.into()),
     };
     crate::failpoint::hit(crate::failpoint::Point::FinalAnswered);
-    check_location_origin(
-        s.endpoint,
-        &created.url,
-        s.secret_headers,
-        ctx.client.allowed_hosts(),
-    )?;
+    check_location(s.grant, &created.url)?;
     let exp = created.expires.and_then(unix_secs);
     ctx.store
         .set_final_url(id, epoch, Some(&created.url), exp)?;
@@ -269,7 +263,7 @@ pub(super) async fn attempt(
             concat: None,
         }
     } else {
-        ctx.client.head(&created.url, s.headers).await?
+        ctx.client.head(&created.url, s.grant).await?
     };
     finish(ctx, &rec, reporter, run, s, &created.url, head).await
 }
@@ -287,7 +281,7 @@ async fn check_parts(
 ) -> Result<(), Interruption> {
     let heads = futures_util::future::join_all(parts.iter().map(|p| async move {
         match &p.url {
-            Some(url) => Some(ctx.client.head(url, s.headers).await),
+            Some(url) => Some(ctx.client.head(url, s.grant).await),
             None => None,
         }
     }))
@@ -379,7 +373,7 @@ async fn terminate_parts(ctx: &UploadCtx, rec: &UploadRecord, s: &Setup<'_>) {
         futures_util::future::join_all(parts.iter().filter_map(|p| {
             let url = p.url.as_ref()?;
             Some(async move {
-                match ctx.client.delete(url, s.headers).await {
+                match ctx.client.delete(url, s.grant).await {
                     Ok(()) => {}
                     Err(e) if says_gone(&e) => {}
                     Err(e) => {
@@ -413,7 +407,7 @@ async fn fall_back(
     let urls = ctx.store.take_server_uploads(rec.id)?;
     if s.caps.may_have("termination") {
         for url in urls {
-            let _ = ctx.client.delete(&url, s.headers).await;
+            let _ = ctx.client.delete(&url, s.grant).await;
         }
     }
     Err(Interruption::Recheck)
@@ -490,7 +484,7 @@ async fn prove_parts(
         }
         if let (true, Some(url)) = (proven, p.url.clone()) {
             if !joined {
-                match ctx.client.head(&url, s.headers).await {
+                match ctx.client.head(&url, s.grant).await {
                     Ok(h) if h.offset > p.acked => keep = false,
                     Ok(_) => {}
                     Err(e) if says_gone(&e) => {}
@@ -505,7 +499,7 @@ async fn prove_parts(
                 "this part's bytes on the server are not proven to be the file's; sending it again"
             );
             if let Some(url) = &p.url {
-                abandon(ctx, s.caps, rec.id, url, s.headers).await;
+                abandon(ctx, s.caps, rec.id, url, s.grant).await;
             }
             ctx.store.set_part_url(rec.id, epoch, p, None)?;
             p.url = None;
@@ -606,7 +600,7 @@ async fn create_part(
 ) -> Result<String, Interruption> {
     let created = match ctx
         .client
-        .create_partial(s.endpoint, s.headers, part.len, None)
+        .create_partial(s.endpoint, s.grant, part.len, None)
         .await
     {
         Ok(c) => c,
@@ -619,12 +613,7 @@ async fn create_part(
         Err(e) => return Err(e.into()),
     };
     crate::failpoint::hit(crate::failpoint::Point::PartCreated);
-    check_location_origin(
-        s.endpoint,
-        &created.url,
-        s.secret_headers,
-        ctx.client.allowed_hosts(),
-    )?;
+    check_location(s.grant, &created.url)?;
     ctx.store
         .set_part_url(rec.id, epoch, part, Some(&created.url))?;
     part.url = Some(created.url.clone());
@@ -654,14 +643,14 @@ async fn run_part(
     let sent = SentLog::from(part.start, PrefixHasher::new());
     let mut url = None;
     if let Some(u) = part.url.clone() {
-        match ctx.client.head(&u, s.headers).await {
+        match ctx.client.head(&u, s.grant).await {
             Ok(h) if h.length.is_some_and(|l| l != part.len) || h.offset > part.len => {
                 tracing::warn!(
                     id,
                     part = part.idx,
                     "the part's server upload does not match it; creating it again"
                 );
-                abandon(ctx, s.caps, id, &u, s.headers).await;
+                abandon(ctx, s.caps, id, &u, s.grant).await;
             }
             Ok(h) => {
                 take_part_offset(ctx, rec, epoch, &mut part, &sent, h.offset, tally).await?;
@@ -742,7 +731,7 @@ async fn run_part(
         let result = supervise_with(
             ctx.client.patch(
                 &url,
-                s.headers,
+                s.grant,
                 offset,
                 SizedBody {
                     body,
@@ -823,7 +812,7 @@ async fn run_part(
                     _ => return Err(e.into()),
                 };
                 if ask {
-                    match ctx.client.head(&url, s.headers).await {
+                    match ctx.client.head(&url, s.grant).await {
                         Ok(h) if h.offset <= part.len => {
                             take_part_offset(ctx, rec, epoch, &mut part, &sent, h.offset, tally)
                                 .await?;

@@ -40,9 +40,131 @@ pub struct Profile {
     pub header_ttl_secs: Option<u64>,
     /// Send PATCH and DELETE as POST with `X-HTTP-Method-Override` (proxies that block them).
     pub method_override: bool,
+    /// Header names the person marked secret, beyond those Tusker knows by name
+    /// ([`crate::redact::is_sensitive`]).
+    pub secret_headers: Vec<String>,
+    /// The origins each secret header (by lower-case name) was given for: it goes there, and
+    /// to the allowed hosts, and nowhere else. Set by [`Profile::bind`] when saved.
+    pub bound: BTreeMap<String, Vec<String>>,
+    /// The origins the header command was given (and confirmed) for.
+    pub command_bound: Vec<String>,
 }
 
 impl Profile {
+    /// Whether the value of header `name` is a secret in this profile.
+    pub fn is_secret(&self, name: &str) -> bool {
+        crate::redact::is_sensitive(name)
+            || self
+                .secret_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the profile sends anything secret: a secret header or a header command.
+    pub fn has_credentials(&self) -> bool {
+        self.headers.keys().any(|k| self.is_secret(k)) || self.command().is_some()
+    }
+
+    /// The header command, if one is set.
+    pub fn command(&self) -> Option<&str> {
+        self.header_command
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+    }
+
+    /// The origins the secret header `name` was given for. A profile saved before secrets
+    /// were bound has them bound to its endpoint (where they have always gone).
+    pub fn binding(&self, name: &str) -> Vec<String> {
+        match self.bound.get(&name.to_ascii_lowercase()) {
+            Some(b) => b.clone(),
+            None => crate::gate::origin_of(&self.endpoint).into_iter().collect(),
+        }
+    }
+
+    /// The origins the header command was given for (its endpoint's, for an older profile).
+    pub fn command_binding(&self) -> Vec<String> {
+        if self.command_bound.is_empty() {
+            crate::gate::origin_of(&self.endpoint).into_iter().collect()
+        } else {
+            self.command_bound.clone()
+        }
+    }
+
+    /// Sets the bindings of a profile about to be saved over `previous`: a secret value
+    /// given now (not a reference yet) and a new header command are bound to the endpoint's
+    /// origin, the one they were given for; a kept one keeps the origins it had, plus any the
+    /// caller added after the person confirmed (a moved endpoint). Nothing else widens them.
+    pub fn bind(&mut self, previous: Option<&Profile>) {
+        let here: Vec<String> = crate::gate::origin_of(&self.endpoint).into_iter().collect();
+        let mut bound = BTreeMap::new();
+        for (name, value) in self.headers.iter() {
+            if !self.is_secret(name) {
+                continue;
+            }
+            let key = name.to_ascii_lowercase();
+            let kept = value.starts_with(crate::secrets::REF)
+                && previous.is_some_and(|p| p.headers.get(name) == Some(value));
+            let mut origins = match previous {
+                Some(p) if kept => p.binding(name),
+                _ => here.clone(),
+            };
+            if kept {
+                for o in self.bound.get(&key).into_iter().flatten() {
+                    if !origins.contains(o) {
+                        origins.push(o.clone());
+                    }
+                }
+            }
+            bound.insert(key, origins);
+        }
+        self.bound = bound;
+        self.command_bound = match (self.command(), previous) {
+            (None, _) => Vec::new(),
+            (Some(c), Some(p)) if p.command() == Some(c) => {
+                let mut origins = p.command_binding();
+                for o in &self.command_bound {
+                    if !origins.contains(o) {
+                        origins.push(o.clone());
+                    }
+                }
+                origins
+            }
+            (Some(_), _) => here,
+        };
+    }
+
+    /// Whether every credential of the profile may go to `origin` (an upload's server): each
+    /// secret header and the header command were given for it, or its host is allowed.
+    /// Otherwise the reason, naming where the profile's credentials do go.
+    pub fn credentials_reach(&self, origin: &str) -> Result<()> {
+        let Ok(url) = url::Url::parse(origin) else {
+            return Err(Error::Protocol(format!("{origin:?} is not a URL")));
+        };
+        let hosts = &self.allowed_hosts;
+        let admits = |bound: Vec<String>| {
+            crate::gate::Reach {
+                origins: bound,
+                hosts: hosts.clone(),
+                refused: Vec::new(),
+            }
+            .admits(&url)
+        };
+        let secret_ok = self
+            .headers
+            .keys()
+            .filter(|k| self.is_secret(k))
+            .all(|k| admits(self.binding(k)));
+        let command_ok = self.command().is_none() || admits(self.command_binding());
+        if secret_ok && command_ok {
+            return Ok(());
+        }
+        Err(Error::CredentialsElsewhere {
+            profile: self.name.clone(),
+            here: crate::gate::host_of(origin),
+            there: crate::gate::host_of(&self.endpoint),
+        })
+    }
+
     /// Records the user's answer about `host` (uploads may go there, or never): it moves
     /// from one list to the other, listed once.
     pub fn answer_host(&mut self, host: &str, allow: bool) {
@@ -191,6 +313,8 @@ pub struct Credentials {
     pub headers: crate::redact::Headers,
     /// The command's fetch these came from (`None`: no command).
     pub generation: Option<u64>,
+    /// Names of the headers the command printed: credentials, whatever their names.
+    pub fetched: Vec<String>,
 }
 
 impl CommandHeaders {
@@ -223,6 +347,7 @@ impl CommandHeaders {
             return Ok(Credentials {
                 headers,
                 generation: None,
+                fetched: Vec::new(),
             });
         };
         let ttl = profile.header_ttl_secs.map(Duration::from_secs);
@@ -249,10 +374,12 @@ impl CommandHeaders {
                 }
             }
         };
+        let names = fetched.headers.keys().cloned().collect();
         headers.extend(fetched.headers);
         Ok(Credentials {
             headers,
             generation: Some(fetched.generation),
+            fetched: names,
         })
     }
 
@@ -297,6 +424,113 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(plain.clone().with_userinfo_as_header().unwrap(), plain);
+    }
+
+    fn secret_profile(endpoint: &str, token_ref: &str) -> Profile {
+        Profile {
+            id: 1,
+            name: "work".into(),
+            endpoint: endpoint.into(),
+            headers: BTreeMap::from([
+                ("Authorization".to_string(), token_ref.to_string()),
+                ("X-Tenant".to_string(), "acme".to_string()),
+            ])
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_secret_is_bound_to_the_origin_it_was_given_for_and_a_move_does_not_widen_it() {
+        // Given for A (a plain value, about to be sealed): bound to A's origin.
+        let mut a = secret_profile("https://a.example/files", "Bearer given-for-a");
+        a.bind(None);
+        assert_eq!(a.bound["authorization"], vec!["https://a.example:443"]);
+        assert!(!a.bound.contains_key("x-tenant"), "not a secret");
+        // Saved as a reference; the profile then moves to B keeping it: still bound to A
+        // alone unless the caller (after the person confirmed) adds B.
+        let stored = Profile {
+            bound: a.bound.clone(),
+            ..secret_profile("https://a.example/files", "secret-ref:keyring:k1")
+        };
+        let mut moved = secret_profile("https://b.example/files", "secret-ref:keyring:k1");
+        moved.bind(Some(&stored));
+        assert_eq!(moved.bound["authorization"], vec!["https://a.example:443"]);
+        assert!(moved.credentials_reach("https://b.example:443").is_err());
+        assert!(moved.credentials_reach("https://a.example:443").is_ok());
+        let mut confirmed = secret_profile("https://b.example/files", "secret-ref:keyring:k1");
+        confirmed
+            .bound
+            .insert("authorization".into(), vec!["https://b.example:443".into()]);
+        confirmed.bind(Some(&stored));
+        assert_eq!(
+            confirmed.bound["authorization"],
+            vec!["https://a.example:443", "https://b.example:443"]
+        );
+        // A new value given with the move is B's alone: the uploads left on A get nothing.
+        let mut replaced = secret_profile("https://b.example/files", "Bearer given-for-b");
+        replaced
+            .bound
+            .insert("authorization".into(), vec!["https://a.example:443".into()]);
+        replaced.bind(Some(&stored));
+        assert_eq!(
+            replaced.bound["authorization"],
+            vec!["https://b.example:443"]
+        );
+        let why = replaced
+            .credentials_reach("https://a.example:443")
+            .unwrap_err();
+        assert!(
+            matches!(&why, Error::CredentialsElsewhere { here, there, .. } if here == "a.example" && there == "b.example"),
+            "{why}"
+        );
+        // Allowing A's host in the profile is the person's way to let them go there.
+        replaced.allowed_hosts = vec!["a.example".into()];
+        assert!(replaced.credentials_reach("https://a.example:443").is_ok());
+        assert!(
+            replaced.credentials_reach("http://a.example:80").is_err(),
+            "never from https to plain http"
+        );
+    }
+
+    #[test]
+    fn a_header_command_is_bound_like_a_secret_and_a_profile_without_credentials_goes_anywhere() {
+        let stored = Profile {
+            header_command: Some("get-token".into()),
+            ..secret_profile("https://a.example/", "secret-ref:keyring:k1")
+        };
+        let mut moved = Profile {
+            header_command: Some("get-token".into()),
+            headers: Default::default(),
+            ..secret_profile("https://b.example/", "")
+        };
+        moved.bind(Some(&stored));
+        assert_eq!(moved.command_bound, vec!["https://a.example:443"]);
+        assert!(moved.credentials_reach("https://b.example:443").is_err());
+        let mut changed = Profile {
+            header_command: Some("get-other-token".into()),
+            ..moved.clone()
+        };
+        changed.bind(Some(&stored));
+        assert_eq!(changed.command_bound, vec!["https://b.example:443"]);
+        let plain = Profile {
+            endpoint: "https://b.example/".into(),
+            headers: BTreeMap::from([("X-Tenant".to_string(), "acme".to_string())]).into(),
+            ..Default::default()
+        };
+        assert!(!plain.has_credentials());
+        assert!(plain.credentials_reach("https://a.example:443").is_ok());
+    }
+
+    #[test]
+    fn a_header_marked_secret_is_a_secret() {
+        let p = Profile {
+            secret_headers: vec!["X-Signed-Url-Part".into()],
+            ..Default::default()
+        };
+        assert!(p.is_secret("x-signed-url-part"));
+        assert!(p.is_secret("Authorization"));
+        assert!(!p.is_secret("X-Tenant"));
     }
 
     #[test]

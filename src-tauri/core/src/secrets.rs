@@ -13,7 +13,7 @@ const SERVICE: &str = "dev.tusker.app";
 
 /// A stored value that stands for a secret: `secret-ref:keyring:<key>` or
 /// `secret-ref:file:<key>`, so reading one needs no probe of where secrets go.
-const REF: &str = "secret-ref:";
+pub(crate) const REF: &str = "secret-ref:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -160,16 +160,18 @@ impl Secrets {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Headers as they may be stored: each secret value (by [`crate::redact::is_sensitive`])
-    /// moves here under `owner:<name>` and a reference takes its place.
+    /// Headers as they may be stored: each secret value (by `is_secret`, usually
+    /// [`crate::profile::Profile::is_secret`]) moves here under `owner:<name>` and a reference
+    /// takes its place.
     pub fn seal(
         &self,
         owner: &str,
         headers: &BTreeMap<String, String>,
+        is_secret: &dyn Fn(&str) -> bool,
     ) -> Result<crate::redact::Headers> {
         let mut out = BTreeMap::new();
         for (name, value) in headers {
-            if crate::redact::is_sensitive(name) && !value.starts_with(REF) {
+            if is_secret(name) && !value.starts_with(REF) {
                 // A key of its own: a renamed profile keeps referring to its entries, so a
                 // new profile of the old name must not write over them.
                 let key = format!("{owner}:{}:{}", name.to_ascii_lowercase(), unique());
@@ -199,10 +201,13 @@ impl Secrets {
     }
 
     /// Whether any value is a secret still in plain text (stored before secrets moved out).
-    pub fn any_unsealed(headers: &BTreeMap<String, String>) -> bool {
+    pub fn any_unsealed(
+        headers: &BTreeMap<String, String>,
+        is_secret: &dyn Fn(&str) -> bool,
+    ) -> bool {
         headers
             .iter()
-            .any(|(k, v)| crate::redact::is_sensitive(k) && !v.starts_with(REF))
+            .any(|(k, v)| is_secret(k) && !v.starts_with(REF))
     }
 
     /// Stored headers with their references replaced by the secrets.

@@ -1594,8 +1594,15 @@ impl Store {
         profile: &Profile,
     ) -> Result<ProfileId> {
         let mut sealed = profile.clone().with_userinfo_as_header()?;
-        sealed.headers = secrets.seal(&format!("profile:{}", profile.name), &sealed.headers)?;
         let previous = self.profile_by_name(&profile.name)?;
+        sealed.bind(previous.as_ref());
+        let is_secret = |name: &str| sealed.is_secret(name);
+        let headers = secrets.seal(
+            &format!("profile:{}", profile.name),
+            &sealed.headers,
+            &is_secret,
+        )?;
+        sealed.headers = headers;
         let id = self.save_profile(&sealed)?;
         // Secrets the profile no longer refers to (a header removed, a value under a new
         // key) leave the keyring too.

@@ -7,7 +7,6 @@
 //! never separate a confirmed offset from its journal entry.
 
 use crate::explain::Said;
-use reqwest::header::HeaderMap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,6 +16,7 @@ use tokio::sync::{mpsc, OnceCell};
 use crate::client::{self, SizedBody, TusClient};
 use crate::error::{Error, Result};
 use crate::fingerprint::{self, FileStamp};
+use crate::gate::{Grant, Reach};
 use crate::model::{ServerCaps, UploadId, UploadRecord};
 use crate::proof::{self, PrefixHasher};
 use crate::protocol::{self, ChecksumAlgorithm};
@@ -165,7 +165,7 @@ impl CapsCache {
         client: &TusClient,
         store: &Store,
         endpoint: &str,
-        headers: &HeaderMap,
+        grant: &Grant,
     ) -> Result<ServerCaps> {
         let cell = {
             let mut map = self.cells.lock().unwrap_or_else(|p| p.into_inner());
@@ -173,7 +173,7 @@ impl CapsCache {
         };
         let caps = cell
             .get_or_try_init(|| async {
-                let caps = match client.options(endpoint, headers).await {
+                let caps = match client.options(endpoint, grant).await {
                     Ok(caps) => caps,
                     Err(Error::NotTusServer { reason, .. }) => {
                         tracing::info!(endpoint = %crate::redact::strip_userinfo(endpoint), %reason, "OPTIONS told nothing; going ahead with tus core");
@@ -247,23 +247,52 @@ pub struct UploadCtx {
     pub try_now: Arc<tokio::sync::Notify>,
 }
 
-/// The headers for an upload's requests, read now: its profile may have been edited since it
-/// was queued. `refused` is the command fetch the server just refused (fetch a newer one).
+/// The headers for an upload's requests and where they may go, read now: its profile may
+/// have been edited since it was queued. `refused` is the command fetch the server just
+/// refused (fetch a newer one).
 pub async fn credentials(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     refused: Option<u64>,
-) -> Result<crate::profile::Credentials> {
+) -> Result<Grant> {
     let profile = profile_of(ctx, rec)?;
     credentials_from(ctx, rec, profile.as_ref(), refused).await
 }
 
 /// How requests for an upload talk to the server, from its profile as it is now (method
-/// override, hosts it may move to): uploads and terminations alike.
+/// override): uploads and terminations alike.
 pub fn client_for(ctx: &UploadCtx, rec: &UploadRecord) -> TusClient {
     let profile = profile_of(ctx, rec).ok().flatten().unwrap_or_default();
-    ctx.client
-        .for_profile(profile.method_override, profile.allowed_hosts)
+    ctx.client.for_profile(profile.method_override)
+}
+
+/// Why a DELETE of `url` for this upload may not be sent, judged before any secret is read:
+/// a host the person refused, or one its credentials may not go to (a URL a service handed
+/// over on a host never allowed; a profile that moved to another server). `None`: it may.
+pub fn termination_blocked(ctx: &UploadCtx, rec: &UploadRecord, url: &str) -> Option<Error> {
+    let here = crate::gate::origin_of(&rec.endpoint);
+    let Ok(target) = url::Url::parse(url) else {
+        return Some(Error::Protocol("the upload URL is not a URL".into()));
+    };
+    let host = target.host_str().unwrap_or("").to_ascii_lowercase();
+    let (reach, has_credentials) = match profile_of(ctx, rec) {
+        Ok(Some(p)) => {
+            if let Some(Err(e)) = here.as_deref().map(|o| p.credentials_reach(o)) {
+                return Some(e);
+            }
+            (
+                Reach::new(here, &p.allowed_hosts, &p.refused_hosts),
+                p.has_credentials(),
+            )
+        }
+        Ok(None) => (
+            Reach::new(here, &[], &[]),
+            rec.headers.keys().any(|k| crate::redact::is_sensitive(k)),
+        ),
+        Err(e) => return Some(e),
+    };
+    let refused = reach.refused.iter().any(|h| *h == host);
+    (refused || (has_credentials && !reach.admits(&target))).then_some(Error::HostNotAllowed(host))
 }
 
 /// The upload's profile as the journal holds it now (`None`: none, or removed).
@@ -274,23 +303,39 @@ fn profile_of(ctx: &UploadCtx, rec: &UploadRecord) -> Result<Option<crate::profi
     }
 }
 
-/// [`credentials`] from a profile already read.
+/// [`credentials`] from a profile already read. Its secrets go only to the upload's own
+/// server, and only when they were given for it (or the person allowed its host): a profile
+/// that moved to another server since never sends that server's credentials here.
 async fn credentials_from(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     profile: Option<&crate::profile::Profile>,
     refused: Option<u64>,
-) -> Result<crate::profile::Credentials> {
+) -> Result<Grant> {
+    let here = crate::gate::origin_of(&rec.endpoint);
     match profile {
         Some(p) => {
-            let mut p = p.clone();
-            p.headers = ctx.secrets.open_headers(&p.headers)?;
-            ctx.command_headers.credentials(&p, refused).await
+            if let Some(origin) = &here {
+                p.credentials_reach(origin)?;
+            }
+            let mut opened = p.clone();
+            opened.headers = ctx.secrets.open_headers(&p.headers)?;
+            let creds = ctx.command_headers.credentials(&opened, refused).await?;
+            // A command's headers are credentials, whatever their names.
+            let is_secret = |k: &str| p.is_secret(k) || creds.fetched.iter().any(|f| f == k);
+            Grant::new(
+                &creds.headers,
+                &is_secret,
+                Reach::new(here, &p.allowed_hosts, &p.refused_hosts),
+                creds.generation,
+            )
         }
-        None => Ok(crate::profile::Credentials {
-            headers: ctx.secrets.open_headers(&rec.headers)?,
-            generation: None,
-        }),
+        None => Grant::new(
+            &ctx.secrets.open_headers(&rec.headers)?.0,
+            &crate::redact::is_sensitive,
+            Reach::new(here, &[], &[]),
+            None,
+        ),
     }
 }
 
@@ -430,9 +475,9 @@ pub async fn run(ctx: UploadCtx, id: UploadId, reporter: Reporter, rec: UploadRe
             }
             // Never retried into the ground, never a new upload: it waits for credentials.
             e if e.is_auth() => return Outcome::NeedsSignIn(Said::of(&e)),
-            e @ (Error::HeaderCommand(_) | Error::Secrets(_)) => {
-                return Outcome::NeedsSignIn(Said::of(&e))
-            }
+            e @ (Error::HeaderCommand(_)
+            | Error::Secrets(_)
+            | Error::CredentialsElsewhere { .. }) => return Outcome::NeedsSignIn(Said::of(&e)),
             Error::HostNotAllowed(host) => {
                 let reason = Said::of(&Error::HostNotAllowed(host.clone()));
                 return Outcome::AsksHost { host, reason };
@@ -832,9 +877,9 @@ async fn server_offset(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     url: &str,
-    headers: &HeaderMap,
+    grant: &Grant,
 ) -> Result<Head> {
-    let head = server_offset_any(ctx, rec, url, headers).await?;
+    let head = server_offset_any(ctx, rec, url, grant).await?;
     // A URL a service handed over is the only one there is: never replaced.
     match (&head, rec.given_url) {
         (Head::Gone, true) => Err(given_url_gone()),
@@ -856,9 +901,9 @@ async fn server_offset_any(
     ctx: &UploadCtx,
     rec: &UploadRecord,
     url: &str,
-    headers: &HeaderMap,
+    grant: &Grant,
 ) -> Result<Head> {
-    match ctx.client.head(url, headers).await {
+    match ctx.client.head(url, grant).await {
         Ok(info) => {
             if info.length.is_some_and(|l| l != rec.size) || info.offset > rec.size {
                 tracing::warn!(id = rec.id, server_length = ?info.length, server_offset = info.offset, "server upload does not match the file");
@@ -882,7 +927,7 @@ async fn server_offset_any(
 /// Terminates a server upload this run gives up on (DELETE, where the server offers
 /// termination), so it does not linger unfinished. The journal keeps its URL until a new one
 /// replaces it; a failure here only costs server space.
-async fn abandon(ctx: &UploadCtx, caps: &ServerCaps, id: UploadId, url: &str, headers: &HeaderMap) {
+async fn abandon(ctx: &UploadCtx, caps: &ServerCaps, id: UploadId, url: &str, grant: &Grant) {
     if !caps.may_have("termination") {
         tracing::info!(
             id,
@@ -890,7 +935,7 @@ async fn abandon(ctx: &UploadCtx, caps: &ServerCaps, id: UploadId, url: &str, he
         );
         return;
     }
-    match ctx.client.delete(url, headers).await {
+    match ctx.client.delete(url, grant).await {
         Ok(()) => tracing::info!(id, "terminated the abandoned server upload"),
         Err(e) => tracing::warn!(id, error = %e, "terminating the abandoned server upload failed"),
     }
@@ -989,9 +1034,6 @@ async fn journal_offset(
     Ok(done)
 }
 
-/// Refuses an upload URL on another origin than the endpoint when secret headers
-/// (Authorization and the like) are configured: following it would hand them to a host the
-/// user never named.
 /// A POST refused for good by a server that told nothing in OPTIONS either: most likely not
 /// a tus server at all, and the message says both answers.
 fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
@@ -1010,24 +1052,11 @@ fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
 
 /// An upload on another host than the endpoint's (Cloudflare Stream does that) gets the
 /// credentials too only when the profile allows that host; without secrets it may go
-/// anywhere but from https to http.
-fn check_location_origin(
-    endpoint: &url::Url,
-    location: &str,
-    headers: &BTreeMap<String, String>,
-    allowed_hosts: &[String],
-) -> Result<()> {
-    let Ok(loc) = url::Url::parse(location) else {
-        return Err(Error::Protocol(format!(
-            "Location {location:?} is not a URL"
-        )));
-    };
-    let secrets = headers.keys().any(|k| crate::redact::is_sensitive(k));
-    match client::may_move(endpoint, &loc, allowed_hosts) {
-        Ok(()) => Ok(()),
-        Err(Error::HostNotAllowed(_)) if !secrets => Ok(()),
-        Err(e) => Err(e),
-    }
+/// anywhere the person did not refuse. Checked before its URL is journalled.
+fn check_location(grant: &Grant, location: &str) -> Result<()> {
+    let loc = url::Url::parse(location)
+        .map_err(|_| Error::Protocol(format!("Location {location:?} is not a URL")))?;
+    grant.check(&loc)
 }
 
 /// One pass: check the file, find or create the server upload, send until done or failure.
@@ -1060,17 +1089,16 @@ async fn attempt(
     let endpoint = client::parse_endpoint(&rec.endpoint)?;
     // Read once per pass: credentials and chunk rules come from the profile as it is now.
     let profile = profile_of(ctx, &rec)?;
-    let creds = credentials_from(ctx, &rec, profile.as_ref(), run.refused).await?;
-    *run.generation = creds.generation;
-    let headers = client::header_map(&creds.headers)?;
+    let grant = credentials_from(ctx, &rec, profile.as_ref(), run.refused).await?;
+    *run.generation = grant.generation;
     // An upload URL a service handed over gets the profile's secrets under the same rule as
     // a Location: on another host only when the profile allows that host.
     if let (true, Some(url)) = (rec.given_url, &rec.upload_url) {
-        check_location_origin(&endpoint, url, &creds.headers, ctx.client.allowed_hosts())?;
+        check_location(&grant, url)?;
     }
     let caps = ctx
         .caps
-        .get(&ctx.client, &ctx.store, &rec.endpoint, &headers)
+        .get(&ctx.client, &ctx.store, &rec.endpoint, &grant)
         .await?;
     if let Some(max) = caps.max_size {
         if rec.size > max {
@@ -1116,8 +1144,7 @@ async fn attempt(
     if has_parts || parts::wanted(ctx, &rec, &caps, exact.is_some()) {
         let setup = parts::Setup {
             endpoint: &endpoint,
-            headers: &headers,
-            secret_headers: &creds.headers,
+            grant: &grant,
             caps: &caps,
             checksum,
             chunk,
@@ -1135,7 +1162,7 @@ async fn attempt(
     let mut resumed = None;
     let mut journalled_done = false;
     if let Some(url) = rec.upload_url.clone() {
-        match server_offset(ctx, &rec, &url, &headers).await? {
+        match server_offset(ctx, &rec, &url, &grant).await? {
             Head::Holds(st) if moved.is_some() && st.offset > rec.acked_offset && rec.given_url => {
                 return Err(Error::UploadUrl(format!(
                     "{} changed and the server holds {} bytes that cannot be checked against it",
@@ -1150,7 +1177,7 @@ async fn attempt(
                     server = st.offset,
                     "the server holds bytes sent before the file changed, which nothing can prove; starting a new upload"
                 );
-                abandon(ctx, &caps, id, &url, &headers).await;
+                abandon(ctx, &caps, id, &url, &grant).await;
             }
             Head::Holds(st) => {
                 let journalled = rec.acked_offset;
@@ -1187,7 +1214,7 @@ async fn attempt(
                 }
                 resumed = Some((url, st.offset, st.length_deferred));
             }
-            Head::Mismatch => abandon(ctx, &caps, id, &url, &headers).await,
+            Head::Mismatch => abandon(ctx, &caps, id, &url, &grant).await,
             Head::Gone => reporter.send(WorkerEvent::Note(LOST_NOTE.into())),
         }
     }
@@ -1229,7 +1256,7 @@ async fn attempt(
                 let r = supervise(
                     ctx.client.create(
                         &endpoint,
-                        &headers,
+                        &grant,
                         (!defer).then_some(rec.size),
                         &metadata,
                         first,
@@ -1253,12 +1280,7 @@ async fn attempt(
                 }
             };
             crate::failpoint::hit(crate::failpoint::Point::CreateAnswered);
-            check_location_origin(
-                &endpoint,
-                &created.url,
-                &creds.headers,
-                ctx.client.allowed_hosts(),
-            )?;
+            check_location(&grant, &created.url)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store
                 .set_url(id, epoch, &created.url, exp, had_url)
@@ -1323,7 +1345,7 @@ async fn attempt(
         let result = supervise(
             ctx.client.patch(
                 &url,
-                &headers,
+                &grant,
                 offset,
                 body,
                 length_pending.then_some(rec.size),
@@ -1369,10 +1391,10 @@ async fn attempt(
                     .into());
                 }
                 tracing::warn!(id, why = %why, "asking the server's offset (HEAD) instead");
-                match server_offset(ctx, &rec, &url, &headers).await? {
+                match server_offset(ctx, &rec, &url, &grant).await? {
                     Head::Gone => return Err(Interruption::Gone),
                     Head::Mismatch => {
-                        abandon(ctx, &caps, id, &url, &headers).await;
+                        abandon(ctx, &caps, id, &url, &grant).await;
                         return Err(Interruption::Gone);
                     }
                     Head::Holds(st) => {
@@ -1396,10 +1418,10 @@ async fn attempt(
                 match e.status() {
                     Some(409) if conflicts < 5 => {
                         conflicts += 1;
-                        match server_offset(ctx, &rec, &url, &headers).await? {
+                        match server_offset(ctx, &rec, &url, &grant).await? {
                             Head::Gone => return Err(Interruption::Gone),
                             Head::Mismatch => {
-                                abandon(ctx, &caps, id, &url, &headers).await;
+                                abandon(ctx, &caps, id, &url, &grant).await;
                                 return Err(Interruption::Gone);
                             }
                             Head::Holds(ServerState {

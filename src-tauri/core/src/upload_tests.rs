@@ -697,7 +697,7 @@ async fn a_head_without_or_with_a_bad_offset_fails_naming_the_header() {
 async fn the_client_reads_each_answer_as_the_spec_says() {
     let server = FakeServer::default();
     let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_millis(200));
-    let h = HeaderMap::new();
+    let h = Grant::default();
     // DELETE of an upload already gone counts as done; a refusal does not.
     assert!(client.delete("http://tus.test/files/9", &h).await.is_ok());
     server.then(Method::DELETE, Act::Status(410, vec![]));
@@ -913,7 +913,7 @@ async fn precreated(server: &FakeServer, length: u64, first: Option<Vec<u8>>) ->
         checksum: None,
     });
     client
-        .create(&endpoint, &HeaderMap::new(), Some(length), "", body)
+        .create(&endpoint, &Grant::default(), Some(length), "", body)
         .await
         .unwrap()
         .url
@@ -1127,7 +1127,7 @@ async fn partial_uploads_concatenate_into_a_final_with_the_files_metadata() {
     let server = FakeServer::new("creation,termination,concatenation,checksum");
     let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_secs(1));
     let endpoint = url::Url::parse(ENDPOINT).unwrap();
-    let headers = HeaderMap::new();
+    let headers = Grant::default();
     let data = content(3 * MIB + 17);
     let mut urls = Vec::new();
     for (start, len) in crate::protocol::split_parts(data.len() as u64, 2, MIB as u64) {
@@ -1446,4 +1446,143 @@ fn a_checksummed_chunk_grows_on_a_fast_flow_within_its_bounds() {
             "{chunk} {limit} {checksums} {rate:?}"
         );
     }
+}
+
+/// A profile that carries `token` for `endpoint`, bound to where it was given.
+fn profile_at(endpoint: &str, token: &str) -> crate::profile::Profile {
+    let mut p = crate::profile::Profile {
+        name: "work".into(),
+        endpoint: endpoint.into(),
+        headers: BTreeMap::from([("Authorization".to_string(), format!("Bearer {token}"))]).into(),
+        ..Default::default()
+    };
+    p.bind(None);
+    p
+}
+
+#[tokio::test]
+async fn an_upload_whose_profile_moved_to_another_server_gets_none_of_its_credentials() {
+    // The upload is on tus.test (ENDPOINT); its profile was since moved to b.test with a
+    // token given for b.test.
+    let server = FakeServer::default();
+    let moved = profile_at("http://b.test/files/", "token-for-b");
+    let mut case = Case::with_profile(server, 50_000, settings(None), Some(moved.clone()));
+    let out = case.run().await;
+    match &out {
+        Outcome::NeedsSignIn(said) => {
+            assert_eq!(said.code, "credentials_elsewhere", "{said:?}");
+            assert!(
+                said.text.contains("tus.test") && said.text.contains("b.test"),
+                "{}",
+                said.text
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        case.server.seen().is_empty(),
+        "nothing went to tus.test, least of all b.test's token"
+    );
+    // Termination is judged the same way, before anything is read.
+    let rec = case.ctx.store.get(case.id).unwrap();
+    assert!(matches!(
+        termination_blocked(&case.ctx, &rec, "http://tus.test/files/1"),
+        Some(Error::CredentialsElsewhere { .. })
+    ));
+    // The person allows tus.test in the profile: now the token may go there.
+    let pid = rec.profile_id.unwrap();
+    let mut allowed = case.ctx.store.profile(pid).unwrap().unwrap();
+    allowed.allowed_hosts = vec!["tus.test".into()];
+    case.ctx.store.save_profile(&allowed).unwrap();
+    let out = case.run().await;
+    case.assert_byte_exact(&out);
+    assert!(case
+        .server
+        .seen()
+        .iter()
+        .all(|s| s.header("authorization") == Some("Bearer token-for-b")));
+}
+
+#[tokio::test]
+async fn a_termination_is_sent_only_where_the_credentials_may_go() {
+    let server = FakeServer::default();
+    let case = Case::with_profile(
+        server,
+        1000,
+        settings(None),
+        Some(profile_at(ENDPOINT, "t")),
+    );
+    let rec = case.ctx.store.get(case.id).unwrap();
+    // The upload's own server: sent.
+    assert!(termination_blocked(&case.ctx, &rec, "http://tus.test/files/1").is_none());
+    // A URL a service handed over on a host never allowed: not sent.
+    let why = termination_blocked(&case.ctx, &rec, "http://upload.cdn.test/files/1").unwrap();
+    assert!(
+        matches!(why, Error::HostNotAllowed(ref h) if h == "upload.cdn.test"),
+        "{why}"
+    );
+    // Refused by the person: not sent, even for a profile without secrets.
+    let pid = rec.profile_id.unwrap();
+    let mut p = case.ctx.store.profile(pid).unwrap().unwrap();
+    p.headers.clear();
+    p.answer_host("upload.cdn.test", false);
+    case.ctx.store.save_profile(&p).unwrap();
+    assert!(termination_blocked(&case.ctx, &rec, "http://upload.cdn.test/files/1").is_some());
+    assert!(termination_blocked(&case.ctx, &rec, "http://other.test/files/1").is_none());
+    // Allowed: sent.
+    p.answer_host("upload.cdn.test", true);
+    p.headers.insert("Authorization".into(), "Bearer t".into());
+    case.ctx.store.save_profile(&p).unwrap();
+    assert!(termination_blocked(&case.ctx, &rec, "http://upload.cdn.test/files/1").is_none());
+}
+
+#[tokio::test]
+async fn the_client_sends_no_request_that_would_carry_a_secret_where_it_may_not_go() {
+    let server = FakeServer::default();
+    let client = TusClient::with_transport(Arc::new(server.clone()), Duration::from_millis(300));
+    let grant = crate::gate::Grant::new(
+        &BTreeMap::from([("Authorization".to_string(), "Bearer t".to_string())]),
+        &crate::redact::is_sensitive,
+        crate::gate::Reach::new(
+            crate::gate::origin_of(ENDPOINT),
+            &[],
+            &["refused.test".into()],
+        ),
+        None,
+    )
+    .unwrap();
+    for url in [
+        "http://elsewhere.test/files/1",
+        "http://refused.test/files/1",
+    ] {
+        for e in [
+            client.delete(url, &grant).await.unwrap_err(),
+            client.head(url, &grant).await.unwrap_err(),
+            client.options(url, &grant).await.unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::HostNotAllowed(_)), "{url}: {e}");
+        }
+    }
+    assert!(server.seen().is_empty(), "not one request left");
+    // A redirect to another host is not followed with the secret either.
+    server.then(
+        Method::HEAD,
+        Act::Status(307, vec![("Location", "http://elsewhere.test/files/1")]),
+    );
+    let created = client
+        .create(
+            &url::Url::parse(ENDPOINT).unwrap(),
+            &grant,
+            Some(10),
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    let e = client.head(&created.url, &grant).await.unwrap_err();
+    assert!(matches!(e, Error::HostNotAllowed(_)), "{e}");
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| !s.url.contains("elsewhere.test")));
 }

@@ -452,10 +452,26 @@ impl Watch {
             return true;
         }
         tracing::info!(folder = %self.spec.dir.display(), files = paths.len(), "watched folder: handing files to the queue");
-        let req = AddRequest {
-            paths,
-            ..self.spec.request.clone()
-        };
+        // The files go where the folder's profile points now (edited in the window, or by
+        // the CLI beside a running app), never to where it pointed when the watch started.
+        let mut request = self.spec.request.clone();
+        if let Some(pid) = request.profile_id {
+            match self.engine.store().profile(pid) {
+                Ok(Some(p)) => request.endpoint = p.endpoint,
+                Ok(None) => {
+                    let _ = self.events.send(WatchEvent::Problem {
+                        dir: self.spec.dir.clone(),
+                        message: "its profile was removed: choose another one in Settings".into(),
+                    });
+                    for p in &paths {
+                        self.known.remove(p);
+                    }
+                    return true;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the watched folder's profile"),
+            }
+        }
+        let req = AddRequest { paths, ..request };
         match self.engine.add(req).await {
             Ok(results) => {
                 for r in &results {

@@ -11,7 +11,8 @@ use tusker_core::AppSettings;
 use super::{text, CmdError, CmdResult};
 use crate::state::AppState;
 
-/// A header as the UI sees it: a secret's value never goes back (`None`).
+/// A header as the UI sees it: a secret's value never goes back (`None`). From the window,
+/// `secret` marks a header of another name secret too (its value then goes to the keyring).
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct HeaderSetting {
     pub name: String,
@@ -38,7 +39,7 @@ pub struct ProfileView {
     pub method_override: bool,
 }
 
-fn view(p: &Profile) -> ProfileView {
+pub(crate) fn view(p: &Profile) -> ProfileView {
     ProfileView {
         name: p.name.clone(),
         endpoint: p.endpoint.clone(),
@@ -46,7 +47,7 @@ fn view(p: &Profile) -> ProfileView {
             .headers
             .iter()
             .map(|(k, v)| {
-                let secret = is_sensitive(k);
+                let secret = p.is_secret(k) || v.starts_with(SECRET_REF);
                 HeaderSetting {
                     name: k.clone(),
                     value: (!secret).then(|| v.clone()),
@@ -65,45 +66,37 @@ fn view(p: &Profile) -> ProfileView {
     }
 }
 
-fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
-    let u = url::Url::parse(url.trim()).ok()?;
-    Some((
-        u.scheme().to_string(),
-        u.host_str()?.to_ascii_lowercase(),
-        u.port_or_known_default(),
-    ))
-}
+/// How a stored value that stands for a secret starts (never a value the window may send).
+const SECRET_REF: &str = "secret-ref:";
 
 /// Header values from the UI, with withheld secrets (value `None`) kept as the stored
-/// profile's references. A stored secret is only ever sent to the origin it was saved for:
-/// for another server the user has to enter it again.
+/// profile's references, and the names of those kept. Where a kept secret may go is the
+/// caller's to settle (it stays bound to where it was given, unless the person confirms).
 pub fn merge_headers(
     incoming: &[HeaderSetting],
     stored: Option<&Profile>,
-    endpoint: &str,
-) -> Result<BTreeMap<String, String>, String> {
-    let same_origin = stored
-        .is_some_and(|s| origin(endpoint).is_some() && origin(endpoint) == origin(&s.endpoint));
+) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
     let mut out = BTreeMap::new();
+    let mut kept = Vec::new();
     for h in incoming.iter().filter(|h| !h.name.trim().is_empty()) {
         let name = h.name.trim().to_string();
-        match (&h.value, stored) {
+        match (&h.value, stored.and_then(|s| s.headers.get(&name))) {
+            (Some(v), _) if v.trim_start().starts_with(SECRET_REF) => {
+                return Err(format!(
+                    "the value of the {name} header is not a header value"
+                ))
+            }
             (Some(v), _) => {
                 out.insert(name, v.clone());
             }
-            (None, Some(stored)) if same_origin => {
-                if let Some(v) = stored.headers.get(&name) {
-                    out.insert(name, v.clone());
-                }
+            (None, Some(v)) => {
+                out.insert(name.clone(), v.clone());
+                kept.push(name);
             }
-            (None, _) => {
-                return Err(format!(
-                    "enter the value of the {name} header again: saved secrets are only sent to the server they were saved for"
-                ))
-            }
+            (None, None) => return Err(format!("enter the value of the {name} header")),
         }
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 /// The profile the window edited, checked, with withheld secrets taken from `stored`.
@@ -114,8 +107,16 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
     }
     let endpoint = p.endpoint.trim().to_string();
     tusker_core::client::parse_endpoint(&endpoint).map_err(text)?;
-    let headers = merge_headers(&p.headers, stored, &endpoint)?;
+    let (headers, _) = merge_headers(&p.headers, stored)?;
     tusker_core::client::header_map(&headers).map_err(text)?;
+    // Headers the person marked secret; one kept from the stored profile stays secret.
+    let secret_headers: Vec<String> = p
+        .headers
+        .iter()
+        .filter(|h| !h.name.trim().is_empty() && !is_sensitive(h.name.trim()))
+        .filter(|h| h.secret || stored.is_some_and(|s| s.is_secret(h.name.trim())))
+        .map(|h| h.name.trim().to_string())
+        .collect();
     for k in p.metadata.keys() {
         tusker_core::protocol::validate_metadata_key(k).map_err(text)?;
     }
@@ -154,7 +155,92 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
         header_ttl_secs: p.header_ttl_secs.filter(|t| *t > 0 && command.is_some()),
         header_command: command,
         method_override: p.method_override,
+        secret_headers,
+        bound: Default::default(),
+        command_bound: Vec::new(),
     })
+}
+
+/// What saving `new` over `stored` would send somewhere new, as the lines of a dialog; the
+/// secrets and command kept from `stored` are bound to the new origin when the person
+/// agrees. Empty: nothing goes anywhere new (a new profile without a command, an edit that
+/// keeps its server and hosts).
+fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> Vec<String> {
+    use tusker_core::gate::{host_of, origin_of};
+    let mut lines = Vec::new();
+    let known_command = stored.and_then(|s| s.command());
+    if let Some(command) = new.command().filter(|c| Some(*c) != known_command) {
+        lines.push(format!(
+            "gets its request headers by running this command on this computer:\n\n{}\n\nTusker runs it before uploading and again when the server refuses the credentials. Use commands only from sources you trust.",
+            crate::confirm::visible(command)
+        ));
+    }
+    let Some(stored) = stored else {
+        return lines;
+    };
+    let (from, to) = (origin_of(&stored.endpoint), origin_of(&new.endpoint));
+    if from != to {
+        let host = host_of(&new.endpoint);
+        lines.push(format!(
+            "uploads go to {host} (until now {})",
+            host_of(&stored.endpoint)
+        ));
+        let secrets: Vec<&String> = kept.iter().filter(|k| new.is_secret(k)).collect();
+        if !secrets.is_empty() {
+            lines.push(format!(
+                "its saved credentials ({}) are sent to {host} too",
+                secrets
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if known_command.is_some() && new.command() == known_command {
+            lines.push(format!(
+                "the headers its command prints are sent to {host} too"
+            ));
+        }
+        if let Some(to) = to {
+            for name in secrets {
+                new.bound
+                    .insert(name.to_ascii_lowercase(), vec![to.clone()]);
+            }
+            if new.command().is_some() && new.command() == known_command {
+                new.command_bound = vec![to];
+            }
+        }
+    }
+    let added: Vec<&String> = new
+        .allowed_hosts
+        .iter()
+        .filter(|h| {
+            !stored
+                .allowed_hosts
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(h))
+        })
+        .collect();
+    if !added.is_empty() && new.has_credentials() {
+        lines.push(format!(
+            "uploads, and its credentials, may also go to {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else if !added.is_empty() {
+        lines.push(format!(
+            "uploads may also go to {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    lines
 }
 
 #[tauri::command]
@@ -176,10 +262,27 @@ pub async fn save_profile(
     let stored = store
         .profile_by_name(previous.as_deref().unwrap_or(&profile.name))
         .map_err(text)?;
-    let new = from_view(&profile, stored.as_ref())?;
-    let known = stored.as_ref().and_then(|s| s.header_command.as_deref());
-    if let Some(command) = new.header_command.as_deref().filter(|c| Some(*c) != known) {
-        confirm_command(&app, &new.name, command).await?;
+    let mut new = from_view(&profile, stored.as_ref())?;
+    let (_, kept) = merge_headers(&profile.headers, stored.as_ref())?;
+    let moves = what_moves(&mut new, stored.as_ref(), &kept);
+    if !moves.is_empty() {
+        let message = format!(
+            "Profile “{}”:\n\n{}\n\nConfirm only a change you made yourself.",
+            crate::confirm::visible(&new.name),
+            moves
+                .iter()
+                .map(|l| format!("• {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        crate::confirm::ask(
+            &app,
+            "Send uploads or credentials somewhere new?",
+            message,
+            "Save",
+            "not saved: this change needs your confirmation in the dialog",
+        )
+        .await?;
     }
     if let Some(old) = previous.as_deref().filter(|p| *p != new.name) {
         store.rename_profile(old, &new.name).map_err(text)?;
@@ -201,36 +304,6 @@ pub async fn save_profile(
     Ok(view(saved.as_ref().unwrap_or(&new)))
 }
 
-/// A header command runs on this machine: the person confirms a new one in a system dialog,
-/// which the window cannot answer for them (a window that went wrong cannot make Tusker run
-/// commands).
-async fn confirm_command(app: &tauri::AppHandle, profile: &str, command: &str) -> CmdResult<()> {
-    use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog()
-        .message(format!(
-            "Profile “{profile}” gets its request headers by running:\n\n{command}\n\nTusker runs it before uploading and again when the server refuses the credentials. Use commands only from sources you trust."
-        ))
-        .title("Run this command for credentials?")
-        .kind(MessageDialogKind::Warning)
-        .buttons(MessageDialogButtons::OkCancelCustom(
-            "Use this command".into(),
-            "Cancel".into(),
-        ))
-        .show(move |ok| {
-            let _ = tx.send(ok);
-        });
-    if rx.await.unwrap_or(false) {
-        tracing::info!(%profile, "header command confirmed");
-        Ok(())
-    } else {
-        Err(CmdError {
-            code: "not_confirmed",
-            message: "not saved: a header command needs your confirmation in the dialog".into(),
-        })
-    }
-}
-
 /// Forgets a profile and its secrets. Its uploads keep their place and go on without its
 /// credentials; drops go nowhere until another profile is chosen.
 #[tauri::command]
@@ -250,13 +323,35 @@ pub async fn remove_profile(state: State<'_, AppState>, name: String) -> CmdResu
     Ok(())
 }
 
-/// The answer to "upload to this host for this profile?" that a row asks.
+/// The answer to "upload to this host for this profile?" that a row asks. A yes is the
+/// person's only in a system dialog (the window cannot give it); a no needs none.
 #[tauri::command]
 pub async fn answer_host(
+    app: tauri::AppHandle,
     state: State<'_, AppState>,
     id: tusker_core::UploadId,
     allow: bool,
 ) -> CmdResult<()> {
+    if allow {
+        let rec = state.engine.store().get(id).map_err(text)?;
+        let (Some(host), Some(profile)) = (rec.asks_host.as_deref(), rec.profile.as_deref()) else {
+            return Err(CmdError::invalid(
+                "this upload is not waiting for an answer about a host",
+            ));
+        };
+        crate::confirm::ask(
+            &app,
+            "Upload to another host?",
+            format!(
+                "The server sends uploads of profile “{}” to {}, which the profile does not list.\n\nUpload there, and send the profile's credentials there?",
+                crate::confirm::visible(profile),
+                crate::confirm::visible(host)
+            ),
+            "Upload there",
+            "nothing changed: allowing another host needs your confirmation in the dialog",
+        )
+        .await?;
+    }
     state.engine.answer_host(id, allow).map_err(text)
 }
 
@@ -264,7 +359,7 @@ pub async fn answer_host(
 mod tests {
     use super::*;
 
-    fn secret(name: &str) -> HeaderSetting {
+    fn withheld(name: &str) -> HeaderSetting {
         HeaderSetting {
             name: name.into(),
             value: None,
@@ -272,33 +367,139 @@ mod tests {
         }
     }
 
-    #[test]
-    fn withheld_secrets_stay_with_their_server() {
-        let stored = Profile {
+    fn given(name: &str, value: &str, secret: bool) -> HeaderSetting {
+        HeaderSetting {
+            name: name.into(),
+            value: Some(value.into()),
+            secret,
+        }
+    }
+
+    fn stored() -> Profile {
+        Profile {
+            id: 3,
+            name: "work".into(),
             endpoint: "https://a.example/files".into(),
-            headers: BTreeMap::from([(
-                "Authorization".to_string(),
-                "secret-ref:keyring:profile:x:authorization".to_string(),
-            )])
+            headers: BTreeMap::from([
+                (
+                    "Authorization".to_string(),
+                    "secret-ref:keyring:profile:work:authorization:1".to_string(),
+                ),
+                (
+                    "X-Signed".to_string(),
+                    "secret-ref:keyring:profile:work:x-signed:2".to_string(),
+                ),
+                ("X-Tenant".to_string(), "acme".to_string()),
+            ])
             .into(),
+            secret_headers: vec!["X-Signed".into()],
+            header_command: Some("get-token".into()),
             ..Default::default()
-        };
-        let same = merge_headers(
-            &[secret("Authorization")],
-            Some(&stored),
-            "https://a.example/other",
+        }
+    }
+
+    fn edit(p: &Profile) -> ProfileView {
+        view(p)
+    }
+
+    #[test]
+    fn the_view_of_a_profile_holds_no_secret_value_and_marks_every_secret() {
+        let mut p = stored();
+        // Even a plain value of a secret header (an older journal) stays out.
+        p.headers.insert("X-Api-Key".into(), "plain-key-123".into());
+        let v = view(&p);
+        let json = serde_json::to_string(&v).unwrap();
+        for leak in ["secret-ref", "plain-key-123", "keyring:"] {
+            assert!(!json.contains(leak), "{leak} in {json}");
+        }
+        let by_name = |n: &str| v.headers.iter().find(|h| h.name == n).unwrap().clone();
+        assert!(by_name("Authorization").secret && by_name("Authorization").value.is_none());
+        // Marked secret by the person, not by its name.
+        assert!(by_name("X-Signed").secret && by_name("X-Signed").value.is_none());
+        assert!(by_name("X-Api-Key").secret && by_name("X-Api-Key").value.is_none());
+        assert_eq!(by_name("X-Tenant").value.as_deref(), Some("acme"));
+        assert!(!by_name("X-Tenant").secret);
+    }
+
+    #[test]
+    fn withheld_secrets_are_kept_as_references_and_the_window_cannot_name_one() {
+        let s = stored();
+        let (headers, kept) = merge_headers(
+            &[withheld("Authorization"), given("X-Tenant", "b", false)],
+            Some(&s),
         )
         .unwrap();
-        assert_eq!(same["Authorization"], stored.headers["Authorization"]);
-        let other = merge_headers(
-            &[secret("Authorization")],
-            Some(&stored),
-            "https://b.example/files",
+        assert_eq!(headers["Authorization"], s.headers["Authorization"]);
+        assert_eq!(kept, vec!["Authorization".to_string()]);
+        // A reference typed in would make another profile's secret this one's.
+        let forged = merge_headers(
+            &[given(
+                "Authorization",
+                "secret-ref:keyring:profile:other:authorization:9",
+                true,
+            )],
+            Some(&s),
         )
         .unwrap_err();
-        assert!(other.contains("again"), "{other}");
-        assert!(
-            merge_headers(&[secret("Authorization")], None, "https://a.example/files").is_err()
+        assert!(forged.contains("not a header value"), "{forged}");
+        assert!(merge_headers(&[withheld("Authorization")], None).is_err());
+    }
+
+    #[test]
+    fn a_header_marked_secret_in_the_window_is_secret_and_stays_so() {
+        let mut v = edit(&stored());
+        v.headers.push(given("X-Signature-Key2", "s3cr3t", true));
+        v.headers.push(given("X-Plain", "p", false));
+        let p = from_view(&v, Some(&stored())).unwrap();
+        assert!(p.is_secret("X-Signed"), "kept from the stored profile");
+        assert!(p.is_secret("X-Signature-Key2"));
+        assert!(!p.is_secret("X-Plain"));
+    }
+
+    #[test]
+    fn what_moves_names_every_new_destination_and_binds_kept_secrets_only_then() {
+        let s = stored();
+        // Same server, same hosts, same command: nothing to ask.
+        let mut same = from_view(&edit(&s), Some(&s)).unwrap();
+        let kept = vec!["Authorization".to_string(), "X-Signed".to_string()];
+        assert!(what_moves(&mut same, Some(&s), &kept).is_empty());
+        assert!(same.bound.is_empty(), "no new binding without a move");
+        // Another server: the person is told what goes there, and only then are the kept
+        // secrets and the command bound to it.
+        let mut v = edit(&s);
+        v.endpoint = "https://b.example/tus".into();
+        v.allowed_hosts = vec!["cdn.example".into()];
+        let mut moved = from_view(&v, Some(&s)).unwrap();
+        let lines = what_moves(&mut moved, Some(&s), &kept).join("\n");
+        for want in [
+            "uploads go to b.example (until now a.example)",
+            "Authorization, X-Signed",
+            "its command prints",
+            "may also go to cdn.example",
+        ] {
+            assert!(lines.contains(want), "{want:?} not in {lines}");
+        }
+        assert_eq!(moved.bound["authorization"], vec!["https://b.example:443"]);
+        assert_eq!(moved.command_bound, vec!["https://b.example:443"]);
+        // A new command is shown as it will run, hidden characters made visible.
+        let mut v = edit(&s);
+        v.header_command = Some("get-token\u{202E}\n curl evil".into());
+        let mut cmd = from_view(&v, Some(&s)).unwrap();
+        let lines = what_moves(&mut cmd, Some(&s), &kept).join("\n");
+        assert!(lines.contains("get-token<U+202E><LF> curl evil"), "{lines}");
+        // A new profile asks only for a command.
+        let mut fresh = from_view(
+            &edit(&Profile {
+                header_command: None,
+                ..s.clone()
+            }),
+            None,
         );
+        assert!(fresh.is_err(), "withheld secrets need a stored profile");
+        let mut v = edit(&s);
+        v.headers.clear();
+        v.header_command = None;
+        fresh = from_view(&v, None);
+        assert!(what_moves(&mut fresh.unwrap(), None, &[]).is_empty());
     }
 }

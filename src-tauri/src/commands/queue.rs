@@ -62,9 +62,14 @@ pub async fn continue_upload_url(app: tauri::AppHandle, url: String) -> CmdResul
     let url = url.trim().to_string();
     tusker_core::client::parse_endpoint(&url)
         .map_err(|e| CmdError::from(tusker_core::Error::UploadUrl(e.to_string())))?;
+    // The system dialog says where the file goes: the URL came from the window.
+    let host = tusker_core::gate::host_of(&url);
     app.dialog()
         .file()
-        .set_title("The file for this upload URL")
+        .set_title(format!(
+            "Choose the file to upload to {}",
+            crate::confirm::visible(&host)
+        ))
         .pick_file(move |picked| {
             if let Some(path) = picked.and_then(|p| p.into_path().ok()) {
                 add_in_background(&app, vec![path], Some(url));

@@ -136,6 +136,57 @@ fn checked_folders(
     Ok(out)
 }
 
+/// Where each watched folder's files go under `s` (its profile, or the drops' one): the
+/// server's origin and the profile's name.
+fn destinations(
+    state: &AppState,
+    s: &AppSettings,
+) -> CmdResult<Vec<(String, Option<(String, String)>)>> {
+    let store = state.engine.store();
+    let mut out = Vec::new();
+    for f in &s.watched_folders {
+        let name = f.profile.clone().or_else(|| s.drop_profile.clone());
+        let dest = match name {
+            Some(name) => store
+                .profile_by_name(&name)
+                .map_err(text)?
+                .and_then(|p| tusker_core::gate::origin_of(&p.endpoint).map(|o| (o, p.name))),
+            None => None,
+        };
+        out.push((f.path.clone(), dest));
+    }
+    Ok(out)
+}
+
+/// The watched folders whose files would go to another server than before (or that are new),
+/// as dialog lines: a window cannot send a folder's files elsewhere without the person.
+fn watched_moves(
+    state: &AppState,
+    before: &AppSettings,
+    new: &AppSettings,
+) -> CmdResult<Vec<String>> {
+    let was = destinations(state, before)?;
+    let mut lines = Vec::new();
+    for (path, dest) in destinations(state, new)? {
+        let Some((origin, profile)) = dest else {
+            continue;
+        };
+        let old = was
+            .iter()
+            .find(|(p, _)| *p == path)
+            .and_then(|(_, d)| d.as_ref());
+        if old.map(|(o, _)| o) != Some(&origin) {
+            lines.push(format!(
+                "• {} → {} (profile “{}”)",
+                crate::confirm::visible(&path),
+                tusker_core::gate::host_of(&origin),
+                crate::confirm::visible(&profile)
+            ));
+        }
+    }
+    Ok(lines)
+}
+
 /// The status bar's turtle: the alternative speed limit on or off, at once.
 #[tauri::command]
 pub async fn set_alt_speed(state: State<'_, AppState>, on: bool) -> CmdResult<SettingsView> {
@@ -194,6 +245,20 @@ pub async fn save_settings(
         tray_explained: before.tray_explained,
         start_at_login: settings.start_at_login,
     };
+    let moves = watched_moves(&state, &before, &new)?;
+    if !moves.is_empty() {
+        crate::confirm::ask(
+            &app,
+            "Upload watched folders somewhere new?",
+            format!(
+                "New files in these folders will be uploaded:\n\n{}\n\nConfirm only a change you made yourself.",
+                moves.join("\n")
+            ),
+            "Save",
+            "not saved: where a watched folder uploads to needs your confirmation in the dialog",
+        )
+        .await?;
+    }
     if new.start_at_login != before.start_at_login {
         let config = app
             .path()

@@ -1,0 +1,78 @@
+//! Native confirmations: the window is untrusted, so a change that sends files or secrets
+//! somewhere new, or runs a command, is asked of the person in a system dialog the window
+//! cannot answer. What the dialog shows is made plain first: control and bidirectional
+//! characters (which can hide or reorder text) appear as visible codes.
+
+use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+
+use crate::commands::{CmdError, CmdResult};
+
+/// `text` with every control character, bidirectional mark and invisible format character
+/// shown as `<U+XXXX>` (a newline as `<LF>`), so a dialog shows what will really be used.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c,
+                '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
+                | '\u{061C}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}');
+        match c {
+            '\n' => out.push_str("<LF>"),
+            '\r' => out.push_str("<CR>"),
+            '\t' => out.push_str("<TAB>"),
+            c if hidden => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Asks the person in a system dialog; `Ok` only when they chose `yes`. `refused` is the
+/// message the window gets otherwise.
+pub async fn ask(
+    app: &tauri::AppHandle,
+    title: &str,
+    message: String,
+    yes: &str,
+    refused: &str,
+) -> CmdResult<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .message(message)
+        .title(title)
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            yes.into(),
+            "Cancel".into(),
+        ))
+        .show(move |ok| {
+            let _ = tx.send(ok);
+        });
+    if rx.await.unwrap_or(false) {
+        tracing::info!(%title, "confirmed in the system dialog");
+        Ok(())
+    } else {
+        Err(CmdError {
+            code: "not_confirmed",
+            message: refused.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn hidden_characters_are_shown() {
+        assert_eq!(visible("get-token --x"), "get-token --x");
+        assert_eq!(visible("echo ok\n curl evil"), "echo ok<LF> curl evil");
+        // A right-to-left override can make "cod.exe" read as "exe.doc".
+        assert_eq!(visible("a\u{202E}cod.exe"), "a<U+202E>cod.exe");
+        assert_eq!(
+            visible("x\u{2066}y\u{200B}z\u{7}"),
+            "x<U+2066>y<U+200B>z<U+0007>"
+        );
+        assert_eq!(visible("tab\there"), "tab<TAB>here");
+    }
+}
