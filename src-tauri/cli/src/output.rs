@@ -273,6 +273,8 @@ pub fn list(records: &[UploadRecord], json: bool) {
                     "error": r.error,
                     "recreated": r.recreated,
                     "profile": r.profile,
+                    "asks_host": r.asks_host,
+                    "error_code": r.error_code,
                 })
             })
             .collect();

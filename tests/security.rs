@@ -1,0 +1,286 @@
+//! The holes of issue 25, one test each, against the real servers (@tus/server, rustus) with
+//! logging proxies in front of them. A proxy listening on another loopback address
+//! (127.0.0.2, 127.0.0.3) is another host as URLs go: a second server, or a host the person
+//! never named. Each test fails on the code before its fix.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+use support::proxy::FaultProxy;
+use support::servers::{AnyServer, Kind};
+use support::{cli, list_json, output_within, write_file};
+use tusker_core::profile::Profile;
+use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadState};
+
+fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    c.upload.stall_timeout = Duration::from_secs(3);
+    c.upload.retry.base = Duration::from_millis(50);
+    c.upload.retry.max_delay = Duration::from_millis(400);
+    c.upload.retry.max_attempts = 3;
+    c
+}
+
+fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
+    output_within(cli(data).args(args), Duration::from_secs(60))
+}
+
+/// The same server upload, addressed through `proxy` (a URL a service's API handed over).
+fn through(url: &str, server_port: u16, proxy: &FaultProxy, ip: &str) -> String {
+    url.replace(
+        &format!("127.0.0.1:{server_port}/"),
+        &format!("{ip}:{}/", proxy.port),
+    )
+}
+
+/// Hole 1 (high): cancel and remove of an upload whose URL came from a service sent DELETE
+/// with the profile's secrets to that URL, even after the person refused its host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_1_cancel_and_remove_send_no_secret_to_a_refused_or_unknown_host() {
+    for kind in [Kind::Node, Kind::Rustus] {
+        let server = AnyServer::start(kind);
+        let api = FaultProxy::start(server.port());
+        // The service's upload host, where the token was never given: it logs what arrives.
+        let elsewhere = FaultProxy::start_on("127.0.0.2", server.port());
+        let data = tempfile::tempdir().unwrap();
+        let files = tempfile::tempdir().unwrap();
+        let token = "Bearer sekrit-for-the-api-only";
+        let out = run_cli(
+            data.path(),
+            &[
+                "profile",
+                "set",
+                "svc",
+                "--endpoint",
+                &api.endpoint(),
+                "--header",
+                &format!("Authorization: {token}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client = tusker_core::client::TusClient::new();
+        let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
+        let grant = tusker_core::gate::Grant::default();
+        let mut ids = Vec::new();
+        for (i, name) in ["cancelled.bin", "removed.bin"].iter().enumerate() {
+            let file = write_file(files.path(), name, 300_000, 70 + i as u64);
+            let created = client
+                .create(&direct, &grant, Some(300_000), "", None)
+                .await
+                .unwrap();
+            let url = through(&created.url, server.port(), &elsewhere, "127.0.0.2");
+            let out = run_cli(
+                data.path(),
+                &[
+                    "upload",
+                    "--plain",
+                    "--profile",
+                    "svc",
+                    "--upload-url",
+                    &url,
+                    file.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{}: host not allowed",
+                server.name()
+            );
+            let rows = list_json(data.path());
+            let row = rows.iter().find(|r| r["name"] == *name).unwrap();
+            assert_eq!(row["asks_host"], "127.0.0.2", "{row:#?}");
+            ids.push(row["id"].as_i64().unwrap());
+        }
+        // The person refuses that host for the profile.
+        let out = run_cli(
+            data.path(),
+            &["profile", "allow-host", "svc", "127.0.0.2", "--refuse"],
+        );
+        assert!(out.status.success());
+        let out = run_cli(data.path(), &["cancel", &ids[0].to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run_cli(data.path(), &["remove", &ids[1].to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            elsewhere.carried("sekrit").is_empty(),
+            "{}: the token reached the refused host: {:#?}",
+            server.name(),
+            elsewhere.carried("sekrit")
+        );
+        assert_eq!(
+            elsewhere.count("DELETE"),
+            0,
+            "{}: no DELETE sent there",
+            server.name()
+        );
+        let rows = list_json(data.path());
+        let cancelled = rows.iter().find(|r| r["id"] == ids[0]).unwrap();
+        assert_eq!(cancelled["state"], "cancelled");
+        let said = cancelled["error"].as_str().unwrap_or("");
+        assert!(
+            said.contains("not deleted") && said.contains("127.0.0.2"),
+            "the row says the DELETE was not sent: {said:?}"
+        );
+        assert!(
+            !rows.iter().any(|r| r["id"] == ids[1]),
+            "removed all the same"
+        );
+        assert!(api.carried("sekrit").iter().all(|l| l.method != "DELETE"));
+    }
+}
+
+/// Hole 2 (medium): an upload made on server A read its headers from the profile as it is
+/// now, so after the profile moved to B with B's token, the old upload sent B's token to A.
+/// The same for a running app's watched folder after a CLI edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token() {
+    let server = AnyServer::start(Kind::Node);
+    // Two servers as URLs go, each logging what reaches it.
+    let a = FaultProxy::start_on("127.0.0.1", server.port());
+    let b = FaultProxy::start_on("127.0.0.3", server.port());
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let watched = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.bandwidth = 256 * 1024;
+    let engine = Engine::open(cfg).await.unwrap();
+    let set = |endpoint: &str, token: &str| {
+        let out = run_cli(
+            data.path(),
+            &[
+                "profile",
+                "set",
+                "work",
+                "--endpoint",
+                endpoint,
+                "--header",
+                &format!("Authorization: Bearer {token}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    set(&a.endpoint(), "token-for-a");
+    let profile = engine.store().profile_by_name("work").unwrap().unwrap();
+
+    // A slow upload on A, paused halfway; a watched folder of the same profile.
+    let big = write_file(files.path(), "big.bin", 2 << 20, 81);
+    let r = engine
+        .add(AddRequest {
+            paths: vec![big.clone()],
+            ..AddRequest::to_profile(&profile)
+        })
+        .await
+        .unwrap();
+    let AddResult::Added { id: big_id, .. } = r[0] else {
+        panic!("{r:?}")
+    };
+    support::wait_view(
+        &engine,
+        big_id,
+        "bytes on A",
+        Duration::from_secs(20),
+        |v| v.acked > 0,
+    )
+    .await;
+    engine.pause(big_id).await.unwrap();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tusker_core::watched::FolderWatch::start(
+        engine.clone(),
+        tusker_core::watched::WatchSpec {
+            dir: watched.path().to_path_buf(),
+            request: AddRequest::to_profile(&profile),
+            ignore: tusker_core::watched::IgnoreRules::defaults(),
+            settle: Duration::from_millis(300),
+        },
+        tx,
+    )
+    .unwrap();
+    write_file(watched.path(), "first.bin", 50_000, 82);
+    let first = loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => break results,
+            other => panic!("{other:?}"),
+        }
+    };
+    let AddResult::Added { id: first_id, .. } = first[0] else {
+        panic!("{first:?}")
+    };
+    support::wait_view(
+        &engine,
+        first_id,
+        "first.bin on A",
+        Duration::from_secs(20),
+        |v| v.state == UploadState::Completed,
+    )
+    .await;
+
+    // The profile moves to B with B's token, from the CLI beside the running engine.
+    set(&b.endpoint(), "token-for-b");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine.resume(big_id).await.unwrap();
+    let v = support::wait_view(
+        &engine,
+        big_id,
+        "needs sign-in",
+        Duration::from_secs(20),
+        |v| v.state.is_terminal(),
+    )
+    .await;
+    assert_eq!(v.state, UploadState::NeedsSignIn, "{:?}", v.error);
+    let said = v.error.unwrap_or_default();
+    assert!(
+        said.contains("127.0.0.1") && said.contains("127.0.0.3"),
+        "the row says why: {said}"
+    );
+    // The watched folder's next file goes where the profile points now, with its token.
+    write_file(watched.path(), "second.bin", 50_000, 83);
+    let second = loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => break results,
+            other => panic!("{other:?}"),
+        }
+    };
+    let AddResult::Added { id: second_id, .. } = second[0] else {
+        panic!("{second:?}")
+    };
+    let v = support::wait_view(
+        &engine,
+        second_id,
+        "second.bin on B",
+        Duration::from_secs(20),
+        |v| v.state.is_terminal(),
+    )
+    .await;
+    assert_eq!(v.state, UploadState::Completed, "{:?}", v.error);
+    assert!(v.endpoint.contains("127.0.0.3"), "{}", v.endpoint);
+    watch.stop().await;
+    engine.shutdown().await.unwrap();
+
+    assert!(
+        a.carried("token-for-b").is_empty(),
+        "B's token reached A: {:#?}",
+        a.carried("token-for-b")
+    );
+    assert!(b.carried("token-for-a").is_empty(), "A's token reached B");
+    assert!(!a.carried("token-for-a").is_empty() && !b.carried("token-for-b").is_empty());
+    let rows = list_json(data.path());
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+}
