@@ -8,6 +8,7 @@ fn main() {
                 "list_uploads",
                 "watch_queue",
                 "pick_and_add",
+                "upload_again",
                 "pause_upload",
                 "resume_upload",
                 "pause_all",

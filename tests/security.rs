@@ -284,3 +284,104 @@ async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token
     let rows = list_json(data.path());
     assert_eq!(rows.len(), 3, "{rows:#?}");
 }
+
+/// Hole 4 (medium): two profiles on one endpoint that differ by a tenant header or by
+/// metadata (Supabase's `bucketName`) shared identity: the second was skipped as the
+/// first's "already uploaded", or resumed into the first's server upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_4_already_uploaded_and_resume_stay_within_one_destination() {
+    for kind in [Kind::Node, Kind::Rustus] {
+        let server = AnyServer::start(kind);
+        let data = tempfile::tempdir().unwrap();
+        let files = tempfile::tempdir().unwrap();
+        let mut cfg = config(data.path());
+        cfg.bandwidth = 512 * 1024;
+        let engine = Engine::open(cfg).await.unwrap();
+        let profile = |name: &str, tenant: &str, bucket: &str| Profile {
+            name: name.into(),
+            endpoint: server.endpoint(),
+            headers: std::collections::BTreeMap::from([(
+                "X-Tenant".to_string(),
+                tenant.to_string(),
+            )])
+            .into(),
+            metadata: std::collections::BTreeMap::from([(
+                "bucketName".to_string(),
+                bucket.to_string(),
+            )]),
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        for p in [
+            profile("photos", "acme", "photos"),
+            profile("videos", "acme", "videos"),
+            profile("other-tenant", "globex", "photos"),
+            profile("photos-again", "acme", "photos"),
+        ] {
+            let id = engine.save_profile(&p).unwrap();
+            ids.push(engine.store().profile(id).unwrap().unwrap());
+        }
+        let add = |p: &Profile, path: std::path::PathBuf, again: bool| {
+            let engine = engine.clone();
+            let req = AddRequest {
+                paths: vec![path],
+                again,
+                ..AddRequest::to_profile(p)
+            };
+            async move { engine.add(req).await.unwrap().remove(0) }
+        };
+        let done = |id| {
+            support::wait_view(&engine, id, "completed", Duration::from_secs(30), |v| {
+                v.state.is_terminal()
+            })
+        };
+        // Sent to one tenant's bucket.
+        let file = write_file(files.path(), "shared.bin", 300_000, 91);
+        let AddResult::Added { id: first, .. } = add(&ids[0], file.clone(), false).await else {
+            panic!()
+        };
+        assert_eq!(done(first).await.state, UploadState::Completed);
+        // Another bucket, another tenant: new uploads, not "already uploaded".
+        for p in &ids[1..3] {
+            match add(p, file.clone(), false).await {
+                AddResult::Added { id, .. } => {
+                    assert_eq!(done(id).await.state, UploadState::Completed, "{}", p.name)
+                }
+                other => panic!("{} on {}: {other:?}", p.name, server.name()),
+            }
+        }
+        // The same destination (same endpoint, headers and metadata, no credentials) under
+        // another profile's name: already uploaded; unless asked to send it again.
+        assert!(matches!(
+            add(&ids[3], file.clone(), false).await,
+            AddResult::AlreadyUploaded { .. }
+        ));
+        assert!(matches!(
+            add(&ids[0], file.clone(), true).await,
+            AddResult::Added { .. }
+        ));
+
+        // An unfinished upload of one tenant is not resumed by another.
+        let big = write_file(files.path(), "big.bin", 3 << 20, 92);
+        let AddResult::Added { id: big_a, .. } = add(&ids[0], big.clone(), false).await else {
+            panic!()
+        };
+        support::wait_view(&engine, big_a, "bytes sent", Duration::from_secs(20), |v| {
+            v.acked > 0
+        })
+        .await;
+        engine.pause(big_a).await.unwrap();
+        match add(&ids[2], big.clone(), false).await {
+            AddResult::Added { id, .. } => assert_ne!(id, big_a),
+            other => panic!(
+                "resumed into another tenant's upload on {}: {other:?}",
+                server.name()
+            ),
+        }
+        assert!(matches!(
+            add(&ids[0], big.clone(), false).await,
+            AddResult::Resumed { id, .. } if id == big_a
+        ));
+        engine.shutdown().await.unwrap();
+    }
+}

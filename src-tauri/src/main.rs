@@ -124,6 +124,7 @@ fn main() {
             commands::queue::list_uploads,
             commands::queue::pick_and_add,
             commands::queue::pause_upload,
+            commands::queue::upload_again,
             commands::queue::resume_upload,
             commands::queue::watch_queue,
             commands::queue::pause_all,

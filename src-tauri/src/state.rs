@@ -20,6 +20,10 @@ pub struct AppState {
     /// Folders the person picked in the system's dialog this session: the only new ones
     /// Settings may add to the watched folders (the window never names paths itself).
     pub picked_folders: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Files found already uploaded by recent additions, by the notice that named them, with
+    /// the request that found them: "Upload again" sends them with `again` (the window only
+    /// names the notice, never a path).
+    pub again: std::sync::Mutex<std::collections::VecDeque<(u64, AddRequest)>>,
     /// Flushes the log file's buffered lines when dropped. The process exits without
     /// dropping managed state, so quitting takes it out and drops it (see `flush_log`).
     log: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
@@ -108,6 +112,7 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
         queue_feed: Default::default(),
         watching: Default::default(),
         picked_folders: Default::default(),
+        again: Default::default(),
         log: std::sync::Mutex::new(Some(log)),
     })
 }
@@ -161,6 +166,8 @@ pub struct Added {
     /// The first [`REJECTED_SHOWN`] skipped files; `rejected_count` counts them all.
     pub rejected: Vec<RejectedFile>,
     pub rejected_count: u32,
+    /// Set when files were already uploaded: the notice offers "Upload again" with it.
+    pub again: Option<u64>,
     pub error: Option<CmdError>,
     /// The watched folder these files came from (None: a drop, a dialog, a command line).
     pub folder: Option<String>,
@@ -239,11 +246,19 @@ pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Optio
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let result = match add_request(&engine, paths, upload_url) {
-            Ok(req) => engine.add(req).await.map_err(CmdError::from),
+            Ok(req) => engine
+                .add(req.clone())
+                .await
+                .map(|r| (req, r))
+                .map_err(CmdError::from),
             Err(e) => Err(e),
         };
         let added = match result {
-            Ok(results) => Added::of(&results),
+            Ok((req, results)) => {
+                let mut added = Added::of(&results);
+                added.again = remember_again(&app, req, &results);
+                added
+            }
             Err(e) => {
                 tracing::warn!(code = e.code, error = %e.message, "files were not added");
                 Added {
@@ -254,6 +269,75 @@ pub fn add_in_background(app: &AppHandle, paths: Vec<PathBuf>, upload_url: Optio
         };
         let _ = app.emit(crate::events::ADDED_EVENT, added);
     });
+}
+
+/// Notices whose "Upload again" still works.
+const AGAIN_KEPT: usize = 16;
+
+/// Keeps the files `results` found already uploaded, for the notice's "Upload again".
+fn remember_again(
+    app: &AppHandle,
+    req: AddRequest,
+    results: &[tusker_core::AddResult],
+) -> Option<u64> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let paths: Vec<PathBuf> = results
+        .iter()
+        .filter_map(|r| match r {
+            tusker_core::AddResult::AlreadyUploaded { path, .. } => Some(PathBuf::from(path)),
+            _ => None,
+        })
+        .collect();
+    if paths.is_empty() {
+        return None;
+    }
+    let state = app.try_state::<AppState>()?;
+    let token = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut kept = state.again.lock().unwrap_or_else(|p| p.into_inner());
+    kept.push_back((
+        token,
+        AddRequest {
+            paths,
+            again: true,
+            ..req
+        },
+    ));
+    while kept.len() > AGAIN_KEPT {
+        kept.pop_front();
+    }
+    Some(token)
+}
+
+/// "Upload again" on a notice: its already uploaded files are sent anyway, to where they were
+/// added; the window hears the outcome as `ADDED_EVENT`.
+pub fn upload_again(app: &AppHandle, token: u64) -> CmdResult<()> {
+    let state = app
+        .try_state::<AppState>()
+        .ok_or_else(|| CmdError::invalid("not ready"))?;
+    let req = {
+        let mut kept = state.again.lock().unwrap_or_else(|p| p.into_inner());
+        let at = kept
+            .iter()
+            .position(|(t, _)| *t == token)
+            .ok_or_else(|| CmdError::invalid("that notice is too old: add the files again"))?;
+        kept.remove(at).map(|(_, r)| r)
+    };
+    let Some(req) = req else {
+        return Ok(());
+    };
+    let engine = state.engine.clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let added = match engine.add(req).await {
+            Ok(results) => Added::of(&results),
+            Err(e) => Added {
+                error: Some(e.into()),
+                ..Added::default()
+            },
+        };
+        let _ = app.emit(crate::events::ADDED_EVENT, added);
+    });
+    Ok(())
 }
 
 /// The engine runs on a thread of its own with a single-threaded runtime, as in the CLI:

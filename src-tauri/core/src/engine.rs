@@ -87,9 +87,13 @@ pub struct AddRequest {
     pub upload_url: Option<String>,
     #[serde(default)]
     pub chunk_size: Option<u64>,
-    /// Upload content again even if it already completed on this endpoint.
+    /// Upload content again even if it already completed at this destination.
     #[serde(default)]
     pub again: bool,
+    /// Where identity looks for this request's files ([`crate::destination`]); the engine
+    /// sets it when it takes the request in.
+    #[serde(skip)]
+    pub destination: String,
 }
 
 impl AddRequest {
@@ -150,9 +154,9 @@ enum Decision {
 
 /// Finds what an added file is to the journal. Candidates come from the sampled fingerprint
 /// or the path; only hashes decide. Runs on the blocking pool: it may read whole files.
-fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Result<Decision> {
+fn decide(store: &Store, destination: &str, again: bool, f: &PreparedFile) -> Result<Decision> {
     let path = f.path.display().to_string();
-    for cand in store.unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)? {
+    for cand in store.unfinished_candidates(&f.fingerprint, destination, f.stamp.size, &path)? {
         // The candidate's own file: the same path, or it left its path (renamed or moved). A
         // file still at another path is another file (a copy), with its own upload.
         let same_file = cand.path == path || !std::path::Path::new(&cand.path).exists();
@@ -176,7 +180,7 @@ fn decide(store: &Store, endpoint: &str, again: bool, f: &PreparedFile) -> Resul
     if again {
         return Ok(Decision::New);
     }
-    let done = store.completed_candidates(&f.fingerprint, endpoint, f.stamp.size)?;
+    let done = store.completed_candidates(&f.fingerprint, destination, f.stamp.size)?;
     if done.is_empty() {
         return Ok(Decision::New);
     }
@@ -418,13 +422,18 @@ impl Engine {
     /// Walks a request's paths and enqueues the files, batch by batch.
     async fn take_in(
         &self,
-        req: AddRequest,
+        mut req: AddRequest,
         row_headers: crate::redact::Headers,
     ) -> Result<Vec<AddResult>> {
         let paths = req.paths.clone();
         let store = self.store.clone();
+        req.destination =
+            store.destination(&req.endpoint, &req.metadata, req.profile_id, &row_headers)?;
         // Into a given upload URL the file goes as it is: no resume or skip elsewhere.
-        let (endpoint, again) = (req.endpoint.clone(), req.again || req.upload_url.is_some());
+        let (destination, again) = (
+            req.destination.clone(),
+            req.again || req.upload_url.is_some(),
+        );
         let one_url = req.upload_url.is_some();
         // The walk and the fingerprints run on a blocking thread and reach the queue in
         // batches as they are made: the first files of a folder of 100,000 upload while the
@@ -437,10 +446,12 @@ impl Engine {
             let mut limit = if one_url { usize::MAX } else { 16 };
             let mut since = Instant::now();
             files::prepare_each(&paths, &mut |p| {
-                batch.push(p.and_then(|f| match decide(&store, &endpoint, again, &f) {
-                    Ok(d) => Ok((f, d)),
-                    Err(e) => Err((f.path, e)),
-                }));
+                batch.push(
+                    p.and_then(|f| match decide(&store, &destination, again, &f) {
+                        Ok(d) => Ok((f, d)),
+                        Err(e) => Err((f.path, e)),
+                    }),
+                );
                 if batch.len() >= limit || (!one_url && since.elapsed() >= ADD_BATCH_TIME) {
                     limit = (limit * 4).min(ADD_BATCH_MAX);
                     since = Instant::now();
@@ -1842,7 +1853,7 @@ impl Actor {
                     Decision::New
                 }
                 Decision::New if req.upload_url.is_some() => Decision::New,
-                Decision::New => match self.unfinished_at(&req.endpoint, &f) {
+                Decision::New => match self.unfinished_at(&req.destination, &f) {
                     Some(id) => Decision::Resume(id),
                     None => Decision::New,
                 },
@@ -1934,15 +1945,15 @@ impl Actor {
         self.paths_seen.insert(path_hash(path));
     }
 
-    /// An unfinished upload of this very path to `endpoint` that the queue holds, if any.
-    fn unfinished_at(&self, endpoint: &str, f: &PreparedFile) -> Option<UploadId> {
+    /// An unfinished upload of this very path to `destination` that the queue holds, if any.
+    fn unfinished_at(&self, destination: &str, f: &PreparedFile) -> Option<UploadId> {
         let path = f.path.display().to_string();
         if !self.paths_seen.contains(&path_hash(&path)) {
             return None;
         }
         self.ctx
             .store
-            .unfinished_candidates(&f.fingerprint, endpoint, f.stamp.size, &path)
+            .unfinished_candidates(&f.fingerprint, destination, f.stamp.size, &path)
             .ok()?
             .into_iter()
             .find(|c| {

@@ -3,6 +3,7 @@
 //! the desktop shell both drive [`Engine`].
 
 pub mod client;
+pub mod destination;
 pub mod engine;
 pub mod error;
 pub mod explain;

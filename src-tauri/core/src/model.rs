@@ -162,6 +162,8 @@ pub struct UploadRecord {
     pub error_code: Option<String>,
     /// The technical detail of `error` (status, server message, error chain).
     pub error_detail: Option<String>,
+    /// Where it went, as identity sees it ([`crate::destination`]).
+    pub destination: Option<String>,
 }
 
 impl UploadRecord {

@@ -3,20 +3,29 @@
 
 use reqwest::header::HeaderMap;
 
-/// True for header names whose values are secrets.
+/// True for header names whose values are secrets: credentials by the names services give
+/// them (Authorization, Proxy-Authorization, Cookie, X-Api-Key, Ocp-Apim-Subscription-Key,
+/// X-Functions-Key, *Token*, *Secret*, *Signature*, ...). A profile can mark others secret.
 pub fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "authorization"
-        || n == "proxy-authorization"
-        || n == "cookie"
+    let n = name.trim().to_ascii_lowercase();
+    n == "cookie"
         || n == "set-cookie"
-        || n.contains("token")
-        || n.contains("secret")
-        || n.contains("api-key")
-        || n.contains("apikey")
-        || n.contains("password")
-        || n.contains("session")
-        || n.contains("auth")
+        || n.ends_with("key")
+        || [
+            "auth",
+            "token",
+            "secret",
+            "signature",
+            "password",
+            "passwd",
+            "session",
+            "credential",
+            "api-key",
+            "api_key",
+            "apikey",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// Masks a secret value for display: the length class is hidden too.
@@ -137,6 +146,37 @@ mod tests {
             !shown.contains("sekrit") && shown.contains("acme"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn credentials_are_known_by_the_names_services_give_them() {
+        for secret in [
+            "Authorization",
+            "Proxy-Authorization",
+            "Cookie",
+            "X-Api-Key",
+            "Ocp-Apim-Subscription-Key",
+            "X-Functions-Key",
+            "apikey",
+            "X-Auth-Token",
+            "X-Amz-Security-Token",
+            "X-Client-Secret",
+            "X-Upload-Signature",
+            "X-Session-Id",
+            "Private-Key",
+            "X-Credential",
+        ] {
+            assert!(is_sensitive(secret), "{secret}");
+        }
+        for public in [
+            "X-Tenant",
+            "X-Request-Id",
+            "Content-Type",
+            "X-Bucket",
+            "Upload-Metadata",
+        ] {
+            assert!(!is_sensitive(public), "{public}");
+        }
     }
 
     #[test]

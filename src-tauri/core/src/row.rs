@@ -437,6 +437,7 @@ mod tests {
             last_error: None,
             error_code: None,
             error_detail: None,
+            destination: None,
         }
     }
 

@@ -152,6 +152,11 @@ const MIGRATIONS: &[&str] = &[
     // on, and the technical detail, for the details panel; `error` holds the sentence.
     "ALTER TABLE uploads ADD COLUMN error_code TEXT;
     ALTER TABLE uploads ADD COLUMN error_detail TEXT;",
+    // 11: identity per destination (crate::destination): "already uploaded" and resume
+    // candidates are looked for among uploads to the same place, not the same endpoint.
+    // Rows from before get theirs when the journal opens.
+    "ALTER TABLE uploads ADD COLUMN destination TEXT;
+    CREATE INDEX uploads_by_destination ON uploads (destination, fingerprint);",
 ];
 
 /// One part of an upload sent as parallel partial uploads: the file range
@@ -307,7 +312,8 @@ const SELECT: &str =
     u.upload_url, u.acked_offset, u.state, u.error, u.metadata, u.headers, u.chunk_size,
     u.created_at, u.updated_at, u.completed_at, u.expires_at, u.recreated,
     u.ino, u.ctime_ns, u.content_hash, u.resent, u.profile_id, p.name, u.given_url, u.asks_host,
-    u.cleared_at, u.busy_ms, u.retries, u.last_error, u.error_code, u.error_detail
+    u.cleared_at, u.busy_ms, u.retries, u.last_error, u.error_code, u.error_detail,
+    u.destination
     FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
     LEFT JOIN profiles p ON p.id = u.profile_id";
 
@@ -420,6 +426,7 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         last_error: r.get(31)?,
         error_code: r.get(32)?,
         error_detail: r.get(33)?,
+        destination: r.get(34)?,
     })
 }
 
@@ -484,7 +491,29 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(conn)
+        migrate(conn)?;
+        backfill_destinations(conn)
+    }
+
+    /// The destination ([`crate::destination`]) of uploads to `endpoint` with `metadata`,
+    /// carrying the headers of profile `profile_id` (or `headers`, without one).
+    pub fn destination(
+        &self,
+        endpoint: &str,
+        metadata: &BTreeMap<String, String>,
+        profile_id: Option<ProfileId>,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let profile = match profile_id {
+            Some(id) => self.profile(id)?,
+            None => None,
+        };
+        Ok(crate::destination::of(
+            endpoint,
+            metadata,
+            profile.as_ref(),
+            headers,
+        ))
     }
 
     fn memo(&self) -> MutexGuard<'_, Memo> {
@@ -601,6 +630,27 @@ impl Store {
     /// Enqueues several uploads in one transaction (a dropped folder arrives in batches:
     /// one commit per file was a visible share of the CPU with 100,000 files).
     pub fn insert_many(&self, news: &[NewUpload]) -> Result<Vec<UploadRecord>> {
+        // Before the connection is taken: a profile read takes it too.
+        let mut destinations: HashMap<(&str, String, Option<ProfileId>, String), String> =
+            HashMap::new();
+        let mut dest_of = Vec::with_capacity(news.len());
+        for n in news {
+            let k = (
+                n.endpoint.as_str(),
+                serde_json::to_string(&n.metadata).unwrap_or_default(),
+                n.profile_id,
+                serde_json::to_string(&n.headers).unwrap_or_default(),
+            );
+            let d = match destinations.get(&k) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self.destination(&n.endpoint, &n.metadata, n.profile_id, &n.headers)?;
+                    destinations.insert(k, d.clone());
+                    d
+                }
+            };
+            dest_of.push(d);
+        }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let first: i64 = tx.query_row(
@@ -623,9 +673,9 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO uploads (position, path, name, size, mtime_ns, fingerprint, endpoint_id,
                     state, metadata, headers, chunk_size, created_at, updated_at, ino, ctime_ns,
-                    profile_id, upload_url, given_url)
+                    profile_id, upload_url, given_url, destination)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16,
-                    ?17)",
+                    ?17, ?18)",
             )?
             .execute(params![
                 position,
@@ -644,7 +694,8 @@ impl Store {
                 n.stamp.ctime_ns,
                 n.profile_id,
                 n.upload_url,
-                n.upload_url.is_some() as i64
+                n.upload_url.is_some() as i64,
+                dest_of[(position - first) as usize]
             ])?;
             ids.push(tx.last_insert_rowid());
             crate::failpoint::hit(crate::failpoint::Point::InsertUncommitted);
@@ -733,27 +784,27 @@ impl Store {
         )
     }
 
-    /// The path and stamp of every upload to `endpoint` of a file below `dir`, and of every
-    /// file there proven a copy of one, oldest first (a watched folder does not look again at
-    /// a file still at the stamp the journal holds for it).
+    /// The path and stamp of every upload to `destination` of a file below `dir`, and of
+    /// every file there proven a copy of one, oldest first (a watched folder does not look
+    /// again at a file still at the stamp the journal holds for it).
     pub fn stamps_under(
         &self,
         dir: &str,
-        endpoint: &str,
+        destination: &str,
     ) -> Result<Vec<(String, crate::fingerprint::FileStamp)>> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT path, size, mtime_ns, ino, ctime_ns FROM (
                 SELECT u.id AS id, 0 AS copy, u.path, u.size, u.mtime_ns, u.ino, u.ctime_ns
-                FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id WHERE e.url = ?1
+                FROM uploads u WHERE u.destination = ?1
                 UNION ALL
                 SELECT c.upload_id, 1, c.path, c.size, c.mtime_ns, c.ino, c.ctime_ns
                 FROM proven_copies c JOIN uploads u ON u.id = c.upload_id
-                JOIN endpoints e ON e.id = u.endpoint_id WHERE e.url = ?1
+                WHERE u.destination = ?1
              ) WHERE substr(path, 1, length(?2)) = ?2 ORDER BY id, copy",
         )?;
-        let rows = stmt.query_map(params![endpoint, prefix], |r| {
+        let rows = stmt.query_map(params![destination, prefix], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 crate::fingerprint::FileStamp {
@@ -767,46 +818,49 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Unfinished uploads to `endpoint` that may hold this file: the same sampled
+    /// Unfinished uploads to `destination` that may hold this file: the same sampled
     /// fingerprint and size, or the same path. Newest first. Candidates only: whether the
     /// server's bytes are this file's is decided by [`crate::proof`].
     pub fn unfinished_candidates(
         &self,
         fingerprint: &str,
-        endpoint: &str,
+        destination: &str,
         size: u64,
         path: &str,
     ) -> Result<Vec<UploadRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "{SELECT} WHERE e.url = ?2 AND ((u.fingerprint = ?1 AND u.size = ?3) OR u.path = ?4)
+            "{SELECT} WHERE u.destination = ?2 AND ((u.fingerprint = ?1 AND u.size = ?3) OR u.path = ?4)
              AND u.state IN {} ORDER BY u.id DESC",
             UploadState::sql_list(UploadState::is_unfinished)
         ))?;
         let rows = stmt.query_map(
-            params![fingerprint, endpoint, size as i64, path],
+            params![fingerprint, destination, size as i64, path],
             row_to_record,
         )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Completed uploads to `endpoint` with the same sampled fingerprint and a recorded
+    /// Completed uploads to `destination` with the same sampled fingerprint and a recorded
     /// content hash, newest first: candidates for "already uploaded", which only an equal
     /// content hash proves.
     pub fn completed_candidates(
         &self,
         fingerprint: &str,
-        endpoint: &str,
+        destination: &str,
         size: u64,
     ) -> Result<Vec<UploadRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "{SELECT} WHERE u.fingerprint = ?1 AND e.url = ?2 AND u.size = ?3
+            "{SELECT} WHERE u.fingerprint = ?1 AND u.destination = ?2 AND u.size = ?3
              AND u.state = '{completed}' AND u.content_hash IS NOT NULL
              ORDER BY u.id DESC",
             completed = UploadState::Completed.as_str()
         ))?;
-        let rows = stmt.query_map(params![fingerprint, endpoint, size as i64], row_to_record)?;
+        let rows = stmt.query_map(
+            params![fingerprint, destination, size as i64],
+            row_to_record,
+        )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -1777,6 +1831,49 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// Gives rows from before destinations theirs, from the row's endpoint and metadata and its
+/// profile as it is now (or its own headers). Once: later rows get theirs when inserted.
+fn backfill_destinations(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<(i64, String, String, String, Option<String>)> = tx
+        .prepare(
+            "SELECT u.id, e.url, u.metadata, u.headers, p.id || char(0) || p.name || char(0) || p.body
+             FROM uploads u JOIN endpoints e ON e.id = u.endpoint_id
+             LEFT JOIN profiles p ON p.id = u.profile_id WHERE u.destination IS NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    {
+        let mut update = tx.prepare("UPDATE uploads SET destination = ?2 WHERE id = ?1")?;
+        for (id, endpoint, metadata, headers, profile) in &rows {
+            let profile = profile.as_deref().and_then(|p| {
+                let mut it = p.splitn(3, '\0');
+                let id: ProfileId = it.next()?.parse().ok()?;
+                let name = it.next()?.to_string();
+                let mut p: Profile = serde_json::from_str(it.next()?).ok()?;
+                p.id = id;
+                p.name = name;
+                Some(p)
+            });
+            let metadata: BTreeMap<String, String> =
+                serde_json::from_str(metadata).unwrap_or_default();
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(headers).unwrap_or_default();
+            let d = crate::destination::of(endpoint, &metadata, profile.as_ref(), &headers);
+            update.execute(params![id, d])?;
+        }
+    }
+    tx.commit()?;
+    tracing::info!(
+        rows = rows.len(),
+        "journal: destinations of earlier uploads recorded"
+    );
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     // Take the write lock before reading the version, so two processes opening a new journal
     // at once (the CLI's `list` beside a running upload) cannot both migrate.
@@ -1839,6 +1936,49 @@ mod tests {
         assert_eq!(s.list().unwrap().len(), 1);
     }
 
+    #[test]
+    fn uploads_from_before_destinations_get_theirs_when_the_journal_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let s = Store::open(&path).unwrap();
+        let profile = Profile {
+            name: "t".into(),
+            endpoint: "http://127.0.0.1:1/files".into(),
+            headers: [("X-Tenant".to_string(), "acme".to_string())].into(),
+            ..Default::default()
+        };
+        let pid = s.save_profile(&profile).unwrap();
+        let a = s
+            .insert(&NewUpload {
+                profile_id: Some(pid),
+                headers: Default::default(),
+                ..new("/a/x.bin", "fp1")
+            })
+            .unwrap();
+        let want = a.destination.clone().unwrap();
+        assert_eq!(
+            want,
+            s.destination(&a.endpoint, &a.metadata, Some(pid), &BTreeMap::new())
+                .unwrap()
+        );
+        // An older build wrote no destination.
+        s.conn()
+            .execute("UPDATE uploads SET destination = NULL", [])
+            .unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.get(a.id).unwrap().destination, Some(want.clone()));
+        assert_eq!(
+            s.completed_candidates("fp1", &want, 100).unwrap().len(),
+            0,
+            "not completed"
+        );
+        assert_eq!(
+            s.unfinished_candidates("fp1", &want, 100, "/b").unwrap()[0].id,
+            a.id
+        );
+    }
+
     fn new(path: &str, fp: &str) -> NewUpload {
         NewUpload {
             path: path.into(),
@@ -1887,16 +2027,16 @@ mod tests {
         assert_eq!(r.headers.get("Authorization").unwrap(), "secret");
         assert_eq!(s.proof(a.id).unwrap(), h.proof());
         let found = s
-            .unfinished_candidates("fp1", &a.endpoint, 100, "/elsewhere")
+            .unfinished_candidates("fp1", a.destination.as_deref().unwrap(), 100, "/elsewhere")
             .unwrap();
         assert_eq!(found[0].id, a.id);
         let by_path = s
-            .unfinished_candidates("other", &a.endpoint, 5, "/a/x.bin")
+            .unfinished_candidates("other", a.destination.as_deref().unwrap(), 5, "/a/x.bin")
             .unwrap();
         assert_eq!(by_path[0].id, a.id);
         s.set_state(a.id, UploadState::Completed, None).unwrap();
         assert!(s
-            .unfinished_candidates("fp1", &a.endpoint, 100, "/a/x.bin")
+            .unfinished_candidates("fp1", a.destination.as_deref().unwrap(), 100, "/a/x.bin")
             .unwrap()
             .is_empty());
         s.set_positions(&[b.id, a.id]).unwrap();
@@ -1974,7 +2114,9 @@ mod tests {
         let r = s.get(a.id).unwrap();
         assert_eq!(r.state, UploadState::Completed);
         assert_eq!(
-            s.completed_candidates("fp1", &a.endpoint, 100).unwrap()[0].id,
+            s.completed_candidates("fp1", a.destination.as_deref().unwrap(), 100)
+                .unwrap()[0]
+                .id,
             a.id
         );
         assert!(r.completed_at.is_some());

@@ -312,12 +312,15 @@ async fn run(
 }
 
 impl Watch {
-    /// Paths the journal already has for this folder and endpoint, at the stamp it recorded.
+    /// Paths the journal already has for this folder and destination, at the stamp it
+    /// recorded.
     fn seed_from_journal(&mut self) {
-        match self.engine.store().stamps_under(
-            &self.spec.dir.display().to_string(),
-            &self.spec.request.endpoint,
-        ) {
+        let r = &self.spec.request;
+        let store = self.engine.store();
+        let seeded = store
+            .destination(&r.endpoint, &r.metadata, r.profile_id, &r.headers)
+            .and_then(|d| store.stamps_under(&self.spec.dir.display().to_string(), &d));
+        match seeded {
             Ok(rows) => {
                 for (path, stamp) in rows {
                     self.known.insert(PathBuf::from(path), stamp);

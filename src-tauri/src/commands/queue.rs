@@ -78,6 +78,12 @@ pub async fn continue_upload_url(app: tauri::AppHandle, url: String) -> CmdResul
     Ok(())
 }
 
+/// "Upload again" on a notice that found files already uploaded (`again` names the notice).
+#[tauri::command]
+pub async fn upload_again(app: tauri::AppHandle, again: u64) -> CmdResult<()> {
+    crate::state::upload_again(&app, again)
+}
+
 #[tauri::command]
 pub async fn pause_upload(state: State<'_, AppState>, id: UploadId) -> CmdResult<()> {
     state.engine.pause(id).await.map_err(text)

@@ -11,6 +11,8 @@ export const api = {
   list: () => invoke<QueueRow[]>('list_uploads'),
   pickAndAdd: (folders: boolean) => invoke<void>('pick_and_add', { folders }),
   addPending: () => invoke<void>('add_pending'),
+  /** Sends the files a notice found already uploaded anyway (`again` names the notice). */
+  uploadAgain: (again: number) => invoke<void>('upload_again', { again }),
   pause: (id: number) => invoke<void>('pause_upload', { id }),
   resume: (id: number) => invoke<void>('resume_upload', { id }),
   pauseAll: () => invoke<void>('pause_all'),

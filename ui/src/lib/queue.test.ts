@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Queue, actions, fixFor, hostQuestion, menuItems, progress, totals, visibleRows, warmUpRows } from './queue';
+import { Queue, actions, fixFor, hostQuestion, looksSecret, menuItems, progress, totals, visibleRows, warmUpRows } from './queue';
 import { ACTIONS, type QueueRow } from './types';
 
 function view(id: number, over: Partial<QueueRow> = {}): QueueRow {
@@ -233,5 +233,16 @@ describe('honest totals and the network banner', () => {
       view(3, { state: 'waiting_to_retry', error_code: 'http.5xx', error: 'Server error (503)', retry_at_ms: 1000 }),
     ]);
     expect([t.offline, t.offlineText, t.offlineNextMs]).toEqual([2, "Can't reach h:1: connection refused", 5000]);
+  });
+});
+
+describe('looksSecret', () => {
+  it('knows credentials by the names services give them, as the engine does', () => {
+    for (const secret of ['Authorization', 'Proxy-Authorization', 'Cookie', 'X-Api-Key', 'Ocp-Apim-Subscription-Key', 'X-Functions-Key', 'apikey', 'X-Auth-Token', 'X-Client-Secret', 'X-Upload-Signature', 'X-Session-Id', 'Private-Key']) {
+      expect(looksSecret(secret), secret).toBe(true);
+    }
+    for (const plain of ['X-Tenant', 'X-Request-Id', 'Content-Type', 'X-Bucket']) {
+      expect(looksSecret(plain), plain).toBe(false);
+    }
   });
 });

@@ -235,7 +235,8 @@ export function progress(r: QueueRow): { acked: number; inFlight: number } {
 
 /** Header names whose values are secrets (mirrors the engine's rule; the shell decides). */
 export function looksSecret(name: string): boolean {
-  return /auth|token|secret|api-?key|password|session|cookie/i.test(name);
+  // Mirrors tusker_core::redact::is_sensitive.
+  return /auth|token|secret|signature|passw(or)?d|session|credential|api[-_]?key|cookie|key\s*$/i.test(name.trim());
 }
 
 /** The question the window asks about another host: the first failed row that names one,

@@ -134,7 +134,11 @@ export type Added = { added: number, resumed: number, restarted: number, already
 /**
  * The first [`REJECTED_SHOWN`] skipped files; `rejected_count` counts them all.
  */
-rejected: Array<RejectedFile>, rejected_count: number, error: CmdError | null, 
+rejected: Array<RejectedFile>, rejected_count: number, 
+/**
+ * Set when files were already uploaded: the notice offers "Upload again" with it.
+ */
+again: number | null, error: CmdError | null, 
 /**
  * The watched folder these files came from (None: a drop, a dialog, a command line).
  */
