@@ -385,3 +385,130 @@ async fn hole_4_already_uploaded_and_resume_stay_within_one_destination() {
         engine.shutdown().await.unwrap();
     }
 }
+
+/// Hole 3 (medium): a file waiting to settle in a watched folder was swapped for a symlink to
+/// a secret (`ln -s …; mv -T`) and uploaded under the old name: the scan skipped links, the
+/// hand-over followed them. Now nothing of a watched or dropped folder is opened through a
+/// link, and a file swapped between the look and the send is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_3_a_watched_file_swapped_for_a_link_is_never_uploaded() {
+    let server = AnyServer::start(Kind::Node);
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let watched = tempfile::tempdir().unwrap();
+    let secret = write_file(home.path(), "id_rsa", 3_000, 101);
+    let secret_bytes = std::fs::read(&secret).unwrap();
+    let engine = Engine::open(config(data.path())).await.unwrap();
+    let mut profile = Profile {
+        name: "w".into(),
+        endpoint: server.endpoint(),
+        ..Default::default()
+    };
+    profile.id = engine.save_profile(&profile).unwrap();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tusker_core::watched::FolderWatch::start(
+        engine.clone(),
+        tusker_core::watched::WatchSpec {
+            dir: watched.path().to_path_buf(),
+            request: AddRequest::to_profile(&profile),
+            ignore: tusker_core::watched::IgnoreRules::new::<&str>(&[]).unwrap(),
+            settle: Duration::from_millis(800),
+        },
+        tx,
+    )
+    .unwrap();
+    // Arrives, then (while it settles) is swapped for a link to the key.
+    let report = write_file(watched.path(), "report.pdf", 3_000, 102);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tmp = watched.path().join("swap.tmp");
+    std::os::unix::fs::symlink(&secret, &tmp).unwrap();
+    std::fs::rename(&tmp, &report).unwrap();
+    // A plain file beside it still goes.
+    let plain = write_file(watched.path(), "plain.bin", 2_000, 103);
+    let mut added = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        if let tusker_core::watched::WatchEvent::Added { results, .. } = ev {
+            added.extend(results);
+        }
+    }
+    assert!(
+        added
+            .iter()
+            .all(|r| !matches!(r, AddResult::Added { path, .. } if path.ends_with("report.pdf"))),
+        "{added:#?}"
+    );
+    let plain_id = added
+        .iter()
+        .find_map(|r| match r {
+            AddResult::Added { id, path } if path.ends_with("plain.bin") => Some(*id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{added:#?}"));
+    support::wait_view(
+        &engine,
+        plain_id,
+        "plain.bin",
+        Duration::from_secs(20),
+        |v| v.state == UploadState::Completed,
+    )
+    .await;
+
+    // The hand-over's own race: examined as a file, swapped, then opened. Refused by name.
+    let late = write_file(watched.path(), "late.doc", 3_000, 104);
+    let examined = tusker_core::platform::FileId::of(&std::fs::symlink_metadata(&late).unwrap());
+    let tmp = watched.path().join("swap2.tmp");
+    std::os::unix::fs::symlink(&secret, &tmp).unwrap();
+    std::fs::rename(&tmp, &late).unwrap();
+    let results = engine
+        .add(AddRequest {
+            paths: vec![late.clone()],
+            examined: std::collections::BTreeMap::from([(late.clone(), examined)]),
+            ..AddRequest::to_profile(&profile)
+        })
+        .await
+        .unwrap();
+    match &results[..] {
+        [AddResult::Rejected { path, error }] => {
+            assert_eq!(path, &late.display().to_string());
+            assert!(
+                error.contains("not followed") || error.contains("replaced"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:#?}"),
+    }
+    // A dropped folder: a link inside leading out of it is skipped, the rest goes.
+    let dropped = tempfile::tempdir().unwrap();
+    write_file(dropped.path(), "photo.jpg", 2_500, 105);
+    std::os::unix::fs::symlink(&secret, dropped.path().join("key.jpg")).unwrap();
+    std::os::unix::fs::symlink(home.path(), dropped.path().join("home")).unwrap();
+    let results = engine
+        .add(AddRequest {
+            paths: vec![dropped.path().to_path_buf()],
+            ..AddRequest::to_profile(&profile)
+        })
+        .await
+        .unwrap();
+    let rejected: Vec<&String> = results
+        .iter()
+        .filter_map(|r| match r {
+            AddResult::Rejected { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{results:#?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watch.stop().await;
+    engine.shutdown().await.unwrap();
+    // Whatever went, the key's bytes never reached the server.
+    let mut stored = 0;
+    for r in list_json(data.path()) {
+        if let Some(url) = r["upload_url"].as_str() {
+            stored += 1;
+            assert_ne!(server.stored(url), secret_bytes, "{r:#?}");
+        }
+    }
+    assert!(stored >= 2);
+    let _ = plain;
+}

@@ -90,6 +90,11 @@ pub struct AddRequest {
     /// Upload content again even if it already completed at this destination.
     #[serde(default)]
     pub again: bool,
+    /// Files a watched folder examined, with the identity each had then: they are opened
+    /// without following links and must still be that file (a swap is refused by name).
+    /// With any, no handed-over path is followed either.
+    #[serde(default)]
+    pub examined: BTreeMap<PathBuf, crate::platform::FileId>,
     /// Where identity looks for this request's files ([`crate::destination`]); the engine
     /// sets it when it takes the request in.
     #[serde(skip)]
@@ -435,6 +440,10 @@ impl Engine {
             req.again || req.upload_url.is_some(),
         );
         let one_url = req.upload_url.is_some();
+        let walk = files::Walk {
+            follow_top: req.examined.is_empty(),
+            examined: std::mem::take(&mut req.examined),
+        };
         // The walk and the fingerprints run on a blocking thread and reach the queue in
         // batches as they are made: the first files of a folder of 100,000 upload while the
         // rest is still being read. The first batch is small (a fast first byte), later
@@ -445,7 +454,7 @@ impl Engine {
             let mut batch = Vec::new();
             let mut limit = if one_url { usize::MAX } else { 16 };
             let mut since = Instant::now();
-            files::prepare_each(&paths, &mut |p| {
+            files::prepare_each(&paths, &walk, &mut |p| {
                 batch.push(
                     p.and_then(|f| match decide(&store, &destination, again, &f) {
                         Ok(d) => Ok((f, d)),
@@ -554,11 +563,17 @@ impl Engine {
     pub async fn restart(&self, id: UploadId) -> Result<()> {
         let rec = self.store.get(id)?;
         let path = PathBuf::from(&rec.path);
-        let prepared = tokio::task::spawn_blocking(move || files::prepare(&[path]))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .into_iter()
-            .next();
+        // The row's own file: never through a link (its path was recorded without one).
+        let prepared = tokio::task::spawn_blocking(move || {
+            let mut found = None;
+            files::prepare_each(&[path], &files::Walk::default(), &mut |p| {
+                found = Some(p);
+                false
+            });
+            found
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let file = match prepared {
             Some(Ok(f)) => Some(f),
             Some(Err((_, e))) => return Err(e),

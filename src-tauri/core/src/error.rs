@@ -102,6 +102,12 @@ pub enum Error {
     #[error("file changed on disk since the upload started: {0}")]
     FileChanged(String),
 
+    /// The file at an upload's path is not the one it was (another inode: replaced by an
+    /// editor's save, or swapped). Nothing of it was read: it is proven before anything more
+    /// is sent.
+    #[error("{0} was replaced by another file")]
+    Replaced(String),
+
     /// An entry of a dropped folder left out on purpose (a symlink leading elsewhere).
     #[error("skipped {0}")]
     Skipped(String),
@@ -275,6 +281,7 @@ impl Error {
             Error::CredentialsElsewhere { .. } => "credentials_elsewhere",
             Error::FileMissing(_) => "file_missing",
             Error::FileChanged(_) => "file_changed",
+            Error::Replaced(_) => "replaced",
             Error::NotAFile(_) => "not_a_file",
             Error::Skipped(_) => "skipped",
             Error::Read { .. } => "read",

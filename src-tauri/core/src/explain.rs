@@ -335,7 +335,7 @@ impl Said {
                 "The file is gone (deleted or moved away): put it back, then Retry".into(),
                 e,
             ),
-            Error::FileChanged(_) => Said::new(
+            Error::FileChanged(_) | Error::Replaced(_) => Said::new(
                 "file_changed",
                 "The file changed after its upload started: Restart uploads the new content".into(),
                 e,

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::UNIX_EPOCH;
 
 use crate::error::{Error, Result};
 
@@ -41,42 +40,81 @@ impl FileStamp {
     }
 }
 
-/// Stats a path and refuses anything that is not a regular file (FIFOs and devices would
-/// block or never end). Symlinks are followed.
+impl FileStamp {
+    /// The stamp of metadata already read (of an open file, or of a path's own entry).
+    pub fn of(md: &std::fs::Metadata) -> FileStamp {
+        let (mtime_ns, ctime_ns) = crate::platform::times_ns(md);
+        FileStamp {
+            size: md.len(),
+            mtime_ns,
+            ino: crate::platform::FileId::of(md).ino,
+            ctime_ns,
+        }
+    }
+}
+
+/// Stats a path's own entry and refuses anything that is not a regular file: FIFOs and
+/// devices would block or never end, and a symbolic link is never followed (a file swapped
+/// for a link to another one must not be read as if it were the file).
 pub fn stamp(path: &Path) -> Result<FileStamp> {
-    let md = std::fs::metadata(path).map_err(|e| match e.kind() {
+    let md = std::fs::symlink_metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::FileMissing(path.display().to_string()),
         _ => Error::Read {
             path: path.display().to_string(),
             source: e,
         },
     })?;
+    if md.file_type().is_symlink() {
+        return Err(Error::NotAFile(format!(
+            "{} is a symbolic link now (not followed)",
+            path.display()
+        )));
+    }
     if !md.is_file() {
         return Err(Error::NotAFile(path.display().to_string()));
     }
-    use std::os::unix::fs::MetadataExt;
-    let mtime_ns = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    Ok(FileStamp {
-        size: md.len(),
-        mtime_ns,
-        ino: md.ino(),
-        ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
+    Ok(FileStamp::of(&md))
+}
+
+/// Opens a file to read it for an upload: never through a link in its last component,
+/// never blocking on a FIFO, and with `expect` only the very file examined before.
+pub fn open(
+    path: &Path,
+    expect: Option<crate::platform::FileId>,
+) -> Result<(File, std::fs::Metadata)> {
+    use crate::platform::OpenError;
+    crate::platform::open_regular(path, expect).map_err(|e| match e {
+        OpenError::Link => Error::NotAFile(format!(
+            "{} is a symbolic link now (not followed)",
+            path.display()
+        )),
+        OpenError::NotRegular => Error::NotAFile(path.display().to_string()),
+        OpenError::Replaced => Error::FileChanged(format!(
+            "{} was replaced by another file after it was looked at",
+            path.display()
+        )),
+        OpenError::Io(e) => crate::source::open_err(path, e),
     })
 }
 
 /// The fingerprint of a file: `v1:<size>:<hex sha256(size, head, tail)>`.
 pub fn fingerprint(path: &Path) -> Result<(String, FileStamp)> {
-    let st = stamp(path)?;
+    let (f, md) = open(path, None)?;
+    fingerprint_of(path, f, &md)
+}
+
+/// [`fingerprint`] of a file already open (its metadata read from it): what is hashed and
+/// stamped is the file examined, whatever stands at the path by now.
+pub fn fingerprint_of(
+    path: &Path,
+    mut f: File,
+    md: &std::fs::Metadata,
+) -> Result<(String, FileStamp)> {
+    let st = FileStamp::of(md);
     let read_err = |e| Error::Read {
         path: path.display().to_string(),
         source: e,
     };
-    let mut f = File::open(path).map_err(read_err)?;
     let mut h = Sha256::new();
     h.update(st.size.to_le_bytes());
     let mut buf = vec![0u8; BLOCK as usize];
@@ -110,8 +148,7 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
         path: path.display().to_string(),
         source: e,
     };
-    stamp(path)?;
-    let mut f = File::open(path).map_err(read_err)?;
+    let (mut f, _) = open(path, None)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod lifecycle;
 pub mod lock;
 pub mod model;
+pub mod platform;
 pub mod profile;
 pub mod progress;
 pub mod proof;

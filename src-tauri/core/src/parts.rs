@@ -444,6 +444,7 @@ async fn prove_parts(
     if !st.moved_from(&rec.stamp()) {
         return Ok(());
     }
+    no_link_on_the_way(rec, &st).await?;
     if st.size != rec.size {
         return Err(Error::FileChanged(format!(
             "{}: size is now {} bytes, was {}",
@@ -674,7 +675,7 @@ async fn run_part(
     let mut rate: Option<f64> = None;
     // The next chunk's checksum, read while this chunk is sent: `(offset, len, digest)`.
     let mut next: Option<(u64, u64, tokio::task::JoinHandle<Result<String>>)> = None;
-    let source = Source::new(&rec.path);
+    let source = Source::new(&rec.path).expecting(rec.ino);
     while part.acked < part.len {
         ensure_file(ctx, rec)?;
         align_part(ctx, rec, &part, &sent, part.acked).await?;

@@ -191,7 +191,7 @@ pub fn rebuild_at(
         h.len = keep as u64 * BLOCK;
         h.journalled = keep;
     }
-    let f = std::fs::File::open(path).map_err(|e| crate::source::open_err(path, e))?;
+    let (f, _) = crate::fingerprint::open(path, None)?;
     let mut buf = vec![0u8; BLOCK as usize];
     while h.len < target {
         let want = (target - h.len).min(BLOCK - h.len % BLOCK) as usize;

@@ -179,6 +179,8 @@ pub fn memory_body(
 #[derive(Debug, Clone)]
 pub struct Source {
     path: PathBuf,
+    /// The inode the journal knows the file by (checked at every open).
+    ino: Option<u64>,
 }
 
 /// Reads (with the work done on their bytes, hashing mostly) up to this size happen on the
@@ -191,9 +193,17 @@ const INLINE_READ: u64 = 16 * 1024;
 /// bounded (a few frames per upload).
 const READ_AHEAD: usize = 2;
 
-/// Opens the file to read; a missing file is `FileMissing`.
-fn open(path: &Path) -> Result<std::fs::File> {
-    std::fs::File::open(path).map_err(|e| open_err(path, e))
+/// Opens the file to read, never through a link; a missing file is `FileMissing`. With
+/// `ino` (the journal's), a file that is not that one any more (replaced at its path, or a
+/// folder on the way swapped for a link elsewhere) is `FileChanged`: nothing of it is read.
+fn open(path: &Path, ino: Option<u64>) -> Result<std::fs::File> {
+    let (f, md) = crate::fingerprint::open(path, None)?;
+    if let Some(want) = ino.filter(|i| *i != 0) {
+        if crate::platform::FileId::of(&md).ino != want {
+            return Err(Error::Replaced(path.display().to_string()));
+        }
+    }
+    Ok(f)
 }
 
 /// What a read that came up short means: the file is shorter than when it was added.
@@ -242,7 +252,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl Source {
     /// A source for `path` (opened lazily per request, so a moved file is noticed).
     pub fn new(path: impl Into<PathBuf>) -> Source {
-        Source { path: path.into() }
+        Source {
+            path: path.into(),
+            ino: None,
+        }
+    }
+
+    /// The same source, reading only the file with this inode (the journal's stamp).
+    pub fn expecting(self, ino: u64) -> Source {
+        Source {
+            ino: Some(ino),
+            ..self
+        }
     }
 
     /// The path read from.
@@ -261,8 +282,8 @@ impl Source {
         transfer: Arc<Transfer>,
         sent: Sent,
     ) -> Result<crate::transport::BodyStream> {
-        let path = self.path.clone();
-        let file = blocking(move || open(&path)).await?;
+        let (path, ino) = (self.path.clone(), self.ino);
+        let file = blocking(move || open(&path, ino)).await?;
         transfer.touch();
         let generation = lock(&sent).begin();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
@@ -323,8 +344,9 @@ impl Source {
         len: u64,
         then: impl FnOnce(Bytes) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let ino = self.ino;
         let read = move |path: &Path| {
-            let f = open(path)?;
+            let f = open(path, ino)?;
             let mut buf = BytesMut::zeroed(len as usize);
             let n = read_full_at(&f, &mut buf, offset).map_err(|e| open_err(path, e))?;
             if n < buf.len() {
@@ -341,9 +363,9 @@ impl Source {
 
     /// `Upload-Checksum` value for a range (read once more, before sending it).
     pub async fn checksum(&self, alg: ChecksumAlgorithm, offset: u64, len: u64) -> Result<String> {
-        let path = self.path.clone();
+        let (path, ino) = (self.path.clone(), self.ino);
         blocking(move || {
-            let f = open(&path)?;
+            let f = open(&path, ino)?;
             let mut at = offset;
             let end = offset + len;
             let mut buf = vec![0u8; BLOCK];

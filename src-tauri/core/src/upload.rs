@@ -385,7 +385,12 @@ enum Interruption {
 
 impl From<Error> for Interruption {
     fn from(e: Error) -> Self {
-        Interruption::Err(e)
+        match e {
+            // Another file at the path: proven (or refused) by a new pass before anything
+            // more is sent.
+            Error::Replaced(_) => Interruption::Recheck,
+            e => Interruption::Err(e),
+        }
     }
 }
 
@@ -551,6 +556,28 @@ struct RunState<'a> {
     generation: &'a mut Option<u64>,
 }
 
+/// Another inode at an upload's path may be an editor's save, or a folder on the way swapped
+/// for a link to somewhere else: only a path that still leads through no link is taken as
+/// the file (the journal's paths are recorded without links, see [`crate::files`]).
+pub(crate) async fn no_link_on_the_way(rec: &UploadRecord, now: &FileStamp) -> Result<()> {
+    if rec.ino == 0 || now.ino == rec.ino {
+        return Ok(());
+    }
+    let path = std::path::PathBuf::from(&rec.path);
+    let real = source::blocking({
+        let path = path.clone();
+        move || Ok(std::fs::canonicalize(&path).ok())
+    })
+    .await?;
+    if real.as_deref() == Some(path.as_path()) {
+        return Ok(());
+    }
+    Err(Error::FileChanged(format!(
+        "{} is now reached through a symbolic link (not followed)",
+        rec.path
+    )))
+}
+
 /// Compares the file with the journal's stamp before (re)starting. A moved stamp means the
 /// file may hold other bytes than were sent: a new size is `file changed`; the same size is
 /// proven block by block against the journal (at hashing speed), and any difference inside
@@ -566,6 +593,7 @@ async fn check_file(
     if !st.moved_from(&rec.stamp()) {
         return Ok(None);
     }
+    no_link_on_the_way(rec, &st).await?;
     if st.size != rec.size {
         return Err(Error::FileChanged(format!(
             "{}: size is now {} bytes, was {}",
@@ -711,7 +739,7 @@ async fn next_body(
     transfer: &Arc<Transfer>,
     sent: &Sent,
 ) -> Result<SizedBody> {
-    let source = Source::new(&rec.path);
+    let source = Source::new(&rec.path).expecting(rec.ino);
     let remaining = rec.size - offset;
     if offset >= tail_start {
         let len = max_len.min(remaining);

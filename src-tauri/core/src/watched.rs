@@ -437,18 +437,22 @@ impl Watch {
         }
         let writing = open_for_writing(&due);
         let mut paths = Vec::new();
+        let mut examined = std::collections::BTreeMap::new();
         for p in due {
             if writing.contains(&p) {
                 self.settler.restart(&p, now);
                 continue;
             }
-            match crate::fingerprint::stamp(&p) {
-                Ok(stamp) => {
+            // What is handed over is this entry as it is now: never a link, and the file
+            // opened for the upload must be this very one (device and inode).
+            match std::fs::symlink_metadata(&p) {
+                Ok(md) if md.is_file() => {
                     self.settler.forget(&p);
-                    self.known.insert(p.clone(), stamp);
+                    self.known.insert(p.clone(), FileStamp::of(&md));
+                    examined.insert(p.clone(), crate::platform::FileId::of(&md));
                     paths.push(p);
                 }
-                Err(_) => self.settler.forget(&p),
+                _ => self.settler.forget(&p),
             }
         }
         if paths.is_empty() {
@@ -474,7 +478,11 @@ impl Watch {
                 Err(e) => tracing::warn!(error = %e, "cannot read the watched folder's profile"),
             }
         }
-        let req = AddRequest { paths, ..request };
+        let req = AddRequest {
+            paths,
+            examined,
+            ..request
+        };
         match self.engine.add(req).await {
             Ok(results) => {
                 for r in &results {
