@@ -512,3 +512,92 @@ async fn hole_3_a_watched_file_swapped_for_a_link_is_never_uploaded() {
     assert!(stored >= 2);
     let _ = plain;
 }
+
+/// Hole 6 (medium): a 2,000-level folder overflowed the stack of the recursive walk, and the
+/// saved drop was replayed into the same crash at every start and `resume`.
+#[test]
+fn hole_6_a_deep_folder_neither_crashes_nor_is_replayed_into_the_same_crash() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = AnyServer::start(Kind::Node);
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let deep = files.path().join("deep");
+    std::fs::create_dir(&deep).unwrap();
+    write_file(&deep, "top.bin", 5_000, 111);
+    let mut at = deep.clone();
+    for _ in 0..2000 {
+        at = at.join("d");
+        std::fs::create_dir(&at).unwrap();
+    }
+    let out = run_cli(
+        data.path(),
+        &[
+            "upload",
+            "--plain",
+            "--endpoint",
+            &server.endpoint(),
+            deep.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), None, "crashed: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "one entry refused: {stderr}");
+    assert!(stderr.contains("folders deep"), "{stderr}");
+    let rows = list_json(data.path());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "completed");
+
+    // A drop whose walk kills the process each time: walked three times at most, then
+    // named and given up; the rest of the queue goes on.
+    let folder = files.path().join("folder");
+    for i in 0..5 {
+        write_file(&folder, &format!("f{i}.bin"), 1_000, 120 + i);
+    }
+    let crashing = |args: &[&str]| {
+        output_within(
+            cli(data.path())
+                .env("TUSKER_CRASH_AT", "walking:4")
+                .args(args),
+            Duration::from_secs(60),
+        )
+    };
+    let out = crashing(&[
+        "upload",
+        "--plain",
+        "--endpoint",
+        &server.endpoint(),
+        folder.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.signal().is_some(),
+        "the walk was to crash: {out:?}"
+    );
+    for _ in 0..2 {
+        let out = crashing(&["resume", "--plain"]);
+        assert!(
+            out.status.signal().is_some(),
+            "the replay crashed again: {out:?}"
+        );
+    }
+    let out = crashing(&["resume", "--plain"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "replayed into the same crash: {stderr}"
+    );
+    assert!(stderr.contains("stopped 3 times"), "{stderr}");
+    let out = run_cli(data.path(), &["resume", "--plain"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("stopped"), "given up once: {stderr}");
+    assert_eq!(out.status.signal(), None);
+
+    // A malformed crash point is an error, not a run without crashes.
+    let out = output_within(
+        cli(data.path())
+            .env("TUSKER_CRASH_AT", "walkin:1")
+            .args(["resume"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+}

@@ -83,11 +83,17 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     let engine = open_engine(config)?;
     tracing::info!(data_dir = %dir.display(), auto_resume = settings.auto_resume, "engine opened");
     {
-        // A drop the app was still taking in when it died: the rest of its files come in now.
+        // A drop the app was still taking in when it died: the rest of its files come in now
+        // (or, after it stopped the app each time, it is named in the window instead).
         let e = engine.clone();
+        let app = app.clone();
         tauri::async_runtime::spawn(async move {
-            if let Err(err) = e.resume_intake().await {
-                tracing::warn!(error = %err, "taking in an interrupted drop failed");
+            match e.resume_intake().await {
+                Ok(results) if !results.is_empty() => {
+                    let _ = app.emit(crate::events::ADDED_EVENT, Added::of(&results));
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "taking in an interrupted drop failed"),
             }
         });
     }

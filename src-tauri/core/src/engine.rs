@@ -273,6 +273,7 @@ impl Engine {
     /// Locks the data directory, opens the journal and restores the queue. Must be called
     /// inside a tokio runtime.
     pub async fn open(config: EngineConfig) -> Result<Engine> {
+        crate::failpoint::arm();
         let lock = DirLock::acquire(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("journal.sqlite"))?;
         let secrets = crate::secrets::Secrets::open(&config.data_dir);
@@ -405,15 +406,39 @@ impl Engine {
     /// Takes in again the drops a crash interrupted while they were walked (files already
     /// in the queue are recognised and not added twice). The app calls it at start, the
     /// CLI's `resume` too.
+    /// A drop whose walk began this often without ending (the process stopped each time,
+    /// a crash perhaps) is not walked again: it is named instead.
     pub async fn resume_intake(&self) -> Result<Vec<AddResult>> {
         let mut results = Vec::new();
-        for (id, json) in self.store.pending_intake()? {
+        for (id, json, tries) in self.store.pending_intake()? {
             match serde_json::from_str::<AddRequest>(&json) {
+                Ok(req) if tries >= INTAKE_TRIES => {
+                    tracing::warn!(
+                        tries,
+                        paths = req.paths.len(),
+                        "a drop whose walk never ended is given up"
+                    );
+                    let shown = match req.paths.as_slice() {
+                        [one] => one.display().to_string(),
+                        [first, ..] => {
+                            format!("{} (and {} more)", first.display(), req.paths.len() - 1)
+                        }
+                        [] => "a drop".into(),
+                    };
+                    results.push(AddResult::Rejected {
+                        path: shown,
+                        error: format!(
+                            "Tusker stopped {tries} times while taking this in (it may have crashed on it): not taken in again. Files already in the queue stay; add the rest again"
+                        ),
+                    });
+                }
                 Ok(req) => {
                     tracing::info!(
                         paths = req.paths.len(),
+                        tries,
                         "taking in a drop a crash interrupted"
                     );
+                    self.store.count_intake_try(id)?;
                     let headers = req.headers.clone();
                     results.extend(self.take_in(req, headers).await?);
                 }
@@ -752,6 +777,9 @@ fn path_hash(path: &str) -> u64 {
 
 /// How often the journal's profiles are compared with what the queue last saw.
 const PROFILE_POLL: Duration = Duration::from_secs(1);
+
+/// Walks a drop may begin (the first and two after interruptions) before it is given up.
+const INTAKE_TRIES: u32 = 3;
 
 /// How long shutdown waits for terminations still on their way to the server.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(5);

@@ -122,6 +122,7 @@ fn read_error(path: &Path, e: std::io::Error) -> Error {
 
 /// Examines one entry; `root` is the dropped folder it lies in (`None`: handed over itself).
 fn examine(path: &Path, root: Option<&Path>, walk: &Walk) -> Entry {
+    crate::failpoint::hit(crate::failpoint::Point::Walking);
     if path.as_os_str().len() > MAX_PATH {
         return Entry::Refused(Error::Skipped(format!(
             "{}…: a path longer than {MAX_PATH} bytes",

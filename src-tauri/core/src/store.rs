@@ -155,8 +155,11 @@ const MIGRATIONS: &[&str] = &[
     // 11: identity per destination (crate::destination): "already uploaded" and resume
     // candidates are looked for among uploads to the same place, not the same endpoint.
     // Rows from before get theirs when the journal opens.
+    // A drop's walks are counted: one that crashed (a tree that broke the walk, say) is
+    // not replayed into the same crash for ever.
     "ALTER TABLE uploads ADD COLUMN destination TEXT;
-    CREATE INDEX uploads_by_destination ON uploads (destination, fingerprint);",
+    CREATE INDEX uploads_by_destination ON uploads (destination, fingerprint);
+    ALTER TABLE intake ADD COLUMN tries INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// One part of an upload sent as parallel partial uploads: the file range
@@ -1200,12 +1203,20 @@ impl Store {
         Ok(())
     }
 
-    /// Drops a crash interrupted while they were taken in: `(id, request JSON)`.
-    pub fn pending_intake(&self) -> Result<Vec<(i64, String)>> {
+    /// Drops a crash interrupted while they were taken in: `(id, request JSON, walks begun)`.
+    pub fn pending_intake(&self) -> Result<Vec<(i64, String, u32)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, request FROM intake ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut stmt = conn.prepare("SELECT id, request, tries FROM intake ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Counts a walk of a drop about to begin (committed before it starts: a walk that
+    /// crashes the process is counted all the same).
+    pub fn count_intake_try(&self, id: i64) -> Result<()> {
+        self.conn()
+            .execute("UPDATE intake SET tries = tries + 1 WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// The upload's parts, in file order (none: it goes in one stream).
