@@ -878,7 +878,23 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
         &png,
     )
     .unwrap();
+    // The window's Allow raises a system dialog: cancelled there, nothing is allowed.
     app.click(Locator::Id("allow-host")).await;
+    tokio::task::spawn_blocking(|| key_in_dialog("Upload to another host?", "Escape"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(Store::open(&data.path().join("journal.sqlite"))
+        .unwrap()
+        .profile_by_name("Stream")
+        .unwrap()
+        .unwrap()
+        .allowed_hosts
+        .is_empty());
+    app.click(Locator::Id("allow-host")).await;
+    tokio::task::spawn_blocking(|| key_in_dialog("Upload to another host?", "Return"))
+        .await
+        .unwrap();
     app.wait_js(
         "clip.mov completed",
         &row_js("clip.mov", "r.dataset.state === 'completed'"),
@@ -1052,7 +1068,8 @@ async fn continue_an_upload_url_from_the_window() {
         .await;
     input.send_keys(&url).await.unwrap();
     app.click(Locator::Id("continue-choose")).await;
-    let title = "The file for this upload URL";
+    // The system dialog names the host the file goes to (the URL came from the window).
+    let title = "Choose the file to upload to 127.0.0.1";
     tokio::task::spawn_blocking({
         let video = video.clone();
         move || type_into_file_dialog(title, &video)
@@ -1093,7 +1110,7 @@ async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_co
         .send_keys(&format!("printf 'Authorization: Bearer {token}\\n'"))
         .await
         .unwrap();
-    let title = "Run this command for credentials?";
+    let title = "Send uploads or credentials somewhere new?";
     let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
     let command = || {
         store
@@ -1498,7 +1515,13 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
         Duration::from_secs(5),
     )
     .await;
+    // Where a watched folder's files go is confirmed in a system dialog.
     app.click(Locator::Id("save-settings")).await;
+    tokio::task::spawn_blocking(|| {
+        key_in_dialog("Upload watched folders somewhere new?", "Return")
+    })
+    .await
+    .unwrap();
     app.wait_js(
         "before.bin completed",
         &row_js("before.bin", "r.dataset.state === 'completed'"),
@@ -2060,4 +2083,184 @@ async fn screenshots_of_what_the_user_reads() {
     )
     .await;
     app.close().await;
+}
+
+/// Calls a shell command that raises a system dialog, answering the dialog titled `title`
+/// with `key` (Return: the confirming button, Escape: cancel) while the call waits.
+async fn invoke_answering(
+    app: &App,
+    cmd: &str,
+    args: serde_json::Value,
+    title: &'static str,
+    key: &'static str,
+) -> serde_json::Value {
+    let answer = tokio::task::spawn_blocking(move || key_in_dialog(title, key));
+    let r = app.invoke(cmd, args).await;
+    answer.await.unwrap();
+    r
+}
+
+/// Hole 5 (medium): the webview is untrusted, and several commands let it send files and
+/// secrets elsewhere without the person knowing: moving a profile that holds secrets,
+/// widening its hosts, answering the host question, checking any URL with saved secrets.
+/// Each now needs a system dialog raised by the shell, which the window cannot answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_system_dialog() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    // An attacker's host, as URLs go: it logs whatever reaches it.
+    let evil = support::proxy::FaultProxy::start_on("127.0.0.2", server.port);
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let token = "Bearer tok-only-for-the-real-server";
+    seed_settings(data.path(), |p, _| {
+        p.endpoint = server.endpoint();
+        p.headers.insert("Authorization".into(), token.into());
+    });
+    let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
+    let saved = || store.profile_by_name("Desktop").unwrap().unwrap();
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    let profile = app.invoke("list_profiles", serde_json::json!({})).await["ok"][0].clone();
+    let title = "Send uploads or credentials somewhere new?";
+
+    // Moved to another server, keeping the saved token: refused in the dialog, not saved.
+    let mut moved = profile.clone();
+    moved["endpoint"] = serde_json::json!(evil.endpoint());
+    let args = serde_json::json!({ "previous": "Desktop", "profile": moved });
+    let r = invoke_answering(&app, "save_profile", args.clone(), title, "Escape").await;
+    assert!(r.to_string().contains("not_confirmed"), "{r}");
+    assert_eq!(saved().endpoint, server.endpoint());
+    // Wider hosts: the same.
+    let mut wider = profile.clone();
+    wider["allowed_hosts"] = serde_json::json!(["127.0.0.2"]);
+    let r = invoke_answering(
+        &app,
+        "save_profile",
+        serde_json::json!({ "previous": "Desktop", "profile": wider }),
+        title,
+        "Escape",
+    )
+    .await;
+    assert!(r.to_string().contains("not_confirmed"), "{r}");
+    assert!(saved().allowed_hosts.is_empty());
+    // A check of another URL does not carry the saved token there.
+    let r = app
+        .invoke(
+            "check_endpoint",
+            serde_json::json!({
+                "endpoint": evil.endpoint(),
+                "headers": profile["headers"],
+                "profile": "Desktop",
+            }),
+        )
+        .await;
+    assert!(r.to_string().contains("enter the value"), "{r}");
+    assert!(evil.log().is_empty(), "no request at all: {:?}", evil.log());
+    // Answering "allow" for a row without the dialog: nothing changes.
+    let r = app
+        .invoke("answer_host", serde_json::json!({ "id": 1, "allow": true }))
+        .await;
+    assert!(r.get("err").is_some(), "{r}");
+
+    // Confirmed by the person: saved, and the kept token is bound to the new server too.
+    let r = invoke_answering(&app, "save_profile", args, title, "Return").await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let p = saved();
+    assert_eq!(p.endpoint, evil.endpoint());
+    assert_eq!(
+        p.binding("Authorization"),
+        vec![
+            tusker_core::gate::origin_of(&server.endpoint()).unwrap(),
+            tusker_core::gate::origin_of(&evil.endpoint()).unwrap()
+        ]
+    );
+    app.close().await;
+    assert!(evil.carried("tok-only").is_empty());
+}
+
+/// No secret reaches the window or the app's log: a profile with a token, a header marked
+/// secret and a header command, uploads that carry them through a gateway, at
+/// TUSKER_LOG=debug; then the page's HTML, every command result and the log are searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_window_or_the_log() {
+    let _display = DISPLAY.lock().await;
+    let server = TusServer::start();
+    let gateway = support::proxy::FaultProxy::start(server.port);
+    gateway.set_gateway(false);
+    let token = gateway.issue_token(Duration::from_secs(600));
+    let command_token = gateway.issue_token(Duration::from_secs(600));
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let marked = "marked-secret-value-4711";
+    let cmd_file = files.path().join("token.txt");
+    std::fs::write(&cmd_file, format!("X-Cmd-Secret: {command_token}-x\n")).unwrap();
+    seed_settings(data.path(), |p, _| {
+        p.endpoint = gateway.endpoint();
+        p.headers
+            .insert("Authorization".into(), format!("Bearer {token}"));
+        p.headers.insert("X-Signed-Part".into(), marked.into());
+        p.secret_headers = vec!["X-Signed-Part".into()];
+        p.header_command = Some(format!("cat {}", cmd_file.display()));
+    });
+    let doc = write_file(files.path(), "doc.bin", 600_000, 131);
+    let app = App::launch(data.path(), home.path(), &[]).await;
+    app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    add_files(data.path(), home.path(), &[&doc]);
+    app.wait_js(
+        "doc.bin completed",
+        &row_js("doc.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    app.click(Locator::Id("open-settings")).await;
+    app.wait_for("#header-command", Duration::from_secs(10))
+        .await;
+    let mut seen = Vec::new();
+    seen.push(app.client.source().await.unwrap());
+    let profiles = app.invoke("list_profiles", serde_json::json!({})).await;
+    let withheld = profiles["ok"][0]["headers"].clone();
+    for (cmd, args) in [
+        ("list_profiles", serde_json::json!({})),
+        ("get_settings", serde_json::json!({})),
+        ("list_uploads", serde_json::json!({})),
+        ("upload_details", serde_json::json!({ "id": 1 })),
+        ("list_history", serde_json::json!({ "limit": 10 })),
+        ("app_info", serde_json::json!({})),
+        ("tray_status", serde_json::json!({})),
+        (
+            "check_endpoint",
+            serde_json::json!({ "endpoint": gateway.endpoint(), "headers": withheld, "profile": "Desktop" }),
+        ),
+    ] {
+        let r = app.invoke(cmd, args).await;
+        assert!(r.get("ok").is_some(), "{cmd}: {r}");
+        seen.push(r.to_string());
+    }
+    app.close().await;
+    let mut log = String::new();
+    for e in std::fs::read_dir(data.path().join("logs")).unwrap() {
+        log.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    assert!(log.contains("DEBUG"), "the log is at debug level");
+    assert!(gateway.carried(&token).len() > 1, "the token was used");
+    assert!(
+        !gateway.carried(marked).is_empty(),
+        "the marked header was sent"
+    );
+    for secret in [token.as_str(), command_token.as_str(), marked] {
+        for (i, text) in seen.iter().enumerate() {
+            assert!(!text.contains(secret), "secret in window text #{i}: {text}");
+        }
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(secret)).collect();
+        assert!(lines.is_empty(), "secret in the app's log: {lines:#?}");
+    }
+    // Upload URLs (capabilities) stay out of the log above debug: no line at info or
+    // higher names the server upload's path.
+    let url = journal(data.path())[0].upload_url.clone().unwrap();
+    let id = url.rsplit('/').next().unwrap();
+    for line in log.lines().filter(|l| !l.contains("DEBUG")) {
+        assert!(!line.contains(id), "an upload URL above debug: {line}");
+    }
 }

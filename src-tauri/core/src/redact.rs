@@ -92,7 +92,8 @@ impl<'a> IntoIterator for &'a Headers {
     }
 }
 
-/// Renders headers for a log line with secret values masked.
+/// Renders headers for a log line with secret values masked: those secret by name, and
+/// every value marked sensitive (the gate marks each secret of a grant, whatever its name).
 pub fn headers_for_log(headers: &HeaderMap) -> String {
     let mut out = String::new();
     for (k, v) in headers {
@@ -101,7 +102,11 @@ pub fn headers_for_log(headers: &HeaderMap) -> String {
         }
         out.push_str(k.as_str());
         out.push_str(": ");
-        out.push_str(&mask(k.as_str(), v.to_str().unwrap_or("<binary>")));
+        if v.is_sensitive() {
+            out.push_str("••••••");
+        } else {
+            out.push_str(&mask(k.as_str(), v.to_str().unwrap_or("<binary>")));
+        }
     }
     out
 }
@@ -177,6 +182,22 @@ mod tests {
         ] {
             assert!(!is_sensitive(public), "{public}");
         }
+    }
+
+    #[test]
+    fn a_log_line_masks_secrets_by_name_and_values_marked_sensitive() {
+        let mut h = HeaderMap::new();
+        h.insert("x-tenant", "acme".parse().unwrap());
+        h.insert("authorization", "Bearer by-name".parse().unwrap());
+        let mut marked: reqwest::header::HeaderValue = "marked-value".parse().unwrap();
+        marked.set_sensitive(true);
+        h.insert("x-signed-part", marked);
+        let line = headers_for_log(&h);
+        assert!(line.contains("acme"), "{line}");
+        assert!(
+            !line.contains("by-name") && !line.contains("marked-value"),
+            "{line}"
+        );
     }
 
     #[test]
