@@ -601,3 +601,86 @@ fn hole_6_a_deep_folder_neither_crashes_nor_is_replayed_into_the_same_crash() {
     );
     assert_eq!(out.status.code(), Some(70), "{out:?}");
 }
+
+/// Low: secrets an older build kept in plain text in the journal move to the keyring and
+/// leave no copy in the journal's files (free pages, the write-ahead log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_secrets_moved_out_of_the_journal_leave_no_copy_in_its_files() {
+    let data = tempfile::tempdir().unwrap();
+    let secret = "legacy-plain-secret-8f3a";
+    {
+        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        // Enough rows that the profile's page is one of many.
+        store
+            .save_profile(&Profile {
+                name: "old".into(),
+                endpoint: "http://127.0.0.1:9/files".into(),
+                headers: std::collections::BTreeMap::from([(
+                    "Authorization".to_string(),
+                    format!("Bearer {secret}"),
+                )])
+                .into(),
+                ..Default::default()
+            })
+            .unwrap();
+        store
+            .set_setting(
+                "app",
+                &format!(
+                    r#"{{"endpoint":"http://127.0.0.1:9/files","headers":{{"X-Api-Key":"{secret}-2"}}}}"#
+                ),
+            )
+            .unwrap();
+    }
+    let raw = |p: &Path| {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{}{suffix}", p.display()));
+            all.extend(std::fs::read(&f).unwrap_or_default());
+        }
+        all
+    };
+    let journal = data.path().join("journal.sqlite");
+    let has = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    assert!(
+        has(&raw(&journal)),
+        "the test wrote the secret in plain text"
+    );
+    let engine = Engine::open(EngineConfig::new(data.path())).await.unwrap();
+    // In the files while the engine still runs, and after.
+    assert!(!has(&raw(&journal)), "a copy stayed in the journal's files");
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    assert!(!has(&raw(&journal)), "a copy stayed in the journal's files");
+    let store = tusker_core::store::Store::open(&journal).unwrap();
+    let p = store.profile_by_name("old").unwrap().unwrap();
+    assert!(p.headers["Authorization"].starts_with("secret-ref:"));
+}
+
+/// Low: `tusker-cli profile set` is the first command on a machine: its data dir is made,
+/// for this user alone.
+#[test]
+fn profile_set_works_on_a_fresh_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("new/data");
+    let out = run_cli(
+        &data,
+        &[
+            "profile",
+            "set",
+            "p",
+            "--endpoint",
+            "http://127.0.0.1:9/files",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let out = run_cli(&data, &["profile", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("http://127.0.0.1:9/files"));
+}

@@ -310,7 +310,7 @@ fn profile_request(
 }
 
 fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
-    tusker_core::store::Store::open(&data_dir.join("journal.sqlite"))
+    tusker_core::store::Store::open_in(data_dir)
         .with_context(|| format!("opening the journal in {}", data_dir.display()))
 }
 

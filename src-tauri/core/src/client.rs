@@ -39,7 +39,7 @@ pub fn may_move(from: &Url, to: &Url, allowed_hosts: &[String]) -> Result<()> {
     if from.scheme() == "https" && to.scheme() != "https" {
         return Err(Error::Protocol(format!(
             "refusing to go from https to {}",
-            redact::strip_userinfo(to.as_str())
+            crate::gate::origin(to).unwrap_or_default()
         )));
     }
     let same_origin = from.scheme() == to.scheme()
@@ -433,11 +433,14 @@ impl TusClient {
         let loc = resp
             .header(LOCATION.as_str())
             .ok_or_else(|| Error::Protocol("POST answered 201 without a Location header".into()))?;
-        let url = endpoint
-            .join(loc)
-            .map_err(|e| Error::Protocol(format!("Location {loc:?} is not a URL: {e}")))?;
+        let url = endpoint.join(loc).map_err(|e| {
+            Error::Protocol(format!("the Location of the new upload is not a URL ({e})"))
+        })?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(Error::Protocol(format!("Location {loc:?} is not http(s)")));
+            return Err(Error::Protocol(format!(
+                "the Location of the new upload is a {} URL, not http(s)",
+                url.scheme()
+            )));
         }
         let offset = match resp.header("Upload-Offset") {
             Some(v) => protocol::parse_u64_header("Upload-Offset", Some(v))?,
@@ -535,7 +538,7 @@ fn redirect_target(from: &Url, resp: &HttpResponse, grant: &Grant) -> Result<Url
         .ok_or_else(|| Error::Protocol(format!("{} redirect without a Location", resp.status)))?;
     let to = from
         .join(loc)
-        .map_err(|e| Error::Protocol(format!("redirect Location {loc:?}: {e}")))?;
+        .map_err(|e| Error::Protocol(format!("the redirect's Location is not a URL ({e})")))?;
     may_move(from, &to, &grant.reach().hosts)?;
     grant.check(&to)?;
     Ok(to)

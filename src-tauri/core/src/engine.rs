@@ -199,14 +199,20 @@ fn decide(store: &Store, destination: &str, again: bool, f: &PreparedFile) -> Re
 /// Moves secrets that a journal from before the keyring kept in plain text (settings,
 /// profiles, upload rows) to `secrets`, leaving references.
 fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Result<()> {
+    let legacy_settings = store
+        .setting("app")?
+        .is_some_and(|raw| raw.contains("\"endpoint\""));
     crate::settings::AppSettings::migrate_legacy(store, secrets)?;
+    let mut moved = legacy_settings;
     for p in store.profiles()? {
         let unbound = p
             .headers
             .keys()
             .any(|k| p.is_secret(k) && !p.bound.contains_key(&k.to_ascii_lowercase()))
             || (p.command().is_some() && p.command_bound.is_empty());
-        if unbound || crate::secrets::Secrets::any_unsealed(&p.headers, &|k| p.is_secret(k)) {
+        let plain = crate::secrets::Secrets::any_unsealed(&p.headers, &|k| p.is_secret(k));
+        moved |= plain;
+        if unbound || plain {
             // Also binds the secrets of a profile saved before they were bound to the
             // origin they have always gone to.
             store.save_profile_sealed(secrets, &p)?;
@@ -220,7 +226,13 @@ fn seal_stored_secrets(store: &Store, secrets: &crate::secrets::Secrets) -> Resu
                 &crate::redact::is_sensitive,
             )?;
             store.set_row_headers(id, &sealed)?;
+            moved = true;
         }
+    }
+    if moved {
+        // The plain values are gone from the rows; no copy may stay in the journal's free
+        // space or its write-ahead log either.
+        store.scrub()?;
     }
     Ok(())
 }

@@ -78,8 +78,9 @@ pub enum Error {
         there: String,
     },
 
-    /// A 307/308 to a request with a body (sent already): send it again to this URL.
-    #[error("the server moved the request to {0}")]
+    /// A 307/308 to a request with a body (sent already): send it again to this URL. Only
+    /// its origin is ever shown: an upload URL is a capability on many servers.
+    #[error("the server moved the request to another URL on {}", crate::gate::origin_of(.0).unwrap_or_else(|| "an unknown host".into()))]
     Moved(String),
 
     /// An upload URL handed over by a service (`--upload-url`) cannot take this file.

@@ -255,24 +255,101 @@ pub fn parse_header_lines(text: &str) -> Result<BTreeMap<String, String>> {
 /// How long a header command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs a header command (`sh -c`), returning its headers; its stderr names a failure.
+/// Most a header command may print: headers are short; a command that prints on and on
+/// (or a mistake, `cat /dev/zero`) must not fill the memory.
+pub const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
+
+/// What of a command's stderr is kept for the message.
+const COMMAND_STDERR_CAP: usize = 8 * 1024;
+
+/// Reads at most `cap` bytes; true when there was more.
+async fn read_capped(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    cap: usize,
+    into: &mut Vec<u8>,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                into.extend_from_slice(&buf[..n]);
+                if into.len() > cap {
+                    into.truncate(cap);
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Runs a header command (`sh -c`) in a process group of its own, returning its headers;
+/// its stderr names a failure. Past the timeout, or once it printed more than
+/// [`COMMAND_OUTPUT_CAP`], the whole group is killed (a pipeline's other commands too).
 pub async fn run_header_command(command: &str) -> Result<BTreeMap<String, String>> {
-    let run = tokio::process::Command::new("sh")
-        .arg("-c")
+    run_within(command, COMMAND_TIMEOUT).await
+}
+
+async fn run_within(command: &str, limit: Duration) -> Result<BTreeMap<String, String>> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, run)
-        .await
-        .map_err(|_| Error::HeaderCommand(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = cmd
+        .spawn()
         .map_err(|e| Error::HeaderCommand(format!("cannot run it: {e}")))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+    let group = child.id();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (too_much, _) = tokio::join!(
+            async {
+                match stdout {
+                    Some(o) => read_capped(o, COMMAND_OUTPUT_CAP, &mut out).await,
+                    None => false,
+                }
+            },
+            async {
+                if let Some(e) = stderr {
+                    read_capped(e, COMMAND_STDERR_CAP, &mut err).await;
+                }
+            }
+        );
+        if too_much {
+            return Err(Error::HeaderCommand(format!(
+                "it printed more than {} KiB",
+                COMMAND_OUTPUT_CAP / 1024
+            )));
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| Error::HeaderCommand(format!("cannot run it: {e}")))?;
+        Ok((status, out, err))
+    };
+    let finished = tokio::time::timeout(limit, run).await;
+    let (status, out, err) = match finished {
+        Ok(Ok(done)) => done,
+        failed => {
+            kill_group(group);
+            return Err(match failed {
+                Ok(Err(e)) => e,
+                _ => Error::HeaderCommand(format!("no answer within {limit:?}")),
+            });
+        }
+    };
+    if !status.success() {
+        let err = String::from_utf8_lossy(&err);
         let err: String = err.trim().chars().take(500).collect();
         return Err(Error::HeaderCommand(format!(
             "{}{}",
-            out.status,
+            status,
             if err.is_empty() {
                 String::new()
             } else {
@@ -280,7 +357,7 @@ pub async fn run_header_command(command: &str) -> Result<BTreeMap<String, String
             }
         )));
     }
-    let text = String::from_utf8(out.stdout)
+    let text = String::from_utf8(out)
         .map_err(|_| Error::HeaderCommand("its output is not text".into()))?;
     let headers = parse_header_lines(&text)?;
     if headers.is_empty() {
@@ -289,7 +366,20 @@ pub async fn run_header_command(command: &str) -> Result<BTreeMap<String, String
     Ok(headers)
 }
 
-#[derive(Debug, Clone)]
+/// Kills a header command's process group (the command and all it started).
+fn kill_group(group: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = group.and_then(|g| i32::try_from(g).ok()) {
+        // SAFETY: a plain system call on a process group this process started.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = group;
+}
+
+#[derive(Clone)]
 struct Fetched {
     headers: BTreeMap<String, String>,
     at: Instant,
@@ -298,23 +388,56 @@ struct Fetched {
     generation: u64,
 }
 
+/// Everything a command printed is a credential: only the names show.
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
 /// Headers printed by profiles' header commands, shared by every upload of a profile: fetched
 /// when first needed, when the TTL ran out, and after the server refused them.
 #[derive(Debug, Clone, Default)]
 pub struct CommandHeaders {
     cache: Arc<Mutex<HashMap<ProfileId, Fetched>>>,
-    /// One fetch at a time (a refused token must not start one command per upload).
-    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// One fetch at a time per profile (a refused token must not start one command per
+    /// upload; one profile's slow command must not hold another's).
+    fetching: Arc<Mutex<HashMap<ProfileId, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Request headers for one upload, and which fetch of its command they came from.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials {
     pub headers: crate::redact::Headers,
     /// The command's fetch these came from (`None`: no command).
     pub generation: Option<u64>,
     /// Names of the headers the command printed: credentials, whatever their names.
     pub fetched: Vec<String>,
+}
+
+/// Values masked: those secret by name, and every one a command printed.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&String, String> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.fetched.contains(k) {
+                    "••••••".to_string()
+                } else {
+                    crate::redact::mask(k, v)
+                };
+                (k, v)
+            })
+            .collect();
+        f.debug_struct("Credentials")
+            .field("headers", &shown)
+            .field("generation", &self.generation)
+            .finish()
+    }
 }
 
 impl CommandHeaders {
@@ -354,7 +477,14 @@ impl CommandHeaders {
         let fetched = match self.cached(profile.id, ttl, refused) {
             Some(f) => f,
             None => {
-                let _one = self.fetching.lock().await;
+                let lock = self
+                    .fetching
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(profile.id)
+                    .or_default()
+                    .clone();
+                let _one = lock.lock().await;
                 // Another upload may have fetched while this one waited.
                 match self.cached(profile.id, ttl, refused) {
                     Some(f) => f,
@@ -531,6 +661,76 @@ mod tests {
         assert!(p.is_secret("x-signed-url-part"));
         assert!(p.is_secret("Authorization"));
         assert!(!p.is_secret("X-Tenant"));
+    }
+
+    #[tokio::test]
+    async fn a_header_command_that_prints_on_and_on_is_stopped_at_the_cap() {
+        let started = std::time::Instant::now();
+        let e = run_within("yes 'X-Junk: y'", Duration::from_secs(20))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 64 KiB"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "stopped at the cap, not the timeout"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // A pipeline whose other process outlives the shell if only the shell is killed.
+        let cmd = format!("sleep 300 & echo $! > {p}; wait", p = pid_file.display());
+        let e = run_within(&cmd, Duration::from_millis(700))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no answer within"), "{e}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            // Reaped by init once killed; kill(pid, 0) then fails.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone, "the background sleep {pid} of the command still runs");
+    }
+
+    #[test]
+    fn debug_of_credentials_masks_what_a_command_printed() {
+        let c = Credentials {
+            headers: BTreeMap::from([
+                ("X-Cmd-Output".to_string(), "printed-value".to_string()),
+                ("Authorization".to_string(), "Bearer static".to_string()),
+                ("X-Tenant".to_string(), "acme".to_string()),
+            ])
+            .into(),
+            generation: Some(1),
+            fetched: vec!["X-Cmd-Output".into()],
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("printed-value") && !shown.contains("static"),
+            "{shown}"
+        );
+        assert!(shown.contains("acme"), "{shown}");
+        let f = Fetched {
+            headers: BTreeMap::from([("X-Plain-Name".to_string(), "printed".to_string())]),
+            at: Instant::now(),
+            generation: 2,
+        };
+        assert!(!format!("{f:?}").contains("printed\""));
     }
 
     #[test]

@@ -33,29 +33,54 @@ impl Backend {
 
 /// Where secrets are kept; clone freely. Opening costs nothing: the keyring is probed only
 /// when a secret is first stored (a launch with nothing to store never waits for D-Bus).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Secrets {
     backend: Arc<std::sync::OnceLock<Backend>>,
     file: PathBuf,
-    /// This data dir's secrets are told apart from another's in the same keyring.
+    /// This data dir's secrets are told apart from another's in the same keyring: from its
+    /// canonical path, so `./data`, a link to it and its full path are one data dir.
     scope: String,
+    /// The scope older builds used (the path as given), read when a secret is not found
+    /// under the canonical one.
+    legacy_scope: Option<String>,
     /// Values read or written in this process (a keyring read is a D-Bus round trip).
     cache: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Where secrets go and how many this process holds; never a value.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("backend", &self.backend.get())
+            .field("file", &self.file)
+            .field("scope", &self.scope)
+            .field("cached", &self.lock().len())
+            .finish()
+    }
+}
+
+fn scope_of(path: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(path.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Secrets {
     /// Secrets of the data dir at `data_dir`. `TUSKER_SECRETS=file` forces the 0600 file.
     pub fn open(data_dir: &Path) -> Secrets {
-        use sha2::Digest;
-        let scope: String = sha2::Sha256::digest(data_dir.display().to_string().as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let given = data_dir.display().to_string();
+        let canonical = std::fs::canonicalize(data_dir)
+            .or_else(|_| std::path::absolute(data_dir))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| given.clone());
         Secrets {
             backend: Arc::default(),
             file: data_dir.join("secrets.json"),
-            scope,
+            scope: scope_of(&canonical),
+            legacy_scope: (canonical != given).then(|| scope_of(&given)),
             cache: Arc::default(),
         }
     }
@@ -88,7 +113,16 @@ impl Secrets {
         key: &str,
         op: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
     ) -> Result<keyring::Result<T>> {
-        let account = format!("{}:{key}", self.scope);
+        self.keyring_in(&self.scope, key, op)
+    }
+
+    fn keyring_in<T: Send + 'static>(
+        &self,
+        scope: &str,
+        key: &str,
+        op: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+    ) -> Result<keyring::Result<T>> {
+        let account = format!("{scope}:{key}");
         bounded(move || keyring::Entry::new(SERVICE, &account).and_then(|e| op(&e)))
     }
 
@@ -102,6 +136,7 @@ impl Secrets {
                     .map_err(|e| Error::Secrets(e.to_string()))?
             }
             Backend::File => {
+                let _held = FileLock::take(&self.file)?;
                 let mut all = read_file(&self.file)?;
                 all.insert(key.to_string(), value.to_string());
                 write_file(&self.file, &all)?;
@@ -121,7 +156,14 @@ impl Secrets {
             (Backend::File, key) => read_file(&self.file)?.remove(key),
             (Backend::Keyring, key) => match self.keyring(key, |e| e.get_password())? {
                 Ok(v) => Some(v),
-                Err(keyring::Error::NoEntry) => None,
+                Err(keyring::Error::NoEntry) => match &self.legacy_scope {
+                    Some(old) => match self.keyring_in(old, key, |e| e.get_password())? {
+                        Ok(v) => Some(v),
+                        Err(keyring::Error::NoEntry) => None,
+                        Err(e) => return Err(Error::Secrets(e.to_string())),
+                    },
+                    None => None,
+                },
                 Err(e) => return Err(Error::Secrets(e.to_string())),
             },
         };
@@ -143,6 +185,7 @@ impl Secrets {
         self.lock().remove(reference);
         match locate(reference) {
             (Backend::File, key) => {
+                let _held = FileLock::take(&self.file)?;
                 let mut all = read_file(&self.file)?;
                 if all.remove(key).is_some() {
                     write_file(&self.file, &all)?;
@@ -296,31 +339,144 @@ fn probe_now(scope: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The secrets file. A damaged one is an error, never read as empty: writing the next secret
+/// over an empty map would throw the others away.
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>> {
     match std::fs::read_to_string(path) {
-        Ok(t) => Ok(serde_json::from_str(&t).unwrap_or_default()),
+        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+            Error::Secrets(format!(
+                "{} is damaged ({e}); it was left as it is: move it away and enter the credentials again",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(Error::Io(e)),
     }
 }
 
-/// Written to a 0600 temporary file, then renamed over the old one.
+/// The secrets file's lock (`secrets.json.lock`): the app and the CLI beside it change the
+/// file one at a time, each reading what the other wrote.
+struct FileLock {
+    _held: std::fs::File,
+}
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock> {
+        let lock = path.with_extension("json.lock");
+        let f = owner_only_file(&lock, false)?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a file this struct owns; released when it is closed.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::Io(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(FileLock { _held: f })
+    }
+}
+
+/// Opens (creating) a file only this user may read; `fresh` insists it is new.
+fn owner_only_file(path: &Path, fresh: bool) -> Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    if fresh {
+        o.create_new(true);
+    } else {
+        o.create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    Ok(o.open(path)?)
+}
+
+/// Written to a new 0600 temporary file of its own (a name no other writer uses), synced,
+/// then renamed over the old one.
 fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(
-        serde_json::to_string(all)
-            .expect("map serialises")
-            .as_bytes(),
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let tmp = path.with_extension(format!("json.{}.{}.tmp", std::process::id(), unique()));
+    let mut f = owner_only_file(&tmp, true)?;
+    let written = f
+        .write_all(
+            serde_json::to_string(all)
+                .expect("map serialises")
+                .as_bytes(),
+        )
+        .and_then(|_| f.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_secrets_file_is_an_error_and_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.json");
+        std::fs::write(&file, b"{\"profile:a\": \"tok").unwrap();
+        let e = read_file(&file).unwrap_err().to_string();
+        assert!(e.contains("damaged"), "{e}");
+        assert!(!e.contains("tok"), "no value in the message: {e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"{\"profile:a\": \"tok");
+    }
+
+    #[test]
+    fn writers_take_turns_and_none_loses_another_ones_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.json");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let file = file.clone();
+                std::thread::spawn(move || {
+                    for j in 0..20 {
+                        let _held = FileLock::take(&file).unwrap();
+                        let mut all = read_file(&file).unwrap();
+                        all.insert(format!("k{i}-{j}"), "v".into());
+                        write_file(&file, &all).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(read_file(&file).unwrap().len(), 160);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn the_debug_of_secrets_shows_no_value_and_the_scope_is_the_canonical_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Secrets::open(dir.path());
+        s.lock().insert("file:k".into(), "the-value-itself".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("the-value-itself"), "{shown}");
+        assert!(shown.contains("cached: 1"), "{shown}");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+            assert_eq!(Secrets::open(&link).scope, s.scope);
+            assert_eq!(Secrets::open(&dir.path().join(".")).scope, s.scope);
+        }
+    }
 }

@@ -453,6 +453,26 @@ impl Store {
         })
     }
 
+    /// The journal of the data dir `dir`, creating the folder (only this user may enter it)
+    /// when it is new: `tusker-cli profile set` may be the first command on a machine.
+    pub fn open_in(dir: &Path) -> Result<Store> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            owner_only(dir, 0o700);
+        }
+        Self::open(&dir.join("journal.sqlite"))
+    }
+
+    /// Leaves no copy of deleted content in the journal's files: the write-ahead log is
+    /// written into the database and emptied, and the database rebuilt without free pages.
+    pub fn scrub(&self) -> Result<()> {
+        let conn = self.conn();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.execute_batch("VACUUM")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A private in-memory journal, for tests.
     pub fn open_in_memory() -> Result<Store> {
         Self::init(Connection::open_in_memory()?)
@@ -494,6 +514,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Freed content is overwritten with zeros: a secret moved out of a row (to the
+        // keyring) leaves no copy in the file's free space.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         migrate(conn)?;
         backfill_destinations(conn)
     }
@@ -959,6 +982,32 @@ impl Store {
         more: impl FnOnce(&Connection) -> Result<()>,
     ) -> Result<()> {
         let mut conn = self.conn();
+        self.epoch_tx_on(&mut conn, sql, p, more)
+    }
+
+    /// [`Self::epoch_tx`] on the disk before it returns, through a power loss too (the WAL
+    /// is synced on this commit): for a write a request that is about to go out rests on.
+    fn epoch_tx_durable(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        more: impl FnOnce(&Connection) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let written = self.epoch_tx_on(&mut conn, sql, p, more);
+        let back = conn.pragma_update(None, "synchronous", "NORMAL");
+        written?;
+        Ok(back?)
+    }
+
+    fn epoch_tx_on(
+        &self,
+        conn: &mut Connection,
+        sql: &str,
+        p: impl rusqlite::Params,
+        more: impl FnOnce(&Connection) -> Result<()>,
+    ) -> Result<()> {
         let written = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             epoch_write(&tx, sql, p, more)?;
@@ -1380,7 +1429,9 @@ impl Store {
                 .query_row("SELECT final_posts FROM uploads WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })?;
-        self.epoch_tx(
+        // Durable before the POST goes out: a count lost to a power cut would let the next run
+        // POST again without saying the server may hold a second copy.
+        self.epoch_tx_durable(
             "UPDATE uploads SET final_posts = final_posts + 1 WHERE id = ?1 AND epoch = ?2",
             params![id, epoch],
             |_| Ok(()),
@@ -1406,7 +1457,9 @@ impl Store {
         url: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<()> {
-        self.epoch_tx(
+        // Durable before the parts are deleted: a final URL lost to a power cut would have
+        // the next run POST another final.
+        self.epoch_tx_durable(
             "UPDATE uploads SET upload_url = ?3, expires_at = ?4, updated_at = ?5
              WHERE id = ?1 AND epoch = ?2",
             params![id, epoch, url, expires_at, now_secs()],

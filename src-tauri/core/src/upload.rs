@@ -1082,8 +1082,9 @@ fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
 /// credentials too only when the profile allows that host; without secrets it may go
 /// anywhere the person did not refuse. Checked before its URL is journalled.
 fn check_location(grant: &Grant, location: &str) -> Result<()> {
-    let loc = url::Url::parse(location)
-        .map_err(|_| Error::Protocol(format!("Location {location:?} is not a URL")))?;
+    let loc = url::Url::parse(location).map_err(|e| {
+        Error::Protocol(format!("the Location of the new upload is not a URL ({e})"))
+    })?;
     grant.check(&loc)
 }
 

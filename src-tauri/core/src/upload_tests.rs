@@ -1586,3 +1586,32 @@ async fn the_client_sends_no_request_that_would_carry_a_secret_where_it_may_not_
         .iter()
         .all(|s| !s.url.contains("elsewhere.test")));
 }
+
+#[tokio::test]
+async fn upload_urls_in_errors_name_only_their_origin() {
+    let moved = Error::Moved("https://up.example:8443/files/abc-capability".into());
+    let said = Said::of(&moved);
+    assert!(!said.detail.contains("abc-capability"), "{}", said.detail);
+    assert!(
+        said.detail.contains("https://up.example:8443"),
+        "{}",
+        said.detail
+    );
+    for location in ["ftp://h.example/secret-cap", "http://[::1/secret-cap"] {
+        let server = FakeServer::default();
+        server.then(Method::POST, Act::Status(201, vec![("Location", location)]));
+        let client =
+            TusClient::with_transport(Arc::new(server.clone()), Duration::from_millis(300));
+        let e = client
+            .create(
+                &url::Url::parse(ENDPOINT).unwrap(),
+                &Grant::default(),
+                Some(1),
+                "",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret-cap"), "{e}");
+    }
+}
