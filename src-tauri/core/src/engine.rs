@@ -293,7 +293,9 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
-        let (ftx, frx) = mpsc::unbounded_channel();
+        let (ftx, raw_changes) = mpsc::unbounded_channel();
+        let (looked_tx, frx) = mpsc::unbounded_channel();
+        tokio::spawn(look_at_changes(raw_changes, looked_tx));
         let try_now = Arc::new(tokio::sync::Notify::new());
         let watcher = match FileWatcher::new(ftx) {
             Ok(w) => Some(w),
@@ -737,6 +739,8 @@ struct Entry {
     slots: usize,
     /// Restored from the journal but not to be started until resumed.
     dormant: bool,
+    /// The path the running worker was started with (a rename after it is followed).
+    run_path: Option<Box<str>>,
 }
 
 struct Actor {
@@ -789,6 +793,60 @@ fn path_hash(path: &str) -> u64 {
 
 /// How often the journal's profiles are compared with what the queue last saw.
 const PROFILE_POLL: Duration = Duration::from_secs(1);
+
+/// A change the watcher saw, with what the disk says of it now, looked at off the engine's
+/// thread (a stat on a hung network mount must not hold the queue).
+enum Looked {
+    Renamed {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// The file's size now (`None`: gone, not a file, or no answer in time).
+    Modified {
+        path: PathBuf,
+        size: Option<u64>,
+    },
+    /// Something stands at the path again (or the disk did not say).
+    Removed {
+        path: PathBuf,
+        still_there: bool,
+    },
+}
+
+/// Looks at the watcher's changes in order, on the blocking pool with a time limit, and hands
+/// them to the queue.
+async fn look_at_changes(
+    mut changes: mpsc::UnboundedReceiver<Vec<FsChange>>,
+    looked: mpsc::UnboundedSender<Vec<Looked>>,
+) {
+    while let Some(batch) = changes.recv().await {
+        let seen = crate::source::blocking_file("the watched files", move || {
+            Ok(batch
+                .into_iter()
+                .map(|c| match c {
+                    FsChange::Renamed { from, to } => Looked::Renamed { from, to },
+                    FsChange::Modified(path) => Looked::Modified {
+                        size: crate::fingerprint::stamp(&path).ok().map(|s| s.size),
+                        path,
+                    },
+                    FsChange::Removed(path) => Looked::Removed {
+                        still_there: std::fs::symlink_metadata(&path).is_ok(),
+                        path,
+                    },
+                })
+                .collect::<Vec<_>>())
+        })
+        .await;
+        match seen {
+            Ok(seen) => {
+                if looked.send(seen).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "changes to watched files could not be looked at"),
+        }
+    }
+}
 
 /// Walks a drop may begin (the first and two after interruptions) before it is given up.
 const INTAKE_TRIES: u32 = 3;
@@ -853,6 +911,7 @@ impl Actor {
                     task: None,
                     slots: 0,
                     dormant: !auto_resume && state == UploadState::Queued,
+                    run_path: None,
                 }),
             );
         }
@@ -863,7 +922,7 @@ impl Actor {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
         mut wrx: mpsc::UnboundedReceiver<(UploadId, i64, WorkerEvent)>,
-        mut frx: mpsc::UnboundedReceiver<Vec<FsChange>>,
+        mut frx: mpsc::UnboundedReceiver<Vec<Looked>>,
     ) {
         let mut tick = tokio::time::interval(EVENT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1132,21 +1191,24 @@ impl Actor {
     }
 
     /// Reacts to files changing under the queue while it runs.
-    fn fs_changes(&mut self, changes: Vec<FsChange>) {
+    fn fs_changes(&mut self, changes: Vec<Looked>) {
         for change in changes {
             match change {
-                FsChange::Renamed { from, to } => {
+                Looked::Renamed { from, to } => {
                     for id in self.ids_at(&from) {
                         self.follow_rename(id, &to);
                     }
                 }
-                FsChange::Modified(p) => {
+                Looked::Modified { path: p, size } => {
                     for id in self.ids_at(&p) {
-                        self.file_modified(id);
+                        self.file_modified(id, size);
                     }
                 }
-                FsChange::Removed(p) => {
-                    if p.exists() {
+                Looked::Removed {
+                    path: p,
+                    still_there,
+                } => {
+                    if still_there {
                         continue;
                     }
                     for id in self.ids_at(&p) {
@@ -1202,12 +1264,12 @@ impl Actor {
     /// upload stops at once. The same size may be a touch or an edit past what the server
     /// holds: a running worker proves the sent bytes before its next request (`file
     /// changed` if they differ), a waiting upload when it starts.
-    fn file_modified(&mut self, id: UploadId) {
+    fn file_modified(&mut self, id: UploadId, size: Option<u64>) {
         let Ok(rec) = self.ctx.store.get(id) else {
             return;
         };
-        let same_size = crate::fingerprint::stamp(std::path::Path::new(&rec.path))
-            .is_ok_and(|st| st.size == rec.size);
+        // Unknown (the disk did not answer in time): the worker proves before it goes on.
+        let same_size = size.is_none_or(|s| s == rec.size);
         if same_size {
             tracing::info!(id, path = %rec.path, "file written to; the upload proves what the server holds before it goes on");
             return;
@@ -1487,6 +1549,7 @@ impl Actor {
             tx: self.worker_tx.clone(),
         };
         let done = self.worker_tx.clone();
+        let run_path = rec.path.clone();
         let handle = tokio::spawn(async move {
             // A bug that panics inside one upload must not leave it "uploading" forever and
             // hold its slot: it ends as failed, the rest of the queue goes on.
@@ -1506,6 +1569,7 @@ impl Actor {
         if let Some(e) = self.entries.get_mut(&id) {
             e.task = Some((gen, handle));
             e.slots = slots;
+            e.run_path = Some(run_path.into());
             self.running += slots;
         }
     }
@@ -1540,11 +1604,14 @@ impl Actor {
                 self.running -= e.slots;
             }
         }
+        // Known without a look at the disk: the watcher moved the row to a new path after
+        // the worker took the old one.
         let moved_on = matches!(outcome, Outcome::FileMissing(_))
-            && self
-                .entries
-                .get(&id)
-                .is_some_and(|e| std::path::Path::new(&e.row.path()).exists());
+            && self.entries.get_mut(&id).is_some_and(|e| {
+                e.run_path
+                    .take()
+                    .is_some_and(|started| *started != *e.row.path())
+            });
         match outcome {
             Outcome::Completed => {
                 tracing::info!(id, "upload completed");
@@ -2049,6 +2116,7 @@ impl Actor {
                 task: None,
                 slots: 0,
                 dormant: false,
+                run_path: None,
             }),
         );
         self.mark(rec.id);

@@ -191,7 +191,7 @@ pub(super) async fn attempt(
 
     // Every part is complete. The final gets them only if the file has not moved since they
     // were read (a moved stamp ends this pass, and the next one proves each part).
-    ensure_file(ctx, &rec)?;
+    ensure_file(ctx, &rec).await?;
     let parts = ctx.store.parts(id)?;
     // Parts a PATCH answer just confirmed complete need no HEAD (one round trip fewer); the
     // others (complete before this pass) are asked, all at once.
@@ -440,7 +440,7 @@ async fn prove_parts(
     s: &Setup<'_>,
 ) -> Result<(), Interruption> {
     let path = std::path::PathBuf::from(&rec.path);
-    let st = fingerprint::stamp(&path)?;
+    let st = source::stamp(&rec.path).await?;
     if !st.moved_from(&rec.stamp()) {
         return Ok(());
     }
@@ -534,7 +534,7 @@ async fn align_part(
     let start = part.start;
     let rebuilt =
         source::blocking(move || proof::rebuild_at(&path, start, &journal, target, true)).await?;
-    check_unchanged(&rec.path, &rec.stamp())?;
+    unchanged(&rec.path, &rec.stamp()).await?;
     match rebuilt {
         Ok(h) => {
             source::lock(sent).reset(h);
@@ -677,7 +677,7 @@ async fn run_part(
     let mut next: Option<(u64, u64, tokio::task::JoinHandle<Result<String>>)> = None;
     let source = Source::new(&rec.path).expecting(rec.ino);
     while part.acked < part.len {
-        ensure_file(ctx, rec)?;
+        ensure_file(ctx, rec).await?;
         align_part(ctx, rec, &part, &sent, part.acked).await?;
         let offset = part.acked;
         let planned = next.take();
@@ -763,7 +763,7 @@ async fn run_part(
                 url = to;
             }
             Err(e) => {
-                let e = blame_file(e, &transfer, rec);
+                let e = blame_file(e, &transfer, rec).await;
                 let status = e.status();
                 let ask = match (&e, status) {
                     (Error::BadOffset(why), _) => {

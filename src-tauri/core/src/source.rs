@@ -183,12 +183,6 @@ pub struct Source {
     ino: Option<u64>,
 }
 
-/// Reads (with the work done on their bytes, hashing mostly) up to this size happen on the
-/// calling task instead of the blocking pool: below it the two thread wake-ups of a hop cost
-/// more than the work; above it, with 100,000 files of 1-64 KiB, hashing on the event loop
-/// made that thread the bottleneck (16 KiB: about 5% faster than 64 KiB there).
-const INLINE_READ: u64 = 16 * 1024;
-
 /// Frames read ahead of the HTTP stack per body: reading overlaps sending, memory stays
 /// bounded (a few frames per upload).
 const READ_AHEAD: usize = 2;
@@ -241,6 +235,45 @@ pub(crate) fn read_full_at(
     Ok(n)
 }
 
+/// How long one look at an upload's file (a stat, an open, a read) may take: a network
+/// mount that hangs must not hold an upload, or the queue, for ever.
+pub const FILE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`blocking`] within [`FILE_TIMEOUT`]; `what` names the file for the message. (The thread
+/// stuck in the system call is left to finish on its own.)
+pub(crate) async fn blocking_file<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    blocking_within(FILE_TIMEOUT, what, f).await
+}
+
+async fn blocking_within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::time::timeout(limit, blocking(f)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Read {
+            path: what.to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the disk did not answer within {} s (a network drive that hangs?)",
+                    limit.as_secs_f64()
+                ),
+            ),
+        }),
+    }
+}
+
+/// The file's stamp, looked at off the engine's thread ([`blocking_file`]).
+pub(crate) async fn stamp(path: &str) -> Result<crate::fingerprint::FileStamp> {
+    let p = PathBuf::from(path);
+    blocking_file(path, move || crate::fingerprint::stamp(&p)).await
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -283,7 +316,8 @@ impl Source {
         sent: Sent,
     ) -> Result<crate::transport::BodyStream> {
         let (path, ino) = (self.path.clone(), self.ino);
-        let file = blocking(move || open(&path, ino)).await?;
+        let file =
+            blocking_file(&self.path.display().to_string(), move || open(&path, ino)).await?;
         transfer.touch();
         let generation = lock(&sent).begin();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
@@ -354,17 +388,14 @@ impl Source {
             }
             then(buf.freeze())
         };
-        if len <= INLINE_READ {
-            return read(&self.path);
-        }
         let path = self.path.clone();
-        blocking(move || read(&path)).await
+        blocking_file(&self.path.display().to_string(), move || read(&path)).await
     }
 
     /// `Upload-Checksum` value for a range (read once more, before sending it).
     pub async fn checksum(&self, alg: ChecksumAlgorithm, offset: u64, len: u64) -> Result<String> {
         let (path, ino) = (self.path.clone(), self.ino);
-        blocking(move || {
+        blocking_file(&self.path.display().to_string(), move || {
             let f = open(&path, ino)?;
             let mut at = offset;
             let end = offset + len;
@@ -390,5 +421,36 @@ impl Source {
             Ok(protocol::format_checksum(alg, &digest))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_look_at_a_file_that_hangs_ends_in_time_and_the_thread_goes_on() {
+        let started = Instant::now();
+        let hung = blocking_within(Duration::from_millis(200), "/mnt/nfs/x", || {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(())
+        });
+        // The engine's one thread keeps working meanwhile.
+        let ticks = async {
+            let mut n = 0;
+            while started.elapsed() < Duration::from_millis(150) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                n += 1;
+            }
+            n
+        };
+        let (r, n) = tokio::join!(hung, ticks);
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("did not answer") && e.contains("/mnt/nfs/x"),
+            "{e}"
+        );
+        assert!(n > 5, "the thread was held");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

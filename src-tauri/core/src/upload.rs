@@ -564,7 +564,7 @@ pub(crate) async fn no_link_on_the_way(rec: &UploadRecord, now: &FileStamp) -> R
         return Ok(());
     }
     let path = std::path::PathBuf::from(&rec.path);
-    let real = source::blocking({
+    let real = source::blocking_file(&rec.path, {
         let path = path.clone();
         move || Ok(std::fs::canonicalize(&path).ok())
     })
@@ -589,7 +589,7 @@ async fn check_file(
     cache: &mut Option<Moved>,
 ) -> Result<Option<Moved>> {
     let path = std::path::PathBuf::from(&rec.path);
-    let st = fingerprint::stamp(&path)?;
+    let st = source::stamp(&rec.path).await?;
     if !st.moved_from(&rec.stamp()) {
         return Ok(None);
     }
@@ -648,7 +648,19 @@ async fn check_file(
     Ok(Some(m))
 }
 
-/// Verifies the stamp has not moved since the upload started (cheap stat, no hashing).
+/// [`check_unchanged`] off the engine's thread.
+async fn unchanged(path: &str, stamp: &FileStamp) -> Result<()> {
+    let st = source::stamp(path).await?;
+    if st.moved_from(stamp) {
+        return Err(Error::FileChanged(format!(
+            "{path} was modified during the upload"
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies the stamp has not moved since the upload started (cheap stat, no hashing). On
+/// the blocking pool only (inside a read).
 fn check_unchanged(path: &str, stamp: &FileStamp) -> Result<()> {
     let st = fingerprint::stamp(Path::new(path))?;
     if st.moved_from(stamp) {
@@ -664,8 +676,8 @@ fn check_unchanged(path: &str, stamp: &FileStamp) -> Result<()> {
 /// stamp that moved while this run works (a rename, a touch, an edit) ends the pass: the next
 /// one proves the sent bytes against the journal and asks the server what it holds before it
 /// appends (a request that failed may have left more there than the journal proves).
-fn ensure_file(ctx: &UploadCtx, rec: &UploadRecord) -> Result<(), Interruption> {
-    let st = match fingerprint::stamp(Path::new(&rec.path)) {
+async fn ensure_file(ctx: &UploadCtx, rec: &UploadRecord) -> Result<(), Interruption> {
+    let st = match source::stamp(&rec.path).await {
         Ok(st) => st,
         Err(Error::FileMissing(_)) => {
             let now = ctx.store.get(rec.id)?;
@@ -704,7 +716,7 @@ async fn align(ctx: &UploadCtx, rec: &UploadRecord, sent: &Sent, target: u64) ->
     let journal = ctx.store.proof(rec.id)?;
     let path = std::path::PathBuf::from(&rec.path);
     let rebuilt = source::blocking(move || proof::rebuild(&path, &journal, target, true)).await?;
-    check_unchanged(&rec.path, &rec.stamp())?;
+    unchanged(&rec.path, &rec.stamp()).await?;
     match rebuilt {
         Ok(h) => {
             source::lock(sent).reset(h);
@@ -859,9 +871,9 @@ fn believed(
 }
 
 /// Maps a failed request to the file's fault when the body stream broke because of the file.
-fn blame_file(e: Error, transfer: &Transfer, rec: &UploadRecord) -> Error {
+async fn blame_file(e: Error, transfer: &Transfer, rec: &UploadRecord) -> Error {
     if let Some(msg) = transfer.failure() {
-        if !Path::new(&rec.path).exists() {
+        if let Err(Error::FileMissing(_)) = source::stamp(&rec.path).await {
             return Error::FileMissing(rec.path.clone());
         }
         return Error::FileChanged(msg);
@@ -1297,8 +1309,11 @@ async fn attempt(
                     &ctx.settings,
                     reporter,
                 )
-                .await
-                .map_err(|e| blame_file(e, &transfer, &rec));
+                .await;
+                let r = match r {
+                    Err(e) => Err(blame_file(e, &transfer, &rec).await),
+                    ok => ok,
+                };
                 match r {
                     // A proxy in front of the server may cap request bodies: create empty.
                     Err(e) if use_cwu && e.status() == Some(413) => {
@@ -1357,7 +1372,7 @@ async fn attempt(
     let mut checksum_mismatches = 0u32;
     let mut moves = 0u32;
     while offset < rec.size || length_pending {
-        ensure_file(ctx, &rec)?;
+        ensure_file(ctx, &rec).await?;
         align(ctx, &rec, sent, offset).await?;
         let transfer = Transfer::new();
         // Exact chunks stay on their boundaries even after a server kept part of one.
@@ -1443,7 +1458,7 @@ async fn attempt(
                 }
             }
             Err(e) => {
-                let e = blame_file(e, &transfer, &rec);
+                let e = blame_file(e, &transfer, &rec).await;
                 match e.status() {
                     Some(409) if conflicts < 5 => {
                         conflicts += 1;
