@@ -26,6 +26,16 @@ fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
     output_within(cli(data).args(args), Duration::from_secs(60))
 }
 
+/// What a watched folder handed to the queue next (its other events are a failure here).
+async fn next_added(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<tusker_core::watched::WatchEvent>,
+) -> Vec<AddResult> {
+    match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+        Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => results,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The same server upload, addressed through `proxy` (a URL a service's API handed over).
 fn through(url: &str, server_port: u16, proxy: &FaultProxy, ip: &str) -> String {
     url.replace(
@@ -214,12 +224,7 @@ async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token
     )
     .unwrap();
     write_file(watched.path(), "first.bin", 50_000, 82);
-    let first = loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
-            Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => break results,
-            other => panic!("{other:?}"),
-        }
-    };
+    let first = next_added(&mut events).await;
     let AddResult::Added { id: first_id, .. } = first[0] else {
         panic!("{first:?}")
     };
@@ -252,12 +257,7 @@ async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token
     );
     // The watched folder's next file goes where the profile points now, with its token.
     write_file(watched.path(), "second.bin", 50_000, 83);
-    let second = loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
-            Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => break results,
-            other => panic!("{other:?}"),
-        }
-    };
+    let second = next_added(&mut events).await;
     let AddResult::Added { id: second_id, .. } = second[0] else {
         panic!("{second:?}")
     };

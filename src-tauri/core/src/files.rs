@@ -329,7 +329,7 @@ mod tests {
             std::fs::create_dir(&at).unwrap();
         }
         std::fs::write(at.join("bottom.bin"), b"bottom").unwrap();
-        let (ok, bad) = walk_all(&[base.clone()], &Walk::handed_over());
+        let (ok, bad) = walk_all(std::slice::from_ref(&base), &Walk::handed_over());
         assert_eq!(ok.len(), 1, "{bad:?}");
         assert_eq!(ok[0].name, "top.bin");
         assert_eq!(bad.len(), 1, "named once: {bad:?}");
@@ -379,21 +379,21 @@ mod tests {
         let tmp = watched.join(".swap");
         std::os::unix::fs::symlink(&secret, &tmp).unwrap();
         std::fs::rename(&tmp, &file).unwrap();
-        let (ok, bad) = walk_all(&[file.clone()], &walk);
+        let (ok, bad) = walk_all(std::slice::from_ref(&file), &walk);
         assert!(ok.is_empty(), "{ok:?}");
         assert_eq!(bad[0].0, file);
         assert!(bad[0].1.contains("not followed"), "{bad:?}");
         // Swapped for another regular file (a hard link to the key): not the file examined.
         std::fs::remove_file(&file).unwrap();
         std::fs::hard_link(&secret, &file).unwrap();
-        let (ok, bad) = walk_all(&[file.clone()], &walk);
+        let (ok, bad) = walk_all(std::slice::from_ref(&file), &walk);
         assert!(ok.is_empty());
         assert!(bad[0].1.contains("replaced"), "{bad:?}");
         // A FIFO swapped in does not block the walk.
         std::fs::remove_file(&file).unwrap();
         let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let (ok, bad) = walk_all(&[file.clone()], &Walk::default());
+        let (ok, bad) = walk_all(std::slice::from_ref(&file), &Walk::default());
         assert!(ok.is_empty());
         assert!(bad[0].1.contains("not a regular file"), "{bad:?}");
     }
@@ -406,7 +406,7 @@ mod tests {
         std::fs::write(&real, b"x").unwrap();
         let link = d.path().join("latest.bin");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let (ok, _) = walk_all(&[link.clone()], &Walk::handed_over());
+        let (ok, _) = walk_all(std::slice::from_ref(&link), &Walk::handed_over());
         assert_eq!(ok[0].path, std::fs::canonicalize(&real).unwrap());
         assert_eq!(ok[0].name, "latest.bin", "the name the person handed over");
         let (ok, bad) = walk_all(&[link], &Walk::default());

@@ -67,7 +67,7 @@ impl Reach {
         let Some(o) = origin(url) else {
             return false;
         };
-        if self.origins.iter().any(|b| *b == o) {
+        if self.origins.contains(&o) {
             return true;
         }
         let host = url.host_str().unwrap_or("");

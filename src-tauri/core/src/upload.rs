@@ -291,7 +291,7 @@ pub fn termination_blocked(ctx: &UploadCtx, rec: &UploadRecord, url: &str) -> Op
         ),
         Err(e) => return Some(e),
     };
-    let refused = reach.refused.iter().any(|h| *h == host);
+    let refused = reach.refused.contains(&host);
     (refused || (has_credentials && !reach.admits(&target))).then_some(Error::HostNotAllowed(host))
 }
 

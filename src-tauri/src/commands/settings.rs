@@ -136,12 +136,11 @@ fn checked_folders(
     Ok(out)
 }
 
-/// Where each watched folder's files go under `s` (its profile, or the drops' one): the
-/// server's origin and the profile's name.
-fn destinations(
-    state: &AppState,
-    s: &AppSettings,
-) -> CmdResult<Vec<(String, Option<(String, String)>)>> {
+/// A watched folder's path, and the server's origin and profile its files go to (if any).
+type FolderDestination = (String, Option<(String, String)>);
+
+/// Where each watched folder's files go under `s` (its profile, or the drops' one).
+fn destinations(state: &AppState, s: &AppSettings) -> CmdResult<Vec<FolderDestination>> {
     let store = state.engine.store();
     let mut out = Vec::new();
     for f in &s.watched_folders {
