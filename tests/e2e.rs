@@ -932,6 +932,10 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     // The toolbar's picker: drops now go to "Direct".
     let picker = app.wait_for("#drop-target", Duration::from_secs(5)).await;
     picker.select_by_value("Direct").await.unwrap();
+    // Drops going to another server is the person's to confirm, in a system dialog.
+    tokio::task::spawn_blocking(|| key_in_dialog("Upload somewhere new?", "Return"))
+        .await
+        .unwrap();
     app.wait_js(
         "the drop profile saved",
         "document.querySelector('#drop-target').value === 'Direct'",
@@ -1517,11 +1521,9 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
     .await;
     // Where a watched folder's files go is confirmed in a system dialog.
     app.click(Locator::Id("save-settings")).await;
-    tokio::task::spawn_blocking(|| {
-        key_in_dialog("Upload watched folders somewhere new?", "Return")
-    })
-    .await
-    .unwrap();
+    tokio::task::spawn_blocking(|| key_in_dialog("Upload somewhere new?", "Return"))
+        .await
+        .unwrap();
     app.wait_js(
         "before.bin completed",
         &row_js("before.bin", "r.dataset.state === 'completed'"),
@@ -1881,13 +1883,19 @@ async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_wha
     app.close().await;
 }
 
-/// Makes `name` the profile the next hand-over goes to, as the toolbar's picker does.
+/// Makes `name` (a profile on another server) the profile the next hand-over goes to, as
+/// the toolbar's picker does: confirmed in the system dialog.
 async fn drops_go_to(app: &App, name: &str) {
     let mut view = app.invoke("get_settings", serde_json::json!({})).await["ok"].take();
     view["drop_profile"] = serde_json::json!(name);
-    let saved = app
-        .invoke("save_settings", serde_json::json!({ "settings": view }))
-        .await;
+    let saved = invoke_answering(
+        app,
+        "save_settings",
+        serde_json::json!({ "settings": view }),
+        "Upload somewhere new?",
+        "Return",
+    )
+    .await;
     assert!(saved.get("ok").is_some(), "{saved}");
 }
 

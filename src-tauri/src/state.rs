@@ -140,6 +140,16 @@ pub fn add_request(
     })
 }
 
+/// The host drops go to now, for a system dialog's title.
+pub fn drop_host(store: &tusker_core::store::Store) -> String {
+    AppSettings::load(store)
+        .and_then(|s| s.drop_target(store))
+        .ok()
+        .flatten()
+        .map(|p| tusker_core::gate::host_of(&p.endpoint))
+        .unwrap_or_else(|| "no server yet".into())
+}
+
 fn no_profile() -> CmdError {
     CmdError {
         code: "no_endpoint",

@@ -15,6 +15,11 @@ use crate::error::Error;
 use crate::fingerprint::{self, FileStamp};
 use crate::platform::{FileId, OpenError};
 
+/// Whether `path` lies in `dir` with no link on the way (`dir` given without links).
+pub fn inside(dir: &Path, path: &Path) -> bool {
+    path.starts_with(dir) && without_links(path) == path
+}
+
 /// A file ready to be enqueued: its identity is known.
 #[derive(Debug, Clone)]
 pub struct PreparedFile {
@@ -179,6 +184,17 @@ fn examine(path: &Path, root: Option<&Path>, walk: &Walk) -> Entry {
     if !lmd.is_file() {
         return Entry::Refused(Error::NotAFile(path.display().to_string()));
     }
+    if root.is_none()
+        && !walk.follow_top
+        && without_links(path) != std::path::absolute(path).unwrap_or_default()
+    {
+        // A watched folder's file is taken only where it was found: not through a folder on
+        // the way that is a link now.
+        return Entry::Refused(Error::Skipped(format!(
+            "{}: reached through a link (a folder on the way was replaced), not uploaded",
+            path.display()
+        )));
+    }
     let id = match walk.examined.get(path) {
         Some(id) => *id,
         None => FileId::of(&lmd),
@@ -212,6 +228,17 @@ fn open_examined(shown: &Path, path: PathBuf, name: String, id: FileId) -> Prepa
         }
         Err(OpenError::Io(e)) => return Err((shown.to_path_buf(), read_error(shown, e))),
     };
+    // The file opened must be where it was looked for: a folder on the way swapped for a
+    // link (to ~/.ssh, say) between the listing and the open leads elsewhere.
+    if crate::platform::real_path(&file).is_some_and(|real| real != path) {
+        return Err((
+            shown.to_path_buf(),
+            Error::Skipped(format!(
+                "{}: reached through a link (a folder on the way was replaced), not uploaded",
+                shown.display()
+            )),
+        ));
+    }
     match fingerprint::fingerprint_of(&path, file, &md) {
         Ok((fingerprint, stamp)) => Ok(PreparedFile {
             path,
@@ -396,6 +423,36 @@ mod tests {
         let (ok, bad) = walk_all(std::slice::from_ref(&file), &Walk::default());
         assert!(ok.is_empty());
         assert!(bad[0].1.contains("not a regular file"), "{bad:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_watched_file_whose_folder_was_swapped_for_a_link_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(d.path()).unwrap();
+        let ssh = d.join("ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        std::fs::write(ssh.join("id_rsa"), b"PRIVATE KEY").unwrap();
+        let sub = d.join("watched/sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = sub.join("id_rsa");
+        std::fs::write(&file, b"decoy").unwrap();
+        let decoy = FileId::of(&std::fs::symlink_metadata(&file).unwrap());
+        // mv sub away; ln -s ssh sub
+        std::fs::rename(&sub, d.join("watched/x")).unwrap();
+        std::os::unix::fs::symlink(&ssh, &sub).unwrap();
+        let key = FileId::of(&std::fs::metadata(&file).unwrap());
+        for examined in [decoy, key] {
+            let walk = Walk {
+                follow_top: false,
+                examined: BTreeMap::from([(file.clone(), examined)]),
+            };
+            let (ok, bad) = walk_all(std::slice::from_ref(&file), &walk);
+            assert!(ok.is_empty(), "{ok:?}");
+            assert!(bad[0].1.contains("reached through a link"), "{bad:?}");
+        }
+        assert!(!inside(&d.join("watched"), &file));
+        assert!(inside(&d.join("watched"), &d.join("watched/x/id_rsa")));
     }
 
     #[cfg(unix)]

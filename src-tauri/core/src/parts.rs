@@ -244,7 +244,7 @@ pub(super) async fn attempt(
         Err(e) => return Err(e.into()),
     };
     crate::failpoint::hit(crate::failpoint::Point::FinalAnswered);
-    check_location(s.grant, &created.url)?;
+    check_location(s.grant, s.endpoint, &created.url)?;
     let exp = created.expires.and_then(unix_secs);
     ctx.store
         .set_final_url(id, epoch, Some(&created.url), exp)?;
@@ -614,7 +614,7 @@ async fn create_part(
         Err(e) => return Err(e.into()),
     };
     crate::failpoint::hit(crate::failpoint::Point::PartCreated);
-    check_location(s.grant, &created.url)?;
+    check_location(s.grant, s.endpoint, &created.url)?;
     ctx.store
         .set_part_url(rec.id, epoch, part, Some(&created.url))?;
     part.url = Some(created.url.clone());

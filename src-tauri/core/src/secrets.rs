@@ -85,6 +85,15 @@ impl Secrets {
         }
     }
 
+    /// Secrets of the data dir at `data_dir` kept in its 0600 file, whatever the keyring and
+    /// the environment say (for tests that must not touch the person's keyring, without a
+    /// process-wide variable).
+    pub fn open_in_file(data_dir: &Path) -> Secrets {
+        let s = Secrets::open(data_dir);
+        let _ = s.backend.set(Backend::File);
+        s
+    }
+
     /// Where new secrets go: the keyring when it answers (a write, read and delete of a
     /// probe entry), the 0600 file otherwise, with one warning.
     fn backend(&self) -> Backend {

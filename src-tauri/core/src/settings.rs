@@ -192,8 +192,7 @@ mod tests {
     fn settings_from_before_profiles_become_the_desktop_profile() {
         let s = Store::open_in_memory().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::env::set_var("TUSKER_SECRETS", "file");
-        let secrets = Secrets::open(dir.path());
+        let secrets = Secrets::open_in_file(dir.path());
         s.set_setting(
             KEY,
             r#"{"endpoint":"http://x/files","headers":{"Authorization":"Bearer old","X-Tenant":"acme"},"metadata":{"k":"v"},"chunk_size":1024,"parallel":7}"#,

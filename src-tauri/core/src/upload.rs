@@ -1093,10 +1093,16 @@ fn not_tus(e: Error, caps: &ServerCaps, endpoint: &str) -> Error {
 /// An upload on another host than the endpoint's (Cloudflare Stream does that) gets the
 /// credentials too only when the profile allows that host; without secrets it may go
 /// anywhere the person did not refuse. Checked before its URL is journalled.
-fn check_location(grant: &Grant, location: &str) -> Result<()> {
+fn check_location(grant: &Grant, endpoint: &url::Url, location: &str) -> Result<()> {
     let loc = url::Url::parse(location).map_err(|e| {
         Error::Protocol(format!("the Location of the new upload is not a URL ({e})"))
     })?;
+    if endpoint.scheme() == "https" && loc.scheme() != "https" {
+        return Err(Error::Protocol(format!(
+            "refusing to send the file from https to {}",
+            crate::gate::origin(&loc).unwrap_or_default()
+        )));
+    }
     grant.check(&loc)
 }
 
@@ -1135,7 +1141,7 @@ async fn attempt(
     // An upload URL a service handed over gets the profile's secrets under the same rule as
     // a Location: on another host only when the profile allows that host.
     if let (true, Some(url)) = (rec.given_url, &rec.upload_url) {
-        check_location(&grant, url)?;
+        check_location(&grant, &endpoint, url)?;
     }
     let caps = ctx
         .caps
@@ -1324,7 +1330,7 @@ async fn attempt(
                 }
             };
             crate::failpoint::hit(crate::failpoint::Point::CreateAnswered);
-            check_location(&grant, &created.url)?;
+            check_location(&grant, &endpoint, &created.url)?;
             let exp = created.expires.and_then(unix_secs);
             ctx.store
                 .set_url(id, epoch, &created.url, exp, had_url)

@@ -152,6 +152,11 @@ impl Settler {
         self.waiting.remove(path);
     }
 
+    /// Forgets `path` and everything below it.
+    pub fn forget_under(&mut self, path: &Path) {
+        self.waiting.retain(|p, _| !p.starts_with(path));
+    }
+
     /// Files unchanged for the settle time, in name order; they stay until forgotten.
     pub fn due(&self, now: Instant) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self
@@ -220,6 +225,11 @@ impl FolderWatch {
             )));
         }
         let mut spec = spec;
+        // Without links, so each file's path can be checked to lie in it with none on the way.
+        spec.dir = std::fs::canonicalize(&spec.dir).map_err(|e| crate::Error::Read {
+            path: spec.dir.display().to_string(),
+            source: e,
+        })?;
         spec.request.endpoint = crate::client::parse_endpoint(&spec.request.endpoint)?.to_string();
         let dir = spec.dir.clone();
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -395,7 +405,14 @@ impl Watch {
         let now = Instant::now();
         for c in changes {
             let path = match c {
-                FsChange::Modified(p) | FsChange::Renamed { to: p, .. } => p,
+                FsChange::Renamed { from, to } => {
+                    // Whatever waited below the old name is not there any more: a folder moved
+                    // away (and a link put in its place) must not keep its files waiting.
+                    self.settler.forget_under(&from);
+                    self.known.retain(|p, _| !p.starts_with(&from));
+                    to
+                }
+                FsChange::Modified(p) => p,
                 FsChange::Removed(p) => {
                     if !p.exists() {
                         self.settler.forget(&p);
@@ -443,8 +460,14 @@ impl Watch {
                 self.settler.restart(&p, now);
                 continue;
             }
-            // What is handed over is this entry as it is now: never a link, and the file
-            // opened for the upload must be this very one (device and inode).
+            // What is handed over is this entry as it is now: never a link, nowhere but in
+            // the folder (no folder on the way swapped for a link), and the file opened for
+            // the upload must be this very one (device and inode).
+            if !crate::files::inside(&self.spec.dir, &p) {
+                tracing::warn!(path = %p.display(), "a watched file is now reached through a link; not handed over");
+                self.settler.forget(&p);
+                continue;
+            }
             match std::fs::symlink_metadata(&p) {
                 Ok(md) if md.is_file() => {
                     self.settler.forget(&p);

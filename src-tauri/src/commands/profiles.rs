@@ -170,8 +170,11 @@ fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> V
     let mut lines = Vec::new();
     let known_command = stored.and_then(|s| s.command());
     if let Some(command) = new.command().filter(|c| Some(*c) != known_command) {
+        let mut hosts = vec![host_of(&new.endpoint)];
+        hosts.extend(new.allowed_hosts.iter().cloned());
         lines.push(format!(
-            "gets its request headers by running this command on this computer:\n\n{}\n\nTusker runs it before uploading and again when the server refuses the credentials. Use commands only from sources you trust.",
+            "gets its request headers by running this command on this computer, and sends what it prints to {}:\n\n{}\n\nTusker runs it before uploading and again when the server refuses the credentials. Use commands only from sources you trust.",
+            crate::confirm::visible(&hosts.join(", ")),
             crate::confirm::visible(command)
         ));
     }
@@ -312,6 +315,18 @@ pub async fn remove_profile(state: State<'_, AppState>, name: String) -> CmdResu
     let Some(p) = store.profile_by_name(&name).map_err(text)? else {
         return Ok(());
     };
+    // A watched folder's files must not end up wherever a profile made next points.
+    let settings = AppSettings::load(store).map_err(text)?;
+    if let Some(f) = settings
+        .watched_folders
+        .iter()
+        .find(|f| f.profile.as_deref().or(settings.drop_profile.as_deref()) == Some(name.as_str()))
+    {
+        return Err(CmdError::invalid(format!(
+            "the watched folder {} uploads with {name:?}: give it another profile, or stop watching it, first",
+            f.path
+        )));
+    }
     state.engine.secrets().forget(&p.headers).map_err(text)?;
     store.delete_profile(&name).map_err(text)?;
     let mut settings = AppSettings::load(store).map_err(text)?;
@@ -339,13 +354,26 @@ pub async fn answer_host(
                 "this upload is not waiting for an answer about a host",
             ));
         };
+        let (profile, host) = (
+            crate::confirm::visible(profile),
+            crate::confirm::visible(host),
+        );
+        // An upload URL was entered in the window, not sent by the server: say so.
+        let cause = if rec.given_url {
+            format!(
+                "The upload URL entered for {} is on {host}, which profile “{profile}” does not list.",
+                crate::confirm::visible(&rec.name)
+            )
+        } else {
+            format!(
+                "The server sends uploads of profile “{profile}” to {host}, which the profile does not list."
+            )
+        };
         crate::confirm::ask(
             &app,
             "Upload to another host?",
             format!(
-                "The server sends uploads of profile “{}” to {}, which the profile does not list.\n\nUpload there, and send the profile's credentials there?",
-                crate::confirm::visible(profile),
-                crate::confirm::visible(host)
+                "{cause}\n\nUpload there? The profile's credentials then go to {host} too, for every upload of the profile."
             ),
             "Upload there",
             "nothing changed: allowing another host needs your confirmation in the dialog",

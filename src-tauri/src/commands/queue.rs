@@ -1,7 +1,7 @@
 //! The queue: listing, adding and acting on uploads.
 
 use std::path::PathBuf;
-use tauri::State;
+use tauri::{Manager, State};
 use tauri_plugin_opener::OpenerExt;
 use tusker_core::UploadId;
 
@@ -34,10 +34,13 @@ pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<tauri::ipc::R
 #[tauri::command]
 pub async fn pick_and_add(app: tauri::AppHandle, folders: bool) -> CmdResult<()> {
     use tauri_plugin_dialog::DialogExt;
-    let dialog = app
-        .dialog()
-        .file()
-        .set_title(if folders { "Add folders" } else { "Add files" });
+    // The system dialog names where the files go (the window chose the drop target).
+    let to = crate::state::drop_host(app.state::<AppState>().engine.store());
+    let dialog = app.dialog().file().set_title(format!(
+        "{} — to {}",
+        if folders { "Add folders" } else { "Add files" },
+        crate::confirm::visible(&to)
+    ));
     let done = move |picked: Option<Vec<tauri_plugin_dialog::FilePath>>| {
         let paths: Vec<PathBuf> = picked
             .unwrap_or_default()

@@ -157,6 +157,37 @@ fn destinations(state: &AppState, s: &AppSettings) -> CmdResult<Vec<FolderDestin
     Ok(out)
 }
 
+/// The dialog line for drops, the file dialogs and command lines going to another server
+/// than before (`None`: the same one, or none before: the first profile is the person's).
+fn drop_move(
+    state: &AppState,
+    before: &AppSettings,
+    new: &AppSettings,
+) -> CmdResult<Option<String>> {
+    let store = state.engine.store();
+    let origin_of = |name: &Option<String>| -> CmdResult<Option<(String, String)>> {
+        Ok(match name {
+            Some(n) => store
+                .profile_by_name(n)
+                .map_err(text)?
+                .and_then(|p| tusker_core::gate::origin_of(&p.endpoint).map(|o| (o, p.name))),
+            None => None,
+        })
+    };
+    let (was, now) = (
+        origin_of(&before.drop_profile)?,
+        origin_of(&new.drop_profile)?,
+    );
+    Ok(match (was, now) {
+        (Some((a, _)), Some((b, name))) if a != b => Some(format!(
+            "• files you drop or add go to {} (profile “{}”)",
+            tusker_core::gate::host_of(&b),
+            crate::confirm::visible(&name)
+        )),
+        _ => None,
+    })
+}
+
 /// The watched folders whose files would go to another server than before (or that are new),
 /// as dialog lines: a window cannot send a folder's files elsewhere without the person.
 fn watched_moves(
@@ -244,13 +275,16 @@ pub async fn save_settings(
         tray_explained: before.tray_explained,
         start_at_login: settings.start_at_login,
     };
-    let moves = watched_moves(&state, &before, &new)?;
+    let mut moves = watched_moves(&state, &before, &new)?;
+    if let Some(line) = drop_move(&state, &before, &new)? {
+        moves.insert(0, line);
+    }
     if !moves.is_empty() {
         crate::confirm::ask(
             &app,
-            "Upload watched folders somewhere new?",
+            "Upload somewhere new?",
             format!(
-                "New files in these folders will be uploaded:\n\n{}\n\nConfirm only a change you made yourself.",
+                "From now on:\n\n{}\n\nConfirm only a change you made yourself.",
                 moves.join("\n")
             ),
             "Save",

@@ -59,6 +59,12 @@ pub fn open_regular(path: &Path, expect: Option<FileId>) -> Result<(File, Metada
     Ok((file, md))
 }
 
+/// Where an open file really is (every link on the way resolved), as the system knows it
+/// now: `None` where the system cannot say (then only the identity check stands).
+pub fn real_path(file: &File) -> Option<std::path::PathBuf> {
+    os::real_path(file)
+}
+
 /// Modification and status-change times in nanoseconds since the epoch.
 pub fn times_ns(md: &Metadata) -> (i64, i64) {
     os::times_ns(md)

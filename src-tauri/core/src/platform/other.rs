@@ -17,6 +17,10 @@ pub fn open_no_follow(path: &Path) -> Result<File, OpenError> {
     File::open(path).map_err(OpenError::Io)
 }
 
+pub fn real_path(_file: &File) -> Option<std::path::PathBuf> {
+    None
+}
+
 pub fn file_id(md: &Metadata) -> FileId {
     let _ = md;
     FileId { dev: 0, ino: 0 }

@@ -20,6 +20,17 @@ pub fn open_no_follow(path: &Path) -> Result<File, OpenError> {
         })
 }
 
+#[cfg(target_os = "linux")]
+pub fn real_path(file: &File) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn real_path(_file: &File) -> Option<std::path::PathBuf> {
+    None
+}
+
 pub fn file_id(md: &Metadata) -> FileId {
     FileId {
         dev: md.dev(),
