@@ -100,11 +100,21 @@ async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
         })
         .collect();
     rejected.sort();
+    // A link to a file inside the folder is followed to its target and recorded there (no
+    // link stays in an upload's path): the same file as inner.bin, so one upload, which the
+    // link's entry finds already queued.
     let names: Vec<String> = added
         .iter()
-        .map(|(_, p)| p.rsplit('/').next().unwrap().to_string())
+        .map(|(id, _)| engine.store().get(*id).unwrap().name)
         .collect();
-    assert_eq!(names, ["inner.bin", "inside-link.bin"], "{res:#?}");
+    assert_eq!(names, ["inner.bin"], "{res:#?}");
+    let target = std::fs::canonicalize(&inner).unwrap().display().to_string();
+    assert!(
+        res.iter().any(
+            |r| matches!(r, AddResult::Resumed { id, path } if *id == added[0].0 && *path == target)
+        ),
+        "{res:#?}"
+    );
     assert_eq!(rejected.len(), 3, "{rejected:#?}");
     assert!(rejected[0].1.contains("dangling symlink"), "{rejected:?}");
     assert!(
@@ -349,13 +359,10 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
         .status()
         .expect("the openssl command is needed for this test (apt-get install openssl)");
     assert!(st.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // It takes a port of its own (0), found among its sockets: a port picked here and handed
+    // over could be taken by another process in between.
     let mut tls = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .args(["s_server", "-quiet", "-www", "-accept", "127.0.0.1:0"])
         .arg("-key")
         .arg(&key)
         .arg("-cert")
@@ -364,13 +371,12 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    support::wait_until("openssl s_server", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let port = support::listening_port(&mut tls, "openssl s_server", Duration::from_secs(10));
     let a = write_file(files.path(), "a.bin", 1000, 1);
     let b = write_file(files.path(), "b.bin", 1000, 2);
     let c = write_file(files.path(), "c.bin", 1000, 3);
     let engine = Engine::open(config(data.path())).await.unwrap();
+    let mut events = engine.subscribe();
     let self_signed =
         added(&add_all(&engine, &format!("https://127.0.0.1:{port}/files"), vec![a]).await[0]);
     let plain = added(
@@ -382,7 +388,6 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
         .await[0],
     );
     let good = added(&add_all(&engine, &server.endpoint(), vec![c.clone()]).await[0]);
-    let t = Instant::now();
     for (id, what) in [(self_signed, "certificate"), (plain, "")] {
         let v = support::wait_view(&engine, id, "failed", Duration::from_secs(20), |v| {
             v.state.is_terminal()
@@ -392,11 +397,30 @@ async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
         assert_eq!(v.error_code.as_deref(), Some("tls"), "{v:#?}");
         let e = v.error_detail.unwrap();
         assert!(e.contains("TLS error") && e.contains(what), "{e}");
+        // Not retried (rather than a clock, which a loaded machine stretches): an error
+        // that was retried ends "gave up after N attempts", and waits in between.
+        assert!(!e.contains("gave up after"), "a TLS error was retried: {e}");
         println!("{e}");
     }
+    let mut waited = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(b) => waited.extend(
+                b.changed
+                    .iter()
+                    .filter(|v| {
+                        (v.id == self_signed || v.id == plain)
+                            && v.state == UploadState::WaitingToRetry
+                    })
+                    .map(|v| v.id),
+            ),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+            Err(_) => break,
+        }
+    }
     assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "TLS errors are not retried"
+        waited.is_empty(),
+        "TLS errors are not retried: {waited:?} waited to retry"
     );
     let v = support::wait_view(&engine, good, "done", Duration::from_secs(20), |v| {
         v.state.is_terminal()
@@ -730,8 +754,12 @@ async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
             .filter(|r| r.contains("locked by another program"))
             .count()
     );
+    // By design an answer may wait for one journal write that waits out the lock once
+    // (500 ms, the journal's busy wait); an engine that stopped answering waits for the
+    // 4 s lock, or for a 500 ms wait per worker in turn (2 s with four). 1.5 s sits between
+    // the two, with a second of margin for a loaded 2-core machine.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_millis(1500),
         "the engine stopped answering while the journal was held: {slowest:?}"
     );
 }

@@ -1,12 +1,15 @@
-//! Crash safety: `tusker-cli upload` on a 200 MiB file is SIGKILLed at random instants, then
-//! `tusker-cli resume` continues. The file must arrive byte-exact, and after each kill at most
-//! one chunk may be sent again. Bytes are counted by the proxy in front of the real server.
+//! Crash safety: `tusker-cli upload` on a 200 MiB file is SIGKILLed at random instants while
+//! it sends, then `tusker-cli resume` continues. Each kill must fall mid-transfer (the run
+//! moved the server's offset, which is still short of the size), the file must arrive
+//! byte-exact, and after each kill at most one chunk may be sent again. Bytes are counted by
+//! the proxy in front of the real server. `TUSKER_CRASH_SEED` replays the kill instants.
 
 mod support;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::proxy::FaultProxy;
 use support::{cli, list_json, write_file, TusServer};
 
@@ -21,9 +24,21 @@ fn sigkill_at_random_points_loses_at_most_one_chunk_each_time() {
     let files = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let f = write_file(files.path(), "crash.bin", SIZE, 77);
-    let mut rng = rand::thread_rng();
+    let seed: u64 = std::env::var("TUSKER_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("crash seed {seed} (TUSKER_CRASH_SEED={seed} replays the kill instants)");
+    let mut rng = StdRng::seed_from_u64(seed);
     let common = ["--bandwidth", "96MiB", "--plain"];
     let mut report = Vec::new();
+    // The server's offset before each run (nothing before the first).
+    let mut offset_before = 0u64;
     for kill in 0..KILLS {
         let mut cmd = cli(data.path());
         if kill == 0 {
@@ -44,7 +59,20 @@ fn sigkill_at_random_points_loses_at_most_one_chunk_each_time() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let delay = Duration::from_millis(rng.gen_range(30..1200));
+        // The kill instant counts from the first body bytes of this run (a start slowed by
+        // a loaded machine must not push the kill before the transfer). At most 300 ms at
+        // 96 MiB/s is under 30 MiB a run, so five runs cannot finish the 200 MiB.
+        let at_spawn = proxy.forwarded();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proxy.forwarded() == at_spawn {
+            assert!(
+                Instant::now() < deadline,
+                "run {kill} sent nothing in 30 s (exited: {:?})",
+                child.try_wait()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let delay = Duration::from_millis(rng.gen_range(0..300));
         std::thread::sleep(delay);
         let before_kill = proxy.forwarded();
         unsafe {
@@ -54,18 +82,30 @@ fn sigkill_at_random_points_loses_at_most_one_chunk_each_time() {
         std::thread::sleep(Duration::from_millis(200));
         let rows = list_json(data.path());
         let journal = rows[0]["offset"].as_u64().unwrap();
-        let server_off = rows[0]["upload_url"]
+        // Body bytes flowed, so the upload was created and its URL journalled.
+        let url = rows[0]["upload_url"]
             .as_str()
-            .and_then(support::server_offset);
+            .expect("the journal has the server upload's URL once bytes were sent");
+        let server_off = support::server_offset(url).expect("the server upload exists");
         report.push(format!(
-            "kill {kill} after {delay:?}: forwarded {before_kill}, journal offset {journal}, server offset {server_off:?}"
+            "kill {kill} {delay:?} into the transfer: forwarded {before_kill}, journal offset \
+             {journal}, server offset {offset_before} -> {server_off}"
         ));
-        if let Some(s) = server_off {
-            assert!(
-                journal <= s,
-                "the journal never claims more than the server has"
-            );
-        }
+        assert!(
+            journal <= server_off,
+            "the journal never claims more than the server has"
+        );
+        // Mid-transfer: this run got bytes acknowledged by the server, but not all of them.
+        assert!(
+            offset_before < server_off && server_off < SIZE as u64,
+            "kill {kill} did not fall mid-transfer: the server's offset went from \
+             {offset_before} to {server_off} of {SIZE}"
+        );
+        assert_ne!(
+            rows[0]["state"], "completed",
+            "kill {kill} came after the end"
+        );
+        offset_before = server_off;
     }
     let out = cli(data.path())
         .arg("resume")

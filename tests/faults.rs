@@ -518,8 +518,17 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
     let mut rx = engine.subscribe();
     let reasons = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let r2 = reasons.clone();
-    tokio::spawn(async move {
-        while let Ok(b) = rx.recv().await {
+    // Awaited after the engine is gone (its events channel then closes), so a failed
+    // assertion in here fails the test instead of dying with a detached task.
+    let event_checks = tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let b = match rx.recv().await {
+                Ok(b) => b,
+                // Batches missed are not checked, but the ones after them still are.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            };
             for v in &b.changed {
                 if v.state == UploadState::WaitingToRetry {
                     assert!(v.retry_at_ms.is_some(), "waiting without a time: {v:?}");
@@ -581,6 +590,14 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
     let elapsed = started.elapsed();
     proxy.set_chaos(None);
     engine.shutdown().await.unwrap();
+    // Every sender of the events is gone with the engine: the checks end and report.
+    drop(engine);
+    match tokio::time::timeout(Duration::from_secs(10), event_checks).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the event checks did not run to the end: {e}"),
+        Err(_) => panic!("the events channel stayed open after the engine was shut down"),
+    }
 
     // Exactly once: one completed server upload per file (resets during a POST may leave
     // empty unfinished ones behind, which the journal never points at).

@@ -4,8 +4,8 @@
 //! a POST but the journal has no URL yet; the server acknowledged a PATCH but the journal has
 //! the old offset; a journal transaction not yet committed). After every kill the journal must
 //! still open, hold every row it held before, and never claim more than the server has. At the
-//! end every file must be on the server byte-exact, exactly once, and the bytes sent twice are
-//! reported.
+//! end every file must be on the server byte-exact, exactly once, every crash point used must
+//! have fired, and the bytes sent twice must stay within what the kills could have cut off.
 //!
 //! `TUSKER_TORTURE_KILLS` sets the number of kills (CI runs the default; scripts/torture.sh
 //! runs long ones) and `TUSKER_TORTURE_SEED` replays a run.
@@ -77,6 +77,8 @@ fn write_round(dir: &Path, r: usize) -> Vec<PathBuf> {
 struct Tally {
     sigkill: usize,
     aborted: BTreeMap<String, usize>,
+    /// Runs with a crash point set, by point (aborted or not).
+    armed: BTreeMap<String, usize>,
     finished: usize,
 }
 
@@ -204,6 +206,32 @@ fn verify(
     (unique, orphans, complete_orphans)
 }
 
+/// Bytes go again only when a kill cut them off before the server kept them: the server keeps
+/// what a cut PATCH delivered, and the next run resumes from the server's offset. So the bytes
+/// sent twice are at most the bodies the server did not acknowledge (cut at a kill: status 0
+/// in the proxy's log, or refused), as measured; and each kill can cut at most one body per
+/// connection (4: the CLI's --parallel and the app's default) of at most one chunk (2 MiB in
+/// both tests), the design's worst case, a wide bound. Creation POSTs are empty (no
+/// creation-with-upload). Either bound fails a client that re-sent bytes the server had
+/// acknowledged (an upload started over, a completed file sent again).
+fn assert_resent_bounded(proxy: &FaultProxy, resent: u64, kills: usize) {
+    const CONNECTIONS: u64 = 4;
+    const CHUNK: u64 = 2 << 20;
+    let unacknowledged: u64 = proxy
+        .log()
+        .iter()
+        .filter(|l| !(200..300).contains(&l.status))
+        .map(|l| l.forwarded)
+        .sum();
+    let worst = kills as u64 * CONNECTIONS * CHUNK;
+    println!("re-sent {resent} bytes; not acknowledged {unacknowledged}; worst case {worst}");
+    assert!(
+        resent <= unacknowledged && resent <= worst,
+        "re-sent {resent} bytes over {kills} kills: more than the {unacknowledged} bytes the \
+         server never acknowledged, or than one chunk per connection per kill ({worst})"
+    );
+}
+
 #[test]
 fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,6 +300,10 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
         round_runs += 1;
         if let Some(p) = &point {
             cmd.env("TUSKER_CRASH_AT", p);
+            *tally
+                .armed
+                .entry(p.split(':').next().unwrap().into())
+                .or_default() += 1;
         }
         let mut child = cmd
             .stdout(Stdio::null())
@@ -280,6 +312,8 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
             .unwrap();
         match point.as_deref() {
             Some(p) => match wait_for(&mut child, Duration::from_secs(30)) {
+                // A crash point fires as SIGABRT; a malformed one exits with 70 (and fails
+                // the success check below).
                 Some(st) if st.signal() == Some(libc::SIGABRT) => {
                     *tally
                         .aborted
@@ -340,6 +374,18 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
     );
     let (unique, orphans, complete_orphans) = verify(&server, &rows, &all_files, tally.kills());
     let resent = proxy.forwarded().saturating_sub(unique);
+    // Every crash point this test arms must have fired at least once: a point that never
+    // aborts a run (renamed, moved out of the path, never reached) would leave its window
+    // untested while the run still passed.
+    for point in ["insert-uncommitted", "create-answered", "patch-acked"] {
+        assert!(
+            tally.aborted.get(point).copied().unwrap_or(0) > 0,
+            "crash point {point} never fired: armed {:?}, aborted {:?}",
+            tally.armed,
+            tally.aborted
+        );
+    }
+    assert_resent_bounded(&proxy, resent, tally.kills());
     println!(
         "CLI torture: {} kills ({} SIGKILL at random instants, aborts at crash points {:?}), \
          {} runs that finished before their kill, {} rounds, {} files ({:.1} MiB unique), \
@@ -471,6 +517,7 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     );
     let (unique, orphans, complete_orphans) = verify(&server, &rows, &files, kills);
     let resent = proxy.forwarded().saturating_sub(unique);
+    assert_resent_bounded(&proxy, resent, kills);
     println!(
         "app torture: {kills} SIGKILLs over {launches} launches, {} rounds, {} files; MiB \
          acknowledged after each kill {progress:?}; re-sent {:.2} MiB; orphans {orphans} \

@@ -46,6 +46,21 @@ pub fn hand_over(data_dir: &Path, home: &Path, paths: &[&Path]) {
     assert!(status.success(), "second launch exits cleanly: {status}");
 }
 
+/// The processes `pid` started (its threads' children).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// Whether `pid` still runs: not gone, and not a zombie its parent (WebKitWebDriver) has not
 /// reaped yet.
 pub fn running(pid: i32) -> bool {
@@ -78,29 +93,53 @@ impl App {
         env: &[(&str, &str)],
     ) -> App {
         require_e2e_prerequisites();
-        let port = free_port();
-        let native = free_port();
-        let driver = Command::new("tauri-driver")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &native.to_string(),
-            ])
-            .env("TUSKER_DATA_DIR", data_dir)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            // Benchmarks measure the app as shipped (info); tests want the details.
-            .env(
-                "TUSKER_LOG",
-                std::env::var("TUSKER_E2E_LOG").unwrap_or_else(|_| "debug".into()),
-            )
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tauri-driver");
+        // tauri-driver takes a port of its own (0), found among its sockets. WebKitWebDriver,
+        // which it starts at once, needs a port named in advance: if another process took
+        // that one in between, WebKitWebDriver does not listen there, and the pair is
+        // started again on another.
+        let mut tries = 0;
+        let (driver, port) = loop {
+            tries += 1;
+            let native = free_port();
+            let mut driver = Command::new("tauri-driver")
+                .args(["--port", "0", "--native-port", &native.to_string()])
+                .env("TUSKER_DATA_DIR", data_dir)
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CACHE_HOME", home.join("cache"))
+                // Benchmarks measure the app as shipped (info); tests want the details.
+                .env(
+                    "TUSKER_LOG",
+                    std::env::var("TUSKER_E2E_LOG").unwrap_or_else(|_| "debug".into()),
+                )
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting tauri-driver");
+            let port = super::listening_port(&mut driver, "tauri-driver", Duration::from_secs(30));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let native_up = loop {
+                if children(driver.id())
+                    .into_iter()
+                    .any(|c| super::listening_ports(c).contains(&native))
+                {
+                    break true;
+                }
+                if Instant::now() >= deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            if native_up {
+                break (driver, port);
+            }
+            super::terminate(&mut driver, Duration::from_secs(5));
+            assert!(
+                tries < 5,
+                "WebKitWebDriver never listened on the port tauri-driver named for it"
+            );
+        };
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),

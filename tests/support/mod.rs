@@ -187,13 +187,71 @@ fn spawn_server(dir: &Path, port: u16, opts: &ServerOpts) -> (Child, u16) {
     (child, port)
 }
 
-/// A loopback port that was free a moment ago (another process may take it before use).
+/// A loopback port that was free a moment ago (another process may take it before use):
+/// for a port nobody is meant to listen on. A server the tests start takes port 0 instead,
+/// and [`listening_port`] finds which one it got.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The TCP ports process `pid` listens on: its sockets (`/proc/PID/fd`) matched by inode
+/// against the listening rows of its network namespace's tables.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            // local_address is f[1] (ADDR:PORT in hex), st f[3] (0A = LISTEN), inode f[9].
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                if let Some(port) = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Waits until `child` (started on port 0) listens on a TCP port and returns it; panics,
+/// naming `what`, if it exits first or takes longer than `timeout`.
+pub fn listening_port(child: &mut Child, what: &str, timeout: Duration) -> u16 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(&port) = listening_ports(child.id()).first() {
+            return port;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{what} exited before it listened: {st}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Waits for a child up to `timeout`; None if it is still running.

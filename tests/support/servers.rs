@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, terminate, TusServer};
+use super::{terminate, TusServer};
 
 /// Which real server a scenario runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,41 +53,39 @@ impl RustusServer {
         let info = dir.path().join("info");
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&info).unwrap();
-        // The port is chosen here and handed over; another process may take it in between,
-        // so a start that does not come up is tried again on a new port.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(&bin)
-                .args(["--host", "127.0.0.1", "--port"])
-                .arg(port.to_string())
-                .args(["--url", "/files"])
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("--info-dir")
-                .arg(&info)
-                .args([
-                    "--tus-extensions",
-                    "getting,creation,termination,creation-with-upload,creation-defer-length,concatenation,checksum",
-                ])
-                .args(["--log-level", "ERROR"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("starting rustus");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return RustusServer { child, port, dir };
-                }
-                if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        // Port 0: it takes a free one itself, and its own sockets say which (a port picked
+        // here and handed over could be taken by another process in between).
+        let mut child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--url", "/files"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--info-dir")
+            .arg(&info)
+            .args([
+                "--tus-extensions",
+                "getting,creation,termination,creation-with-upload,creation-defer-length,concatenation,checksum",
+            ])
+            .args(["--log-level", "ERROR"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting rustus");
+        let port = super::listening_port(
+            &mut child,
+            "rustus (see its output above)",
+            Duration::from_secs(10),
+        );
+        // Accepting, not only bound.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "rustus does not accept on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("rustus did not start (see its output above)");
+        RustusServer { child, port, dir }
     }
 
     pub fn endpoint(&self) -> String {

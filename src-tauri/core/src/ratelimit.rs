@@ -83,10 +83,26 @@ mod tests {
     #[test]
     fn debt_turns_into_wait() {
         let r = RateLimiter::new(1000);
-        // 2000 bytes at 1000 B/s from an empty bucket: about two seconds of debt.
+        // 2000 bytes at 1000 B/s from an empty bucket: about two seconds of debt. However
+        // long this thread is held up between `new` and `reserve` (a loaded machine), the
+        // bucket holds at most a quarter second's worth (250 bytes), so the wait is between
+        // 1.75 s and 2 s; without the cap a delay would shrink it to nothing.
         let w = r.reserve(2000);
         assert!(
-            w > Duration::from_millis(1900) && w <= Duration::from_millis(2000),
+            w >= Duration::from_millis(1750) && w <= Duration::from_millis(2000),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_idle_time_banks_only_a_quarter_second() {
+        let r = RateLimiter::new(1000);
+        // Idle for far longer than a quarter second, without sleeping: the clock is moved.
+        r.state.lock().unwrap().last -= Duration::from_secs(10);
+        // 250 bytes banked at most: 1250 bytes wait for (at least) one second, not zero.
+        let w = r.reserve(1250);
+        assert!(
+            w >= Duration::from_millis(999) && w <= Duration::from_millis(1000),
             "{w:?}"
         );
     }
