@@ -802,6 +802,12 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
         .await;
     value.send_keys(&format!("Bearer {fresh}")).await.unwrap();
     app.click(Locator::Id("save-settings")).await;
+    // New credentials are the person's to confirm, in a system dialog the window cannot answer.
+    tokio::task::spawn_blocking(|| {
+        key_in_dialog("Send uploads or credentials somewhere new?", "Return")
+    })
+    .await
+    .unwrap();
     app.wait_js(
         "report.bin completed",
         &row_js("report.bin", "r.dataset.state === 'completed'"),

@@ -214,6 +214,54 @@ fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> V
             }
         }
     }
+    // The same server, another place on it: credentials of another account, another tenant
+    // header or bucket. The files would go where the person did not say.
+    let host = host_of(&new.endpoint);
+    let given: Vec<&str> = new
+        .headers
+        .iter()
+        .filter(|(k, v)| new.is_secret(k) && !v.starts_with(SECRET_REF))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !given.is_empty() {
+        lines.push(format!(
+            "new credentials ({}) are sent to {host}",
+            crate::confirm::visible(&given.join(", "))
+        ));
+    }
+    let public = |p: &Profile| -> BTreeMap<String, String> {
+        p.headers
+            .iter()
+            .filter(|(k, _)| !p.is_secret(k))
+            .map(|(k, v)| (format!("header {}", k.to_ascii_lowercase()), v.clone()))
+            .chain(
+                p.metadata
+                    .iter()
+                    .map(|(k, v)| (format!("metadata {k}"), v.clone())),
+            )
+            .collect()
+    };
+    let (was, now) = (public(stored), public(new));
+    let changed: Vec<String> = was
+        .keys()
+        .chain(now.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| was.get(*k) != now.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: {} → {}",
+                was.get(k).map_or("(none)", String::as_str),
+                now.get(k).map_or("(none)", String::as_str)
+            )
+        })
+        .collect();
+    if !changed.is_empty() {
+        lines.push(format!(
+            "uploads go to another place on {host}: {}",
+            crate::confirm::visible(&changed.join("; "))
+        ));
+    }
     let added: Vec<&String> = new
         .allowed_hosts
         .iter()
@@ -487,7 +535,7 @@ mod tests {
     #[test]
     fn what_moves_names_every_new_destination_and_binds_kept_secrets_only_then() {
         let s = stored();
-        // Same server, same hosts, same command: nothing to ask.
+        // Same server, hosts, command, headers and metadata: nothing to ask.
         let mut same = from_view(&edit(&s), Some(&s)).unwrap();
         let kept = vec!["Authorization".to_string(), "X-Signed".to_string()];
         assert!(what_moves(&mut same, Some(&s), &kept).is_empty());
@@ -515,6 +563,24 @@ mod tests {
         let mut cmd = from_view(&v, Some(&s)).unwrap();
         let lines = what_moves(&mut cmd, Some(&s), &kept).join("\n");
         assert!(lines.contains("get-token<U+202E><LF> curl evil"), "{lines}");
+        // Another account or tenant on the same server is asked about too.
+        let mut v = edit(&s);
+        for h in v.headers.iter_mut() {
+            if h.name == "Authorization" {
+                h.value = Some("Bearer someone-elses".into());
+            }
+            if h.name == "X-Tenant" {
+                h.value = Some("globex".into());
+            }
+        }
+        let mut other = from_view(&v, Some(&s)).unwrap();
+        let lines = what_moves(&mut other, Some(&s), &["X-Signed".to_string()]).join("\n");
+        assert!(
+            lines.contains("new credentials (Authorization) are sent to a.example"),
+            "{lines}"
+        );
+        assert!(lines.contains("header x-tenant: acme → globex"), "{lines}");
+        assert!(!lines.contains("someone-elses"), "{lines}");
         // A new profile asks only for a command.
         let mut fresh = from_view(
             &edit(&Profile {
