@@ -2135,6 +2135,16 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
     let saved = || store.profile_by_name("Desktop").unwrap().unwrap();
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
+    // A first drop: where drops go is the person's from now on.
+    let files = tempfile::tempdir().unwrap();
+    let first = write_file(files.path(), "first.bin", 20_000, 141);
+    add_files(data.path(), home.path(), &[&first]);
+    app.wait_js(
+        "first.bin completed",
+        &row_js("first.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
     let profile = app.invoke("list_profiles", serde_json::json!({})).await["ok"][0].clone();
     let title = "Send uploads or credentials somewhere new?";
 
@@ -2189,8 +2199,95 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
             tusker_core::gate::origin_of(&evil.endpoint()).unwrap()
         ]
     );
+
+    // Drops switched to a profile the window made on yet another host: refused in the
+    // dialog. So is the same after renaming the profile and making a new one under its name.
+    let other = support::proxy::FaultProxy::start_on("127.0.0.3", server.port);
+    let made = |name: &str| {
+        serde_json::json!({
+            "name": name, "endpoint": other.endpoint(), "headers": [], "metadata": {},
+            "chunk_size": null, "exact_chunk": false, "allowed_hosts": [], "refused_hosts": [],
+            "header_command": null, "header_ttl_secs": null, "method_override": false,
+        })
+    };
+    let r = app
+        .invoke(
+            "save_profile",
+            serde_json::json!({ "previous": null, "profile": made("Other") }),
+        )
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let switch = |name: &str| {
+        let mut v = serde_json::to_value(AppSettings::load(&store).unwrap()).unwrap();
+        v["drop_profile"] = serde_json::json!(name);
+        for f in ["confirmed", "tray_explained"] {
+            v.as_object_mut().unwrap().remove(f);
+        }
+        serde_json::json!({ "settings": v })
+    };
+    let r = invoke_answering(
+        &app,
+        "save_settings",
+        switch("Other"),
+        "Upload somewhere new?",
+        "Escape",
+    )
+    .await;
+    assert!(r.to_string().contains("not_confirmed"), "{r}");
+    let mut renamed = app.invoke("list_profiles", serde_json::json!({})).await["ok"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Desktop")
+        .unwrap()
+        .clone();
+    renamed["name"] = serde_json::json!("Old");
+    let r = app
+        .invoke(
+            "save_profile",
+            serde_json::json!({ "previous": "Desktop", "profile": renamed }),
+        )
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let r = app
+        .invoke(
+            "save_profile",
+            serde_json::json!({ "previous": null, "profile": made("Desktop") }),
+        )
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    assert_eq!(
+        AppSettings::load(&store).unwrap().drop_profile.as_deref(),
+        Some("Old"),
+        "drops followed the rename, not the name"
+    );
+    let r = invoke_answering(
+        &app,
+        "save_settings",
+        switch("Desktop"),
+        "Upload somewhere new?",
+        "Escape",
+    )
+    .await;
+    assert!(r.to_string().contains("not_confirmed"), "{r}");
+    let after = write_file(files.path(), "after.bin", 20_000, 142);
+    add_files(data.path(), home.path(), &[&after]);
+    app.wait_js(
+        "after.bin completed",
+        &row_js("after.bin", "r.dataset.state === 'completed'"),
+        Duration::from_secs(30),
+    )
+    .await;
     app.close().await;
-    assert!(evil.carried("tok-only").is_empty());
+    assert!(
+        other.log().is_empty(),
+        "nothing reached the window's host: {:?}",
+        other.log()
+    );
+    assert!(
+        evil.carried("tok-only").len() > 1,
+        "the confirmed move took the token"
+    );
 }
 
 /// No secret reaches the window or the app's log: a profile with a token, a header marked

@@ -19,7 +19,8 @@ pub struct AppState {
     pub watching: crate::watching::Watching,
     /// Folders the person picked in the system's dialog this session: the only new ones
     /// Settings may add to the watched folders (the window never names paths itself).
-    pub picked_folders: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// With where each really was (no link on the way) when picked.
+    pub picked_folders: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Files found already uploaded by recent additions, by the notice that named them, with
     /// the request that found them: "Upload again" sends them with `again` (the window only
     /// names the notice, never a path).
@@ -129,10 +130,35 @@ pub fn add_request(
     paths: Vec<PathBuf>,
     upload_url: Option<String>,
 ) -> CmdResult<AddRequest> {
-    let settings = AppSettings::load(engine.store())?;
-    let Some(profile) = settings.drop_target(engine.store())? else {
+    let store = engine.store();
+    let mut settings = AppSettings::load(store)?;
+    let Some(name) = settings.drop_profile.clone() else {
         return Err(no_profile());
     };
+    let Some((key, profile)) = AppSettings::destination_of(store, &name)? else {
+        return Err(no_profile());
+    };
+    // Drops go only where the person confirmed (the window may have switched the profile,
+    // or made one anew under the old name); the first use is the person's own.
+    match settings.confirmed.get(tusker_core::settings::DROPS) {
+        Some(confirmed) if *confirmed != key => {
+            return Err(CmdError {
+                code: "not_confirmed",
+                message: format!(
+                    "Drops would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
+                    tusker_core::gate::host_of(&profile.endpoint),
+                    profile.name
+                ),
+            })
+        }
+        Some(_) => {}
+        None => {
+            settings
+                .confirmed
+                .insert(tusker_core::settings::DROPS.into(), key);
+            settings.save(store)?;
+        }
+    }
     Ok(AddRequest {
         paths,
         upload_url,

@@ -33,20 +33,22 @@ pub async fn apply(app: &AppHandle) {
     for w in running.drain(..) {
         w.stop().await;
     }
-    let settings = match AppSettings::load(engine.store()) {
+    let mut settings = match AppSettings::load(engine.store()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "settings unreadable; no watched folders");
             return;
         }
     };
+    let confirmed_before = settings.confirmed.clone();
     if settings.watched_folders.is_empty() {
         return;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for folder in &settings.watched_folders {
+    for folder in settings.watched_folders.clone() {
+        let folder = &folder;
         let dir = PathBuf::from(&folder.path);
-        let started = spec(&engine, &settings, folder).and_then(|spec| {
+        let started = spec(&engine, &mut settings, folder).and_then(|spec| {
             FolderWatch::start(engine.clone(), spec, tx.clone()).map_err(CmdError::from)
         });
         match started {
@@ -58,6 +60,11 @@ pub async fn apply(app: &AppHandle) {
                 tracing::warn!(folder = %dir.display(), error = %e.message, "cannot watch folder");
                 emit(app, &dir, Err(e.message));
             }
+        }
+    }
+    if settings.confirmed != confirmed_before {
+        if let Err(e) = settings.save(engine.store()) {
+            tracing::warn!(error = %e, "could not record where the watched folders upload");
         }
     }
     drop(tx);
@@ -75,20 +82,45 @@ pub async fn apply(app: &AppHandle) {
     });
 }
 
-/// Where a watched folder's files go, from its profile (or the drops' one).
+/// Where a watched folder's files go, from its profile (or the drops' one): only where the
+/// person confirmed, and only from the folder they picked, not from one since replaced by
+/// a link to elsewhere. A folder from before such records takes today's on first use.
 fn spec(
     engine: &tusker_core::Engine,
-    settings: &AppSettings,
+    settings: &mut AppSettings,
     folder: &tusker_core::settings::WatchedFolder,
 ) -> Result<WatchSpec, CmdError> {
-    let name = folder
-        .profile
-        .clone()
-        .or_else(|| settings.drop_profile.clone())
+    let name = settings
+        .folder_profile(folder)
+        .map(str::to_string)
         .ok_or_else(|| CmdError::invalid("no profile to upload with: choose one in Settings"))?;
-    let profile = engine.store().profile_by_name(&name)?.ok_or_else(|| {
+    let (key, profile) = AppSettings::destination_of(engine.store(), &name)?.ok_or_else(|| {
         CmdError::invalid(format!("its profile {name:?} does not exist any more"))
     })?;
+    if let Some(real) = &folder.real {
+        let now = std::fs::canonicalize(&folder.path).map(|p| p.display().to_string());
+        if now.as_deref().ok() != Some(real.as_str()) {
+            return Err(CmdError::invalid(
+                "the folder is not the one picked any more (it was replaced, perhaps by a link to elsewhere): not watched; remove it and pick it again",
+            ));
+        }
+    }
+    match settings.confirmed.get(&folder.path) {
+        Some(confirmed) if *confirmed != key => {
+            return Err(CmdError {
+                code: "not_confirmed",
+                message: format!(
+                    "its files would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
+                    tusker_core::gate::host_of(&profile.endpoint),
+                    profile.name
+                ),
+            })
+        }
+        Some(_) => {}
+        None => {
+            settings.confirmed.insert(folder.path.clone(), key);
+        }
+    }
     Ok(WatchSpec {
         dir: PathBuf::from(&folder.path),
         request: AddRequest::to_profile(&profile),

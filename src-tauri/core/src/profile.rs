@@ -245,7 +245,11 @@ pub fn parse_header_lines(text: &str) -> Result<BTreeMap<String, String>> {
         };
         let name = name.trim();
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(Error::InvalidHeader(name.to_string()));
+            // Not echoed: "Authorization Bearer xyz: ..." would put the token in the message.
+            return Err(Error::InvalidHeader(format!(
+                "a header name with a space (line {})",
+                text.lines().position(|l| l.trim() == line).unwrap_or(0) + 1
+            )));
         }
         out.insert(name.to_string(), value.trim().to_string());
     }

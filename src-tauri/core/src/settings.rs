@@ -45,7 +45,15 @@ pub struct AppSettings {
     pub watched_folders: Vec<WatchedFolder>,
     /// Seconds a watched file's size and mtime must stay the same before it is taken.
     pub watch_settle_secs: u32,
+    /// Where the person confirmed files go ([`crate::destination`] keys): `drop` for drops,
+    /// the file dialogs and command lines, a watched folder's path for its files. Only the
+    /// shell writes them, after a system dialog (or on first use); a profile renamed, made
+    /// anew under an old name, or switched for another account no longer matches.
+    pub confirmed: BTreeMap<String, String>,
 }
+
+/// The key of [`AppSettings::confirmed`] for drops.
+pub const DROPS: &str = "drop";
 
 /// A watched folder: where its files go and which names are skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
@@ -56,6 +64,11 @@ pub struct WatchedFolder {
     /// Name patterns (`*`, `?`) not uploaded; new folders start with
     /// [`crate::watched::DEFAULT_IGNORE`].
     pub ignore: Vec<String>,
+    /// Where the folder really was when the person picked it (no link on the way): a
+    /// folder since replaced by a link to elsewhere is not watched. Set by the shell.
+    #[serde(default)]
+    #[ts(skip)]
+    pub real: Option<String>,
 }
 
 impl Default for AppSettings {
@@ -75,6 +88,7 @@ impl Default for AppSettings {
             start_at_login: false,
             watched_folders: Vec::new(),
             watch_settle_secs: 2,
+            confirmed: BTreeMap::new(),
         }
     }
 }
@@ -112,6 +126,20 @@ impl AppSettings {
             KEY,
             &serde_json::to_string(self).expect("settings serialise"),
         )
+    }
+
+    /// The profile a watched folder's files go to (its own, or the drops').
+    pub fn folder_profile<'a>(&'a self, folder: &'a WatchedFolder) -> Option<&'a str> {
+        folder.profile.as_deref().or(self.drop_profile.as_deref())
+    }
+
+    /// Where files uploaded with the profile named `name` go, as a destination key, and the
+    /// profile (`None`: no such profile).
+    pub fn destination_of(store: &Store, name: &str) -> Result<Option<(String, Profile)>> {
+        Ok(store.profile_by_name(name)?.map(|p| {
+            let key = crate::destination::of(&p.endpoint, &p.metadata, Some(&p), &BTreeMap::new());
+            (key, p)
+        }))
     }
 
     /// The profile the window's uploads use, if one is chosen and still exists.

@@ -196,13 +196,6 @@ fn open(path: &Path, ino: Option<u64>) -> Result<std::fs::File> {
         if crate::platform::FileId::of(&md).ino != want {
             return Err(Error::Replaced(path.display().to_string()));
         }
-        // Where the open file really is: a file with the same inode number on another volume,
-        // reached through a folder swapped for a link, is not this one.
-        if let Some(real) = crate::platform::real_path(&f) {
-            if real != path && std::fs::canonicalize(path).ok().as_deref() != Some(real.as_path()) {
-                return Err(Error::Replaced(path.display().to_string()));
-            }
-        }
     }
     Ok(f)
 }

@@ -130,11 +130,22 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
             "an exact chunk size needs a chunk size (Supabase: 6 MiB)",
         ));
     }
-    let hosts = |list: &[String]| -> Vec<String> {
-        list.iter()
-            .map(|h| h.trim().to_ascii_lowercase())
-            .filter(|h| !h.is_empty())
-            .collect()
+    let hosts = |list: &[String]| -> CmdResult<Vec<String>> {
+        let mut out = Vec::new();
+        for h in list.iter().map(|h| h.trim().to_ascii_lowercase()) {
+            if h.is_empty() {
+                continue;
+            }
+            // A host name, nothing else: no scheme, path, port or spaces.
+            if url::Host::parse(&h).is_err() || h.contains([':', '/', '@', ' ']) {
+                return Err(CmdError::invalid(format!(
+                    "{:?} is not a host name",
+                    crate::confirm::visible(&h)
+                )));
+            }
+            out.push(h);
+        }
+        Ok(out)
     };
     let command = p
         .header_command
@@ -150,8 +161,8 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
         metadata: p.metadata.clone(),
         chunk_size: p.chunk_size,
         exact_chunk: p.exact_chunk,
-        allowed_hosts: hosts(&p.allowed_hosts),
-        refused_hosts: hosts(&p.refused_hosts),
+        allowed_hosts: hosts(&p.allowed_hosts)?,
+        refused_hosts: hosts(&p.refused_hosts)?,
         header_ttl_secs: p.header_ttl_secs.filter(|t| *t > 0 && command.is_some()),
         header_command: command,
         method_override: p.method_override,
@@ -182,6 +193,14 @@ fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> V
         return lines;
     };
     let (from, to) = (origin_of(&stored.endpoint), origin_of(&new.endpoint));
+    if from == to && stored.endpoint.trim() != new.endpoint.trim() {
+        // Another path on the same server may be another tenant's (`/tenant-a/files`).
+        lines.push(format!(
+            "uploads go to {} (until now {})",
+            crate::confirm::visible(new.endpoint.trim()),
+            crate::confirm::visible(stored.endpoint.trim())
+        ));
+    }
     if from != to {
         let host = host_of(&new.endpoint);
         lines.push(format!(
@@ -272,24 +291,19 @@ fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> V
                 .any(|s| s.eq_ignore_ascii_case(h))
         })
         .collect();
+    let added = crate::confirm::visible(
+        &added
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     if !added.is_empty() && new.has_credentials() {
         lines.push(format!(
-            "uploads, and its credentials, may also go to {}",
-            added
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "uploads, and its credentials, may also go to {added}"
         ));
     } else if !added.is_empty() {
-        lines.push(format!(
-            "uploads may also go to {}",
-            added
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        lines.push(format!("uploads may also go to {added}"));
     }
     lines
 }
@@ -335,8 +349,21 @@ pub async fn save_profile(
         )
         .await?;
     }
+    let first = store.profiles().map_err(text)?.is_empty();
     if let Some(old) = previous.as_deref().filter(|p| *p != new.name) {
         store.rename_profile(old, &new.name).map_err(text)?;
+        // Its watched folders follow it (the same profile, the same destination).
+        let mut settings = AppSettings::load(store).map_err(text)?;
+        let mut renamed = false;
+        for f in settings.watched_folders.iter_mut() {
+            if f.profile.as_deref() == Some(old) {
+                f.profile = Some(new.name.clone());
+                renamed = true;
+            }
+        }
+        if renamed {
+            settings.save(store).map_err(text)?;
+        }
     } else if previous.is_none() && stored.is_some() {
         return Err(CmdError::invalid(format!(
             "a profile named {:?} exists already",
@@ -345,7 +372,25 @@ pub async fn save_profile(
     }
     state.engine.save_profile(&new).map_err(text)?;
     let mut settings = AppSettings::load(store).map_err(text)?;
-    let follows = settings.drop_profile.is_none() || settings.drop_profile == previous;
+    // What the person confirmed for this profile (drops, watched folders) follows its save:
+    // every change that sends files elsewhere was in the dialog above.
+    if let (Some(before), Some((after, _))) = (
+        stored.as_ref().map(|p| {
+            tusker_core::destination::of(&p.endpoint, &p.metadata, Some(p), &BTreeMap::new())
+        }),
+        AppSettings::destination_of(store, &new.name).map_err(text)?,
+    ) {
+        if before != after {
+            for key in settings.confirmed.values_mut().filter(|k| **k == before) {
+                *key = after.clone();
+            }
+            settings.save(store).map_err(text)?;
+        }
+    }
+    // Drops follow a rename; a profile becomes the drop target by itself only when it is the
+    // first (a window that cleared the target must not make its own profile it).
+    let follows = (settings.drop_profile.is_none() && first)
+        || (previous.is_some() && settings.drop_profile == previous);
     if follows && settings.drop_profile.as_deref() != Some(&new.name) {
         settings.drop_profile = Some(new.name.clone());
         settings.save(store).map_err(text)?;

@@ -74,15 +74,20 @@ pub async fn pick_watched_folder(
     let Some(path) = rx.await.ok().flatten() else {
         return Ok(None);
     };
+    let real = std::fs::canonicalize(&path)
+        .map_err(|e| CmdError::invalid(format!("{}: {e}", path.display())))?
+        .display()
+        .to_string();
     let path = path.display().to_string();
     state
         .picked_folders
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(path.clone());
+        .insert(path.clone(), real);
     Ok(Some(WatchedFolder {
         path,
         profile: None,
+        real: None,
         ignore: tusker_core::watched::DEFAULT_IGNORE
             .iter()
             .map(|s| s.to_string())
@@ -104,8 +109,13 @@ fn checked_folders(
         .clone();
     let mut out: Vec<WatchedFolder> = Vec::new();
     for mut f in folders {
-        let known = before.watched_folders.iter().any(|b| b.path == f.path);
-        if !known && !picked.contains(&f.path) {
+        let known = before.watched_folders.iter().find(|b| b.path == f.path);
+        // Where it really was when picked: the shell's own record, never the window's.
+        f.real = match known {
+            Some(b) => b.real.clone(),
+            None => picked.get(&f.path).cloned(),
+        };
+        if known.is_none() && !picked.contains_key(&f.path) {
             return Err(CmdError::invalid(format!(
                 "{} was not chosen in the folder dialog",
                 f.path
@@ -136,84 +146,57 @@ fn checked_folders(
     Ok(out)
 }
 
-/// A watched folder's path, and the server's origin and profile its files go to (if any).
-type FolderDestination = (String, Option<(String, String)>);
-
-/// Where each watched folder's files go under `s` (its profile, or the drops' one).
-fn destinations(state: &AppState, s: &AppSettings) -> CmdResult<Vec<FolderDestination>> {
-    let store = state.engine.store();
-    let mut out = Vec::new();
-    for f in &s.watched_folders {
-        let name = f.profile.clone().or_else(|| s.drop_profile.clone());
-        let dest = match name {
-            Some(name) => store
-                .profile_by_name(&name)
-                .map_err(text)?
-                .and_then(|p| tusker_core::gate::origin_of(&p.endpoint).map(|o| (o, p.name))),
-            None => None,
-        };
-        out.push((f.path.clone(), dest));
-    }
-    Ok(out)
-}
-
-/// The dialog line for drops, the file dialogs and command lines going to another server
-/// than before (`None`: the same one, or none before: the first profile is the person's).
-fn drop_move(
+/// Where `new` would send files that the person has not confirmed, as dialog lines, with the
+/// destinations it records in `new.confirmed` (kept only when saved). Compared with what was
+/// confirmed, not with a fresh look at the old settings: a profile renamed and made anew
+/// under its name, a drop target cleared and set again, or another account's profile on the
+/// same server all differ from it. A folder or drop target that never had one (an older
+/// build's settings) takes the present one without a dialog; a new watched folder asks.
+fn unconfirmed(
     state: &AppState,
     before: &AppSettings,
-    new: &AppSettings,
-) -> CmdResult<Option<String>> {
-    let store = state.engine.store();
-    let origin_of = |name: &Option<String>| -> CmdResult<Option<(String, String)>> {
-        Ok(match name {
-            Some(n) => store
-                .profile_by_name(n)
-                .map_err(text)?
-                .and_then(|p| tusker_core::gate::origin_of(&p.endpoint).map(|o| (o, p.name))),
-            None => None,
-        })
-    };
-    let (was, now) = (
-        origin_of(&before.drop_profile)?,
-        origin_of(&new.drop_profile)?,
-    );
-    Ok(match (was, now) {
-        (Some((a, _)), Some((b, name))) if a != b => Some(format!(
-            "• files you drop or add go to {} (profile “{}”)",
-            tusker_core::gate::host_of(&b),
-            crate::confirm::visible(&name)
-        )),
-        _ => None,
-    })
-}
-
-/// The watched folders whose files would go to another server than before (or that are new),
-/// as dialog lines: a window cannot send a folder's files elsewhere without the person.
-fn watched_moves(
-    state: &AppState,
-    before: &AppSettings,
-    new: &AppSettings,
+    new: &mut AppSettings,
 ) -> CmdResult<Vec<String>> {
-    let was = destinations(state, before)?;
+    use tusker_core::settings::DROPS;
+    let store = state.engine.store();
     let mut lines = Vec::new();
-    for (path, dest) in destinations(state, new)? {
-        let Some((origin, profile)) = dest else {
+    let mut confirmed = std::collections::BTreeMap::new();
+    let mut wants: Vec<(String, Option<String>, bool)> =
+        vec![(DROPS.to_string(), new.drop_profile.clone(), false)];
+    for f in &new.watched_folders {
+        let is_new = !before.watched_folders.iter().any(|b| b.path == f.path);
+        wants.push((
+            f.path.clone(),
+            new.folder_profile(f).map(str::to_string),
+            is_new,
+        ));
+    }
+    for (what, profile, is_new) in wants {
+        let Some((key, p)) = (match &profile {
+            Some(name) => AppSettings::destination_of(store, name).map_err(text)?,
+            None => None,
+        }) else {
             continue;
         };
-        let old = was
-            .iter()
-            .find(|(p, _)| *p == path)
-            .and_then(|(_, d)| d.as_ref());
-        if old.map(|(o, _)| o) != Some(&origin) {
-            lines.push(format!(
-                "• {} → {} (profile “{}”)",
-                crate::confirm::visible(&path),
-                tusker_core::gate::host_of(&origin),
-                crate::confirm::visible(&profile)
-            ));
+        let was = before.confirmed.get(&what);
+        if was != Some(&key) && (was.is_some() || is_new) {
+            let host = tusker_core::gate::host_of(&p.endpoint);
+            lines.push(if what == DROPS {
+                format!(
+                    "• files you drop or add go to {host} (profile “{}”)",
+                    crate::confirm::visible(&p.name)
+                )
+            } else {
+                format!(
+                    "• new files in {} go to {host} (profile “{}”)",
+                    crate::confirm::visible(&what),
+                    crate::confirm::visible(&p.name)
+                )
+            });
         }
+        confirmed.insert(what, key);
     }
+    new.confirmed = confirmed;
     Ok(lines)
 }
 
@@ -274,11 +257,10 @@ pub async fn save_settings(
         keep_in_tray: settings.keep_in_tray,
         tray_explained: before.tray_explained,
         start_at_login: settings.start_at_login,
+        confirmed: Default::default(),
     };
-    let mut moves = watched_moves(&state, &before, &new)?;
-    if let Some(line) = drop_move(&state, &before, &new)? {
-        moves.insert(0, line);
-    }
+    let mut new = new;
+    let moves = unconfirmed(&state, &before, &mut new)?;
     if !moves.is_empty() {
         crate::confirm::ask(
             &app,
