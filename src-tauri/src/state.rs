@@ -140,30 +140,29 @@ pub fn add_request(
     };
     // Drops go only where the person confirmed (the window may have switched the profile,
     // or made one anew under the old name); the first use is the person's own.
-    match settings.confirmed.get(tusker_core::settings::DROPS) {
-        Some(confirmed) if *confirmed != key => {
-            return Err(CmdError {
-                code: "not_confirmed",
-                message: format!(
-                    "Drops would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
-                    tusker_core::gate::host_of(&profile.endpoint),
-                    profile.name
-                ),
-            })
-        }
-        Some(_) => {}
-        None => {
-            settings
-                .confirmed
-                .insert(tusker_core::settings::DROPS.into(), key);
-            settings.save(store)?;
-        }
+    use tusker_core::settings::{Admitted, DROPS};
+    match settings.admit(DROPS, &key) {
+        Admitted::FirstUse => settings.save(store)?,
+        Admitted::Confirmed => {}
+        Admitted::Elsewhere => return Err(unconfirmed("Drops", &profile)),
     }
     Ok(AddRequest {
         paths,
         upload_url,
         ..AddRequest::to_profile(&profile)
     })
+}
+
+/// Files that would go somewhere the person has not confirmed (`what`: drops, a folder's).
+pub fn unconfirmed(what: &str, profile: &tusker_core::profile::Profile) -> CmdError {
+    CmdError {
+        code: "not_confirmed",
+        message: format!(
+            "{what} would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
+            tusker_core::gate::host_of(&profile.endpoint),
+            profile.name
+        ),
+    }
 }
 
 /// The host drops go to now, for a system dialog's title.

@@ -105,21 +105,8 @@ fn spec(
             ));
         }
     }
-    match settings.confirmed.get(&folder.path) {
-        Some(confirmed) if *confirmed != key => {
-            return Err(CmdError {
-                code: "not_confirmed",
-                message: format!(
-                    "its files would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
-                    tusker_core::gate::host_of(&profile.endpoint),
-                    profile.name
-                ),
-            })
-        }
-        Some(_) => {}
-        None => {
-            settings.confirmed.insert(folder.path.clone(), key);
-        }
+    if settings.admit(&folder.path, &key) == tusker_core::settings::Admitted::Elsewhere {
+        return Err(crate::state::unconfirmed("Its files", &profile));
     }
     Ok(WatchSpec {
         dir: PathBuf::from(&folder.path),

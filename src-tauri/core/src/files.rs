@@ -115,14 +115,7 @@ fn name_of(path: &Path) -> String {
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::FileMissing(path.display().to_string())
-    } else {
-        Error::Read {
-            path: path.display().to_string(),
-            source: e,
-        }
-    }
+    crate::source::open_err(path, e)
 }
 
 /// Examines one entry; `root` is the dropped folder it lies in (`None`: handed over itself).

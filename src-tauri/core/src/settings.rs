@@ -52,6 +52,17 @@ pub struct AppSettings {
     pub confirmed: BTreeMap<String, String>,
 }
 
+/// What [`AppSettings::admit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The destination the person confirmed.
+    Confirmed,
+    /// None was confirmed yet: this one is recorded now.
+    FirstUse,
+    /// Another destination than the person confirmed: not without a dialog.
+    Elsewhere,
+}
+
 /// The key of [`AppSettings::confirmed`] for drops.
 pub const DROPS: &str = "drop";
 
@@ -142,6 +153,20 @@ impl AppSettings {
         }))
     }
 
+    /// Whether files for `what` (drops, a watched folder's path) may go to destination `key`:
+    /// the one the person confirmed, or, with none confirmed yet (an older build's settings),
+    /// this one, recorded now (save the settings then).
+    pub fn admit(&mut self, what: &str, key: &str) -> Admitted {
+        match self.confirmed.get(what) {
+            Some(confirmed) if confirmed == key => Admitted::Confirmed,
+            Some(_) => Admitted::Elsewhere,
+            None => {
+                self.confirmed.insert(what.to_string(), key.to_string());
+                Admitted::FirstUse
+            }
+        }
+    }
+
     /// The profile the window's uploads use, if one is chosen and still exists.
     pub fn drop_target(&self, store: &Store) -> Result<Option<Profile>> {
         match &self.drop_profile {
@@ -214,6 +239,16 @@ mod tests {
         a.parallel = 5;
         a.save(&s).unwrap();
         assert_eq!(AppSettings::load(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn files_go_only_where_the_person_confirmed_and_an_older_builds_settings_take_today_s() {
+        let mut s = AppSettings::default();
+        assert_eq!(s.admit(DROPS, "d1:a"), Admitted::FirstUse);
+        assert_eq!(s.admit(DROPS, "d1:a"), Admitted::Confirmed);
+        assert_eq!(s.admit(DROPS, "d1:b"), Admitted::Elsewhere);
+        assert_eq!(s.confirmed[DROPS], "d1:a", "not overwritten by a refusal");
+        assert_eq!(s.admit("/home/u/watched", "d1:b"), Admitted::FirstUse);
     }
 
     #[test]
