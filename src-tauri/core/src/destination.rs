@@ -38,6 +38,16 @@ fn public(
         .collect()
 }
 
+/// Where uploads made with `profile` as it is go (its endpoint, metadata, headers).
+pub fn of_profile(profile: &Profile) -> String {
+    of(
+        &profile.endpoint,
+        &profile.metadata,
+        Some(profile),
+        &BTreeMap::new(),
+    )
+}
+
 /// The destination of uploads to `endpoint` with `metadata`, carrying `profile`'s headers
 /// (or, without a profile, `row_headers`, as stored: secrets by their references).
 pub fn of(

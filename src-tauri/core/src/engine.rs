@@ -807,16 +807,61 @@ enum Looked {
         from: PathBuf,
         to: PathBuf,
     },
-    /// The file's size now (`None`: gone, not a file, or no answer in time).
     Modified {
         path: PathBuf,
-        size: Option<u64>,
+        size: SizeNow,
     },
     /// Something stands at the path again (or the disk did not say).
     Removed {
         path: PathBuf,
         still_there: bool,
     },
+}
+
+/// What a written file's size is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SizeNow {
+    Bytes(u64),
+    /// Gone, or not a regular file any more (a link, say).
+    NotAFile,
+    /// The disk did not answer in time.
+    Unknown,
+}
+
+impl Looked {
+    /// What the disk says of `change` now (a stat each).
+    fn look(change: FsChange) -> Looked {
+        match change {
+            FsChange::Renamed { from, to } => Looked::Renamed { from, to },
+            FsChange::Modified(path) => Looked::Modified {
+                size: match crate::fingerprint::stamp(&path) {
+                    Ok(s) => SizeNow::Bytes(s.size),
+                    Err(_) => SizeNow::NotAFile,
+                },
+                path,
+            },
+            FsChange::Removed(path) => Looked::Removed {
+                still_there: std::fs::symlink_metadata(&path).is_ok(),
+                path,
+            },
+        }
+    }
+
+    /// `change` when the disk did not answer: nothing is decided on it (a rename is still
+    /// followed, a write is proven by the worker, a delete waits for the worker to see it).
+    fn unknown(change: FsChange) -> Looked {
+        match change {
+            FsChange::Renamed { from, to } => Looked::Renamed { from, to },
+            FsChange::Modified(path) => Looked::Modified {
+                path,
+                size: SizeNow::Unknown,
+            },
+            FsChange::Removed(path) => Looked::Removed {
+                path,
+                still_there: true,
+            },
+        }
+    }
 }
 
 /// Looks at the watcher's changes in order, on the blocking pool with a time limit, and hands
@@ -826,30 +871,17 @@ async fn look_at_changes(
     looked: mpsc::UnboundedSender<Vec<Looked>>,
 ) {
     while let Some(batch) = changes.recv().await {
+        let kept = batch.clone();
         let seen = crate::source::blocking_file("the watched files", move || {
-            Ok(batch
-                .into_iter()
-                .map(|c| match c {
-                    FsChange::Renamed { from, to } => Looked::Renamed { from, to },
-                    FsChange::Modified(path) => Looked::Modified {
-                        size: crate::fingerprint::stamp(&path).ok().map(|s| s.size),
-                        path,
-                    },
-                    FsChange::Removed(path) => Looked::Removed {
-                        still_there: std::fs::symlink_metadata(&path).is_ok(),
-                        path,
-                    },
-                })
-                .collect::<Vec<_>>())
+            Ok(batch.into_iter().map(Looked::look).collect::<Vec<_>>())
         })
-        .await;
-        match seen {
-            Ok(seen) => {
-                if looked.send(seen).is_err() {
-                    return;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "changes to watched files could not be looked at"),
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "changes to watched files could not be looked at");
+            kept.into_iter().map(Looked::unknown).collect()
+        });
+        if looked.send(seen).is_err() {
+            return;
         }
     }
 }
@@ -1270,12 +1302,16 @@ impl Actor {
     /// upload stops at once. The same size may be a touch or an edit past what the server
     /// holds: a running worker proves the sent bytes before its next request (`file
     /// changed` if they differ), a waiting upload when it starts.
-    fn file_modified(&mut self, id: UploadId, size: Option<u64>) {
+    fn file_modified(&mut self, id: UploadId, size: SizeNow) {
         let Ok(rec) = self.ctx.store.get(id) else {
             return;
         };
         // Unknown (the disk did not answer in time): the worker proves before it goes on.
-        let same_size = size.is_none_or(|s| s == rec.size);
+        let same_size = match size {
+            SizeNow::Bytes(s) => s == rec.size,
+            SizeNow::NotAFile => false,
+            SizeNow::Unknown => true,
+        };
         if same_size {
             tracing::info!(id, path = %rec.path, "file written to; the upload proves what the server holds before it goes on");
             return;
@@ -2202,12 +2238,16 @@ impl Actor {
             return None;
         }
         self.forget_server_upload(id);
-        let (sendable, kept): (Vec<String>, Vec<String>) = urls
-            .into_iter()
-            .partition(|url| upload::termination_blocked(&self.ctx, &rec, url).is_none());
-        let why = kept
-            .first()
-            .and_then(|url| upload::termination_blocked(&self.ctx, &rec, url));
+        let mut sendable = Vec::with_capacity(urls.len());
+        let mut why = None;
+        for url in urls {
+            match upload::termination_blocked(&self.ctx, &rec, &url) {
+                None => sendable.push(url),
+                Some(e) => {
+                    why.get_or_insert(e);
+                }
+            }
+        }
         if !sendable.is_empty() {
             self.delete_in_background(rec, sendable);
         }

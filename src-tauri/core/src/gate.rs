@@ -61,6 +61,16 @@ impl Reach {
         self.refused.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
+    /// May a request go to `url`, carrying secrets or not? Never to a refused host; with
+    /// secrets, only where they may go ([`Self::admits`]).
+    pub fn check(&self, url: &Url, carries_secrets: bool) -> Result<()> {
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        if self.refuses(&host) || (carries_secrets && !self.admits(url)) {
+            return Err(Error::HostNotAllowed(host));
+        }
+        Ok(())
+    }
+
     /// Whether secrets may go to `url`: its origin is one they were given for, or its host
     /// is allowed (and the request would not fall from https to plain http).
     pub fn admits(&self, url: &Url) -> bool {
@@ -156,15 +166,7 @@ impl Grant {
     /// May a request go to `url` at all? Never to a refused host; with secrets, only where
     /// they may go.
     pub fn check(&self, url: &Url) -> Result<()> {
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        if self.reach.refuses(&host) {
-            return Err(Error::HostNotAllowed(host));
-        }
-        if self.secret.is_empty() || self.reach.admits(url) {
-            Ok(())
-        } else {
-            Err(Error::HostNotAllowed(host))
-        }
+        self.reach.check(url, self.has_secrets())
     }
 
     /// The headers a request to `url` carries, after [`Self::check`].

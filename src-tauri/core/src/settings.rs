@@ -147,10 +147,9 @@ impl AppSettings {
     /// Where files uploaded with the profile named `name` go, as a destination key, and the
     /// profile (`None`: no such profile).
     pub fn destination_of(store: &Store, name: &str) -> Result<Option<(String, Profile)>> {
-        Ok(store.profile_by_name(name)?.map(|p| {
-            let key = crate::destination::of(&p.endpoint, &p.metadata, Some(&p), &BTreeMap::new());
-            (key, p)
-        }))
+        Ok(store
+            .profile_by_name(name)?
+            .map(|p| (crate::destination::of_profile(&p), p)))
     }
 
     /// Whether files for `what` (drops, a watched folder's path) may go to destination `key`:

@@ -270,29 +270,35 @@ pub fn client_for(ctx: &UploadCtx, rec: &UploadRecord) -> TusClient {
 /// a host the person refused, or one its credentials may not go to (a URL a service handed
 /// over on a host never allowed; a profile that moved to another server). `None`: it may.
 pub fn termination_blocked(ctx: &UploadCtx, rec: &UploadRecord, url: &str) -> Option<Error> {
-    let here = crate::gate::origin_of(&rec.endpoint);
     let Ok(target) = url::Url::parse(url) else {
         return Some(Error::Protocol("the upload URL is not a URL".into()));
     };
-    let host = target.host_str().unwrap_or("").to_ascii_lowercase();
-    let (reach, has_credentials) = match profile_of(ctx, rec) {
-        Ok(Some(p)) => {
-            if let Some(Err(e)) = here.as_deref().map(|o| p.credentials_reach(o)) {
-                return Some(e);
-            }
-            (
-                Reach::new(here, &p.allowed_hosts, &p.refused_hosts),
-                p.has_credentials(),
-            )
-        }
-        Ok(None) => (
-            Reach::new(here, &[], &[]),
-            rec.headers.keys().any(|k| crate::redact::is_sensitive(k)),
-        ),
+    let profile = match profile_of(ctx, rec) {
+        Ok(p) => p,
         Err(e) => return Some(e),
     };
-    let refused = reach.refused.contains(&host);
-    (refused || (has_credentials && !reach.admits(&target))).then_some(Error::HostNotAllowed(host))
+    let has_credentials = match &profile {
+        Some(p) => p.has_credentials(),
+        None => rec.headers.keys().any(|k| crate::redact::is_sensitive(k)),
+    };
+    reach_of(rec, profile.as_ref())
+        .and_then(|reach| reach.check(&target, has_credentials))
+        .err()
+}
+
+/// Where an upload's secrets may go: its own server, when its profile's credentials were
+/// given for it (otherwise the reason), and the hosts the profile allows.
+fn reach_of(rec: &UploadRecord, profile: Option<&crate::profile::Profile>) -> Result<Reach> {
+    let here = crate::gate::origin_of(&rec.endpoint);
+    Ok(match profile {
+        Some(p) => {
+            if let Some(origin) = &here {
+                p.credentials_reach(origin)?;
+            }
+            Reach::new(here, &p.allowed_hosts, &p.refused_hosts)
+        }
+        None => Reach::new(here, &[], &[]),
+    })
 }
 
 /// The upload's profile as the journal holds it now (`None`: none, or removed).
@@ -312,28 +318,20 @@ async fn credentials_from(
     profile: Option<&crate::profile::Profile>,
     refused: Option<u64>,
 ) -> Result<Grant> {
-    let here = crate::gate::origin_of(&rec.endpoint);
+    let reach = reach_of(rec, profile)?;
     match profile {
         Some(p) => {
-            if let Some(origin) = &here {
-                p.credentials_reach(origin)?;
-            }
             let mut opened = p.clone();
             opened.headers = ctx.secrets.open_headers(&p.headers)?;
             let creds = ctx.command_headers.credentials(&opened, refused).await?;
             // A command's headers are credentials, whatever their names.
             let is_secret = |k: &str| p.is_secret(k) || creds.fetched.iter().any(|f| f == k);
-            Grant::new(
-                &creds.headers,
-                &is_secret,
-                Reach::new(here, &p.allowed_hosts, &p.refused_hosts),
-                creds.generation,
-            )
+            Grant::new(&creds.headers, &is_secret, reach, creds.generation)
         }
         None => Grant::new(
             &ctx.secrets.open_headers(&rec.headers)?.0,
             &crate::redact::is_sensitive,
-            Reach::new(here, &[], &[]),
+            reach,
             None,
         ),
     }
@@ -650,13 +648,8 @@ async fn check_file(
 
 /// [`check_unchanged`] off the engine's thread.
 async fn unchanged(path: &str, stamp: &FileStamp) -> Result<()> {
-    let st = source::stamp(path).await?;
-    if st.moved_from(stamp) {
-        return Err(Error::FileChanged(format!(
-            "{path} was modified during the upload"
-        )));
-    }
-    Ok(())
+    let (p, stamp) = (path.to_string(), *stamp);
+    source::blocking_file(path, move || check_unchanged(&p, &stamp)).await
 }
 
 /// Verifies the stamp has not moved since the upload started (cheap stat, no hashing). On

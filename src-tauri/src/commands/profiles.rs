@@ -176,7 +176,7 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
 /// secrets and command kept from `stored` are bound to the new origin when the person
 /// agrees. Empty: nothing goes anywhere new (a new profile without a command, an edit that
 /// keeps its server and hosts).
-fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> Vec<String> {
+fn what_moves(new: &mut Profile, stored: Option<&Profile>) -> Vec<String> {
     use tusker_core::gate::{host_of, origin_of};
     let mut lines = Vec::new();
     let known_command = stored.and_then(|s| s.command());
@@ -207,7 +207,13 @@ fn what_moves(new: &mut Profile, stored: Option<&Profile>, kept: &[String]) -> V
             "uploads go to {host} (until now {})",
             host_of(&stored.endpoint)
         ));
-        let secrets: Vec<&String> = kept.iter().filter(|k| new.is_secret(k)).collect();
+        // Kept from the stored profile: still its references (the window cannot type one).
+        let secrets: Vec<String> = new
+            .headers
+            .iter()
+            .filter(|(k, v)| new.is_secret(k) && v.starts_with(SECRET_REF))
+            .map(|(k, _)| k.clone())
+            .collect();
         if !secrets.is_empty() {
             lines.push(format!(
                 "its saved credentials ({}) are sent to {host} too",
@@ -328,8 +334,7 @@ pub async fn save_profile(
         .profile_by_name(previous.as_deref().unwrap_or(&profile.name))
         .map_err(text)?;
     let mut new = from_view(&profile, stored.as_ref())?;
-    let (_, kept) = merge_headers(&profile.headers, stored.as_ref())?;
-    let moves = what_moves(&mut new, stored.as_ref(), &kept);
+    let moves = what_moves(&mut new, stored.as_ref());
     if !moves.is_empty() {
         let message = format!(
             "Profile “{}”:\n\n{}\n\nConfirm only a change you made yourself.",
@@ -375,9 +380,7 @@ pub async fn save_profile(
     // What the person confirmed for this profile (drops, watched folders) follows its save:
     // every change that sends files elsewhere was in the dialog above.
     if let (Some(before), Some((after, _))) = (
-        stored.as_ref().map(|p| {
-            tusker_core::destination::of(&p.endpoint, &p.metadata, Some(p), &BTreeMap::new())
-        }),
+        stored.as_ref().map(tusker_core::destination::of_profile),
         AppSettings::destination_of(store, &new.name).map_err(text)?,
     ) {
         if before != after {
@@ -582,8 +585,7 @@ mod tests {
         let s = stored();
         // Same server, hosts, command, headers and metadata: nothing to ask.
         let mut same = from_view(&edit(&s), Some(&s)).unwrap();
-        let kept = vec!["Authorization".to_string(), "X-Signed".to_string()];
-        assert!(what_moves(&mut same, Some(&s), &kept).is_empty());
+        assert!(what_moves(&mut same, Some(&s)).is_empty());
         assert!(same.bound.is_empty(), "no new binding without a move");
         // Another server: the person is told what goes there, and only then are the kept
         // secrets and the command bound to it.
@@ -591,7 +593,7 @@ mod tests {
         v.endpoint = "https://b.example/tus".into();
         v.allowed_hosts = vec!["cdn.example".into()];
         let mut moved = from_view(&v, Some(&s)).unwrap();
-        let lines = what_moves(&mut moved, Some(&s), &kept).join("\n");
+        let lines = what_moves(&mut moved, Some(&s)).join("\n");
         for want in [
             "uploads go to b.example (until now a.example)",
             "Authorization, X-Signed",
@@ -606,7 +608,7 @@ mod tests {
         let mut v = edit(&s);
         v.header_command = Some("get-token\u{202E}\n curl evil".into());
         let mut cmd = from_view(&v, Some(&s)).unwrap();
-        let lines = what_moves(&mut cmd, Some(&s), &kept).join("\n");
+        let lines = what_moves(&mut cmd, Some(&s)).join("\n");
         assert!(lines.contains("get-token<U+202E><LF> curl evil"), "{lines}");
         // Another account or tenant on the same server is asked about too.
         let mut v = edit(&s);
@@ -619,7 +621,7 @@ mod tests {
             }
         }
         let mut other = from_view(&v, Some(&s)).unwrap();
-        let lines = what_moves(&mut other, Some(&s), &["X-Signed".to_string()]).join("\n");
+        let lines = what_moves(&mut other, Some(&s)).join("\n");
         assert!(
             lines.contains("new credentials (Authorization) are sent to a.example"),
             "{lines}"
@@ -639,6 +641,6 @@ mod tests {
         v.headers.clear();
         v.header_command = None;
         fresh = from_view(&v, None);
-        assert!(what_moves(&mut fresh.unwrap(), None, &[]).is_empty());
+        assert!(what_moves(&mut fresh.unwrap(), None).is_empty());
     }
 }
