@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
-use tusker_core::store::{NewUpload, Store};
+use tusker_core::journal::{NewUpload, Store};
 use tusker_core::{AddRequest, AppSettings, Engine, EngineConfig};
 
 fn launch(data: &Path, home: &Path) -> Child {
@@ -107,8 +107,8 @@ fn tree_mem(root: u32, show: bool) -> (u64, u64) {
 
 fn seed(data: &Path, endpoint: &str) {
     let store = Store::open(&data.join("journal.sqlite")).unwrap();
-    let secrets = tusker_core::secrets::Secrets::open(data);
-    let profile = tusker_core::profile::Profile {
+    let secrets = tusker_core::profiles::secrets::Secrets::open(data);
+    let profile = tusker_core::profiles::profile::Profile {
         name: "Desktop".into(),
         endpoint: endpoint.to_string(),
         ..Default::default()
@@ -165,7 +165,7 @@ fn memory_and_resume() {
             .map(|i| NewUpload {
                 path: format!("/nowhere/d{:03}/file-{i:06}.bin", i % 100),
                 name: format!("file-{i:06}.bin"),
-                stamp: tusker_core::fingerprint::FileStamp {
+                stamp: tusker_core::identity::fingerprint::FileStamp {
                     size: 1024 + (i as u64 * 7919) % (63 * 1024),
                     mtime_ns: 0,
                     ino: 0,

@@ -7,13 +7,13 @@ mod support;
 use std::time::Duration;
 use support::servers::RustusServer;
 use support::{pattern, TusServer};
-use tusker_core::client::{parse_endpoint, SizedBody, TusClient};
-use tusker_core::protocol::{self, Concat};
+use tusker_core::tus::client::{parse_endpoint, SizedBody, TusClient};
+use tusker_core::tus::protocol::{self, Concat};
 
 fn body(bytes: Vec<u8>) -> SizedBody {
     SizedBody {
         len: bytes.len() as u64,
-        body: tusker_core::transport::bytes_body(bytes),
+        body: tusker_core::tus::transport::bytes_body(bytes),
         checksum: None,
     }
 }
@@ -23,7 +23,7 @@ async fn rustus_builds_a_final_from_partial_uploads_with_the_files_metadata() {
     let server = RustusServer::start();
     let client = TusClient::new();
     let endpoint = parse_endpoint(&server.endpoint()).unwrap();
-    let headers = tusker_core::gate::Grant::default();
+    let headers = tusker_core::tus::gate::Grant::default();
     let caps = client.options(endpoint.as_str(), &headers).await.unwrap();
     assert!(caps.has("concatenation"), "{caps:?}");
     let data = pattern((3 << 20) + 17, 61);
@@ -104,7 +104,7 @@ async fn tus_node_server_refuses_a_partial_upload_with_501() {
     let server = TusServer::start();
     let client = TusClient::new();
     let endpoint = parse_endpoint(&server.endpoint()).unwrap();
-    let headers = tusker_core::gate::Grant::default();
+    let headers = tusker_core::tus::gate::Grant::default();
     let caps = client.options(endpoint.as_str(), &headers).await.unwrap();
     assert!(!caps.has("concatenation"), "{caps:?}");
     let e = client

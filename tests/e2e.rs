@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::app::App;
 use support::{write_file, TusServer};
-use tusker_core::profile::Profile;
-use tusker_core::store::Store;
+use tusker_core::journal::Store;
+use tusker_core::profiles::profile::Profile;
 use tusker_core::{AppSettings, UploadState};
 
 /// One window at a time on the display.
@@ -19,7 +19,7 @@ static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The app's settings and the profile its drops go to, as Settings would save them.
 fn seed_settings(data_dir: &Path, f: impl FnOnce(&mut Profile, &mut AppSettings)) {
     let store = Store::open(&data_dir.join("journal.sqlite")).unwrap();
-    let secrets = tusker_core::secrets::Secrets::open(data_dir);
+    let secrets = tusker_core::profiles::secrets::Secrets::open(data_dir);
     let mut profile = Profile {
         name: "Desktop".into(),
         ..Default::default()
@@ -608,10 +608,10 @@ async fn ten_thousand_rows_are_virtualised() {
         let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
         for i in 0..10_000 {
             store
-                .insert(&tusker_core::store::NewUpload {
+                .insert(&tusker_core::journal::NewUpload {
                     path: format!("/nowhere/file-{i:05}.bin"),
                     name: format!("file-{i:05}.bin"),
-                    stamp: tusker_core::fingerprint::FileStamp {
+                    stamp: tusker_core::identity::fingerprint::FileStamp {
                         size: 1 << 20,
                         mtime_ns: 0,
                         ino: 0,
@@ -845,7 +845,7 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     });
     {
         let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
-        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        let secrets = tusker_core::profiles::secrets::Secrets::open(data.path());
         store
             .save_profile_sealed(
                 &secrets,
@@ -1059,9 +1059,9 @@ async fn continue_an_upload_url_from_the_window() {
     let video = write_file(files.path(), "interview.mp4", 2 << 20, 41);
     seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
     // What a service's API did: created the upload and handed over its URL.
-    let client = tusker_core::client::TusClient::new();
-    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::gate::Grant::default();
+    let client = tusker_core::tus::client::TusClient::new();
+    let direct = tusker_core::tus::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::tus::gate::Grant::default();
     let created = client
         .create(&direct, &no_headers, Some(2 << 20), "", None)
         .await
@@ -1921,7 +1921,7 @@ async fn screenshots_of_what_the_user_reads() {
     });
     {
         let store = Store::open(&data.path().join("journal.sqlite")).unwrap();
-        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        let secrets = tusker_core::profiles::secrets::Secrets::open(data.path());
         for (name, endpoint) in [
             ("Offline", format!("http://127.0.0.1:{nobody}/files")),
             ("Gateway", gateway.endpoint()),
@@ -2195,8 +2195,8 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
     assert_eq!(
         p.binding("Authorization"),
         vec![
-            tusker_core::gate::origin_of(&server.endpoint()).unwrap(),
-            tusker_core::gate::origin_of(&evil.endpoint()).unwrap()
+            tusker_core::origin::origin_of(&server.endpoint()).unwrap(),
+            tusker_core::origin::origin_of(&evil.endpoint()).unwrap()
         ]
     );
 

@@ -208,7 +208,7 @@ async fn a_middle_edit_after_completion_is_uploaded_again_and_a_touch_is_not(kin
     let a = engine.store().get(first).unwrap().content_hash.unwrap();
     let b = engine.store().get(second).unwrap().content_hash.unwrap();
     assert_ne!(a, b);
-    assert_eq!(tusker_core::proof::hash_file(&p).unwrap().0, b);
+    assert_eq!(tusker_core::identity::proof::hash_file(&p).unwrap().0, b);
     engine.shutdown().await.unwrap();
 }
 
@@ -302,7 +302,7 @@ async fn a_touch_while_closed_resumes_without_resending(kind: Kind) {
         "only the bytes the server lacked were sent after the touch"
     );
     let rec = engine.store().get(id).unwrap();
-    let now = tusker_core::fingerprint::stamp(&p).unwrap();
+    let now = tusker_core::identity::fingerprint::stamp(&p).unwrap();
     assert_eq!(rec.stamp(), now, "the proven stamp is the journal's now");
     engine.shutdown().await.unwrap();
 }
@@ -340,7 +340,10 @@ async fn a_touch_during_the_upload_goes_on_without_resending(kind: Kind) {
     assert_eq!(accepted, 6 << 20, "every byte sent once");
     assert_eq!(proxy.count("POST"), 1, "one server upload");
     let rec = engine.store().get(id).unwrap();
-    assert_eq!(rec.stamp(), tusker_core::fingerprint::stamp(&p).unwrap());
+    assert_eq!(
+        rec.stamp(),
+        tusker_core::identity::fingerprint::stamp(&p).unwrap()
+    );
     engine.shutdown().await.unwrap();
 }
 
@@ -543,7 +546,7 @@ fn cli_never_trusts_bytes_past_the_journal_after_an_edit() {
         );
         let rows = support::list_json(data.path());
         assert_eq!(rows.len(), 1, "{rows:?}");
-        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
         let rec = store.get(rows[0]["id"].as_i64().unwrap()).unwrap();
         assert_eq!(rec.state, UploadState::Completed);
         let stored = server.stored(rec.upload_url.as_ref().unwrap());
@@ -568,7 +571,7 @@ fn cli_never_trusts_bytes_past_the_journal_after_an_edit() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(!stderr.contains("already uploaded"), "{stderr}");
-        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
         let newest = store
             .list()
             .unwrap()

@@ -90,8 +90,8 @@ fn rustus_gets_four_parts_joined_byte_exact_and_the_parts_go() {
     // The parts were terminated: rustus keeps only the final.
     assert_eq!(rustus_files(&server), vec![SIZE as u64]);
     // Its content hash is the one the file gets in one stream.
-    let store = tusker_core::store::Store::open(&dir.path().join("data/journal.sqlite")).unwrap();
-    let (hash, _) = tusker_core::proof::hash_file(&file).unwrap();
+    let store = tusker_core::journal::Store::open(&dir.path().join("data/journal.sqlite")).unwrap();
+    let (hash, _) = tusker_core::identity::proof::hash_file(&file).unwrap();
     assert_eq!(store.list().unwrap()[0].content_hash, Some(hash));
     assert!(store
         .parts(rows[0]["id"].as_i64().unwrap())
@@ -148,10 +148,10 @@ fn a_kill_at_every_phase_of_a_parted_upload_resumes_to_one_final() {
             now.remove(0);
         }
         assert_eq!(now, held, "{point}");
-        let store = tusker_core::store::Store::open(&data.join("journal.sqlite")).unwrap();
+        let store = tusker_core::journal::Store::open(&data.join("journal.sqlite")).unwrap();
         let id = rows[0]["id"].as_i64().unwrap();
         assert!(store.parts(id).unwrap().is_empty(), "{point}: parts let go");
-        let (hash, _) = tusker_core::proof::hash_file(&file).unwrap();
+        let (hash, _) = tusker_core::identity::proof::hash_file(&file).unwrap();
         assert_eq!(store.list().unwrap()[0].content_hash, Some(hash), "{point}");
     }
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
-use tusker_core::profile::Profile;
-use tusker_core::secrets::Secrets;
+use tusker_core::profiles::profile::Profile;
+use tusker_core::profiles::secrets::Secrets;
 use tusker_core::{AddRequest, AddResult, AppSettings, Engine, EngineConfig, UploadState};
 
 fn require_keyring(secrets: &Secrets) {
@@ -107,7 +107,7 @@ async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
         "no fallback file with a keyring"
     );
     // The keyring has it: a fresh handle (nothing cached) reads the settings back whole.
-    let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+    let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
     let fresh = Secrets::open(data.path());
     let open = |name: &str| {
         let p = store.profile_by_name(name).unwrap().unwrap();
@@ -141,7 +141,7 @@ async fn secrets_stored_in_plain_text_by_an_older_build_move_to_the_keyring() {
     let data = tempfile::tempdir().unwrap();
     {
         // What a build before the keyring wrote: the value itself in the settings.
-        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
         store
             .set_setting(
                 "app",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::proxy::FaultProxy;
 use support::servers::{AnyServer, Kind};
 use support::{cli, list_json, output_within, write_file};
-use tusker_core::profile::Profile;
+use tusker_core::profiles::profile::Profile;
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {
@@ -28,10 +28,10 @@ fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
 
 /// What a watched folder handed to the queue next (its other events are a failure here).
 async fn next_added(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<tusker_core::watched::WatchEvent>,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<tusker_core::watch::folder::WatchEvent>,
 ) -> Vec<AddResult> {
     match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
-        Ok(Some(tusker_core::watched::WatchEvent::Added { results, .. })) => results,
+        Ok(Some(tusker_core::watch::folder::WatchEvent::Added { results, .. })) => results,
         other => panic!("{other:?}"),
     }
 }
@@ -73,9 +73,9 @@ async fn hole_1_cancel_and_remove_send_no_secret_to_a_refused_or_unknown_host() 
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let client = tusker_core::client::TusClient::new();
-        let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-        let grant = tusker_core::gate::Grant::default();
+        let client = tusker_core::tus::client::TusClient::new();
+        let direct = tusker_core::tus::client::parse_endpoint(&server.endpoint()).unwrap();
+        let grant = tusker_core::tus::gate::Grant::default();
         let mut ids = Vec::new();
         for (i, name) in ["cancelled.bin", "removed.bin"].iter().enumerate() {
             let file = write_file(files.path(), name, 300_000, 70 + i as u64);
@@ -212,12 +212,12 @@ async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token
     .await;
     engine.pause(big_id).await.unwrap();
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let watch = tusker_core::watched::FolderWatch::start(
+    let watch = tusker_core::watch::folder::FolderWatch::start(
         engine.clone(),
-        tusker_core::watched::WatchSpec {
+        tusker_core::watch::folder::WatchSpec {
             dir: watched.path().to_path_buf(),
             request: AddRequest::to_profile(&profile),
-            ignore: tusker_core::watched::IgnoreRules::defaults(),
+            ignore: tusker_core::watch::folder::IgnoreRules::defaults(),
             settle: Duration::from_millis(300),
         },
         tx,
@@ -406,12 +406,12 @@ async fn hole_3_a_watched_file_swapped_for_a_link_is_never_uploaded() {
     };
     profile.id = engine.save_profile(&profile).unwrap();
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let watch = tusker_core::watched::FolderWatch::start(
+    let watch = tusker_core::watch::folder::FolderWatch::start(
         engine.clone(),
-        tusker_core::watched::WatchSpec {
+        tusker_core::watch::folder::WatchSpec {
             dir: watched.path().to_path_buf(),
             request: AddRequest::to_profile(&profile),
-            ignore: tusker_core::watched::IgnoreRules::new::<&str>(&[]).unwrap(),
+            ignore: tusker_core::watch::folder::IgnoreRules::new::<&str>(&[]).unwrap(),
             settle: Duration::from_millis(800),
         },
         tx,
@@ -428,7 +428,7 @@ async fn hole_3_a_watched_file_swapped_for_a_link_is_never_uploaded() {
     let mut added = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
-        if let tusker_core::watched::WatchEvent::Added { results, .. } = ev {
+        if let tusker_core::watch::folder::WatchEvent::Added { results, .. } = ev {
             added.extend(results);
         }
     }
@@ -609,7 +609,7 @@ async fn plain_secrets_moved_out_of_the_journal_leave_no_copy_in_its_files() {
     let data = tempfile::tempdir().unwrap();
     let secret = "legacy-plain-secret-8f3a";
     {
-        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
         // Enough rows that the profile's page is one of many.
         store
             .save_profile(&Profile {
@@ -652,7 +652,7 @@ async fn plain_secrets_moved_out_of_the_journal_leave_no_copy_in_its_files() {
     engine.shutdown().await.unwrap();
     drop(engine);
     assert!(!has(&raw(&journal)), "a copy stayed in the journal's files");
-    let store = tusker_core::store::Store::open(&journal).unwrap();
+    let store = tusker_core::journal::Store::open(&journal).unwrap();
     let p = store.profile_by_name("old").unwrap().unwrap();
     assert!(p.headers["Authorization"].starts_with("secret-ref:"));
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
-use tusker_core::profile::Profile;
+use tusker_core::profiles::profile::Profile;
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {
@@ -300,9 +300,9 @@ async fn cli_uploads_into_an_upload_url_a_service_created() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "clip.bin", 3 << 20, 11);
     // What a service's API does for its client: create the upload, hand over its URL.
-    let client = tusker_core::client::TusClient::new();
-    let endpoint = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let headers = tusker_core::gate::Grant::default();
+    let client = tusker_core::tus::client::TusClient::new();
+    let endpoint = tusker_core::tus::client::parse_endpoint(&server.endpoint()).unwrap();
+    let headers = tusker_core::tus::gate::Grant::default();
     let created = client
         .create(&endpoint, &headers, Some(3 << 20), "", None)
         .await
@@ -625,8 +625,8 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
     .await;
     let url = engine.store().get(id).unwrap().upload_url.unwrap();
     engine.cancel(id).await.unwrap();
-    let client = tusker_core::client::TusClient::new();
-    let headers = tusker_core::gate::Grant::default();
+    let client = tusker_core::tus::client::TusClient::new();
+    let headers = tusker_core::tus::gate::Grant::default();
     let direct = url.replace(&format!(":{}/", proxy.port), &format!(":{}/", server.port));
     let mut gone = false;
     for _ in 0..50 {
@@ -697,7 +697,7 @@ async fn a_renamed_profile_keeps_its_uploads_and_secrets_and_rows_show_the_new_n
         })
         .unwrap();
     let renamed = engine.store().profile(pid).unwrap().unwrap();
-    let fresh = tusker_core::secrets::Secrets::open(data.path());
+    let fresh = tusker_core::profiles::secrets::Secrets::open(data.path());
     assert_eq!(
         fresh.open_headers(&renamed.headers).unwrap()["Authorization"],
         format!("Bearer {token}")

@@ -424,12 +424,12 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     let mut current = write_round(files_dir.path(), round);
     let mut files = current.clone();
     {
-        let store = tusker_core::store::Store::open(&data.path().join("journal.sqlite")).unwrap();
-        let secrets = tusker_core::secrets::Secrets::open(data.path());
+        let store = tusker_core::journal::Store::open(&data.path().join("journal.sqlite")).unwrap();
+        let secrets = tusker_core::profiles::secrets::Secrets::open(data.path());
         let mut s = tusker_core::AppSettings::load(&store).unwrap();
         s.bandwidth = 6 << 20;
         s.save(&store).unwrap();
-        let profile = tusker_core::profile::Profile {
+        let profile = tusker_core::profiles::profile::Profile {
             name: "Desktop".into(),
             endpoint: proxy.endpoint(),
             chunk_size: Some(2 << 20),
@@ -450,7 +450,7 @@ fn app_survives_kills_and_resumes_on_every_launch() {
             .expect("launching the app")
     };
     let journal = || {
-        tusker_core::store::Store::open(&data.path().join("journal.sqlite"))
+        tusker_core::journal::Store::open(&data.path().join("journal.sqlite"))
             .unwrap()
             .list()
             .unwrap()

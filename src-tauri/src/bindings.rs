@@ -10,7 +10,7 @@ mod tests {
     use crate::commands::settings::SettingsView;
     use crate::commands::CmdError;
     use ts_rs::TS;
-    use tusker_core::lifecycle::{self, Action};
+    use tusker_core::queue::lifecycle::{self, Action};
     use tusker_core::{AddResult, ServerCaps, UploadState};
 
     const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/src/lib/types.ts");
@@ -27,7 +27,7 @@ mod tests {
             AppInfo::decl(&cfg),
             HeaderSetting::decl(&cfg),
             ProfileView::decl(&cfg),
-            tusker_core::settings::WatchedFolder::decl(&cfg),
+            tusker_core::journal::settings::WatchedFolder::decl(&cfg),
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
             crate::state::Added::decl(&cfg),
@@ -46,7 +46,7 @@ mod tests {
             out.push_str("\n\n");
         }
         out.push_str(
-            "/** What a row offers in each state (tusker_core::lifecycle::actions); Remove is always offered. */\n\
+            "/** What a row offers in each state (tusker_core::queue::lifecycle::actions); Remove is always offered. */\n\
              export const ACTIONS: Record<UploadState, Action[]> = {\n",
         );
         for s in UploadState::ALL {

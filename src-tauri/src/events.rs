@@ -154,7 +154,7 @@ fn show_progress(app: &AppHandle, progress: &crate::tray::Progress) {
 /// Failures grouped by their sentence (the catalogue's), most frequent first: ten uploads
 /// that cannot reach the server are one line, not ten.
 fn by_cause(failed: &[(String, String)]) -> String {
-    tusker_core::explain::by_cause(failed.iter().map(|(n, w)| (n.as_str(), w.as_str())))
+    tusker_core::error::explain::by_cause(failed.iter().map(|(n, w)| (n.as_str(), w.as_str())))
         .iter()
         .map(|(why, names)| match names.as_slice() {
             [one] => format!("{one}: {why}"),

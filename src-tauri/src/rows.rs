@@ -17,7 +17,7 @@ pub struct QueueRow<'a> {
     pub state: UploadState,
     /// What went wrong, as the catalogue says it (the technical detail stays out).
     pub error: Option<&'a str>,
-    /// The catalogue's code of `error` (tusker_core::explain::CODES).
+    /// The catalogue's code of `error` (tusker_core::error::explain::CODES).
     pub error_code: Option<&'a str>,
     /// Bytes the server has confirmed; never goes backwards within a server upload.
     pub acked: u64,

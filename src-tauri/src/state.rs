@@ -54,16 +54,16 @@ pub fn open(app: &AppHandle) -> Result<AppState> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = crate::logging::init(&dir);
     let settings = {
-        let store = tusker_core::store::Store::open(&dir.join("journal.sqlite"))
+        let store = tusker_core::journal::Store::open(&dir.join("journal.sqlite"))
             .with_context(|| format!("opening the journal in {}", dir.display()))?;
-        let secrets = tusker_core::secrets::Secrets::open(&dir);
+        let secrets = tusker_core::profiles::secrets::Secrets::open(&dir);
         AppSettings::migrate_legacy(&store, &secrets)?;
         // First run with TUSKER_ENDPOINT set (scripts/app.sh): start with that server.
         if store.profiles()?.is_empty() {
             if let Ok(e) = std::env::var("TUSKER_ENDPOINT") {
-                tusker_core::client::parse_endpoint(&e)?;
-                let profile = tusker_core::profile::Profile {
-                    name: tusker_core::settings::APP_PROFILE.into(),
+                tusker_core::tus::client::parse_endpoint(&e)?;
+                let profile = tusker_core::profiles::profile::Profile {
+                    name: tusker_core::journal::settings::APP_PROFILE.into(),
                     endpoint: e,
                     ..Default::default()
                 };
@@ -140,7 +140,7 @@ pub fn add_request(
     };
     // Drops go only where the person confirmed (the window may have switched the profile,
     // or made one anew under the old name); the first use is the person's own.
-    use tusker_core::settings::{Admitted, DROPS};
+    use tusker_core::journal::settings::{Admitted, DROPS};
     match settings.admit(DROPS, &key) {
         Admitted::FirstUse => settings.save(store)?,
         Admitted::Confirmed => {}
@@ -154,24 +154,24 @@ pub fn add_request(
 }
 
 /// Files that would go somewhere the person has not confirmed (`what`: drops, a folder's).
-pub fn unconfirmed(what: &str, profile: &tusker_core::profile::Profile) -> CmdError {
+pub fn unconfirmed(what: &str, profile: &tusker_core::profiles::profile::Profile) -> CmdError {
     CmdError {
         code: "not_confirmed",
         message: format!(
             "{what} would now go to {} (profile “{}”), which you have not confirmed: open Settings and save to confirm it",
-            tusker_core::gate::host_of(&profile.endpoint),
+            tusker_core::origin::host_of(&profile.endpoint),
             profile.name
         ),
     }
 }
 
 /// The host drops go to now, for a system dialog's title.
-pub fn drop_host(store: &tusker_core::store::Store) -> String {
+pub fn drop_host(store: &tusker_core::journal::Store) -> String {
     AppSettings::load(store)
         .and_then(|s| s.drop_target(store))
         .ok()
         .flatten()
-        .map(|p| tusker_core::gate::host_of(&p.endpoint))
+        .map(|p| tusker_core::origin::host_of(&p.endpoint))
         .unwrap_or_else(|| "no server yet".into())
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
-use tusker_core::model::human_bytes;
+use tusker_core::error::explain::human_bytes;
 use tusker_core::{UploadId, UploadState, UploadView};
 
 const TRAY_ID: &str = "main";

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use tauri::{AppHandle, Emitter, Manager};
-use tusker_core::watched::{FolderWatch, IgnoreRules, WatchEvent, WatchSpec};
+use tusker_core::watch::folder::{FolderWatch, IgnoreRules, WatchEvent, WatchSpec};
 use tusker_core::{AddRequest, AppSettings};
 
 use crate::commands::CmdError;
@@ -88,7 +88,7 @@ pub async fn apply(app: &AppHandle) {
 fn spec(
     engine: &tusker_core::Engine,
     settings: &mut AppSettings,
-    folder: &tusker_core::settings::WatchedFolder,
+    folder: &tusker_core::journal::settings::WatchedFolder,
 ) -> Result<WatchSpec, CmdError> {
     let name = settings
         .folder_profile(folder)
@@ -105,7 +105,7 @@ fn spec(
             ));
         }
     }
-    if settings.admit(&folder.path, &key) == tusker_core::settings::Admitted::Elsewhere {
+    if settings.admit(&folder.path, &key) == tusker_core::journal::settings::Admitted::Elsewhere {
         return Err(crate::state::unconfirmed("Its files", &profile));
     }
     Ok(WatchSpec {

@@ -440,7 +440,7 @@ pub fn server_offset(upload_url: &str) -> Option<u64> {
             .build()
             .unwrap();
         rt.block_on(async {
-            let c = tusker_core::client::TusClient::new();
+            let c = tusker_core::tus::client::TusClient::new();
             c.head(&url, &Default::default())
                 .await
                 .ok()
@@ -536,9 +536,9 @@ pub async fn wait_view(
 /// and named `localhost` there (another host as URLs go). Returns that upload's URL as the
 /// server knows it.
 pub async fn location_elsewhere(server: &TusServer, proxy: &proxy::FaultProxy, len: u64) -> String {
-    let client = tusker_core::client::TusClient::new();
-    let direct = tusker_core::client::parse_endpoint(&server.endpoint()).unwrap();
-    let no_headers = tusker_core::gate::Grant::default();
+    let client = tusker_core::tus::client::TusClient::new();
+    let direct = tusker_core::tus::client::parse_endpoint(&server.endpoint()).unwrap();
+    let no_headers = tusker_core::tus::gate::Grant::default();
     let created = client
         .create(&direct, &no_headers, Some(len), "", None)
         .await

@@ -205,18 +205,21 @@ impl CredentialOpts {
     fn headers(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         if let Ok(env) = std::env::var("TUSKER_HEADERS") {
-            out.extend(tusker_core::profile::parse_header_lines(&env).context("TUSKER_HEADERS")?);
+            out.extend(
+                tusker_core::profiles::profile::parse_header_lines(&env)
+                    .context("TUSKER_HEADERS")?,
+            );
         }
         if let Some(f) = &self.header_file {
             let text =
                 std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             out.extend(
-                tusker_core::profile::parse_header_lines(&text)
+                tusker_core::profiles::profile::parse_header_lines(&text)
                     .with_context(|| format!("in {}", f.display()))?,
             );
         }
         out.extend(parse_headers(&self.headers)?);
-        tusker_core::client::header_map(&out)?;
+        tusker_core::tus::client::header_map(&out)?;
         Ok(out)
     }
 }
@@ -265,7 +268,7 @@ fn resolve_profile(
     name: Option<String>,
     endpoint: Option<String>,
     creds: &CredentialOpts,
-) -> Result<tusker_core::profile::Profile> {
+) -> Result<tusker_core::profiles::profile::Profile> {
     Ok(match (name, endpoint) {
         (Some(name), _) => open_store(data_dir)?
             .profile_by_name(&name)?
@@ -275,9 +278,9 @@ fn resolve_profile(
                 )
             })?,
         (None, Some(endpoint)) => {
-            tusker_core::client::parse_endpoint(&endpoint)?;
-            tusker_core::profile::Profile {
-                name: tusker_core::profile::Profile::implicit_name(&endpoint),
+            tusker_core::tus::client::parse_endpoint(&endpoint)?;
+            tusker_core::profiles::profile::Profile {
+                name: tusker_core::profiles::profile::Profile::implicit_name(&endpoint),
                 endpoint,
                 headers: creds.headers()?.into(),
                 header_command: creds.header_command.clone(),
@@ -296,7 +299,7 @@ fn resolve_profile(
 /// its endpoint is), with the command line's metadata and chunk size on top of its own.
 fn profile_request(
     engine: &Engine,
-    mut profile: tusker_core::profile::Profile,
+    mut profile: tusker_core::profiles::profile::Profile,
     metadata: BTreeMap<String, String>,
     chunk_size: Option<u64>,
 ) -> Result<AddRequest> {
@@ -309,8 +312,8 @@ fn profile_request(
     Ok(req)
 }
 
-fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::store::Store> {
-    tusker_core::store::Store::open_in(data_dir)
+fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::journal::Store> {
+    tusker_core::journal::Store::open_in(data_dir)
         .with_context(|| format!("opening the journal in {}", data_dir.display()))
 }
 
@@ -389,7 +392,7 @@ async fn main() {
             // The engine's errors in the catalogue's words; the detail with -v.
             match e.downcast_ref::<tusker_core::Error>() {
                 Some(core) => {
-                    let said = tusker_core::explain::Said::of(core);
+                    let said = tusker_core::error::explain::Said::of(core);
                     eprintln!("error: {}", said.text);
                     tracing::info!(detail = %said.detail, "error detail");
                 }
@@ -420,7 +423,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let metadata = parse_metadata(&metadata)?;
             // Into a given upload URL without an endpoint: the URL's own origin stands for it.
             let endpoint = endpoint.or_else(|| {
-                let u = tusker_core::client::parse_endpoint(upload_url.as_deref()?).ok()?;
+                let u = tusker_core::tus::client::parse_endpoint(upload_url.as_deref()?).ok()?;
                 Some(u.join("/").ok()?.to_string())
             });
             let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
@@ -496,14 +499,14 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let mut patterns: Vec<String> = if no_default_ignore {
                 Vec::new()
             } else {
-                tusker_core::watched::DEFAULT_IGNORE
+                tusker_core::watch::folder::DEFAULT_IGNORE
                     .iter()
                     .map(|s| s.to_string())
                     .collect()
             };
             patterns.extend(ignore);
-            let ignore =
-                tusker_core::watched::IgnoreRules::new(&patterns).map_err(anyhow::Error::msg)?;
+            let ignore = tusker_core::watch::folder::IgnoreRules::new(&patterns)
+                .map_err(anyhow::Error::msg)?;
             if !(0.0..=86_400.0).contains(&settle) {
                 bail!("--settle must be between 0 and 86400 seconds");
             }
@@ -561,11 +564,11 @@ async fn real_main(cli: Cli) -> Result<i32> {
         Command::Hash { content, files } => {
             for f in files {
                 if content {
-                    let (hash, _) = tusker_core::proof::hash_file(&f)?;
+                    let (hash, _) = tusker_core::identity::proof::hash_file(&f)?;
                     println!("{hash}  {}", f.display());
                     continue;
                 }
-                let d = tusker_core::fingerprint::sha256_file(&f)?;
+                let d = tusker_core::identity::fingerprint::sha256_file(&f)?;
                 let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
                 println!("{hex}  {}", f.display());
             }
@@ -580,26 +583,26 @@ async fn real_main(cli: Cli) -> Result<i32> {
             json,
             creds,
         } => {
-            let url = tusker_core::client::parse_endpoint(&endpoint)?;
+            let url = tusker_core::tus::client::parse_endpoint(&endpoint)?;
             let mut headers = creds.headers()?;
             let mut secret: Vec<String> = creds.secret_headers.clone();
             if let Some(cmd) = &creds.header_command {
-                let fetched = tusker_core::profile::run_header_command(cmd).await?;
+                let fetched = tusker_core::profiles::profile::run_header_command(cmd).await?;
                 secret.extend(fetched.keys().cloned());
                 headers.extend(fetched);
             }
             // Headers given here are given for this server: bound to its origin alone, so a
             // redirect elsewhere does not take them along.
-            let grant = tusker_core::gate::Grant::new(
+            let grant = tusker_core::tus::gate::Grant::new(
                 &headers,
                 &|name| {
                     tusker_core::redact::is_sensitive(name)
                         || secret.iter().any(|s| s.eq_ignore_ascii_case(name))
                 },
-                tusker_core::gate::Reach::new(tusker_core::gate::origin(&url), &[], &[]),
+                tusker_core::tus::gate::Reach::new(tusker_core::origin::origin(&url), &[], &[]),
                 None,
             )?;
-            let caps = match tusker_core::client::TusClient::new()
+            let caps = match tusker_core::tus::client::TusClient::new()
                 .options(url.as_str(), &grant)
                 .await
             {
@@ -652,12 +655,12 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             allowed_hosts,
             method_override,
         } => {
-            tusker_core::client::parse_endpoint(&endpoint)?;
+            tusker_core::tus::client::parse_endpoint(&endpoint)?;
             let metadata = parse_metadata(&metadata)?;
             for k in metadata.keys() {
-                tusker_core::protocol::validate_metadata_key(k)?;
+                tusker_core::tus::protocol::validate_metadata_key(k)?;
             }
-            let p = tusker_core::profile::Profile {
+            let p = tusker_core::profiles::profile::Profile {
                 name: name.clone(),
                 endpoint,
                 headers: creds.headers()?.into(),
@@ -671,7 +674,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
                 method_override,
                 ..Default::default()
             };
-            let secrets = tusker_core::secrets::Secrets::open(data_dir);
+            let secrets = tusker_core::profiles::secrets::Secrets::open(data_dir);
             store.save_profile_sealed(&secrets, &p)?;
             eprintln!(
                 "saved profile {name:?}{}",
@@ -737,7 +740,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
             let Some(p) = store.profile_by_name(&name)? else {
                 bail!("no profile named {name:?}");
             };
-            tusker_core::secrets::Secrets::open(data_dir).forget(&p.headers)?;
+            tusker_core::profiles::secrets::Secrets::open(data_dir).forget(&p.headers)?;
             store.delete_profile(&name)?;
             eprintln!("removed profile {name:?}");
         }

@@ -248,7 +248,7 @@ pub async fn run_until_done(
                 v.error.as_deref().unwrap_or(v.state.as_str()),
             )
         });
-    for (why, names) in tusker_core::explain::by_cause(failures) {
+    for (why, names) in tusker_core::error::explain::by_cause(failures) {
         println!("  {} × {why}", names.len());
     }
     engine.shutdown().await?;
@@ -327,10 +327,10 @@ pub async fn watch(
     engine: &Engine,
     folders: &[std::path::PathBuf],
     request: tusker_core::AddRequest,
-    ignore: tusker_core::watched::IgnoreRules,
+    ignore: tusker_core::watch::folder::IgnoreRules,
     settle: Duration,
 ) -> Result<i32> {
-    use tusker_core::watched::{FolderWatch, WatchEvent, WatchSpec};
+    use tusker_core::watch::folder::{FolderWatch, WatchEvent, WatchSpec};
     use tusker_core::AddResult;
     let mut events = engine.subscribe();
     let under = |path: &str| {
@@ -338,7 +338,7 @@ pub async fn watch(
             .iter()
             .any(|f| std::path::Path::new(path).starts_with(f))
     };
-    let endpoint = tusker_core::client::parse_endpoint(&request.endpoint)?.to_string();
+    let endpoint = tusker_core::tus::client::parse_endpoint(&request.endpoint)?.to_string();
     let mut tracked: HashMap<UploadId, String> = HashMap::new();
     for v in engine.snapshot().await? {
         if under(&v.path)
@@ -459,7 +459,7 @@ fn report_finished(views: &[UploadView], tracked: &mut HashMap<UploadId, String>
 
 /// `tusker-cli check` in words: what the server offers and what Tusker will do with it.
 pub fn caps(endpoint: &str, c: &tusker_core::ServerCaps) {
-    use tusker_core::protocol::ChecksumAlgorithm;
+    use tusker_core::tus::protocol::ChecksumAlgorithm;
     let has = |x: &str| c.extensions.iter().any(|e| e == x);
     match &c.undiscovered {
         Some(why) => println!("{endpoint}: the server does not say what it supports ({why})"),

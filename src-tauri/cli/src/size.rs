@@ -32,7 +32,7 @@ pub fn parse(s: &str) -> Result<u64, String> {
 }
 
 /// Formats bytes for people (the engine's wording, so notes and the CLI agree).
-pub use tusker_core::model::human_bytes as human;
+pub use tusker_core::error::explain::human_bytes as human;
 
 #[cfg(test)]
 mod tests {

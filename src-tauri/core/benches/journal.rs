@@ -5,8 +5,8 @@
 //!   cargo bench -p tusker-core --bench journal -- [--writes N]
 
 use std::time::Instant;
-use tusker_core::model::UploadState;
-use tusker_core::store::{NewUpload, Store};
+use tusker_core::journal::record::UploadState;
+use tusker_core::journal::{NewUpload, Store};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -27,7 +27,7 @@ fn main() {
             .insert(&NewUpload {
                 path: format!("/data/file-{i}.bin"),
                 name: format!("file-{i}.bin"),
-                stamp: tusker_core::fingerprint::FileStamp {
+                stamp: tusker_core::identity::fingerprint::FileStamp {
                     size: 1 << 40,
                     mtime_ns: 0,
                     ino: 0,
@@ -57,7 +57,7 @@ fn main() {
     let mut times = Vec::with_capacity(writes);
     // Each acknowledged 8 MiB PATCH also journals the digests of its eight 1 MiB blocks.
     for i in 0..writes {
-        let proof = tusker_core::proof::ProofDelta {
+        let proof = tusker_core::identity::proof::ProofDelta {
             from_block: i * 8,
             new_blocks: vec![[i as u8; 32]; 8],
             partial: None,

@@ -2,8 +2,9 @@
 //! extensions, or why it is not a tus server.
 
 use tauri::State;
-use tusker_core::client::{parse_endpoint, TusClient};
-use tusker_core::gate::{origin, Grant, Reach};
+use tusker_core::origin::origin;
+use tusker_core::tus::client::{parse_endpoint, TusClient};
+use tusker_core::tus::gate::{Grant, Reach};
 use tusker_core::ServerCaps;
 
 use super::profiles::{merge_headers, HeaderSetting};

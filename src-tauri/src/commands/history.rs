@@ -5,8 +5,8 @@
 use serde::Serialize;
 use tauri::{AppHandle, State};
 use ts_rs::TS;
-use tusker_core::protocol::ChecksumAlgorithm;
 use tusker_core::redact::strip_userinfo;
+use tusker_core::tus::protocol::ChecksumAlgorithm;
 use tusker_core::{UploadId, UploadRecord, UploadState};
 
 use super::{text, CmdError, CmdResult};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tauri::State;
-use tusker_core::profile::Profile;
+use tusker_core::profiles::profile::Profile;
 use tusker_core::redact::is_sensitive;
 use tusker_core::AppSettings;
 
@@ -106,9 +106,9 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
         return Err(CmdError::invalid("a profile needs a name"));
     }
     let endpoint = p.endpoint.trim().to_string();
-    tusker_core::client::parse_endpoint(&endpoint).map_err(text)?;
+    tusker_core::tus::client::parse_endpoint(&endpoint).map_err(text)?;
     let (headers, _) = merge_headers(&p.headers, stored)?;
-    tusker_core::client::header_map(&headers).map_err(text)?;
+    tusker_core::tus::client::header_map(&headers).map_err(text)?;
     // Headers the person marked secret; one kept from the stored profile stays secret.
     let secret_headers: Vec<String> = p
         .headers
@@ -118,7 +118,7 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
         .map(|h| h.name.trim().to_string())
         .collect();
     for k in p.metadata.keys() {
-        tusker_core::protocol::validate_metadata_key(k).map_err(text)?;
+        tusker_core::tus::protocol::validate_metadata_key(k).map_err(text)?;
     }
     if p.chunk_size == Some(0) {
         return Err(CmdError::invalid(
@@ -177,7 +177,7 @@ fn from_view(p: &ProfileView, stored: Option<&Profile>) -> CmdResult<Profile> {
 /// agrees. Empty: nothing goes anywhere new (a new profile without a command, an edit that
 /// keeps its server and hosts).
 fn what_moves(new: &mut Profile, stored: Option<&Profile>) -> Vec<String> {
-    use tusker_core::gate::{host_of, origin_of};
+    use tusker_core::origin::{host_of, origin_of};
     let mut lines = Vec::new();
     let known_command = stored.and_then(|s| s.command());
     if let Some(command) = new.command().filter(|c| Some(*c) != known_command) {
@@ -380,7 +380,9 @@ pub async fn save_profile(
     // What the person confirmed for this profile (drops, watched folders) follows its save:
     // every change that sends files elsewhere was in the dialog above.
     if let (Some(before), Some((after, _))) = (
-        stored.as_ref().map(tusker_core::destination::of_profile),
+        stored
+            .as_ref()
+            .map(tusker_core::identity::destination::of_profile),
         AppSettings::destination_of(store, &new.name).map_err(text)?,
     ) {
         if before != after {

@@ -63,10 +63,10 @@ pub async fn pick_and_add(app: tauri::AppHandle, folders: bool) -> CmdResult<()>
 pub async fn continue_upload_url(app: tauri::AppHandle, url: String) -> CmdResult<()> {
     use tauri_plugin_dialog::DialogExt;
     let url = url.trim().to_string();
-    tusker_core::client::parse_endpoint(&url)
+    tusker_core::tus::client::parse_endpoint(&url)
         .map_err(|e| CmdError::from(tusker_core::Error::UploadUrl(e.to_string())))?;
     // The system dialog says where the file goes: the URL came from the window.
-    let host = tusker_core::gate::host_of(&url);
+    let host = tusker_core::origin::host_of(&url);
     app.dialog()
         .file()
         .set_title(format!(

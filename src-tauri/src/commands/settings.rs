@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Manager, State};
-use tusker_core::settings::WatchedFolder;
+use tusker_core::journal::settings::WatchedFolder;
 use tusker_core::AppSettings;
 
 use super::{text, CmdError, CmdResult};
@@ -88,7 +88,7 @@ pub async fn pick_watched_folder(
         path,
         profile: None,
         real: None,
-        ignore: tusker_core::watched::DEFAULT_IGNORE
+        ignore: tusker_core::watch::folder::DEFAULT_IGNORE
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -138,7 +138,7 @@ fn checked_folders(
                 )));
             }
         }
-        let rules = tusker_core::watched::IgnoreRules::new(&f.ignore)
+        let rules = tusker_core::watch::folder::IgnoreRules::new(&f.ignore)
             .map_err(|e| CmdError::invalid(format!("watched folder {}: {e}", f.path)))?;
         f.ignore = rules.patterns().to_vec();
         out.push(f);
@@ -157,7 +157,7 @@ fn unconfirmed(
     before: &AppSettings,
     new: &mut AppSettings,
 ) -> CmdResult<Vec<String>> {
-    use tusker_core::settings::DROPS;
+    use tusker_core::journal::settings::DROPS;
     let store = state.engine.store();
     let mut lines = Vec::new();
     let mut confirmed = std::collections::BTreeMap::new();
@@ -180,7 +180,7 @@ fn unconfirmed(
         };
         let was = before.confirmed.get(&what);
         if was != Some(&key) && (was.is_some() || is_new) {
-            let host = tusker_core::gate::host_of(&p.endpoint);
+            let host = tusker_core::origin::host_of(&p.endpoint);
             lines.push(if what == DROPS {
                 format!(
                     "• files you drop or add go to {host} (profile “{}”)",

@@ -69,3 +69,17 @@ pub fn real_path(file: &File) -> Option<std::path::PathBuf> {
 pub fn times_ns(md: &Metadata) -> (i64, i64) {
     os::times_ns(md)
 }
+
+/// Reads exactly `buf.len()` bytes at `offset` (pread); fewer means the file shrank.
+pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match os::read_at(file, &mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

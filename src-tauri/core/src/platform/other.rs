@@ -35,3 +35,16 @@ pub fn times_ns(md: &Metadata) -> (i64, i64) {
     };
     (ns(md.modified()), ns(md.created()))
 }
+
+/// One positional read (`seek_read` on Windows, which the reader's own cursor does not need).
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (file, buf, offset);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}

@@ -44,3 +44,8 @@ pub fn times_ns(md: &Metadata) -> (i64, i64) {
         md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
     )
 }
+
+/// One positional read (pread): the file's cursor is not moved, so parts can share a file.
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
