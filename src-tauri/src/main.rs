@@ -22,10 +22,7 @@ const IDENTIFIER: &str = "dev.tusker.app";
 
 fn main() {
     // Files the app makes (journal, logs, window state) are this user's alone.
-    // SAFETY: umask only sets the process's file-creation mask; no memory is touched.
-    unsafe {
-        libc::umask(0o077);
-    }
+    tusker_core::platform::private_files();
     paint_without_gl();
     if hand_over_to_running_app() {
         return;

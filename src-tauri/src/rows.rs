@@ -109,9 +109,5 @@ pub fn give_back_memory(rows: usize) {
 /// otherwise): once the queue has gone quiet after work, this gave back about 9 MB after
 /// 100,000 files.
 pub fn give_back_memory_now() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    tusker_core::platform::give_back_memory();
 }

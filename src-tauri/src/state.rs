@@ -421,14 +421,7 @@ fn open_engine(config: EngineConfig) -> Result<Engine> {
 /// the CPU, but its many wake-ups (sockets, file reads) no longer interrupt the window's
 /// thread mid-task, which on a busy 2-core machine stretched a 30 ms task past 100 ms.
 pub fn yield_to_the_window() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: 0 is the calling thread; the parameter lives across the call.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH refused");
-        }
-    }
+    tusker_core::platform::batch_thread();
 }
 
 /// WebKit makes its IPC receive threads real-time (`SCHED_RR`: directly when it may, else
@@ -439,25 +432,7 @@ pub fn yield_to_the_window() {
 /// the page opens its feed and with each batch, so that threads of a later connection are
 /// caught too (a scan of /proc/self/task: some 30 system calls).
 pub fn keep_webkit_threads_fair() {
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return;
-        };
-        for tid in tasks
-            .flatten()
-            .filter_map(|t| t.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        {
-            // SAFETY: plain calls on a thread id of this process; the parameter outlives them.
-            let policy = unsafe { libc::sched_getscheduler(tid) } & !libc::SCHED_RESET_ON_FORK;
-            if policy == libc::SCHED_RR || policy == libc::SCHED_FIFO {
-                let param = libc::sched_param { sched_priority: 0 };
-                if unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) } != 0 {
-                    tracing::debug!(tid, error = %std::io::Error::last_os_error(), "real-time thread kept");
-                }
-            }
-        }
-    }
+    tusker_core::platform::no_realtime_threads();
 }
 
 /// Whether closing the window hides it into the tray instead of quitting: uploads go on and

@@ -24,7 +24,7 @@ impl DirLock {
             || dir.join("tusker.lock").exists();
         std::fs::create_dir_all(dir)?;
         if ours {
-            crate::journal::owner_only(dir, 0o700);
+            crate::platform::owner_only(dir, 0o700);
         }
         let path = dir.join("tusker.lock");
         let mut file = OpenOptions::new()

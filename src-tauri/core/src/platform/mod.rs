@@ -83,3 +83,61 @@ pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::i
     }
     Ok(n)
 }
+
+/// Sets a mode that keeps other users out (`0o600`, `0o700`). Best effort: a path this user
+/// does not own (a shared data directory someone set up) keeps its mode, with a warning.
+pub fn owner_only(path: &Path, mode: u32) {
+    if let Err(e) = os::set_mode(path, mode) {
+        tracing::warn!(path = %path.display(), error = %e, "could not make this readable by its owner alone");
+    }
+}
+
+/// Which of `paths` some process has open for writing (Linux: `/proc`). Elsewhere none, so
+/// the settle time alone decides.
+pub fn open_for_writing(
+    paths: &[std::path::PathBuf],
+) -> std::collections::HashSet<std::path::PathBuf> {
+    os::open_for_writing(paths)
+}
+
+/// Makes files this process creates from now on its user's alone (umask 077).
+pub fn private_files() {
+    os::private_files()
+}
+
+/// Creates a file only this user may read (`0o600` where modes exist).
+pub fn owner_only_open(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    os::owner_only_open(o)
+}
+
+/// Takes an exclusive advisory lock on an open file, held until it is closed.
+pub fn lock_exclusive(file: &File) -> io::Result<()> {
+    os::lock_exclusive(file)
+}
+
+/// Starts a command in a process group of its own, so [`kill_group`] stops all it started.
+pub fn own_process_group(cmd: &mut tokio::process::Command) {
+    os::own_process_group(cmd)
+}
+
+/// Kills a process group started with [`own_process_group`] (the command and its children).
+pub fn kill_group(group: Option<u32>) {
+    os::kill_group(group)
+}
+
+/// Returns the allocator's free pages to the system (glibc's arenas keep them otherwise).
+pub fn give_back_memory() {
+    os::give_back_memory()
+}
+
+/// Marks the calling thread as batch work for the kernel (Linux `SCHED_BATCH`): the same
+/// share of the CPU, but its wake-ups no longer interrupt interactive threads mid-task.
+pub fn batch_thread() {
+    os::batch_thread()
+}
+
+/// Takes this process's real-time threads (Linux `SCHED_RR`/`SCHED_FIFO`) back to the normal
+/// policy.
+pub fn no_realtime_threads() {
+    os::no_realtime_threads()
+}

@@ -2,8 +2,10 @@
 //! before it (issue 27 brings the Windows equivalents: FILE_FLAG_OPEN_REPARSE_POINT and the
 //! volume serial and file index).
 
+use std::collections::HashSet;
+use std::fs::OpenOptions;
 use std::fs::{File, Metadata};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use super::{FileId, OpenError};
@@ -48,3 +50,34 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
         Err(std::io::ErrorKind::Unsupported.into())
     }
 }
+
+/// No Unix modes here; the data directory's place in the user's profile keeps others out
+/// (issue 27 brings an ACL).
+pub fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// No `/proc` here: the settle time alone decides (issue 27: a share-mode probe on Windows).
+pub fn open_for_writing(_paths: &[PathBuf]) -> HashSet<PathBuf> {
+    HashSet::new()
+}
+
+pub fn private_files() {}
+
+pub fn owner_only_open(o: &mut OpenOptions) -> &mut OpenOptions {
+    o
+}
+
+pub fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+pub fn own_process_group(_cmd: &mut tokio::process::Command) {}
+
+pub fn kill_group(_group: Option<u32>) {}
+
+pub fn give_back_memory() {}
+
+pub fn batch_thread() {}
+
+pub fn no_realtime_threads() {}

@@ -309,8 +309,7 @@ async fn run_within(command: &str, limit: Duration) -> Result<BTreeMap<String, S
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    #[cfg(unix)]
-    cmd.process_group(0);
+    crate::platform::own_process_group(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::HeaderCommand(format!("cannot run it: {e}")))?;
@@ -347,7 +346,7 @@ async fn run_within(command: &str, limit: Duration) -> Result<BTreeMap<String, S
     let (status, out, err) = match finished {
         Ok(Ok(done)) => done,
         failed => {
-            kill_group(group);
+            crate::platform::kill_group(group);
             return Err(match failed {
                 Ok(Err(e)) => e,
                 _ => Error::HeaderCommand(format!("no answer within {limit:?}")),
@@ -374,19 +373,6 @@ async fn run_within(command: &str, limit: Duration) -> Result<BTreeMap<String, S
         return Err(Error::HeaderCommand("it printed no header".into()));
     }
     Ok(headers)
-}
-
-/// Kills a header command's process group (the command and all it started).
-fn kill_group(group: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = group.and_then(|g| i32::try_from(g).ok()) {
-        // SAFETY: a plain system call on a process group this process started.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = group;
 }
 
 #[derive(Clone)]

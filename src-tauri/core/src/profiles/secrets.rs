@@ -373,14 +373,7 @@ impl FileLock {
     fn take(path: &Path) -> Result<FileLock> {
         let lock = path.with_extension("json.lock");
         let f = owner_only_file(&lock, false)?;
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: flock on a file this struct owns; released when it is closed.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(Error::Io(std::io::Error::last_os_error()));
-            }
-        }
+        crate::platform::lock_exclusive(&f).map_err(Error::Io)?;
         Ok(FileLock { _held: f })
     }
 }
@@ -394,12 +387,7 @@ fn owner_only_file(path: &Path, fresh: bool) -> Result<std::fs::File> {
     } else {
         o.create(true);
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    Ok(o.open(path)?)
+    Ok(crate::platform::owner_only_open(&mut o).open(path)?)
 }
 
 /// Written to a new 0600 temporary file of its own (a name no other writer uses), synced,

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::changes::{FileWatcher, FsChange};
 use crate::identity::fingerprint::FileStamp;
+use crate::platform::open_for_writing;
 use crate::queue::engine::{AddRequest, AddResult, Engine};
 
 /// Names never uploaded unless the user edits the list: partial downloads, temporary files,
@@ -535,54 +536,6 @@ impl Watch {
             }
         }
     }
-}
-
-/// Which of `paths` some process has open for writing (Linux: /proc/*/fd and fdinfo; the
-/// processes this user may see). Elsewhere none: the settle time alone decides.
-#[cfg(target_os = "linux")]
-pub fn open_for_writing(paths: &[PathBuf]) -> HashSet<PathBuf> {
-    let wanted: HashMap<PathBuf, &PathBuf> = paths
-        .iter()
-        .map(|p| (std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()), p))
-        .collect();
-    let mut out = HashSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for proc_entry in procs.flatten() {
-        let name = proc_entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let fd_dir = proc_entry.path().join("fd");
-        let Ok(fds) = std::fs::read_dir(&fd_dir) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(orig) = wanted.get(&target) else {
-                continue;
-            };
-            let info = proc_entry.path().join("fdinfo").join(fd.file_name());
-            let flags = std::fs::read_to_string(info).ok().and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("flags:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            });
-            // O_WRONLY = 1, O_RDWR = 2.
-            if flags.is_some_and(|f| f & 0o3 != 0) {
-                out.insert((*orig).clone());
-            }
-        }
-    }
-    out
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn open_for_writing(_paths: &[PathBuf]) -> HashSet<PathBuf> {
-    HashSet::new()
 }
 
 #[cfg(test)]
