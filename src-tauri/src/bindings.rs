@@ -30,10 +30,10 @@ mod tests {
             tusker_core::journal::settings::WatchedFolder::decl(&cfg),
             SettingsView::decl(&cfg),
             CmdError::decl(&cfg),
-            crate::state::Added::decl(&cfg),
+            crate::intake::Added::decl(&cfg),
             crate::commands::history::UploadDetails::decl(&cfg),
             crate::commands::history::HistoryEntry::decl(&cfg),
-            crate::state::RejectedFile::decl(&cfg),
+            crate::intake::RejectedFile::decl(&cfg),
             Action::decl(&cfg),
         ];
         let mut out = String::from(

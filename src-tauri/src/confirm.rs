@@ -5,7 +5,7 @@
 
 use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 
-use crate::commands::{CmdError, CmdResult};
+use crate::errors::{CmdError, CmdResult};
 
 /// Most characters of one value a dialog shows: padding must not push the end of a command
 /// out of sight unnoticed.

@@ -7,21 +7,11 @@
 //! A channel's larger messages are fetched and parsed as JSON.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use tauri::{AppHandle, Manager};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
 use tusker_core::{Engine, EventBatch, UploadId, UploadState};
-
-/// Sent when paths arrived (command line, second launch) that wait for an endpoint.
-pub const PENDING_EVENT: &str = "pending-paths";
-
-/// What adding files from the system came to ([`crate::state::Added`]).
-pub const ADDED_EVENT: &str = "files-added";
-
-/// Whether the main window has focus, kept from window events (asking the window from this
-/// task would wait for the main thread, which may be busy quitting).
-pub static FOCUSED: AtomicBool = AtomicBool::new(true);
 
 /// How often the window hears the queue at most: each batch repaints it, and four a second
 /// are as smooth to read as ten for a fraction of the window's CPU (batches in between are
@@ -138,16 +128,12 @@ fn send_to_window(app: &AppHandle, batch: &EventBatch) {
         }
     }
     crate::rows::give_back_memory(batch.changed.len());
-    crate::state::keep_webkit_threads_fair();
+    crate::window::keep_webkit_threads_fair();
 }
-
-/// Whether uploads go on (uploading, queued or waiting to retry), as of the last batch sent:
-/// closing the window then keeps them going in the tray.
-pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 fn show_progress(app: &AppHandle, progress: &crate::tray::Progress) {
     let summary = progress.summary();
-    ACTIVE.store(summary.active(), Ordering::Relaxed);
+    crate::window::ACTIVE.store(summary.active(), Ordering::Relaxed);
     crate::tray::show_progress(app, &summary);
 }
 
@@ -197,7 +183,7 @@ fn notify(app: &AppHandle, batch: &EventBatch, progress: &mut crate::tray::Progr
     if finished.is_empty() && failed.is_empty() {
         return;
     }
-    if FOCUSED.load(Ordering::Relaxed) {
+    if crate::window::FOCUSED.load(Ordering::Relaxed) {
         return;
     }
     let show = |title: String, body: String| {

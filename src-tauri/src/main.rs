@@ -7,12 +7,15 @@ mod autostart;
 mod bindings;
 mod commands;
 mod confirm;
+mod errors;
 mod events;
+mod folders;
+mod intake;
 mod logging;
 mod rows;
 mod state;
 mod tray;
-mod watching;
+mod window;
 
 use std::path::PathBuf;
 use tauri::{Manager, RunEvent};
@@ -31,7 +34,7 @@ fn main() {
     // for the kernel too, as the engine's threads are.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_start(state::yield_to_the_window)
+        .on_thread_start(window::yield_to_the_window)
         .build()
     {
         Ok(r) => r,
@@ -44,7 +47,7 @@ fn main() {
     let builder = tauri::Builder::default()
         // A second launch hands its file arguments to the running app (must come first).
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
-            state::add_args(app, &argv, &PathBuf::from(cwd));
+            intake::add_args(app, &argv, &PathBuf::from(cwd));
             // Also the way back from the tray where a desktop shows none (but a login's
             // start while Tusker runs shows nothing).
             if !argv.iter().any(|a| a == autostart::IN_TRAY) {
@@ -66,18 +69,18 @@ fn main() {
         )
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::Focused(f) => {
-                events::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
+                window::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
             }
             // With uploads going on, closing hides the window into the tray (a setting).
             tauri::WindowEvent::CloseRequested { api, .. }
-                if state::close_into_tray(window.app_handle()) =>
+                if tray::close_into_tray(window.app_handle()) =>
             {
                 api.prevent_close();
                 let _ = window.hide();
             }
             // Drops are taken here, from the system, not from the window.
             tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) => {
-                state::add_from_system(window.app_handle(), paths.clone());
+                intake::add_from_system(window.app_handle(), paths.clone());
             }
             _ => {}
         })
@@ -91,6 +94,8 @@ fn main() {
                 Ok(s) => {
                     let engine = s.engine.clone();
                     app.manage(s);
+                    app.manage(folders::Watching::default());
+                    intake::resume_interrupted(&handle, &engine);
                     if let Err(e) = tray::install(&handle) {
                         tracing::warn!(error = %e, "no tray icon");
                         // Nowhere to start into: show the window after all.
@@ -99,9 +104,9 @@ fn main() {
                     events::forward(&handle, engine);
                     let argv: Vec<String> = std::env::args().collect();
                     let cwd = std::env::current_dir().unwrap_or_default();
-                    state::add_args(&handle, &argv, &cwd);
+                    intake::add_args(&handle, &argv, &cwd);
                     let h = handle.clone();
-                    tauri::async_runtime::spawn(async move { watching::apply(&h).await });
+                    tauri::async_runtime::spawn(async move { folders::apply(&h).await });
                     quit_on_signals(&handle);
                 }
                 Err(e) => {
@@ -164,7 +169,9 @@ fn main() {
                 // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
                 let done = tauri::async_runtime::block_on(async {
                     tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                        s.watching.stop().await;
+                        if let Some(w) = handle.try_state::<folders::Watching>() {
+                            w.stop().await;
+                        }
                         engine.shutdown().await
                     })
                     .await

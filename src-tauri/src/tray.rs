@@ -8,7 +8,9 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
 use tusker_core::error::explain::human_bytes;
-use tusker_core::{UploadId, UploadState, UploadView};
+use tusker_core::{AppSettings, UploadId, UploadState, UploadView};
+
+use crate::state::AppState;
 
 const TRAY_ID: &str = "main";
 
@@ -86,7 +88,7 @@ pub fn run(app: &AppHandle, action: TrayAction) {
     match action {
         TrayAction::Show => show_window(app),
         TrayAction::PauseAll | TrayAction::ResumeAll => {
-            let Some(state) = app.try_state::<crate::state::AppState>() else {
+            let Some(state) = app.try_state::<AppState>() else {
                 return;
             };
             let engine = state.engine.clone();
@@ -265,6 +267,46 @@ impl Summary {
     pub fn active(&self) -> bool {
         self.uploading + self.queued + self.retrying > 0
     }
+}
+
+/// Whether closing the window hides it into the tray instead of quitting: uploads go on and
+/// the setting says so. The first time, a notification says where Tusker went.
+pub fn close_into_tray(app: &AppHandle) -> bool {
+    use tauri_plugin_notification::NotificationExt;
+    if !crate::window::ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    let Some(state) = app.try_state::<AppState>() else {
+        return false;
+    };
+    let store = state.engine.store();
+    let mut settings = match AppSettings::load(store) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "settings unreadable; closing quits");
+            return false;
+        }
+    };
+    if !settings.keep_in_tray {
+        return false;
+    }
+    if !settings.tray_explained {
+        let _ = app
+            .notification()
+            .builder()
+            .title("Tusker keeps uploading")
+            .body(
+                "Your uploads go on in the background. Open Tusker from its tray icon or start \
+                 it again; quit from the tray's menu. (Settings: \"Keep uploading in the tray\".)",
+            )
+            .show();
+        settings.tray_explained = true;
+        if let Err(e) = settings.save(store) {
+            tracing::warn!(error = %e, "could not note that the tray was explained");
+        }
+    }
+    tracing::info!("window closed into the tray; the uploads go on");
+    true
 }
 
 #[cfg(test)]

@@ -6,14 +6,15 @@ use tauri_plugin_opener::OpenerExt;
 use tusker_core::UploadId;
 
 use super::{text, CmdError, CmdResult};
-use crate::state::{add_from_system, add_in_background, AppState};
+use crate::intake::{add_from_system, add_in_background};
+use crate::state::AppState;
 
 /// The window opens its feed of queue batches here, then lists the queue: no batch falls
 /// between the two.
 #[tauri::command]
 pub fn watch_queue(state: State<'_, AppState>, feed: tauri::ipc::Channel) {
     *state.queue_feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
-    crate::state::keep_webkit_threads_fair();
+    crate::window::keep_webkit_threads_fair();
 }
 
 /// The queue's rows ([`crate::rows::QueueRow`]), as JSON.
@@ -35,7 +36,7 @@ pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<tauri::ipc::R
 pub async fn pick_and_add(app: tauri::AppHandle, folders: bool) -> CmdResult<()> {
     use tauri_plugin_dialog::DialogExt;
     // The system dialog names where the files go (the window chose the drop target).
-    let to = crate::state::drop_host(app.state::<AppState>().engine.store());
+    let to = crate::intake::drop_host(app.state::<AppState>().engine.store());
     let dialog = app.dialog().file().set_title(format!(
         "{} — to {}",
         if folders { "Add folders" } else { "Add files" },
@@ -84,7 +85,7 @@ pub async fn continue_upload_url(app: tauri::AppHandle, url: String) -> CmdResul
 /// "Upload again" on a notice that found files already uploaded (`again` names the notice).
 #[tauri::command]
 pub async fn upload_again(app: tauri::AppHandle, again: u64) -> CmdResult<()> {
-    crate::state::upload_again(&app, again)
+    crate::intake::upload_again(&app, again)
 }
 
 #[tauri::command]

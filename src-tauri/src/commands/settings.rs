@@ -297,7 +297,7 @@ pub async fn save_settings(
         .set_bandwidth(new.effective_bandwidth())
         .map_err(text)?;
     // Watches follow their folders' profiles (and the drops' one), so any save restarts them.
-    crate::watching::apply(&app).await;
+    crate::folders::apply(&app).await;
     tracing::info!(parallel = new.parallel, parts = new.parts, bandwidth = new.bandwidth, drop_profile = ?new.drop_profile, "settings saved");
     Ok(view(&new))
 }

@@ -7,8 +7,9 @@ use tauri::{AppHandle, Emitter, Manager};
 use tusker_core::watch::folder::{FolderWatch, IgnoreRules, WatchEvent, WatchSpec};
 use tusker_core::{AddRequest, AppSettings};
 
-use crate::commands::CmdError;
-use crate::state::{Added, AppState};
+use crate::errors::CmdError;
+use crate::intake::Added;
+use crate::state::AppState;
 
 /// The running watches (replaced as a whole when the settings change).
 #[derive(Default)]
@@ -29,7 +30,10 @@ pub async fn apply(app: &AppHandle) {
         return;
     };
     let engine = state.engine.clone();
-    let mut running = state.watching.0.lock().await;
+    let Some(watching) = app.try_state::<Watching>() else {
+        return;
+    };
+    let mut running = watching.0.lock().await;
     for w in running.drain(..) {
         w.stop().await;
     }
@@ -106,7 +110,7 @@ fn spec(
         }
     }
     if settings.admit(&folder.path, &key) == tusker_core::journal::settings::Admitted::Elsewhere {
-        return Err(crate::state::unconfirmed("Its files", &profile));
+        return Err(crate::intake::unconfirmed("Its files", &profile));
     }
     Ok(WatchSpec {
         dir: PathBuf::from(&folder.path),
@@ -128,5 +132,5 @@ fn emit(app: &AppHandle, dir: &std::path::Path, what: Result<Vec<tusker_core::Ad
         },
     };
     added.folder = Some(dir.display().to_string());
-    let _ = app.emit(crate::events::ADDED_EVENT, added);
+    let _ = app.emit(crate::window::ADDED_EVENT, added);
 }
