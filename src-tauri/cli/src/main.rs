@@ -3,6 +3,7 @@
 
 mod output;
 mod size;
+mod watch;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -522,7 +523,7 @@ async fn real_main(cli: Cli) -> Result<i32> {
             let engine = Engine::open(config(data_dir, &run, false)).await?;
             let request = profile_request(&engine, profile, metadata, chunk_size)?;
             let settle = Duration::from_secs_f64(settle);
-            output::watch(&engine, &folders, request, ignore, settle).await
+            watch::watch(&engine, &folders, request, ignore, settle).await
         }
         Command::Resume { run } => {
             let engine = Engine::open(config(data_dir, &run, true)).await?;
