@@ -68,6 +68,8 @@ export class Queue {
 /** The queue's filters, as in Transmission and qBittorrent. */
 export type Filter = 'all' | 'active' | 'completed' | 'failed';
 export const FILTERS: Filter[] = ['all', 'active', 'completed', 'failed'];
+/** Each filter's name on its tab. */
+export const FILTER_LABELS: Record<Filter, string> = { all: 'All', active: 'Active', completed: 'Completed', failed: 'Failed' };
 
 /** The filter a state belongs to besides All (cancelled rows are in All only). */
 export function filterOf(state: UploadState): Filter | null {
