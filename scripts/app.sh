@@ -10,6 +10,7 @@ npm ci --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
 npm run build
 cargo build --release --bin tusker
+target="${CARGO_TARGET_DIR:-target}"
 PORT="${PORT:-1080}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "port $PORT is already in use; using the server there (set PORT=... for another one)" >&2
@@ -18,4 +19,4 @@ else
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
 fi
-TUSKER_ENDPOINT="http://127.0.0.1:$PORT/files" target/release/tusker "$@"
+TUSKER_ENDPOINT="http://127.0.0.1:$PORT/files" "$target/release/tusker" "$@"

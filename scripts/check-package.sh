@@ -40,8 +40,8 @@ HOME=$home XDG_CONFIG_HOME=$home/.config XDG_DATA_HOME=$home/.local/share \
     fi
     sleep 2
     kill -0 "$app" || { echo "error: the installed app exited after showing its window" >&2; cat "$HOME/tusker.log" >&2; exit 1; }
-    import -window root "'"$PWD"'/target/installed-app.png"
+    import -window root "'"$(realpath -m "${CARGO_TARGET_DIR:-target}")"'/installed-app.png"
     kill "$app"
     wait "$app" 2>/dev/null || true
   '
-echo "the installed package works: window shown (screenshot: target/installed-app.png)"
+echo "the installed package works: window shown (screenshot: ${CARGO_TARGET_DIR:-target}/installed-app.png)"

@@ -7,6 +7,7 @@
 #   scripts/package.sh --debug   the debug build (CI: reuses the test build, checks the package)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
 profile=release
 case "${1:-}" in
   "") ;;
@@ -20,10 +21,10 @@ cli_flags=(--locked -p tusker-cli)
 cargo build "${cli_flags[@]}" >&2
 # The bundler runs `npm run build` (beforeBuildCommand) and builds the app itself. The CLI's
 # path in the package depends on the profile, so it is given here rather than in tauri.conf.json.
-config="{\"bundle\":{\"linux\":{\"deb\":{\"files\":{\"/usr/bin/tusker-cli\":\"target/$profile/tusker-cli\"}}}}}"
+config="{\"bundle\":{\"linux\":{\"deb\":{\"files\":{\"/usr/bin/tusker-cli\":\"$(realpath -m "$target")/$profile/tusker-cli\"}}}}}"
 tauri_flags=(--bundles deb --config "$config")
 [ "$profile" = debug ] && tauri_flags+=(--debug)
 npx tauri build "${tauri_flags[@]}" >&2
-deb=$(ls -t "target/$profile/bundle/deb/"*.deb | head -n 1)
-[ -f "$deb" ] || { echo "error: the bundler made no .deb under target/$profile/bundle/deb" >&2; exit 1; }
+deb=$(ls -t "$target/$profile/bundle/deb/"*.deb | head -n 1)
+[ -f "$deb" ] || { echo "error: the bundler made no .deb under $target/$profile/bundle/deb" >&2; exit 1; }
 realpath "$deb"

@@ -8,5 +8,5 @@ npm run build >/dev/null
 dbus-run-session -- scripts/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" \
   cargo test --locked --test e2e -- screenshots_
 mkdir -p docs/screenshots
-cp target/screenshots/*.png docs/screenshots/
+cp "${CARGO_TARGET_DIR:-target}"/screenshots/*.png docs/screenshots/
 ls -1 docs/screenshots

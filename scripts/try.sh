@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
 cargo build --release -p tusker-cli
+target="${CARGO_TARGET_DIR:-target}"
 export TUSKER_DATA_DIR="${TUSKER_DATA_DIR:-$PWD/.tusker-data}"
 PORT="${PORT:-1080}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
@@ -25,5 +26,5 @@ if [ $# -eq 0 ]; then
   echo "hello from Tusker" > .tusker-samples/hello.txt
   set -- .tusker-samples
 fi
-target/release/tusker-cli upload --endpoint "http://127.0.0.1:$PORT/files" "$@"
-target/release/tusker-cli list
+"$target/release/tusker-cli" upload --endpoint "http://127.0.0.1:$PORT/files" "$@"
+"$target/release/tusker-cli" list

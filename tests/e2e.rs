@@ -406,7 +406,7 @@ async fn shoot(app: &App, theme: &str, what: &str) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let png = app.screenshot().await;
     assert!(png.len() > 10_000, "a real picture of {what}");
-    let dir = support::repo_root().join("target/screenshots");
+    let dir = support::target_dir().join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{theme}-{what}.png")), &png).unwrap();
 }
@@ -794,7 +794,7 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     app.wait_for("#save-settings", Duration::from_secs(10))
         .await;
     let png = app.screenshot().await;
-    std::fs::write(support::repo_root().join("target/e2e-settings.png"), &png).unwrap();
+    std::fs::write(support::target_dir().join("e2e-settings.png"), &png).unwrap();
     app.click(Locator::XPath("//button[text()='Replace']"))
         .await;
     let value = app
@@ -879,11 +879,7 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let png = app.screenshot().await;
-    std::fs::write(
-        support::repo_root().join("target/e2e-host-question.png"),
-        &png,
-    )
-    .unwrap();
+    std::fs::write(support::target_dir().join("e2e-host-question.png"), &png).unwrap();
     // The window's Allow raises a system dialog: cancelled there, nothing is allowed.
     app.click(Locator::Id("allow-host")).await;
     tokio::task::spawn_blocking(|| key_in_dialog("Upload to another host?", "Escape"))
@@ -1031,7 +1027,7 @@ fn choose_folder_in_dialog(title: &str, dir: &Path) {
         }
         xdotool(&["key", "Return"]);
     }
-    let shot = support::repo_root().join("target/e2e-dialog.png");
+    let shot = support::target_dir().join("e2e-dialog.png");
     let _ = Command::new("import")
         .args(["-window", "root"])
         .arg(&shot)
@@ -1725,7 +1721,7 @@ async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_wha
     )
     .await;
     let png = app.screenshot().await;
-    std::fs::write(support::repo_root().join("target/e2e-filters.png"), &png).unwrap();
+    std::fs::write(support::target_dir().join("e2e-filters.png"), &png).unwrap();
 
     // The menu from the keyboard: ↓ selects, Shift+F10 opens it on the first item, ↓ moves,
     // Escape closes it and gives the list the keyboard back.
@@ -1833,7 +1829,7 @@ async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_wha
         clipboard_text() == want
     });
     let png = app.screenshot().await;
-    std::fs::write(support::repo_root().join("target/e2e-details.png"), &png).unwrap();
+    std::fs::write(support::target_dir().join("e2e-details.png"), &png).unwrap();
 
     // The turtle: the alternative limit at once, and back.
     app.click(Locator::Id("alt-speed")).await;

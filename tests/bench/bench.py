@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tusker against the clients a user would pick instead, in one run on one machine.
 
-    tests/bench/run.sh            # full run (1 GiB, 10 GiB, 10,000 files), updates README.md
+    tests/bench/run.sh            # full run (1 GiB, 10 GiB, 10,000 files), updates docs/performance.md
     tests/bench/run.sh --smoke    # small sizes, proves the harness works (CI)
 
 Every client runs as its own process; wall time, CPU time (user + system) and peak RSS come
@@ -183,7 +183,7 @@ def main():
     ap.add_argument("--cli", required=True, help="tusker-cli binary")
     ap.add_argument("--python", required=True, help="python with tuspy")
     ap.add_argument("--out", default=str(ROOT / "docs/bench"))
-    ap.add_argument("--readme", action="store_true", help="write the table into README.md")
+    ap.add_argument("--readme", action="store_true", help="write the table into docs/performance.md")
     a = ap.parse_args()
 
     smoke = a.smoke
@@ -341,15 +341,15 @@ def main():
     chart(results, out / "chart.png")
     print(table)
     if a.readme:
-        readme = ROOT / "README.md"
+        readme = ROOT / "docs" / "performance.md"
         text = readme.read_text()
         start, end = "<!-- bench:start -->", "<!-- bench:end -->"
         if start not in text or end not in text:
-            raise SystemExit("README.md has no bench markers")
+            raise SystemExit("docs/performance.md has no bench markers")
         before, rest = text.split(start, 1)
         _, after = rest.split(end, 1)
         readme.write_text(before + start + "\n" + table + end + after)
-        log("README.md updated")
+        log("docs/performance.md updated")
 
 
 def targets(r):
@@ -412,7 +412,7 @@ def render(r):
     for name, val, ok in targets(r):
         lines.append(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
     lines.append("")
-    lines.append("![benchmark chart](docs/bench/chart.png)")
+    lines.append("![benchmark chart](bench/chart.png)")
     lines.append("")
     return "\n".join(lines)
 

@@ -261,7 +261,7 @@ impl App {
             .await
             .map(|v| v.to_string())
             .unwrap_or_else(|e| format!("<no page text: {e}>"));
-        let shot = super::repo_root().join("target/e2e-failure.png");
+        let shot = super::target_dir().join("e2e-failure.png");
         if let Ok(Ok(png)) =
             tokio::time::timeout(Duration::from_secs(20), self.client.screenshot()).await
         {

@@ -18,6 +18,15 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR` when set): screenshots and other artefacts
+/// of a run go there.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => repo_root().join(d),
+        None => repo_root().join("target"),
+    }
+}
+
 /// Options for the test server.
 #[derive(Default, Clone)]
 pub struct ServerOpts {
