@@ -20,7 +20,7 @@ mod tests {
         let cfg = ts_rs::Config::new().with_large_int("number");
         let decls = [
             UploadState::decl(&cfg),
-            crate::rows::QueueRow::decl(&cfg),
+            tusker_core::UploadView::decl(&cfg),
             crate::rows::QueueBatch::decl(&cfg),
             AddResult::decl(&cfg),
             ServerCaps::decl(&cfg),

@@ -1,74 +1,14 @@
-//! What the window gets of the queue: the fields a row draws, borrowed from the engine's views
-//! when serialised. The endpoint, metadata and header names stay out: with 100,000 rows they
-//! were a third of each batch's JSON and of the rows the web view keeps.
+//! What the window gets of the queue: the engine's views, serialised as they are (an
+//! [`UploadView`] leaves out what the window must not see or need not keep).
 
 use serde::Serialize;
 use ts_rs::TS;
-use tusker_core::{EventBatch, UploadId, UploadState, UploadView};
-
-/// One row of the queue.
-#[derive(Serialize, TS)]
-pub struct QueueRow<'a> {
-    pub id: UploadId,
-    pub position: i64,
-    pub path: &'a str,
-    pub name: &'a str,
-    pub size: u64,
-    pub state: UploadState,
-    /// What went wrong, as the catalogue says it (the technical detail stays out).
-    pub error: Option<&'a str>,
-    /// The catalogue's code of `error` (tusker_core::error::explain::CODES).
-    pub error_code: Option<&'a str>,
-    /// Bytes the server has confirmed; never goes backwards within a server upload.
-    pub acked: u64,
-    /// Bytes sent in the current request but not yet confirmed (for smooth bars).
-    pub in_flight: u64,
-    /// Bytes per second, exponential moving average.
-    pub speed: f64,
-    /// Seconds to completion at the current speed.
-    pub eta_secs: Option<f64>,
-    /// For waiting_to_retry: milliseconds since the epoch of the next attempt.
-    pub retry_at_ms: Option<i64>,
-    pub recreated: i64,
-    /// Bytes sent again because the server lost bytes it had confirmed.
-    pub resent: u64,
-    /// Something the user should know that is not an error (why progress went back).
-    pub note: Option<&'a str>,
-    /// The profile it uploads with.
-    pub profile: Option<&'a str>,
-    /// The host the server sends it to, which its profile does not allow yet.
-    pub asks_host: Option<&'a str>,
-}
-
-impl<'a> From<&'a UploadView> for QueueRow<'a> {
-    fn from(v: &'a UploadView) -> Self {
-        QueueRow {
-            id: v.id,
-            position: v.position,
-            path: &v.path,
-            name: &v.name,
-            size: v.size,
-            state: v.state,
-            error: v.error.as_deref(),
-            error_code: v.error_code.as_deref(),
-            acked: v.acked,
-            in_flight: v.in_flight,
-            speed: v.speed,
-            eta_secs: v.eta_secs,
-            retry_at_ms: v.retry_at_ms,
-            recreated: v.recreated,
-            resent: v.resent,
-            note: v.note.as_deref(),
-            profile: v.profile.as_deref(),
-            asks_host: v.asks_host.as_deref(),
-        }
-    }
-}
+use tusker_core::{EventBatch, UploadId, UploadView};
 
 /// Rows that changed, rows removed, or (`reset`) the whole queue.
 #[derive(Serialize, TS)]
 pub struct QueueBatch<'a> {
-    pub changed: Vec<QueueRow<'a>>,
+    pub changed: &'a [UploadView],
     pub removed: &'a [UploadId],
     /// `changed` is the whole queue: replace, don't merge.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -79,7 +19,7 @@ pub struct QueueBatch<'a> {
 impl<'a> From<&'a EventBatch> for QueueBatch<'a> {
     fn from(b: &'a EventBatch) -> Self {
         QueueBatch {
-            changed: b.changed.iter().map(QueueRow::from).collect(),
+            changed: &b.changed,
             removed: &b.removed,
             reset: b.reset,
         }
@@ -88,7 +28,7 @@ impl<'a> From<&'a EventBatch> for QueueBatch<'a> {
 
 /// The JSON of the rows the window draws for these views.
 pub fn rows_json(views: &[UploadView]) -> serde_json::Result<String> {
-    serde_json::to_string(&views.iter().map(QueueRow::from).collect::<Vec<_>>())
+    serde_json::to_string(views)
 }
 
 /// Gives freed memory back to the system a moment after a message of `rows` rows (once the
@@ -110,4 +50,66 @@ pub fn give_back_memory(rows: usize) {
 /// 100,000 files.
 pub fn give_back_memory_now() {
     tusker_core::platform::give_back_memory();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window gets what a row draws, and never the endpoint, the technical detail, the
+    /// upload URL (a capability on many servers) or the profile's id.
+    #[test]
+    fn a_row_reaches_the_window_without_what_it_must_not_see() {
+        let view: UploadView = serde_json::from_value(serde_json::json!({
+            "id": 7, "position": 7, "path": "/f", "name": "f", "size": 10,
+            "endpoint": "https://user:pw@e.example/files", "upload_url": "https://e.example/files/secret",
+            "state": "failed", "error": "The server refused the credentials",
+            "error_code": "http.unauthorized", "error_detail": "401 from e.example: token expired",
+            "acked": 4, "in_flight": 0, "speed": 0.0, "eta_secs": null, "retry_at_ms": null,
+            "recreated": 0, "resent": 0, "note": null, "profile": "Work", "asks_host": null
+        }))
+        .unwrap();
+        assert_eq!(
+            view.upload_url.as_deref(),
+            Some("https://e.example/files/secret")
+        );
+        let json = rows_json(std::slice::from_ref(&view)).unwrap();
+        let row: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let keys: Vec<&str> = row[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut want = vec![
+            "id",
+            "position",
+            "path",
+            "name",
+            "size",
+            "state",
+            "error",
+            "error_code",
+            "acked",
+            "in_flight",
+            "speed",
+            "eta_secs",
+            "retry_at_ms",
+            "recreated",
+            "resent",
+            "note",
+            "profile",
+            "asks_host",
+        ];
+        want.sort_unstable();
+        let mut have = keys.clone();
+        have.sort_unstable();
+        assert_eq!(have, want);
+        for hidden in ["e.example", "token expired", "secret", "pw"] {
+            assert!(
+                !json.contains(hidden),
+                "{hidden} reached the window: {json}"
+            );
+        }
+    }
 }

@@ -17,7 +17,7 @@ pub fn watch_queue(state: State<'_, AppState>, feed: tauri::ipc::Channel) {
     crate::window::keep_webkit_threads_fair();
 }
 
-/// The queue's rows ([`crate::rows::QueueRow`]), as JSON.
+/// The queue's rows (the [`tusker_core::UploadView`]s' JSON).
 #[tauri::command]
 pub async fn list_uploads(state: State<'_, AppState>) -> CmdResult<tauri::ipc::Response> {
     let views = state.engine.snapshot().await.map_err(text)?;

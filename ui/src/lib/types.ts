@@ -5,11 +5,11 @@ export type UploadState = "queued" | "uploading" | "paused" | "waiting_to_retry"
 
 export type QueueRow = { id: number, position: number, path: string, name: string, size: number, state: UploadState, 
 /**
- * What went wrong, as the catalogue says it (the technical detail stays out).
+ * What went wrong, as the catalogue says it (crate::error::explain).
  */
 error: string | null, 
 /**
- * The catalogue's code of `error` (tusker_core::explain::CODES).
+ * The catalogue's code of `error`: front ends act on it (one banner for network trouble).
  */
 error_code: string | null, 
 /**
@@ -33,7 +33,7 @@ eta_secs: number | null,
  */
 retry_at_ms: number | null, recreated: number, 
 /**
- * Bytes sent again because the server lost bytes it had confirmed.
+ * Bytes sent again because the server lost bytes it had confirmed (progress went back).
  */
 resent: number, 
 /**
@@ -45,7 +45,8 @@ note: string | null,
  */
 profile: string | null, 
 /**
- * The host the server sends it to, which its profile does not allow yet.
+ * The host the server sends it to, which its profile does not allow yet: the window
+ * asks whether to upload there.
  */
 asks_host: string | null, };
 
@@ -86,7 +87,7 @@ export type WatchedFolder = { path: string,
 profile: string | null, 
 /**
  * Name patterns (`*`, `?`) not uploaded; new folders start with
- * [`crate::watched::DEFAULT_IGNORE`].
+ * [`crate::watch::folder::DEFAULT_IGNORE`].
  */
 ignore: Array<string>, };
 
@@ -188,7 +189,7 @@ export type RejectedFile = { path: string, error: string, };
 
 export type Action = "pause" | "resume" | "retry" | "restart" | "cancel";
 
-/** What a row offers in each state (tusker_core::lifecycle::actions); Remove is always offered. */
+/** What a row offers in each state (tusker_core::queue::lifecycle::actions); Remove is always offered. */
 export const ACTIONS: Record<UploadState, Action[]> = {
   queued: ['pause', 'cancel'],
   uploading: ['pause', 'cancel'],

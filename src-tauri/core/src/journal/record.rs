@@ -184,15 +184,21 @@ impl UploadRecord {
     }
 }
 
-/// What a UI needs to draw one row: the journal record plus live numbers.
+/// What a UI needs to draw one row: the journal record plus live numbers. Serialised, it is
+/// what the window gets of a row (`QueueRow` in the window's types): the endpoint, the
+/// technical detail and the upload URL stay out (with 100,000 rows the endpoint alone was a
+/// third of each batch's JSON; the URL is a capability on many servers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(rename = "QueueRow")]
 pub struct UploadView {
     pub id: UploadId,
     pub position: i64,
     pub path: String,
     pub name: String,
     pub size: u64,
-    /// The endpoint without any `user:password@`.
+    /// The endpoint without any `user:password@`. Not sent to the window.
+    #[serde(skip_serializing, default)]
+    #[ts(skip)]
     pub endpoint: String,
     /// The server upload's URL while the upload is unfinished (the journal keeps it after:
     /// 100,000 completed rows holding theirs cost 10 MiB). Not sent to UIs: on many servers
@@ -206,7 +212,9 @@ pub struct UploadView {
     /// The catalogue's code of `error`: front ends act on it (one banner for network trouble).
     pub error_code: Option<String>,
     /// The technical detail of `error` (status, server message, error chain): the details
-    /// panel and `-v` show it, the short line never.
+    /// panel and `-v` show it, the short line never. Not sent with the row.
+    #[serde(skip_serializing, default)]
+    #[ts(skip)]
     pub error_detail: Option<String>,
     /// Bytes the server has confirmed; never goes backwards within a server upload.
     pub acked: u64,
