@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::fixture::Fixture;
 use support::proxy::{Action, FaultProxy, Rule};
 use support::{write_file, TusServer};
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
@@ -22,9 +23,12 @@ fn config(dir: &Path) -> EngineConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_names_upload_and_keep_their_names() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let long = format!("{}.bin", "ü".repeat(120)); // 245 bytes, near the 255-byte limit
     let names = [
         "line\nbreak.txt",
@@ -65,9 +69,12 @@ async fn odd_names_upload_and_keep_their_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let outside = write_file(files.path(), "real/target.bin", 5000, 1);
     let dir = files.path().join("drop");
     let inner = write_file(&dir, "inner.bin", 3000, 2);
@@ -143,9 +150,12 @@ async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let first = write_file(files.path(), "first.bin", 4 << 20, 1);
     let second = write_file(files.path(), "second.bin", 1000, 2);
     let third = write_file(files.path(), "third.bin", 1000, 3);
@@ -191,10 +201,13 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_offsets_from_the_server_are_checked_with_head_then_fail_clearly() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let mut c = config(data.path());
     c.upload.creation_with_upload = false;
     let engine = Engine::open(c).await.unwrap();
@@ -294,9 +307,12 @@ fn added(r: &AddResult) -> UploadId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let size: u64 = (4 << 30) + (1 << 20) + 7;
     let path = files.path().join("sparse.img");
     {
@@ -338,9 +354,12 @@ async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     // A server with a self-signed certificate (openssl s_server), and https spoken to a
     // plain-http port.
     let dir = tempfile::tempdir().unwrap();
@@ -482,9 +501,12 @@ fn cli_as_nobody(data: &Path) -> Command {
 #[test]
 fn unreadable_files_and_folders_are_rejected_by_name_and_the_rest_upload() {
     use std::os::unix::fs::PermissionsExt;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let chmod =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     chmod(files.path(), 0o755);
@@ -584,9 +606,12 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let disk = Tmpfs::mount(data.path(), "320k");
     let first: Vec<PathBuf> = (0..5)
         .map(|i| write_file(files.path(), &format!("first/{i}.bin"), 10_000, i))
@@ -648,9 +673,12 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     use std::io::BufRead;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let paths: Vec<PathBuf> = (0..4)
         .map(|i| write_file(files.path(), &format!("f{i}.bin"), 3 << 20, 40 + i))
         .collect();

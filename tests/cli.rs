@@ -5,14 +5,18 @@ mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
+use support::fixture::Fixture;
 use support::proxy::FaultProxy;
 use support::{cli, list_json, output_within, write_file, ServerOpts, TusServer};
 
 #[test]
 fn uploads_a_folder_recursively_and_lists_the_journal() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let a = write_file(files.path(), "top/a.bin", 2 << 20, 1);
     let b = write_file(files.path(), "top/sub/deeper/b with space.txt", 12_345, 2);
     let c = write_file(files.path(), "top/sub/c.bin", 0, 3);
@@ -97,9 +101,12 @@ fn exit_code_is_nonzero_when_any_item_fails_but_the_rest_complete() {
 /// neither hangs the queue (its slot is freed) nor stops the other uploads.
 #[test]
 fn a_panicking_upload_fails_alone_and_the_queue_goes_on() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let paths: Vec<_> = (0..4)
         .map(|i| write_file(files.path(), &format!("f{i}.bin"), 300_000, 10 + i))
         .collect();
@@ -176,10 +183,13 @@ fn bad_arguments_get_clear_errors() {
 
 #[test]
 fn headers_are_sent_but_secrets_never_printed() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let f = write_file(files.path(), "s.bin", 3 << 20, 1);
     let out = cli(data.path())
         .args([
@@ -231,9 +241,12 @@ fn headers_are_sent_but_secrets_never_printed() {
 
 #[test]
 fn one_process_per_data_dir_and_resume_after_kill() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let f = write_file(files.path(), "k.bin", 16 << 20, 5);
     let mut first = cli(data.path())
         .args([
@@ -294,9 +307,12 @@ fn one_process_per_data_dir_and_resume_after_kill() {
 
 #[test]
 fn sigterm_pauses_cleanly_and_resume_finishes() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let f = write_file(files.path(), "t.bin", 12 << 20, 6);
     let mut child = cli(data.path())
         .args([

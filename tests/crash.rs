@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::fixture::Fixture;
 use support::proxy::FaultProxy;
 use support::{cli, list_json, write_file, TusServer};
 
@@ -19,10 +20,13 @@ const KILLS: usize = 5;
 
 #[test]
 fn sigkill_at_random_points_loses_at_most_one_chunk_each_time() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let f = write_file(files.path(), "crash.bin", SIZE, 77);
     let seed: u64 = std::env::var("TUSKER_CRASH_SEED")
         .ok()

@@ -8,6 +8,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::app::App;
+use support::desktop::{
+    choose_folder_in_dialog, clipboard_text, close_window, key_in_dialog, thread_policies, tray,
+    tray_status, type_into_file_dialog, visible_windows, wait_tray_status, xdotool,
+};
+use support::fixture::Fixture;
 use support::{write_file, TusServer};
 use tusker_core::journal::Store;
 use tusker_core::profiles::profile::Profile;
@@ -51,10 +56,13 @@ fn row_js(name: &str, what: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_add_pause_resume_complete() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let small = write_file(files.path(), "notes.txt", 100_000, 1);
     let large = write_file(files.path(), "video.bin", 48 << 20, 2);
     // Opened with a file on the command line ("Open with Tusker") before any endpoint is set.
@@ -207,10 +215,13 @@ async fn settings_add_pause_resume_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let big = write_file(files.path(), "dataset.bin", 64 << 20, 3);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -270,12 +281,12 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
     let scale = (files / 3_000).max(1) as u32;
-    let server = TusServer::start();
+    let Fixture {
+        server, data, home, ..
+    } = Fixture::new();
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
     let want = support::write_folder(&folder, files);
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
 
     // 1. The app dies (abort, no clean-up) inside the journal transaction of the drop's
@@ -339,10 +350,13 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_dragged_from_another_app_are_queued_and_uploaded() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let a = write_file(files.path(), "dropped one.txt", 5_000, 4);
     let b = write_file(files.path(), "dropped-two.bin", 300_000, 5);
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
@@ -516,10 +530,13 @@ async fn screenshots_in_light_and_dark_themes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let a = write_file(files.path(), "alpha.bin", 24 << 20, 6);
     let b = write_file(files.path(), "beta.bin", 24 << 20, 7);
     seed_settings(data.path(), |p, s| {
@@ -684,18 +701,6 @@ async fn ten_thousand_rows_are_virtualised() {
     app.close().await;
 }
 
-/// Each thread of a process, by name, with its scheduling policy.
-fn thread_policies(pid: u32) -> Vec<(String, i32)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| {
-            let (name, fields) = support::proc_stat(&t.path())?;
-            Some((name, fields.get(38)?.parse().ok()?))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_launch_hands_its_files_to_the_running_app() {
     let _display = DISPLAY.lock().await;
@@ -703,10 +708,13 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "single-instance needs a D-Bus session: run under dbus-run-session (scripts/test.sh does)"
     );
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let f = write_file(files.path(), "from-second-launch.txt", 20_000, 8);
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
     let app = App::launch(data.path(), home.path(), &[]).await;
@@ -751,14 +759,16 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let proxy = support::proxy::FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        home,
+    } = Fixture::new().proxied();
     // A gateway in front: bearer tokens only, this one good for a moment.
     proxy.set_gateway(false);
     let short = proxy.issue_token_from_first_use(Duration::from_millis(1500));
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let big = write_file(files.path(), "report.bin", 16 << 20, 12);
     seed_settings(data.path(), |p, s| {
         p.endpoint = proxy.endpoint();
@@ -828,11 +838,13 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_profile() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let proxy = support::proxy::FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        home,
+    } = Fixture::new().proxied();
     let clip = write_file(files.path(), "clip.mov", 3 << 20, 31);
     let notes = write_file(files.path(), "notes.txt", 5000, 32);
     // "Stream": an API host (the proxy) whose creation answers point at an upload host (the
@@ -980,78 +992,16 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     app.close().await;
 }
 
-/// Runs xdotool, failing the test when it fails.
-fn xdotool(args: &[&str]) {
-    let st = Command::new("xdotool").args(args).status().unwrap();
-    assert!(st.success(), "xdotool {args:?}");
-}
-
-/// Waits for the system dialog (GTK) titled `title` and gives it the keyboard.
-fn focus_dialog(title: &str) {
-    let found = Command::new("xdotool")
-        .args(["search", "--sync", "--onlyvisible", "--name", title])
-        .output()
-        .unwrap();
-    let window = String::from_utf8_lossy(&found.stdout)
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("no dialog titled {title:?}"))
-        .to_string();
-    std::thread::sleep(Duration::from_millis(400));
-    xdotool(&["windowfocus", "--sync", &window]);
-    std::thread::sleep(Duration::from_millis(500));
-}
-
-/// Types into the system's file dialog: its location field takes a path.
-fn type_into_file_dialog(title: &str, path: &Path) {
-    focus_dialog(title);
-    xdotool(&["key", "ctrl+l"]);
-    std::thread::sleep(Duration::from_millis(300));
-    xdotool(&["type", "--delay", "20", &path.display().to_string()]);
-    std::thread::sleep(Duration::from_millis(300));
-    xdotool(&["key", "Return"]);
-}
-
-/// Chooses `dir` in the system's folder dialog: the path typed in its location field opens
-/// the folder; Return again (while the dialog is still there) chooses it.
-fn choose_folder_in_dialog(title: &str, dir: &Path) {
-    type_into_file_dialog(title, dir);
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(700));
-        let open = Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", title])
-            .output()
-            .unwrap();
-        if !open.status.success() || open.stdout.is_empty() {
-            return;
-        }
-        xdotool(&["key", "Return"]);
-    }
-    let shot = support::target_dir().join("e2e-dialog.png");
-    let _ = Command::new("import")
-        .args(["-window", "root"])
-        .arg(&shot)
-        .status();
-    panic!(
-        "the dialog {title:?} stayed open (screen: {})",
-        shot.display()
-    );
-}
-
-/// Presses a key in the system dialog titled `title`.
-fn key_in_dialog(title: &str, key: &str) {
-    focus_dialog(title);
-    xdotool(&["key", key]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_an_upload_url_from_the_window() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let proxy = support::proxy::FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        home,
+    } = Fixture::new().proxied();
     let video = write_file(files.path(), "interview.mp4", 2 << 20, 41);
     seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
     // What a service's API did: created the upload and handed over its URL.
@@ -1097,13 +1047,15 @@ async fn continue_an_upload_url_from_the_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_confirms_it() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let proxy = support::proxy::FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        home,
+    } = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let doc = write_file(files.path(), "signed.bin", 1 << 20, 51);
     seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
     let app = App::launch(data.path(), home.path(), &[]).await;
@@ -1163,53 +1115,6 @@ async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_co
     app.close().await;
 }
 
-/// The app's visible top-level windows titled "Tusker" (X window ids).
-fn visible_windows() -> Vec<String> {
-    let out = Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--name", "^Tusker$"])
-        .output()
-        .expect("xdotool (apt: xdotool)");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
-/// Closes the app's window as a window manager's close button does.
-fn close_window() {
-    let windows = visible_windows();
-    assert!(!windows.is_empty(), "no visible Tusker window to close");
-    let st = Command::new("/usr/bin/python3")
-        .arg(support::repo_root().join("tests/close_window.py"))
-        .args(&windows)
-        .status()
-        .unwrap();
-    assert!(st.success(), "close_window.py failed");
-}
-
-async fn tray_status(app: &App) -> String {
-    let r = app.invoke("tray_status", serde_json::json!({})).await;
-    r["ok"]
-        .as_str()
-        .unwrap_or_else(|| panic!("tray_status: {r}"))
-        .to_string()
-}
-
-async fn wait_tray_status(app: &App, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let line = tray_status(app).await;
-        if line.contains(want) {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the tray never said {want:?}; it says {line:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Whether the journal's only upload has completed.
 fn the_one_upload_completed(data_dir: &Path) -> bool {
     journal(data_dir).pop().unwrap().state == UploadState::Completed
@@ -1229,20 +1134,16 @@ fn assert_stored_byte_exact(server: &TusServer, data_dir: &Path, file: &Path) {
     );
 }
 
-async fn tray(app: &App, action: &str) {
-    let r = app
-        .invoke("tray_action", serde_json::json!({ "action": action }))
-        .await;
-    assert!(r.get("ok").is_some(), "tray_action {action}: {r}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let file = write_file(files.path(), "long.bin", 24 << 20, 21);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1325,10 +1226,13 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let file = write_file(files.path(), "later.bin", 24 << 20, 22);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1367,10 +1271,13 @@ async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_resumes() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let file = write_file(files.path(), "at-login.bin", 12 << 20, 23);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1471,14 +1378,14 @@ fn completed_names(data_dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_restarts() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
+    let Fixture {
+        server, data, home, ..
+    } = Fixture::new();
     // Not a hidden name: the system's dialog does not open hidden folders by a typed path.
     let watched = tempfile::Builder::new()
         .prefix("watched")
         .tempdir()
         .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let w = watched.path();
     let before = write_file(w, "before.bin", 300_000, 61);
     write_file(w, "ignored.part", 1_000, 62);
@@ -1581,24 +1488,6 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
     );
     assert_stored_byte_exact(&server, data.path(), &later);
     app.close().await;
-}
-
-/// The text of the system clipboard (read with GTK, as another app would).
-fn clipboard_text() -> String {
-    let out = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk, Gdk; \
-             print(Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD).wait_for_text() or '', end='')",
-        ])
-        .output()
-        .expect("python3 with GTK (python3-gi) reads the clipboard");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The count a filter tab shows.
@@ -1904,12 +1793,15 @@ async fn drops_go_to(app: &App, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_what_the_user_reads() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let gateway = support::proxy::FaultProxy::start(server.port);
     gateway.set_gateway(false);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let nobody = support::free_port();
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -2117,11 +2009,11 @@ async fn invoke_answering(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_system_dialog() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
+    let Fixture {
+        server, data, home, ..
+    } = Fixture::new();
     // An attacker's host, as URLs go: it logs whatever reaches it.
     let evil = support::proxy::FaultProxy::start_on("127.0.0.2", server.port);
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let token = "Bearer tok-only-for-the-real-server";
     seed_settings(data.path(), |p, _| {
         p.endpoint = server.endpoint();
@@ -2292,14 +2184,17 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_window_or_the_log() {
     let _display = DISPLAY.lock().await;
-    let server = TusServer::start();
+    let Fixture {
+        server,
+        files,
+        data,
+        home,
+        ..
+    } = Fixture::new();
     let gateway = support::proxy::FaultProxy::start(server.port);
     gateway.set_gateway(false);
     let token = gateway.issue_token(Duration::from_secs(600));
     let command_token = gateway.issue_token(Duration::from_secs(600));
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let marked = "marked-secret-value-4711";
     let cmd_file = files.path().join("token.txt");
     std::fs::write(&cmd_file, format!("X-Cmd-Secret: {command_token}-x\n")).unwrap();

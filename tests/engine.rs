@@ -6,6 +6,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::fixture::Fixture;
 use support::proxy::{Action, FaultProxy};
 use support::{write_file, ServerOpts, TusServer};
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};
@@ -88,9 +89,12 @@ fn assert_uploaded(server: &TusServer, engine: &Engine, view: &UploadView, path:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_files_of_many_sizes_byte_exact() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let sizes = [
         0usize,
         1,
@@ -125,12 +129,15 @@ async fn uploads_files_of_many_sizes_byte_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creation_with_upload_is_used_when_turned_on_and_off_by_default() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let small = write_file(files.path(), "small.txt", 10_000, 1);
 
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.upload.creation_with_upload = true;
     let engine = Engine::open(cfg).await.unwrap();
@@ -211,11 +218,14 @@ async fn relative_location_and_metadata_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_409_resumes_from_the_servers_offset() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let p = write_file(files.path(), "a.bin", 4 << 20, 4);
-    let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     proxy.once(
         "PATCH",
@@ -247,10 +257,13 @@ async fn conflict_409_resumes_from_the_servers_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_upload_is_recreated_and_recorded() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let p = write_file(files.path(), "v.bin", 6 << 20, 5);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -282,10 +295,13 @@ async fn vanished_upload_is_recreated_and_recorded() {
 /// upload: it is terminated first, then a new one is created, so nothing is left orphaned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -342,10 +358,13 @@ async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_terminates_on_the_server() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let p = write_file(files.path(), "c.bin", 8 << 20, 6);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 2 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -373,10 +392,13 @@ async fn cancel_terminates_on_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readding_the_same_content_from_a_new_path_resumes_the_previous_upload() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let p = write_file(files.path(), "orig.bin", 6 << 20, 7);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg.clone()).await.unwrap();
@@ -426,10 +448,13 @@ async fn readding_the_same_content_from_a_new_path_resumes_the_previous_upload()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let p = write_file(files.path(), "doc.bin", 6 << 20, 8);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg.clone()).await.unwrap();
@@ -482,9 +507,12 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_modified_during_the_upload_is_proven_before_the_next_request() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -576,10 +604,13 @@ async fn expired_upload_is_judged_by_the_server_and_recreated_without_a_wasted_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_events_are_batched_and_never_go_backwards() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let p = write_file(files.path(), "p.bin", 6 << 20, 11);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -628,12 +659,15 @@ async fn progress_events_are_batched_and_never_go_backwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_pause_resume_and_reorder() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let paths: Vec<PathBuf> = (0..5)
         .map(|i| write_file(files.path(), &format!("q{i}.bin"), 3 << 20, 20 + i))
         .collect();
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.concurrency = 2;
     cfg.bandwidth = 3 << 20;
@@ -735,14 +769,17 @@ async fn concurrency_limit_pause_resume_and_reorder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_entries_are_rejected_one_by_one_and_the_rest_upload() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let good = write_file(files.path(), "dir/good.bin", 1000, 30);
     let fifo = files.path().join("dir/a.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let missing = files.path().join("nope.bin");
-    let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     let res = engine
         .add(request(
@@ -926,9 +963,12 @@ async fn version_412_names_the_servers_versions() {
 
 #[tokio::test]
 async fn clear_completed_keeps_the_history_and_the_proof_that_files_were_uploaded() {
-    let server = TusServer::start();
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        files,
+        data,
+        ..
+    } = Fixture::new();
     let done = write_file(files.path(), "done.bin", 2 << 20, 71);
     let waiting = write_file(files.path(), "waiting.bin", 100_000, 72);
     let mut c = config(data.path());

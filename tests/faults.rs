@@ -6,6 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::fixture::Fixture;
 use support::proxy::{Action, FaultProxy};
 use support::{write_file, TusServer};
 use tusker_core::{Engine, EngineConfig, UploadId, UploadState, UploadView};
@@ -44,10 +45,13 @@ struct Rig {
 }
 
 async fn rig(size: usize, cfg: impl FnOnce(&mut EngineConfig)) -> Rig {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let file = write_file(files.path(), "f.bin", size, size as u64);
     let mut c = config(data.path());
     cfg(&mut c);
@@ -481,10 +485,13 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
     println!("chaos seed {seed} (TUSKER_CHAOS_SEED={seed} replays the fault choices)");
-    let mut server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
-    let files = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let Fixture {
+        mut server,
+        proxy,
+        files,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let sizes = [
         0usize,
         10,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
+use support::fixture::Fixture;
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
 use tusker_core::profiles::profile::Profile;
@@ -38,11 +39,14 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
-    let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "a.bin", 3 << 20, 3);
     let engine = Engine::open(EngineConfig::new(data.path())).await.unwrap();

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::fixture::Fixture;
 use support::proxy::FaultProxy;
 use support::{write_file, TusServer};
 use tusker_core::profiles::profile::Profile;
@@ -87,8 +88,12 @@ async fn add(engine: &Engine, profile: &Profile, id: i64, path: std::path::PathB
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_options() {
-    let server = TusServer::start();
-    let proxy = Arc::new(FaultProxy::start(server.port));
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied_shared();
     proxy.set_gateway(true);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -101,7 +106,6 @@ async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_optio
         Duration::from_millis(400),
     );
     let file = write_file(dir.path(), "video.bin", 6 << 20, 7);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 2 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -143,12 +147,15 @@ async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_optio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
-    let server = TusServer::start();
-    let proxy = Arc::new(FaultProxy::start(server.port));
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied_shared();
     proxy.set_gateway(false);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "doc.bin", 4 << 20, 8);
-    let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.bandwidth = 2 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -200,8 +207,12 @@ async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
 
 #[test]
 fn cli_kill_mid_upload_then_resume_with_the_header_command() {
-    let server = TusServer::start();
-    let proxy = Arc::new(FaultProxy::start(server.port));
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied_shared();
     proxy.set_gateway(true);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -212,7 +223,6 @@ fn cli_kill_mid_upload_then_resume_with_the_header_command() {
         Duration::from_millis(400),
     );
     let file = write_file(dir.path(), "big.bin", 8 << 20, 9);
-    let data = tempfile::tempdir().unwrap();
     let mut child = support::cli(data.path())
         .args([
             "upload",
@@ -277,10 +287,13 @@ fn cli_kill_mid_upload_then_resume_with_the_header_command() {
 
 #[test]
 fn check_says_it_goes_ahead_without_options() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     proxy.set_gateway(true);
-    let data = tempfile::tempdir().unwrap();
     let out = support::output_within(
         support::cli(data.path()).arg("check").arg(proxy.endpoint()),
         Duration::from_secs(30),
@@ -351,10 +364,13 @@ async fn cli_uploads_into_an_upload_url_a_service_created() {
 /// remembered in the profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembered() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     // The API host (the proxy) answers the POST itself, with an upload the "service" made on
     // the upload host: the real server, named `localhost` (another host as URLs go).
@@ -448,10 +464,13 @@ async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembere
 /// `resume` completes the upload there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_names_the_command_that_allows_another_host_and_resume_then_completes() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "clip.bin", 1 << 20, 24);
     let mut urls = Vec::new();
     for _ in 0..2 {
@@ -497,10 +516,13 @@ async fn cli_names_the_command_that_allows_another_host_and_resume_then_complete
 /// POST is sent there, and the upload completes on the real server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_307_from_the_gateway_is_followed_to_a_host_the_profile_allows() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     let moved = format!("http://localhost:{}/files", server.port);
     for _ in 0..2 {
@@ -645,12 +667,15 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
 /// their secrets, and the rows show the new name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_profile_keeps_its_uploads_and_secrets_and_rows_show_the_new_name() {
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     let old = Profile {
         name: "Old".into(),

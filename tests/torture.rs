@@ -20,6 +20,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::fixture::Fixture;
 use support::proxy::FaultProxy;
 use support::{cli, list_json, wait_for, write_file, TusServer};
 
@@ -237,10 +238,13 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let wanted = env_num("TUSKER_TORTURE_KILLS", 40) as usize;
     let mut rng = seeded_rng();
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        ..
+    } = Fixture::new().proxied();
     let files_dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
     let endpoint = proxy.endpoint();
     let common = [
         "--bandwidth",
@@ -415,11 +419,14 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     support::app::require_e2e_prerequisites();
     let wanted = env_num("TUSKER_TORTURE_APP_KILLS", 8) as usize;
     let mut rng = seeded_rng();
-    let server = TusServer::start();
-    let proxy = FaultProxy::start(server.port);
+    let Fixture {
+        server,
+        proxy,
+        data,
+        home,
+        ..
+    } = Fixture::new().proxied();
     let files_dir = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let mut round = 0;
     let mut current = write_round(files_dir.path(), round);
     let mut files = current.clone();

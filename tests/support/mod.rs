@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod desktop;
+pub mod fixture;
 pub mod proxy;
 pub mod servers;
 

@@ -1,16 +1,18 @@
 //! `tusker-cli`: the headless Tusker. It drives the same engine and the same journal as the
 //! desktop app, so anything started here can be resumed there and the other way round.
 
+mod check;
 mod output;
 mod size;
+mod upload;
 mod watch;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
+use tusker_core::{AddRequest, Engine, EngineConfig, UploadId};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +34,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-struct RunOpts {
+pub(crate) struct RunOpts {
     /// Connections at once: each upload takes one, a file sent as parts one per part.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
@@ -73,69 +75,11 @@ struct RunOpts {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Enqueue files and folders (recursively) and upload them; exit 0 only if all complete.
-    Upload {
-        /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/. Its credentials
-        /// (--header, --header-file, --header-command) are kept in a profile named after it,
-        /// so `resume` uses them and a later run with new ones refreshes every upload to it.
-        #[arg(long, required_unless_present_any = ["profile", "upload_url"])]
-        endpoint: Option<String>,
-        /// Upload the one file into this existing upload (one a service's API created, such
-        /// as Vimeo's): HEAD, then PATCH from the server's offset, never a POST.
-        #[arg(long, value_name = "URL")]
-        upload_url: Option<String>,
-        /// Upload with a saved profile (`tusker-cli profile set`) instead of --endpoint.
-        #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
-        profile: Option<String>,
-        /// Bytes per PATCH, e.g. 8MiB (default: the whole remainder in one request).
-        #[arg(long, value_parser = size::parse)]
-        chunk_size: Option<u64>,
-        #[command(flatten)]
-        creds: CredentialOpts,
-        /// Upload metadata key=value (repeatable).
-        #[arg(long = "metadata", value_name = "KEY=VALUE")]
-        metadata: Vec<String>,
-        /// Send files again even if the same content already completed on this endpoint
-        /// (by default they are reported as already uploaded and skipped).
-        #[arg(long)]
-        again: bool,
-        #[command(flatten)]
-        run: RunOpts,
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Upload(UploadArgs),
     /// Watch folders and upload every file that appears in them (subfolders too) once it
     /// has stopped changing; files already there are taken at start, content already sent
     /// to the endpoint is not sent again. Runs until SIGTERM or Ctrl-C (exit 0 or 130).
-    Watch {
-        /// tus endpoint (creation URL). Credentials are kept in a profile named after it.
-        #[arg(long, required_unless_present = "profile")]
-        endpoint: Option<String>,
-        /// Upload with a saved profile instead of --endpoint.
-        #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
-        profile: Option<String>,
-        #[arg(long, value_parser = size::parse)]
-        chunk_size: Option<u64>,
-        #[command(flatten)]
-        creds: CredentialOpts,
-        #[arg(long = "metadata", value_name = "KEY=VALUE")]
-        metadata: Vec<String>,
-        /// A file or folder name pattern (`*` and `?`) not to upload, on top of the defaults
-        /// (*.part *.crdownload *.tmp ~$* .*). Repeatable.
-        #[arg(long = "ignore", value_name = "PATTERN")]
-        ignore: Vec<String>,
-        /// Only the --ignore patterns, not the defaults.
-        #[arg(long)]
-        no_default_ignore: bool,
-        /// Seconds a file's size and modification time must stay the same before it is sent.
-        #[arg(long, value_name = "SECS", default_value_t = 2.0)]
-        settle: f64,
-        #[command(flatten)]
-        run: RunOpts,
-        /// Folders to watch.
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-    },
+    Watch(WatchArgs),
     /// Run every unfinished upload in the journal to completion; exit 0 only if all complete.
     Resume {
         #[command(flatten)]
@@ -158,14 +102,7 @@ enum Command {
         json: bool,
     },
     /// Ask a server what it supports (OPTIONS), in words (--json for scripts).
-    Check {
-        endpoint: String,
-        /// The server's answer as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        creds: CredentialOpts,
-    },
+    Check(CheckArgs),
     /// Named endpoint profiles, shared with the desktop app.
     Profile {
         #[command(subcommand)]
@@ -177,10 +114,84 @@ enum Command {
     Remove { id: UploadId },
 }
 
+#[derive(clap::Args, Debug)]
+pub(crate) struct UploadArgs {
+    /// tus endpoint (creation URL), e.g. http://127.0.0.1:1080/files/. Its credentials
+    /// (--header, --header-file, --header-command) are kept in a profile named after it,
+    /// so `resume` uses them and a later run with new ones refreshes every upload to it.
+    #[arg(long, required_unless_present_any = ["profile", "upload_url"])]
+    pub(crate) endpoint: Option<String>,
+    /// Upload the one file into this existing upload (one a service's API created, such
+    /// as Vimeo's): HEAD, then PATCH from the server's offset, never a POST.
+    #[arg(long, value_name = "URL")]
+    pub(crate) upload_url: Option<String>,
+    /// Upload with a saved profile (`tusker-cli profile set`) instead of --endpoint.
+    #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
+    pub(crate) profile: Option<String>,
+    /// Bytes per PATCH, e.g. 8MiB (default: the whole remainder in one request).
+    #[arg(long, value_parser = size::parse)]
+    pub(crate) chunk_size: Option<u64>,
+    #[command(flatten)]
+    pub(crate) creds: CredentialOpts,
+    /// Upload metadata key=value (repeatable).
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    pub(crate) metadata: Vec<String>,
+    /// Send files again even if the same content already completed on this endpoint
+    /// (by default they are reported as already uploaded and skipped).
+    #[arg(long)]
+    pub(crate) again: bool,
+    #[command(flatten)]
+    pub(crate) run: RunOpts,
+    /// Files or folders.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct WatchArgs {
+    /// tus endpoint (creation URL). Credentials are kept in a profile named after it.
+    #[arg(long, required_unless_present = "profile")]
+    pub(crate) endpoint: Option<String>,
+    /// Upload with a saved profile instead of --endpoint.
+    #[arg(long, conflicts_with_all = ["endpoint", "headers", "header_file", "header_command"])]
+    pub(crate) profile: Option<String>,
+    #[arg(long, value_parser = size::parse)]
+    pub(crate) chunk_size: Option<u64>,
+    #[command(flatten)]
+    pub(crate) creds: CredentialOpts,
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    pub(crate) metadata: Vec<String>,
+    /// A file or folder name pattern (`*` and `?`) not to upload, on top of the defaults
+    /// (*.part *.crdownload *.tmp ~$* .*). Repeatable.
+    #[arg(long = "ignore", value_name = "PATTERN")]
+    pub(crate) ignore: Vec<String>,
+    /// Only the --ignore patterns, not the defaults.
+    #[arg(long)]
+    pub(crate) no_default_ignore: bool,
+    /// Seconds a file's size and modification time must stay the same before it is sent.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub(crate) settle: f64,
+    #[command(flatten)]
+    pub(crate) run: RunOpts,
+    /// Folders to watch.
+    #[arg(required = true)]
+    pub(crate) dirs: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct CheckArgs {
+    pub(crate) endpoint: String,
+    /// The server's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) creds: CredentialOpts,
+}
+
 /// Where request headers come from. Secrets stay out of argv with --header-file or the
 /// TUSKER_HEADERS environment variable.
 #[derive(clap::Args, Debug, Clone, Default)]
-struct CredentialOpts {
+pub(crate) struct CredentialOpts {
     /// Extra request header, 'Name: value' (repeatable). Values are never logged.
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
     headers: Vec<String>,
@@ -264,7 +275,7 @@ enum ProfileCmd {
 }
 
 /// The saved profile named `name`, or one named after `endpoint` with the given credentials.
-fn resolve_profile(
+pub(crate) fn resolve_profile(
     data_dir: &std::path::Path,
     name: Option<String>,
     endpoint: Option<String>,
@@ -298,7 +309,7 @@ fn resolve_profile(
 
 /// The request for uploads with `profile` (saved first when it is new, as one named after
 /// its endpoint is), with the command line's metadata and chunk size on top of its own.
-fn profile_request(
+pub(crate) fn profile_request(
     engine: &Engine,
     mut profile: tusker_core::profiles::profile::Profile,
     metadata: BTreeMap<String, String>,
@@ -313,7 +324,7 @@ fn profile_request(
     Ok(req)
 }
 
-fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::journal::Store> {
+pub(crate) fn open_store(data_dir: &std::path::Path) -> Result<tusker_core::journal::Store> {
     tusker_core::journal::Store::open_in(data_dir)
         .with_context(|| format!("opening the journal in {}", data_dir.display()))
 }
@@ -334,7 +345,7 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn parse_headers(raw: &[String]) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_headers(raw: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for h in raw {
         let (k, v) = h.split_once(':').with_context(|| {
@@ -348,7 +359,7 @@ fn parse_headers(raw: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn parse_metadata(raw: &[String]) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_metadata(raw: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for m in raw {
         let (k, v) = m
@@ -359,7 +370,7 @@ fn parse_metadata(raw: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
+pub(crate) fn config(data_dir: PathBuf, run: &RunOpts, auto_resume: bool) -> EngineConfig {
     let mut c = EngineConfig::new(data_dir);
     c.concurrency = run.parallel.max(1);
     c.upload.parts = run.parts.max(1);
@@ -410,158 +421,6 @@ async fn real_main(cli: Cli) -> Result<i32> {
         .clone()
         .unwrap_or_else(tusker_core::default_data_dir);
     match cli.cmd {
-        Command::Upload {
-            endpoint,
-            upload_url,
-            profile,
-            chunk_size,
-            creds,
-            metadata,
-            again,
-            run,
-            paths,
-        } => {
-            let metadata = parse_metadata(&metadata)?;
-            // Into a given upload URL without an endpoint: the URL's own origin stands for it.
-            let endpoint = endpoint.or_else(|| {
-                let u = tusker_core::tus::client::parse_endpoint(upload_url.as_deref()?).ok()?;
-                Some(u.join("/").ok()?.to_string())
-            });
-            let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
-            let engine = Engine::open(config(data_dir, &run, false)).await?;
-            let events = engine.subscribe();
-            let results = engine
-                .add(AddRequest {
-                    paths,
-                    upload_url,
-                    again,
-                    ..profile_request(&engine, profile, metadata, chunk_size)?
-                })
-                .await;
-            let results = match results {
-                Ok(r) => r,
-                Err(e) => {
-                    engine.shutdown().await.ok();
-                    return Err(e.into());
-                }
-            };
-            let mut ids = Vec::new();
-            let mut rejected = 0;
-            let mut already = 0;
-            for r in &results {
-                match r {
-                    AddResult::Added { id, .. } => ids.push(*id),
-                    AddResult::Resumed { id, path } => {
-                        eprintln!("resuming upload {id} (same content as before) from {path}");
-                        ids.push(*id)
-                    }
-                    AddResult::Restarted { id, path } => {
-                        eprintln!(
-                            "{path} changed since upload {id} started: uploading its current content from the start"
-                        );
-                        ids.push(*id)
-                    }
-                    AddResult::AlreadyUploaded { id, path } => {
-                        eprintln!(
-                            "already uploaded (upload {id}): {path}; --again sends it anyway"
-                        );
-                        already += 1;
-                    }
-                    AddResult::Rejected { path, error } => {
-                        eprintln!("skipped {path}: {error}");
-                        rejected += 1;
-                    }
-                }
-            }
-            if ids.is_empty() {
-                engine.shutdown().await.ok();
-                if already > 0 && rejected == 0 {
-                    return Ok(0);
-                }
-                bail!("nothing to upload");
-            }
-            let ok = output::run_until_done(&engine, events, ids.into_iter().collect(), run.plain)
-                .await?;
-            Ok(if ok && rejected == 0 { 0 } else { 1 })
-        }
-        Command::Watch {
-            endpoint,
-            profile,
-            chunk_size,
-            creds,
-            metadata,
-            ignore,
-            no_default_ignore,
-            settle,
-            run,
-            dirs,
-        } => {
-            let metadata = parse_metadata(&metadata)?;
-            let mut patterns: Vec<String> = if no_default_ignore {
-                Vec::new()
-            } else {
-                tusker_core::watch::folder::DEFAULT_IGNORE
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            };
-            patterns.extend(ignore);
-            let ignore = tusker_core::watch::folder::IgnoreRules::new(&patterns)
-                .map_err(anyhow::Error::msg)?;
-            if !(0.0..=86_400.0).contains(&settle) {
-                bail!("--settle must be between 0 and 86400 seconds");
-            }
-            let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
-            let mut folders = Vec::new();
-            for d in dirs {
-                let abs = std::path::absolute(&d).with_context(|| format!("{}", d.display()))?;
-                if !abs.is_dir() {
-                    bail!("{} is not a folder", d.display());
-                }
-                folders.push(abs);
-            }
-            let engine = Engine::open(config(data_dir, &run, false)).await?;
-            let request = profile_request(&engine, profile, metadata, chunk_size)?;
-            let settle = Duration::from_secs_f64(settle);
-            watch::watch(&engine, &folders, request, ignore, settle).await
-        }
-        Command::Resume { run } => {
-            let engine = Engine::open(config(data_dir, &run, true)).await?;
-            let events = engine.subscribe();
-            // A drop (an `upload` of a folder, the app's) killed while it was walked: the rest
-            // of its files are taken in first.
-            for r in engine.resume_intake().await? {
-                if let tusker_core::AddResult::Rejected { path, error } = r {
-                    eprintln!("{path}: {error}");
-                }
-            }
-            engine.resume_all(true).await?;
-            let snapshot = engine.snapshot().await?;
-            let ids: HashSet<UploadId> = snapshot
-                .iter()
-                .filter(|v| v.state.is_unfinished() && v.state != UploadState::FileChanged)
-                .map(|v| v.id)
-                .collect();
-            let changed: Vec<_> = snapshot
-                .into_iter()
-                .filter(|v| v.state == UploadState::FileChanged)
-                .collect();
-            for v in &changed {
-                eprintln!(
-                    "upload {} ({}) is not resumed: {}",
-                    v.id,
-                    v.path,
-                    v.error.as_deref().unwrap_or("file changed")
-                );
-            }
-            if ids.is_empty() {
-                engine.shutdown().await.ok();
-                eprintln!("nothing to resume");
-                return Ok(if changed.is_empty() { 0 } else { 1 });
-            }
-            let ok = output::run_until_done(&engine, events, ids, run.plain).await?;
-            Ok(if ok && changed.is_empty() { 0 } else { 1 })
-        }
         Command::Hash { content, files } => {
             for f in files {
                 if content {
@@ -579,52 +438,10 @@ async fn real_main(cli: Cli) -> Result<i32> {
             output::list(&open_store(&data_dir)?.list()?, json);
             Ok(0)
         }
-        Command::Check {
-            endpoint,
-            json,
-            creds,
-        } => {
-            let url = tusker_core::tus::client::parse_endpoint(&endpoint)?;
-            let mut headers = creds.headers()?;
-            let mut secret: Vec<String> = creds.secret_headers.clone();
-            if let Some(cmd) = &creds.header_command {
-                let fetched = tusker_core::profiles::profile::run_header_command(cmd).await?;
-                secret.extend(fetched.keys().cloned());
-                headers.extend(fetched);
-            }
-            // Headers given here are given for this server: bound to its origin alone, so a
-            // redirect elsewhere does not take them along.
-            let grant = tusker_core::tus::gate::Grant::new(
-                &headers,
-                &|name| {
-                    tusker_core::redact::is_sensitive(name)
-                        || secret.iter().any(|s| s.eq_ignore_ascii_case(name))
-                },
-                tusker_core::tus::gate::Reach::new(tusker_core::origin::origin(&url), &[], &[]),
-                None,
-            )?;
-            let caps = match tusker_core::tus::client::TusClient::new()
-                .options(url.as_str(), &grant)
-                .await
-            {
-                Ok(caps) => caps,
-                Err(tusker_core::Error::NotTusServer { reason, .. }) => {
-                    eprintln!(
-                        "{reason}: the server does not say what it supports. Uploads will go ahead \
-                         with tus core alone (POST, HEAD, PATCH; no checksums, no deferred length), \
-                         as tus-js-client does; a POST the server refuses too fails as \"not a tus server\"."
-                    );
-                    tusker_core::ServerCaps::core_only(reason)
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&caps)?);
-            } else {
-                output::caps(&tusker_core::redact::strip_userinfo(url.as_str()), &caps);
-            }
-            Ok(0)
-        }
+        Command::Upload(args) => upload::upload(data_dir, args).await,
+        Command::Watch(args) => watch::watch_cmd(data_dir, args).await,
+        Command::Resume { run } => upload::resume(data_dir, run).await,
+        Command::Check(args) => check::check(args).await,
         Command::Profile { cmd } => profile_cmd(&data_dir, cmd),
         Command::Cancel { id } => {
             let engine = Engine::open(config(data_dir, &default_run(), false)).await?;
@@ -749,7 +566,7 @@ fn profile_cmd(data_dir: &std::path::Path, cmd: ProfileCmd) -> Result<i32> {
     Ok(0)
 }
 
-fn default_run() -> RunOpts {
+pub(crate) fn default_run() -> RunOpts {
     RunOpts {
         parallel: 1,
         parts: 1,

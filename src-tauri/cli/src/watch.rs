@@ -8,6 +8,9 @@ use tokio::sync::broadcast;
 use tusker_core::{Engine, UploadId, UploadState, UploadView};
 
 use crate::output::{stop_signal, Stopped};
+use crate::{config, parse_metadata, profile_request, resolve_profile, WatchArgs};
+use anyhow::{bail, Context};
+use std::path::PathBuf;
 
 /// `tusker-cli watch`: uploads what appears in `folders` until SIGTERM (exit 0) or Ctrl-C
 /// (exit 130). A line on stdout for each file taken and each upload that completed; what
@@ -144,4 +147,48 @@ fn report_finished(views: &[UploadView], tracked: &mut HashMap<UploadId, String>
             );
         }
     }
+}
+
+/// `tusker-cli watch` from its arguments: the folders checked, the engine opened.
+pub async fn watch_cmd(data_dir: PathBuf, args: WatchArgs) -> Result<i32> {
+    let WatchArgs {
+        endpoint,
+        profile,
+        chunk_size,
+        creds,
+        metadata,
+        ignore,
+        no_default_ignore,
+        settle,
+        run,
+        dirs,
+    } = args;
+    let metadata = parse_metadata(&metadata)?;
+    let mut patterns: Vec<String> = if no_default_ignore {
+        Vec::new()
+    } else {
+        tusker_core::watch::folder::DEFAULT_IGNORE
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    patterns.extend(ignore);
+    let ignore =
+        tusker_core::watch::folder::IgnoreRules::new(&patterns).map_err(anyhow::Error::msg)?;
+    if !(0.0..=86_400.0).contains(&settle) {
+        bail!("--settle must be between 0 and 86400 seconds");
+    }
+    let profile = resolve_profile(&data_dir, profile, endpoint, &creds)?;
+    let mut folders = Vec::new();
+    for d in dirs {
+        let abs = std::path::absolute(&d).with_context(|| format!("{}", d.display()))?;
+        if !abs.is_dir() {
+            bail!("{} is not a folder", d.display());
+        }
+        folders.push(abs);
+    }
+    let engine = Engine::open(config(data_dir, &run, false)).await?;
+    let request = profile_request(&engine, profile, metadata, chunk_size)?;
+    let settle = Duration::from_secs_f64(settle);
+    watch(&engine, &folders, request, ignore, settle).await
 }

@@ -4,7 +4,7 @@
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[cfg(unix)]
 mod unix;
@@ -15,6 +15,16 @@ use unix as os;
 mod other;
 #[cfg(not(unix))]
 use other as os;
+
+#[cfg(target_os = "linux")]
+mod watcher_inotify;
+#[cfg(target_os = "linux")]
+pub use watcher_inotify::Watcher;
+
+#[cfg(not(target_os = "linux"))]
+mod watcher_notify;
+#[cfg(not(target_os = "linux"))]
+pub use watcher_notify::Watcher;
 
 /// Which file an entry is on its volume: device and inode (volume serial and file index on
 /// Windows). Two looks at a path name the same file only if their ids are equal.
@@ -140,4 +150,22 @@ pub fn batch_thread() {
 /// policy.
 pub fn no_realtime_threads() {
     os::no_realtime_threads()
+}
+
+/// What the operating system reported, before renames are paired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawChange {
+    Written(PathBuf),
+    Removed(PathBuf),
+    /// The first half of a rename; the cookie pairs it with its `MovedTo`.
+    MovedFrom(u32, PathBuf),
+    MovedTo(u32, PathBuf),
+}
+
+/// Where a folder [`Watcher`] delivers what the system reported, one quiet spell at a time.
+pub trait RawSink: Send + 'static {
+    /// Takes one spell's changes; false once nobody listens any more (the watcher stops).
+    fn deliver(&self, raw: Vec<RawChange>) -> bool;
+    /// Nobody listens any more.
+    fn closed(&self) -> bool;
 }

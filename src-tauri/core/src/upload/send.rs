@@ -96,63 +96,40 @@ pub(super) async fn send(
                     .into());
                 }
                 tracing::warn!(id, why = %why, "asking the server's offset (HEAD) instead");
-                match server_offset(ctx, rec, &url, grant).await? {
-                    Head::Gone => return Err(Interruption::Gone),
-                    Head::Mismatch => {
-                        abandon(ctx, caps, id, &url, grant).await;
-                        return Err(Interruption::Gone);
-                    }
-                    Head::Holds(st) => {
-                        *journalled_done = take_offset(
-                            ctx,
-                            rec,
-                            run,
-                            reporter,
-                            st.offset,
-                            st.expires,
-                            st.length_deferred,
-                        )
-                        .await?;
-                        offset = st.offset;
-                        length_pending = st.length_deferred;
-                    }
-                }
+                let st = head_again(ctx, rec, &url, grant, caps).await?;
+                *journalled_done = take_offset(
+                    ctx,
+                    rec,
+                    run,
+                    reporter,
+                    st.offset,
+                    st.expires,
+                    st.length_deferred,
+                )
+                .await?;
+                offset = st.offset;
+                length_pending = st.length_deferred;
             }
             Err(e) => {
                 let e = blame_file(e, &transfer, rec).await;
                 match e.status() {
                     Some(409) if conflicts < 5 => {
                         conflicts += 1;
-                        match server_offset(ctx, rec, &url, grant).await? {
-                            Head::Gone => return Err(Interruption::Gone),
-                            Head::Mismatch => {
-                                abandon(ctx, caps, id, &url, grant).await;
-                                return Err(Interruption::Gone);
-                            }
-                            Head::Holds(ServerState {
-                                offset: server,
-                                expires: exp,
-                                ..
-                            }) => {
-                                tracing::info!(
-                                    id,
-                                    ours = offset,
-                                    server,
-                                    "offset conflict; continuing from the server's offset"
-                                );
-                                *journalled_done = take_offset(
-                                    ctx,
-                                    rec,
-                                    run,
-                                    reporter,
-                                    server,
-                                    exp,
-                                    length_pending,
-                                )
+                        let ServerState {
+                            offset: server,
+                            expires: exp,
+                            ..
+                        } = head_again(ctx, rec, &url, grant, caps).await?;
+                        tracing::info!(
+                            id,
+                            ours = offset,
+                            server,
+                            "offset conflict; continuing from the server's offset"
+                        );
+                        *journalled_done =
+                            take_offset(ctx, rec, run, reporter, server, exp, length_pending)
                                 .await?;
-                                offset = server;
-                            }
-                        }
+                        offset = server;
                     }
                     Some(413) if sent_len > MIN_CHUNK && exact.is_none() => {
                         chunk = (sent_len / 2).max(MIN_CHUNK);
@@ -175,4 +152,23 @@ pub(super) async fn send(
         }
     }
     Ok(offset)
+}
+
+/// HEAD again in the middle of sending: what the server holds, or the server upload is gone
+/// (one of another length is terminated first).
+async fn head_again(
+    ctx: &UploadCtx,
+    rec: &UploadRecord,
+    url: &str,
+    grant: &Grant,
+    caps: &ServerCaps,
+) -> Result<ServerState, Interruption> {
+    match server_offset(ctx, rec, url, grant).await? {
+        Head::Holds(st) => Ok(st),
+        Head::Gone => Err(Interruption::Gone),
+        Head::Mismatch => {
+            abandon(ctx, caps, rec.id, url, grant).await;
+            Err(Interruption::Gone)
+        }
+    }
 }

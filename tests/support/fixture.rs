@@ -1,0 +1,96 @@
+//! What a test stands on, built in one line: a real tus server (`@tus/server`), a fault proxy
+//! in front of it when asked, and the folders the test and the app work in. Tests destructure
+//! it, so each keeps its own names:
+//!
+//! ```ignore
+//! let Fixture { server, proxy, files, data, home } = Fixture::new().proxied();
+//! ```
+
+use std::sync::Arc;
+use tempfile::TempDir;
+
+use super::proxy::FaultProxy;
+use super::servers::{AnyServer, Kind};
+use super::{ServerOpts, TusServer};
+
+/// A server (`@tus/server`, or either real server by [`Kind`]), `proxy` (`()` until
+/// [`Fixture::proxied`]), and three folders: the files a test uploads, Tusker's data
+/// directory, and a home of the app's own (its dialogs, autostart entry and keyring files
+/// stay in it).
+pub struct Fixture<P = (), S = TusServer> {
+    pub server: S,
+    pub proxy: P,
+    pub files: TempDir,
+    pub data: TempDir,
+    pub home: TempDir,
+}
+
+impl Fixture {
+    /// `@tus/server` with its defaults, and fresh folders.
+    pub fn new() -> Fixture {
+        Fixture::with(ServerOpts::default())
+    }
+
+    /// `@tus/server` started with `opts`, and fresh folders.
+    pub fn with(opts: ServerOpts) -> Fixture {
+        Fixture {
+            server: TusServer::start_with(opts),
+            proxy: (),
+            files: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Either real server (rustus or `@tus/server`), and fresh folders.
+    pub fn any(kind: Kind) -> Fixture<(), AnyServer> {
+        Fixture {
+            server: AnyServer::start(kind),
+            proxy: (),
+            files: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// A server a proxy can stand in front of.
+pub trait Listening {
+    fn listening_on(&self) -> u16;
+}
+
+impl Listening for TusServer {
+    fn listening_on(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Listening for AnyServer {
+    fn listening_on(&self) -> u16 {
+        self.port()
+    }
+}
+
+impl<S: Listening> Fixture<(), S> {
+    /// A fault proxy in front of the server.
+    pub fn proxied(self) -> Fixture<FaultProxy, S> {
+        let proxy = FaultProxy::start(self.server.listening_on());
+        self.with_proxy(proxy)
+    }
+
+    /// A fault proxy in front of the server, shared with tasks of the test.
+    pub fn proxied_shared(self) -> Fixture<Arc<FaultProxy>, S> {
+        let proxy = Arc::new(FaultProxy::start(self.server.listening_on()));
+        self.with_proxy(proxy)
+    }
+
+    fn with_proxy<P>(self, proxy: P) -> Fixture<P, S> {
+        Fixture {
+            server: self.server,
+            proxy,
+            files: self.files,
+            data: self.data,
+            home: self.home,
+        }
+    }
+}
