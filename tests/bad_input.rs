@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::fixture::Fixture;
-use support::proxy::{Action, FaultProxy, Rule};
-use support::{write_file, TusServer};
+use support::proxy::{Action, Rule};
+use support::write_file;
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState};
 
 fn config(dir: &Path) -> EngineConfig {

@@ -6,7 +6,6 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 use support::fixture::Fixture;
-use support::proxy::FaultProxy;
 use support::{cli, list_json, output_within, write_file, ServerOpts, TusServer};
 
 #[test]
@@ -184,7 +183,7 @@ fn bad_arguments_get_clear_errors() {
 #[test]
 fn headers_are_sent_but_secrets_never_printed() {
     let Fixture {
-        server,
+        server: _server,
         proxy,
         files,
         data,

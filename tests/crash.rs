@@ -11,8 +11,7 @@ use rand::{Rng, SeedableRng};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::fixture::Fixture;
-use support::proxy::FaultProxy;
-use support::{cli, list_json, write_file, TusServer};
+use support::{cli, list_json, write_file};
 
 const SIZE: usize = 200 << 20;
 const CHUNK: u64 = 8 << 20;

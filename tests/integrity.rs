@@ -12,7 +12,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use support::fixture::Fixture;
-use support::proxy::FaultProxy;
 use support::servers::{AnyServer, Kind};
 use support::write_file;
 use tusker_core::{AddRequest, AddResult, Engine, EngineConfig, UploadId, UploadState, UploadView};

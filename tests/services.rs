@@ -288,7 +288,7 @@ fn cli_kill_mid_upload_then_resume_with_the_header_command() {
 #[test]
 fn check_says_it_goes_ahead_without_options() {
     let Fixture {
-        server,
+        server: _server,
         proxy,
         data,
         ..

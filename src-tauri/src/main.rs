@@ -67,59 +67,9 @@ fn main() {
                 )
                 .build(),
         )
-        .on_window_event(|window, event| match event {
-            tauri::WindowEvent::Focused(f) => {
-                window::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
-            }
-            // With uploads going on, closing hides the window into the tray (a setting).
-            tauri::WindowEvent::CloseRequested { api, .. }
-                if tray::close_into_tray(window.app_handle()) =>
-            {
-                api.prevent_close();
-                let _ = window.hide();
-            }
-            // Drops are taken here, from the system, not from the window.
-            tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) => {
-                intake::add_from_system(window.app_handle(), paths.clone());
-            }
-            _ => {}
-        })
+        .on_window_event(on_window_event)
         .setup(|app| {
-            let handle = app.handle().clone();
-            let in_tray = std::env::args().any(|a| a == autostart::IN_TRAY);
-            if !in_tray {
-                tray::show_window(&handle);
-            }
-            match state::open(&handle) {
-                Ok(s) => {
-                    let engine = s.engine.clone();
-                    app.manage(s);
-                    app.manage(folders::Watching::default());
-                    intake::resume_interrupted(&handle, &engine);
-                    if let Err(e) = tray::install(&handle) {
-                        tracing::warn!(error = %e, "no tray icon");
-                        // Nowhere to start into: show the window after all.
-                        tray::show_window(&handle);
-                    }
-                    events::forward(&handle, engine);
-                    let argv: Vec<String> = std::env::args().collect();
-                    let cwd = std::env::current_dir().unwrap_or_default();
-                    intake::add_args(&handle, &argv, &cwd);
-                    let h = handle.clone();
-                    tauri::async_runtime::spawn(async move { folders::apply(&h).await });
-                    quit_on_signals(&handle);
-                }
-                Err(e) => {
-                    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
-                    tracing::error!(error = %e, "cannot open the engine");
-                    eprintln!("Tusker cannot start: {e:#}");
-                    app.dialog()
-                        .message(format!("Tusker cannot start:\n\n{e:#}"))
-                        .kind(MessageDialogKind::Error)
-                        .title("Tusker")
-                        .show(|_| std::process::exit(1));
-                }
-            }
+            setup(app);
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -163,27 +113,93 @@ fn main() {
         .expect("building the Tusker window");
     app.run(|handle, event| {
         if let RunEvent::Exit = event {
-            // Quit = pause cleanly: running uploads are journalled as queued.
-            if let Some(s) = handle.try_state::<state::AppState>() {
-                let engine = s.engine.clone();
-                // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
-                let done = tauri::async_runtime::block_on(async {
-                    tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                        if let Some(w) = handle.try_state::<folders::Watching>() {
-                            w.stop().await;
-                        }
-                        engine.shutdown().await
-                    })
-                    .await
-                });
-                match done {
-                    Ok(_) => tracing::info!("quit: uploads paused, journal closed"),
-                    Err(_) => tracing::warn!("quit: the engine did not stop within 5 s"),
-                }
-                s.flush_log();
-            }
+            quit(handle);
         }
     });
+}
+
+/// The window's events: focus is kept for notifications, closing may hide the window into
+/// the tray, and drops are taken here, from the system, not from the window.
+fn on_window_event(window: &tauri::Window, event: &tauri::WindowEvent) {
+    match event {
+        tauri::WindowEvent::Focused(f) => {
+            window::FOCUSED.store(*f, std::sync::atomic::Ordering::Relaxed);
+        }
+        // With uploads going on, closing hides the window into the tray (a setting).
+        tauri::WindowEvent::CloseRequested { api, .. }
+            if tray::close_into_tray(window.app_handle()) =>
+        {
+            api.prevent_close();
+            let _ = window.hide();
+        }
+        // Drops are taken here, from the system, not from the window.
+        tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) => {
+            intake::add_from_system(window.app_handle(), paths.clone());
+        }
+        _ => {}
+    }
+}
+
+/// Opens the engine and everything around it once the app runs; a failure is said in a
+/// native dialog, and the app exits.
+fn setup(app: &mut tauri::App) {
+    let handle = app.handle().clone();
+    let in_tray = std::env::args().any(|a| a == autostart::IN_TRAY);
+    if !in_tray {
+        tray::show_window(&handle);
+    }
+    match state::open(&handle) {
+        Ok(s) => {
+            let engine = s.engine.clone();
+            app.manage(s);
+            app.manage(folders::Watching::default());
+            intake::resume_interrupted(&handle, &engine);
+            if let Err(e) = tray::install(&handle) {
+                tracing::warn!(error = %e, "no tray icon");
+                // Nowhere to start into: show the window after all.
+                tray::show_window(&handle);
+            }
+            events::forward(&handle, engine);
+            let argv: Vec<String> = std::env::args().collect();
+            let cwd = std::env::current_dir().unwrap_or_default();
+            intake::add_args(&handle, &argv, &cwd);
+            let h = handle.clone();
+            tauri::async_runtime::spawn(async move { folders::apply(&h).await });
+            quit_on_signals(&handle);
+        }
+        Err(e) => {
+            use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
+            tracing::error!(error = %e, "cannot open the engine");
+            eprintln!("Tusker cannot start: {e:#}");
+            app.dialog()
+                .message(format!("Tusker cannot start:\n\n{e:#}"))
+                .kind(MessageDialogKind::Error)
+                .title("Tusker")
+                .show(|_| std::process::exit(1));
+        }
+    }
+}
+
+/// Quit = pause cleanly: running uploads are journalled as queued.
+fn quit(handle: &tauri::AppHandle) {
+    if let Some(s) = handle.try_state::<state::AppState>() {
+        let engine = s.engine.clone();
+        // Bounded: a quit never hangs on a stuck engine (the journal is safe anyway).
+        let done = tauri::async_runtime::block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                if let Some(w) = handle.try_state::<folders::Watching>() {
+                    w.stop().await;
+                }
+                engine.shutdown().await
+            })
+            .await
+        });
+        match done {
+            Ok(_) => tracing::info!("quit: uploads paused, journal closed"),
+            Err(_) => tracing::warn!("quit: the engine did not stop within 5 s"),
+        }
+        s.flush_log();
+    }
 }
 
 /// A second launch hands its command line to the running app, the way the single-instance
