@@ -23,12 +23,7 @@ fn config(dir: &Path) -> EngineConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_names_upload_and_keep_their_names() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let long = format!("{}.bin", "ü".repeat(120)); // 245 bytes, near the 255-byte limit
     let names = [
         "line\nbreak.txt",
@@ -69,12 +64,7 @@ async fn odd_names_upload_and_keep_their_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let outside = write_file(files.path(), "real/target.bin", 5000, 1);
     let dir = files.path().join("drop");
     let inner = write_file(&dir, "inner.bin", 3000, 2);
@@ -150,12 +140,7 @@ async fn symlinks_leading_out_of_a_dropped_folder_are_skipped_with_a_notice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let first = write_file(files.path(), "first.bin", 4 << 20, 1);
     let second = write_file(files.path(), "second.bin", 1000, 2);
     let third = write_file(files.path(), "third.bin", 1000, 3);
@@ -201,13 +186,7 @@ async fn a_file_deleted_while_queued_is_missing_and_the_others_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_offsets_from_the_server_are_checked_with_head_then_fail_clearly() {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let mut c = config(data.path());
     c.upload.creation_with_upload = false;
     let engine = Engine::open(c).await.unwrap();
@@ -307,12 +286,7 @@ fn added(r: &AddResult) -> UploadId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let size: u64 = (4 << 30) + (1 << 20) + 7;
     let path = files.path().join("sparse.img");
     {
@@ -354,12 +328,7 @@ async fn a_sparse_file_over_4_gib_crosses_the_32_bit_boundary_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_are_final_and_say_tls_and_the_rest_continue() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     // A server with a self-signed certificate (openssl s_server), and https spoken to a
     // plain-http port.
     let dir = tempfile::tempdir().unwrap();
@@ -501,12 +470,7 @@ fn cli_as_nobody(data: &Path) -> Command {
 #[test]
 fn unreadable_files_and_folders_are_rejected_by_name_and_the_rest_upload() {
     use std::os::unix::fs::PermissionsExt;
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let chmod =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     chmod(files.path(), 0o755);
@@ -606,12 +570,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let disk = Tmpfs::mount(data.path(), "320k");
     let first: Vec<PathBuf> = (0..5)
         .map(|i| write_file(files.path(), &format!("first/{i}.bin"), 10_000, i))
@@ -673,12 +632,7 @@ fn a_full_disk_under_the_journal_stops_cleanly_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_locked_by_another_program_waits_and_nothing_is_lost() {
     use std::io::BufRead;
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let paths: Vec<PathBuf> = (0..4)
         .map(|i| write_file(files.path(), &format!("f{i}.bin"), 3 << 20, 40 + i))
         .collect();

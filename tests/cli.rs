@@ -10,12 +10,7 @@ use support::{cli, list_json, output_within, write_file, ServerOpts, TusServer};
 
 #[test]
 fn uploads_a_folder_recursively_and_lists_the_journal() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let a = write_file(files.path(), "top/a.bin", 2 << 20, 1);
     let b = write_file(files.path(), "top/sub/deeper/b with space.txt", 12_345, 2);
     let c = write_file(files.path(), "top/sub/c.bin", 0, 3);
@@ -100,12 +95,7 @@ fn exit_code_is_nonzero_when_any_item_fails_but_the_rest_complete() {
 /// neither hangs the queue (its slot is freed) nor stops the other uploads.
 #[test]
 fn a_panicking_upload_fails_alone_and_the_queue_goes_on() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let paths: Vec<_> = (0..4)
         .map(|i| write_file(files.path(), &format!("f{i}.bin"), 300_000, 10 + i))
         .collect();
@@ -182,13 +172,7 @@ fn bad_arguments_get_clear_errors() {
 
 #[test]
 fn headers_are_sent_but_secrets_never_printed() {
-    let Fixture {
-        server: _server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(_server, proxy, files, data, ..) = Fixture::new().proxied();
     let f = write_file(files.path(), "s.bin", 3 << 20, 1);
     let out = cli(data.path())
         .args([
@@ -240,12 +224,7 @@ fn headers_are_sent_but_secrets_never_printed() {
 
 #[test]
 fn one_process_per_data_dir_and_resume_after_kill() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let f = write_file(files.path(), "k.bin", 16 << 20, 5);
     let mut first = cli(data.path())
         .args([
@@ -306,12 +285,7 @@ fn one_process_per_data_dir_and_resume_after_kill() {
 
 #[test]
 fn sigterm_pauses_cleanly_and_resume_finishes() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let f = write_file(files.path(), "t.bin", 12 << 20, 6);
     let mut child = cli(data.path())
         .args([

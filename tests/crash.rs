@@ -19,13 +19,7 @@ const KILLS: usize = 5;
 
 #[test]
 fn sigkill_at_random_points_loses_at_most_one_chunk_each_time() {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let f = write_file(files.path(), "crash.bin", SIZE, 77);
     let seed: u64 = std::env::var("TUSKER_CRASH_SEED")
         .ok()

@@ -7,7 +7,7 @@ use fantoccini::Locator;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::app::App;
+use support::app::{row_js, App};
 use support::desktop::{
     choose_folder_in_dialog, clipboard_text, close_window, key_in_dialog, thread_policies, tray,
     tray_status, type_into_file_dialog, visible_windows, wait_tray_status, xdotool,
@@ -47,22 +47,10 @@ fn journal(data_dir: &Path) -> Vec<tusker_core::UploadRecord> {
         .unwrap()
 }
 
-fn row_js(name: &str, what: &str) -> String {
-    format!(
-        "(() => {{ const r = [...document.querySelectorAll('.row')].find(r => r.querySelector('.name').textContent === {name:?}); return r ? {what} : null; }})()"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_add_pause_resume_complete() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let small = write_file(files.path(), "notes.txt", 100_000, 1);
     let large = write_file(files.path(), "video.bin", 48 << 20, 2);
     // Opened with a file on the command line ("Open with Tusker") before any endpoint is set.
@@ -90,9 +78,10 @@ async fn settings_add_pause_resume_complete() {
     bw.send_keys("4").await.unwrap();
     app.click(Locator::Id("save-settings")).await;
     // Saving adds the file that waited for an endpoint.
-    app.wait_js(
+    app.wait_row(
         "the command-line file queued",
-        &row_js("notes.txt", "true"),
+        "notes.txt",
+        "true",
         Duration::from_secs(10),
     )
     .await;
@@ -124,26 +113,23 @@ async fn settings_add_pause_resume_complete() {
         Duration::from_secs(10),
     )
     .await;
-    app.wait_js(
+    app.wait_row(
         "notes.txt completed",
-        &row_js("notes.txt", "r.dataset.state === 'completed'"),
+        "notes.txt",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
-    app.wait_js(
-        "video.bin uploading",
-        // Bytes on the wire: acknowledged, or in flight in the one PATCH that carries the file.
-        &row_js("video.bin", "r.dataset.state === 'uploading' && (Number(r.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0 || parseFloat(r.querySelector('.inflight').style.width) > 0)"),
-        Duration::from_secs(30),
-    )
-    .await;
+    // Bytes on the wire: acknowledged, or in flight in the one PATCH that carries the file.
+    app.wait_row("video.bin uploading", "video.bin", "r.dataset.state === 'uploading' && (Number(r.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0 || parseFloat(r.querySelector('.inflight').style.width) > 0)", Duration::from_secs(30)).await;
 
     // Pause it from its row; nothing moves while paused.
     app.row_action(".row[data-state='uploading']", "pause")
         .await;
-    app.wait_js(
+    app.wait_row(
         "paused",
-        &row_js("video.bin", "r.dataset.state === 'paused'"),
+        "video.bin",
+        "r.dataset.state === 'paused'",
         Duration::from_secs(10),
     )
     .await;
@@ -173,9 +159,10 @@ async fn settings_add_pause_resume_complete() {
 
     // Resume from the row; it completes.
     app.row_action(".row[data-state='paused']", "resume").await;
-    app.wait_js(
+    app.wait_row(
         "video.bin completed",
-        &row_js("video.bin", "r.dataset.state === 'completed'"),
+        "video.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(60),
     )
     .await;
@@ -215,13 +202,7 @@ async fn settings_add_pause_resume_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let big = write_file(files.path(), "dataset.bin", 64 << 20, 3);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -250,9 +231,10 @@ async fn sigkill_mid_upload_then_relaunch_auto_resumes() {
     // Relaunch: it resumes by itself, from the server's offset, on the same server upload.
     let start = Instant::now();
     let app = App::launch(data.path(), home.path(), &[]).await;
-    app.wait_js(
+    app.wait_row(
         "dataset.bin completed",
-        &row_js("dataset.bin", "r.dataset.state === 'completed'"),
+        "dataset.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(60),
     )
     .await;
@@ -281,9 +263,7 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
     let scale = (files / 3_000).max(1) as u32;
-    let Fixture {
-        server, data, home, ..
-    } = Fixture::new();
+    let Fixture(server, _, _, data, home) = Fixture::new();
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
     let want = support::write_folder(&folder, files);
@@ -350,13 +330,7 @@ async fn a_folder_handed_to_the_app_survives_crashes_during_the_drop_and_the_upl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_dragged_from_another_app_are_queued_and_uploaded() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let a = write_file(files.path(), "dropped one.txt", 5_000, 4);
     let b = write_file(files.path(), "dropped-two.bin", 300_000, 5);
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
@@ -477,15 +451,17 @@ async fn screenshots_in_light_and_dark_themes() {
         let mut handed: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
         handed.push(&missing);
         add_files(data.path(), home.path(), &handed);
-        app.wait_js(
+        app.wait_row(
             "quarterly report done",
-            &row_js("quarterly report.pdf", "r.dataset.state === 'completed'"),
+            "quarterly report.pdf",
+            "r.dataset.state === 'completed'",
             Duration::from_secs(30),
         )
         .await;
-        app.wait_js(
+        app.wait_row(
             "too large fails",
-            &row_js("dataset-train.parquet", "r.dataset.state === 'failed'"),
+            "dataset-train.parquet",
+            "r.dataset.state === 'failed'",
             Duration::from_secs(30),
         )
         .await;
@@ -530,13 +506,7 @@ async fn screenshots_in_light_and_dark_themes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let a = write_file(files.path(), "alpha.bin", 24 << 20, 6);
     let b = write_file(files.path(), "beta.bin", 24 << 20, 7);
     seed_settings(data.path(), |p, s| {
@@ -547,9 +517,10 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     add_files(data.path(), home.path(), &[&a, &b]);
-    app.wait_js(
+    app.wait_row(
         "alpha uploading",
-        &row_js("alpha.bin", "r.dataset.state === 'uploading'"),
+        "alpha.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(10),
     )
     .await;
@@ -559,16 +530,18 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     // ↓ selects the first row, Space pauses it.
     list.send_keys(DOWN).await.unwrap();
     list.send_keys(" ").await.unwrap();
-    app.wait_js(
+    app.wait_row(
         "alpha paused by Space",
-        &row_js("alpha.bin", "r.dataset.state === 'paused'"),
+        "alpha.bin",
+        "r.dataset.state === 'paused'",
         Duration::from_secs(10),
     )
     .await;
     // With one slot free, beta starts; Alt+↓ moves alpha below beta.
-    app.wait_js(
+    app.wait_row(
         "beta uploading",
-        &row_js("beta.bin", "r.dataset.state === 'uploading'"),
+        "beta.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(10),
     )
     .await;
@@ -592,9 +565,10 @@ async fn keyboard_operates_the_queue_and_cancel_terminates_on_the_server() {
     let url = beta_url().unwrap();
     app.row_action(".row[data-state='uploading']", "cancel")
         .await;
-    app.wait_js(
+    app.wait_row(
         "beta cancelled",
-        &row_js("beta.bin", "r.dataset.state === 'cancelled'"),
+        "beta.bin",
+        "r.dataset.state === 'cancelled'",
         Duration::from_secs(10),
     )
     .await;
@@ -708,13 +682,7 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "single-instance needs a D-Bus session: run under dbus-run-session (scripts/test.sh does)"
     );
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let f = write_file(files.path(), "from-second-launch.txt", 20_000, 8);
     seed_settings(data.path(), |p, _| p.endpoint = server.endpoint());
     let app = App::launch(data.path(), home.path(), &[]).await;
@@ -732,9 +700,10 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
     let status = support::wait_for(&mut second, Duration::from_secs(15))
         .expect("the second launch did not hand over and exit");
     assert!(status.success(), "second launch exits cleanly: {status}");
-    app.wait_js(
+    app.wait_row(
         "the handed-over file completed",
-        &row_js("from-second-launch.txt", "r.dataset.state === 'completed'"),
+        "from-second-launch.txt",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(20),
     )
     .await;
@@ -759,13 +728,7 @@ async fn a_second_launch_hands_its_files_to_the_running_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        home,
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, home) = Fixture::new().proxied();
     // A gateway in front: bearer tokens only, this one good for a moment.
     proxy.set_gateway(false);
     let short = proxy.issue_token_from_first_use(Duration::from_millis(1500));
@@ -818,9 +781,10 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
     })
     .await
     .unwrap();
-    app.wait_js(
+    app.wait_row(
         "report.bin completed",
-        &row_js("report.bin", "r.dataset.state === 'completed'"),
+        "report.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(60),
     )
     .await;
@@ -838,13 +802,7 @@ async fn an_expired_token_waits_for_sign_in_until_settings_get_a_new_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_profile() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        home,
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, home) = Fixture::new().proxied();
     let clip = write_file(files.path(), "clip.mov", 3 << 20, 31);
     let notes = write_file(files.path(), "notes.txt", 5000, 32);
     // "Stream": an API host (the proxy) whose creation answers point at an upload host (the
@@ -909,9 +867,10 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
     tokio::task::spawn_blocking(|| key_in_dialog("Upload to another host?", "Return"))
         .await
         .unwrap();
-    app.wait_js(
+    app.wait_row(
         "clip.mov completed",
-        &row_js("clip.mov", "r.dataset.state === 'completed'"),
+        "clip.mov",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -995,13 +954,7 @@ async fn the_window_asks_once_about_an_upload_host_and_drops_go_to_the_chosen_pr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_an_upload_url_from_the_window() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        home,
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, home) = Fixture::new().proxied();
     let video = write_file(files.path(), "interview.mp4", 2 << 20, 41);
     seed_settings(data.path(), |p, _| p.endpoint = proxy.endpoint());
     // What a service's API did: created the upload and handed over its URL.
@@ -1032,9 +985,10 @@ async fn continue_an_upload_url_from_the_window() {
     })
     .await
     .unwrap();
-    app.wait_js(
+    app.wait_row(
         "interview.mp4 completed",
-        &row_js("interview.mp4", "r.dataset.state === 'completed'"),
+        "interview.mp4",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -1047,13 +1001,7 @@ async fn continue_an_upload_url_from_the_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_confirms_it() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        home,
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, home) = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
     let doc = write_file(files.path(), "signed.bin", 1 << 20, 51);
@@ -1101,9 +1049,10 @@ async fn a_header_command_set_in_the_window_runs_only_after_the_system_dialog_co
     app.wait_for("#empty-state", Duration::from_secs(10)).await;
     assert!(command().is_some_and(|c| c.contains("printf")));
     add_files(data.path(), home.path(), &[&doc]);
-    app.wait_js(
+    app.wait_row(
         "signed.bin completed",
-        &row_js("signed.bin", "r.dataset.state === 'completed'"),
+        "signed.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -1137,13 +1086,7 @@ fn assert_stored_byte_exact(server: &TusServer, data_dir: &Path, file: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let file = write_file(files.path(), "long.bin", 24 << 20, 21);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1153,9 +1096,10 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     assert_eq!(tray_status(&app).await, "No uploads running");
     add_files(data.path(), home.path(), &[&file]);
-    app.wait_js(
+    app.wait_row(
         "long.bin uploading",
-        &row_js("long.bin", "r.dataset.state === 'uploading'"),
+        "long.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(30),
     )
     .await;
@@ -1164,17 +1108,19 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
 
     // The menu's Pause all and Resume all, through the menu's own handler.
     tray(&app, "pause-all").await;
-    app.wait_js(
+    app.wait_row(
         "paused from the tray",
-        &row_js("long.bin", "r.dataset.state === 'paused'"),
+        "long.bin",
+        "r.dataset.state === 'paused'",
         Duration::from_secs(10),
     )
     .await;
     wait_tray_status(&app, "1 paused").await;
     tray(&app, "resume-all").await;
-    app.wait_js(
+    app.wait_row(
         "resumed from the tray",
-        &row_js("long.bin", "r.dataset.state === 'uploading'"),
+        "long.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(10),
     )
     .await;
@@ -1209,9 +1155,10 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
         Duration::from_secs(10),
         || !visible_windows().is_empty(),
     );
-    app.wait_js(
+    app.wait_row(
         "the row, completed",
-        &row_js("long.bin", "r.dataset.state === 'completed'"),
+        "long.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(10),
     )
     .await;
@@ -1226,13 +1173,7 @@ async fn the_tray_pauses_resumes_and_keeps_uploading_after_the_window_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let file = write_file(files.path(), "later.bin", 24 << 20, 22);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1241,9 +1182,10 @@ async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     add_files(data.path(), home.path(), &[&file]);
-    app.wait_js(
+    app.wait_row(
         "later.bin uploading",
-        &row_js("later.bin", "r.dataset.state === 'uploading'"),
+        "later.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(30),
     )
     .await;
@@ -1271,13 +1213,7 @@ async fn quit_from_the_tray_pauses_the_uploads_for_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_resumes() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let file = write_file(files.path(), "at-login.bin", 12 << 20, 23);
     seed_settings(data.path(), |p, s| {
         p.endpoint = server.endpoint();
@@ -1314,9 +1250,10 @@ async fn start_at_login_writes_an_autostart_entry_that_starts_in_the_tray_and_re
 
     // An upload under way when the session ends (SIGTERM pauses it cleanly).
     add_files(data.path(), home.path(), &[&file]);
-    app.wait_js(
+    app.wait_row(
         "at-login.bin uploading",
-        &row_js("at-login.bin", "r.dataset.state === 'uploading'"),
+        "at-login.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(30),
     )
     .await;
@@ -1378,9 +1315,7 @@ fn completed_names(data_dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_restarts() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server, data, home, ..
-    } = Fixture::new();
+    let Fixture(server, _, _, data, home) = Fixture::new();
     // Not a hidden name: the system's dialog does not open hidden folders by a typed path.
     let watched = tempfile::Builder::new()
         .prefix("watched")
@@ -1433,9 +1368,10 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
     tokio::task::spawn_blocking(|| key_in_dialog("Upload somewhere new?", "Return"))
         .await
         .unwrap();
-    app.wait_js(
+    app.wait_row(
         "before.bin completed",
-        &row_js("before.bin", "r.dataset.state === 'completed'"),
+        "before.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -1457,9 +1393,10 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
         );
         f.write_all(content.chunks(65_536).last().unwrap()).unwrap();
     }
-    app.wait_js(
+    app.wait_row(
         "slow.bin completed",
-        &row_js("slow.bin", "r.dataset.state === 'completed'"),
+        "slow.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -1470,9 +1407,10 @@ async fn a_watched_folder_chosen_in_settings_uploads_settled_files_once_across_r
     // Arrived while Tusker was closed: taken at the next start; nothing is sent twice.
     let later = write_file(w, "sub/later.bin", 100_000, 64);
     let app = App::launch(data.path(), home.path(), &[]).await;
-    app.wait_js(
+    app.wait_row(
         "later.bin completed",
-        &row_js("later.bin", "r.dataset.state === 'completed'"),
+        "later.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -1552,15 +1490,17 @@ async fn the_queue_filters_searches_shows_details_clears_completed_and_lists_wha
         home.path(),
         &[&long, &too_big, &fifo, &missing],
     );
-    app.wait_js(
+    app.wait_row(
         "too-big failed",
-        &row_js("too-big.bin", "r.dataset.state === 'failed'"),
+        "too-big.bin",
+        "r.dataset.state === 'failed'",
         Duration::from_secs(30),
     )
     .await;
-    app.wait_js(
+    app.wait_row(
         "long uploading",
-        &row_js("long-holiday.bin", "r.dataset.state === 'uploading'"),
+        "long-holiday.bin",
+        "r.dataset.state === 'uploading'",
         Duration::from_secs(30),
     )
     .await;
@@ -1793,13 +1733,7 @@ async fn drops_go_to(app: &App, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_what_the_user_reads() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let gateway = support::proxy::FaultProxy::start(server.port);
     gateway.set_gateway(false);
     let nobody = support::free_port();
@@ -2009,9 +1943,7 @@ async fn invoke_answering(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_system_dialog() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server, data, home, ..
-    } = Fixture::new();
+    let Fixture(server, _, _, data, home) = Fixture::new();
     // An attacker's host, as URLs go: it logs whatever reaches it.
     let evil = support::proxy::FaultProxy::start_on("127.0.0.2", server.port);
     let token = "Bearer tok-only-for-the-real-server";
@@ -2027,9 +1959,10 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
     let files = tempfile::tempdir().unwrap();
     let first = write_file(files.path(), "first.bin", 20_000, 141);
     add_files(data.path(), home.path(), &[&first]);
-    app.wait_js(
+    app.wait_row(
         "first.bin completed",
-        &row_js("first.bin", "r.dataset.state === 'completed'"),
+        "first.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -2160,9 +2093,10 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
     assert!(r.to_string().contains("not_confirmed"), "{r}");
     let after = write_file(files.path(), "after.bin", 20_000, 142);
     add_files(data.path(), home.path(), &[&after]);
-    app.wait_js(
+    app.wait_row(
         "after.bin completed",
-        &row_js("after.bin", "r.dataset.state === 'completed'"),
+        "after.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;
@@ -2184,13 +2118,7 @@ async fn hole_5_the_window_cannot_send_files_or_secrets_somewhere_new_without_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_window_or_the_log() {
     let _display = DISPLAY.lock().await;
-    let Fixture {
-        server,
-        files,
-        data,
-        home,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, home) = Fixture::new();
     let gateway = support::proxy::FaultProxy::start(server.port);
     gateway.set_gateway(false);
     let token = gateway.issue_token(Duration::from_secs(600));
@@ -2210,9 +2138,10 @@ async fn secrets_never_reach_the_window_or_the_log() {
     let app = App::launch(data.path(), home.path(), &[]).await;
     app.wait_for("#empty-state", Duration::from_secs(30)).await;
     add_files(data.path(), home.path(), &[&doc]);
-    app.wait_js(
+    app.wait_row(
         "doc.bin completed",
-        &row_js("doc.bin", "r.dataset.state === 'completed'"),
+        "doc.bin",
+        "r.dataset.state === 'completed'",
         Duration::from_secs(30),
     )
     .await;

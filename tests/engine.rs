@@ -89,12 +89,7 @@ fn assert_uploaded(server: &TusServer, engine: &Engine, view: &UploadView, path:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_files_of_many_sizes_byte_exact() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let sizes = [
         0usize,
         1,
@@ -129,13 +124,7 @@ async fn uploads_files_of_many_sizes_byte_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creation_with_upload_is_used_when_turned_on_and_off_by_default() {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let small = write_file(files.path(), "small.txt", 10_000, 1);
 
     let mut cfg = config(data.path());
@@ -218,13 +207,7 @@ async fn relative_location_and_metadata_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_409_resumes_from_the_servers_offset() {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let p = write_file(files.path(), "a.bin", 4 << 20, 4);
     let engine = Engine::open(config(data.path())).await.unwrap();
     proxy.once(
@@ -257,12 +240,7 @@ async fn conflict_409_resumes_from_the_servers_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_upload_is_recreated_and_recorded() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let p = write_file(files.path(), "v.bin", 6 << 20, 5);
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
@@ -295,13 +273,7 @@ async fn vanished_upload_is_recreated_and_recorded() {
 /// upload: it is terminated first, then a new one is created, so nothing is left orphaned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -358,12 +330,7 @@ async fn a_server_upload_of_another_length_is_terminated_then_recreated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_terminates_on_the_server() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let p = write_file(files.path(), "c.bin", 8 << 20, 6);
     let mut cfg = config(data.path());
     cfg.bandwidth = 2 << 20;
@@ -392,12 +359,7 @@ async fn cancel_terminates_on_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readding_the_same_content_from_a_new_path_resumes_the_previous_upload() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let p = write_file(files.path(), "orig.bin", 6 << 20, 7);
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
@@ -448,12 +410,7 @@ async fn readding_the_same_content_from_a_new_path_resumes_the_previous_upload()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let p = write_file(files.path(), "doc.bin", 6 << 20, 8);
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
@@ -507,12 +464,7 @@ async fn a_file_changed_between_runs_is_never_appended_and_can_be_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_modified_during_the_upload_is_proven_before_the_next_request() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
     let engine = Engine::open(cfg).await.unwrap();
@@ -604,12 +556,7 @@ async fn expired_upload_is_judged_by_the_server_and_recreated_without_a_wasted_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_events_are_batched_and_never_go_backwards() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let p = write_file(files.path(), "p.bin", 6 << 20, 11);
     let mut cfg = config(data.path());
     cfg.bandwidth = 4 << 20;
@@ -659,12 +606,7 @@ async fn progress_events_are_batched_and_never_go_backwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_pause_resume_and_reorder() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let paths: Vec<PathBuf> = (0..5)
         .map(|i| write_file(files.path(), &format!("q{i}.bin"), 3 << 20, 20 + i))
         .collect();
@@ -769,12 +711,7 @@ async fn concurrency_limit_pause_resume_and_reorder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_entries_are_rejected_one_by_one_and_the_rest_upload() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let good = write_file(files.path(), "dir/good.bin", 1000, 30);
     let fifo = files.path().join("dir/a.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -963,12 +900,7 @@ async fn version_412_names_the_servers_versions() {
 
 #[tokio::test]
 async fn clear_completed_keeps_the_history_and_the_proof_that_files_were_uploaded() {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::new();
+    let Fixture(server, _, files, data, ..) = Fixture::new();
     let done = write_file(files.path(), "done.bin", 2 << 20, 71);
     let waiting = write_file(files.path(), "waiting.bin", 100_000, 72);
     let mut c = config(data.path());

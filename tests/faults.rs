@@ -45,13 +45,7 @@ struct Rig {
 }
 
 async fn rig(size: usize, cfg: impl FnOnce(&mut EngineConfig)) -> Rig {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::new().proxied();
     let file = write_file(files.path(), "f.bin", size, size as u64);
     let mut c = config(data.path());
     cfg(&mut c);
@@ -485,13 +479,7 @@ async fn a_storm_of_faults_still_delivers_every_file_exactly_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
     println!("chaos seed {seed} (TUSKER_CHAOS_SEED={seed} replays the fault choices)");
-    let Fixture {
-        mut server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(mut server, proxy, files, data, ..) = Fixture::new().proxied();
     let sizes = [
         0usize,
         10,

@@ -174,12 +174,7 @@ both_servers!(
 /// The "skipped" case: same size, same first and last 64 KiB, other middle, the
 /// mtime set back. Re-adding it must upload it again; touching it must not.
 async fn a_middle_edit_after_completion_is_uploaded_again_and_a_touch_is_not(kind: Kind) {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind);
+    let Fixture(server, _, files, data, ..) = Fixture::any(kind);
     let p = write_file(files.path(), "report.bin", 3 << 20, 1);
     let engine = Engine::open(config(data.path())).await.unwrap();
     let first = id_of(&add(&engine, &server.endpoint(), &p, None).await);
@@ -219,12 +214,7 @@ async fn a_middle_edit_after_completion_is_uploaded_again_and_a_touch_is_not(kin
 /// the app was closed, then the file is added again. A new upload of the current content,
 /// the old server upload terminated.
 async fn an_edit_inside_the_sent_bytes_while_closed_restarts_on_readd(kind: Kind) {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind);
+    let Fixture(server, _, files, data, ..) = Fixture::any(kind);
     let p = write_file(files.path(), "video.bin", 8 << 20, 2);
     let (id, old_url) = partial_upload(data.path(), &server.endpoint(), &p, 3 << 20).await;
     edit_keeping_mtime(&p, (1 << 20) + 10, b"edited while closed");
@@ -254,12 +244,7 @@ async fn an_edit_inside_the_sent_bytes_while_closed_restarts_on_readd(kind: Kind
 /// The same edit, then a relaunch that resumes by itself (no re-add): `file changed`, with
 /// nothing appended to the server upload; Restart then uploads the current content.
 async fn an_edit_inside_the_sent_bytes_while_closed_is_file_changed_on_relaunch(kind: Kind) {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind);
+    let Fixture(server, _, files, data, ..) = Fixture::any(kind);
     let p = write_file(files.path(), "video.bin", 8 << 20, 3);
     let (id, old_url) = partial_upload(data.path(), &server.endpoint(), &p, 3 << 20).await;
     let held = support::server_offset(&old_url).unwrap();
@@ -286,13 +271,7 @@ async fn an_edit_inside_the_sent_bytes_while_closed_is_file_changed_on_relaunch(
 /// Touched while closed (mtime and ctime move, content the same): the relaunch proves the
 /// server's bytes and resumes on the same server upload, sending each byte once.
 async fn a_touch_while_closed_resumes_without_resending(kind: Kind) {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind).proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::any(kind).proxied();
     let p = write_file(files.path(), "photo.bin", 6 << 20, 4);
     let (id, url) = partial_upload(data.path(), &proxy.endpoint(), &p, 2 << 20).await;
     let held = support::server_offset(&url).unwrap();
@@ -322,13 +301,7 @@ async fn a_touch_while_closed_resumes_without_resending(kind: Kind) {
 /// Touched while it uploads (the watcher sees a write, the stamp moves): the worker proves
 /// the sent bytes before its next request and goes on; each byte reaches the server once.
 async fn a_touch_during_the_upload_goes_on_without_resending(kind: Kind) {
-    let Fixture {
-        server,
-        proxy,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind).proxied();
+    let Fixture(server, proxy, files, data, ..) = Fixture::any(kind).proxied();
     let p = write_file(files.path(), "live.bin", 6 << 20, 12);
     let engine = open(data.path(), true, 3 << 20).await;
     let id = id_of(&add(&engine, &proxy.endpoint(), &p, Some(1 << 20)).await);
@@ -365,12 +338,7 @@ async fn a_touch_during_the_upload_goes_on_without_resending(kind: Kind) {
 /// An edit past what the server holds (same size): the prefix is proven, the upload
 /// resumes on the same server upload and the server ends with the file as it is now.
 async fn an_edit_past_the_sent_bytes_resumes_and_sends_the_new_bytes(kind: Kind) {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind);
+    let Fixture(server, _, files, data, ..) = Fixture::any(kind);
     let p = write_file(files.path(), "log.bin", 8 << 20, 5);
     let (id, url) = partial_upload(data.path(), &server.endpoint(), &p, 2 << 20).await;
     let held = support::server_offset(&url).unwrap();
@@ -396,12 +364,7 @@ async fn an_edit_past_the_sent_bytes_resumes_and_sends_the_new_bytes(kind: Kind)
 /// old name is gone, so this is the same file, changed: restarted under its new name. A
 /// rename alone resumes the same server upload.
 async fn a_rename_plus_edit_restarts_and_a_rename_alone_resumes(kind: Kind) {
-    let Fixture {
-        server,
-        files,
-        data,
-        ..
-    } = Fixture::any(kind);
+    let Fixture(server, _, files, data, ..) = Fixture::any(kind);
     let a = write_file(files.path(), "a.bin", 6 << 20, 6);
     let b = write_file(files.path(), "b.bin", 6 << 20, 7);
     let (id_a, url_a) = partial_upload(data.path(), &server.endpoint(), &a, 2 << 20).await;
@@ -533,12 +496,7 @@ async fn bytes_the_server_lost_are_shown_counted_and_sent_again() {
 #[test]
 fn cli_never_trusts_bytes_past_the_journal_after_an_edit() {
     for kind in [Kind::Node, Kind::Rustus] {
-        let Fixture {
-            server,
-            files,
-            data,
-            ..
-        } = Fixture::any(kind);
+        let Fixture(server, _, files, data, ..) = Fixture::any(kind);
         let p = write_file(files.path(), "big.bin", 6 << 20, 9);
         let out = support::output_within(
             support::cli(data.path())

@@ -38,12 +38,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_saved_in_the_app_is_in_the_keyring_and_in_no_file() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();

@@ -50,12 +50,7 @@ fn through(url: &str, server_port: u16, proxy: &FaultProxy, ip: &str) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_1_cancel_and_remove_send_no_secret_to_a_refused_or_unknown_host() {
     for kind in [Kind::Node, Kind::Rustus] {
-        let Fixture {
-            server,
-            files,
-            data,
-            ..
-        } = Fixture::any(kind);
+        let Fixture(server, _, files, data, ..) = Fixture::any(kind);
         let api = FaultProxy::start(server.port());
         // The service's upload host, where the token was never given: it logs what arrives.
         let elsewhere = FaultProxy::start_on("127.0.0.2", server.port());
@@ -295,12 +290,7 @@ async fn hole_2_an_upload_keeps_its_server_and_never_gets_a_moved_profiles_token
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_4_already_uploaded_and_resume_stay_within_one_destination() {
     for kind in [Kind::Node, Kind::Rustus] {
-        let Fixture {
-            server,
-            files,
-            data,
-            ..
-        } = Fixture::any(kind);
+        let Fixture(server, _, files, data, ..) = Fixture::any(kind);
         let mut cfg = config(data.path());
         cfg.bandwidth = 512 * 1024;
         let engine = Engine::open(cfg).await.unwrap();

@@ -88,12 +88,7 @@ async fn add(engine: &Engine, profile: &Profile, id: i64, path: std::path::PathB
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_options() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied_shared();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied_shared();
     proxy.set_gateway(true);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -147,12 +142,7 @@ async fn short_lived_tokens_from_a_header_command_behind_a_gateway_without_optio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied_shared();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied_shared();
     proxy.set_gateway(false);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "doc.bin", 4 << 20, 8);
@@ -207,12 +197,7 @@ async fn an_expired_token_waits_for_sign_in_and_a_profile_edit_continues_it() {
 
 #[test]
 fn cli_kill_mid_upload_then_resume_with_the_header_command() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied_shared();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied_shared();
     proxy.set_gateway(true);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -287,12 +272,7 @@ fn cli_kill_mid_upload_then_resume_with_the_header_command() {
 
 #[test]
 fn check_says_it_goes_ahead_without_options() {
-    let Fixture {
-        server: _server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(_server, proxy, _, data, ..) = Fixture::new().proxied();
     proxy.set_gateway(true);
     let out = support::output_within(
         support::cli(data.path()).arg("check").arg(proxy.endpoint()),
@@ -364,12 +344,7 @@ async fn cli_uploads_into_an_upload_url_a_service_created() {
 /// remembered in the profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembered() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     // The API host (the proxy) answers the POST itself, with an upload the "service" made on
@@ -464,12 +439,7 @@ async fn a_location_on_another_host_is_asked_about_once_and_the_answer_remembere
 /// `resume` completes the upload there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_names_the_command_that_allows_another_host_and_resume_then_completes() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "clip.bin", 1 << 20, 24);
     let mut urls = Vec::new();
@@ -516,12 +486,7 @@ async fn cli_names_the_command_that_allows_another_host_and_resume_then_complete
 /// POST is sent there, and the upload completes on the real server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_307_from_the_gateway_is_followed_to_a_host_the_profile_allows() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(data.path())).await.unwrap();
     let moved = format!("http://localhost:{}/files", server.port);
@@ -667,12 +632,7 @@ async fn a_proxy_that_blocks_patch_is_passed_with_the_method_override() {
 /// their secrets, and the rows show the new name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_profile_keeps_its_uploads_and_secrets_and_rows_show_the_new_name() {
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     proxy.set_gateway(false);
     let token = proxy.issue_token(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();

@@ -238,12 +238,7 @@ fn cli_survives_kills_at_random_instants_and_at_every_crash_point() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let wanted = env_num("TUSKER_TORTURE_KILLS", 40) as usize;
     let mut rng = seeded_rng();
-    let Fixture {
-        server,
-        proxy,
-        data,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, ..) = Fixture::new().proxied();
     let files_dir = tempfile::tempdir().unwrap();
     let endpoint = proxy.endpoint();
     let common = [
@@ -419,13 +414,7 @@ fn app_survives_kills_and_resumes_on_every_launch() {
     support::app::require_e2e_prerequisites();
     let wanted = env_num("TUSKER_TORTURE_APP_KILLS", 8) as usize;
     let mut rng = seeded_rng();
-    let Fixture {
-        server,
-        proxy,
-        data,
-        home,
-        ..
-    } = Fixture::new().proxied();
+    let Fixture(server, proxy, _, data, home) = Fixture::new().proxied();
     let files_dir = tempfile::tempdir().unwrap();
     let mut round = 0;
     let mut current = write_round(files_dir.path(), round);

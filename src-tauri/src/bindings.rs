@@ -6,9 +6,9 @@
 #[cfg(test)]
 mod tests {
     use crate::commands::app::AppInfo;
-    use crate::commands::profiles::{HeaderSetting, ProfileView};
-    use crate::commands::settings::SettingsView;
     use crate::commands::CmdError;
+    use crate::editing::profiles::{HeaderSetting, ProfileView};
+    use crate::editing::settings::SettingsView;
     use ts_rs::TS;
     use tusker_core::queue::lifecycle::{self, Action};
     use tusker_core::{AddResult, ServerCaps, UploadState};

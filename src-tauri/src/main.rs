@@ -7,6 +7,7 @@ mod autostart;
 mod bindings;
 mod commands;
 mod confirm;
+mod editing;
 mod errors;
 mod events;
 mod folders;

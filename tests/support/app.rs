@@ -229,6 +229,18 @@ impl App {
         }
     }
 
+    /// Waits until the queue row of the file named `name` satisfies `what` (a JS expression
+    /// on the row `r`); returns its value.
+    pub async fn wait_row(
+        &self,
+        what: &str,
+        name: &str,
+        expr: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        self.wait_js(what, &row_js(name, expr), timeout).await
+    }
+
     /// A PNG of the window. The app paints without GL compositing, and then WebKitWebDriver's
     /// screenshot waits for the next paint, which an idle page never makes: the page repaints a
     /// corner pixel for two seconds meanwhile. Bounded, so a stuck screenshot fails the test.
@@ -346,4 +358,11 @@ impl Drop for App {
             }
         }
     }
+}
+
+/// A JS expression: `what` on the queue row of the file named `name` (`r`), or null.
+pub fn row_js(name: &str, what: &str) -> String {
+    format!(
+        "(() => {{ const r = [...document.querySelectorAll('.row')].find(r => r.querySelector('.name').textContent === {name:?}); return r ? {what} : null; }})()"
+    )
 }

@@ -1,9 +1,10 @@
 //! What a test stands on, built in one line: a real tus server (`@tus/server`), a fault proxy
 //! in front of it when asked, and the folders the test and the app work in. Tests destructure
-//! it, so each keeps its own names:
+//! it in this order (server, proxy, files, data, home), each keeping its own names:
 //!
 //! ```ignore
-//! let Fixture { server, proxy, files, data, home } = Fixture::new().proxied();
+//! let Fixture(server, proxy, files, data, home) = Fixture::new().proxied();
+//! let Fixture(server, _, files, data, ..) = Fixture::new();
 //! ```
 
 use std::sync::Arc;
@@ -17,13 +18,18 @@ use super::{ServerOpts, TusServer};
 /// [`Fixture::proxied`]), and three folders: the files a test uploads, Tusker's data
 /// directory, and a home of the app's own (its dialogs, autostart entry and keyring files
 /// stay in it).
-pub struct Fixture<P = (), S = TusServer> {
-    pub server: S,
-    pub proxy: P,
-    pub files: TempDir,
-    pub data: TempDir,
-    pub home: TempDir,
-}
+pub struct Fixture<P = (), S = TusServer>(
+    /// The server.
+    pub S,
+    /// The proxy in front of it.
+    pub P,
+    /// The files a test uploads.
+    pub TempDir,
+    /// Tusker's data directory.
+    pub TempDir,
+    /// The app's home.
+    pub TempDir,
+);
 
 impl Fixture {
     /// `@tus/server` with its defaults, and fresh folders.
@@ -33,24 +39,12 @@ impl Fixture {
 
     /// `@tus/server` started with `opts`, and fresh folders.
     pub fn with(opts: ServerOpts) -> Fixture {
-        Fixture {
-            server: TusServer::start_with(opts),
-            proxy: (),
-            files: tempfile::tempdir().unwrap(),
-            data: tempfile::tempdir().unwrap(),
-            home: tempfile::tempdir().unwrap(),
-        }
+        Fixture(TusServer::start_with(opts), (), dir(), dir(), dir())
     }
 
     /// Either real server (rustus or `@tus/server`), and fresh folders.
     pub fn any(kind: Kind) -> Fixture<(), AnyServer> {
-        Fixture {
-            server: AnyServer::start(kind),
-            proxy: (),
-            files: tempfile::tempdir().unwrap(),
-            data: tempfile::tempdir().unwrap(),
-            home: tempfile::tempdir().unwrap(),
-        }
+        Fixture(AnyServer::start(kind), (), dir(), dir(), dir())
     }
 }
 
@@ -74,23 +68,22 @@ impl Listening for AnyServer {
 impl<S: Listening> Fixture<(), S> {
     /// A fault proxy in front of the server.
     pub fn proxied(self) -> Fixture<FaultProxy, S> {
-        let proxy = FaultProxy::start(self.server.listening_on());
+        let proxy = FaultProxy::start(self.0.listening_on());
         self.with_proxy(proxy)
     }
 
     /// A fault proxy in front of the server, shared with tasks of the test.
     pub fn proxied_shared(self) -> Fixture<Arc<FaultProxy>, S> {
-        let proxy = Arc::new(FaultProxy::start(self.server.listening_on()));
+        let proxy = Arc::new(FaultProxy::start(self.0.listening_on()));
         self.with_proxy(proxy)
     }
 
     fn with_proxy<P>(self, proxy: P) -> Fixture<P, S> {
-        Fixture {
-            server: self.server,
-            proxy,
-            files: self.files,
-            data: self.data,
-            home: self.home,
-        }
+        let Fixture(server, (), files, data, home) = self;
+        Fixture(server, proxy, files, data, home)
     }
+}
+
+fn dir() -> TempDir {
+    tempfile::tempdir().unwrap()
 }
