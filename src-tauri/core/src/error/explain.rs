@@ -158,7 +158,77 @@ impl Said {
 
     /// The catalogue's sentence for an error.
     pub fn of(e: &Error) -> Said {
+        // Exhaustive: a new error needs its sentence before it compiles.
+        let said = match e {
+            Error::Network(_) | Error::Stalled(_) | Error::NoAnswer(_) | Error::Tls(_) => {
+                connection(e)
+            }
+            Error::Status { .. }
+            | Error::VersionUnsupported { .. }
+            | Error::BadOffset(_)
+            | Error::Protocol(_)
+            | Error::Moved(_)
+            | Error::NotTusServer { .. }
+            | Error::TooLarge { .. } => server(e),
+            Error::InvalidUrl { .. }
+            | Error::InvalidMetadataKey(_)
+            | Error::InvalidHeader(_)
+            | Error::HostNotAllowed(_)
+            | Error::CredentialsElsewhere { .. }
+            | Error::UploadUrl(_)
+            | Error::HeaderCommand(_)
+            | Error::Secrets(_) => settings(e),
+            Error::FileMissing(_)
+            | Error::FileChanged(_)
+            | Error::Replaced(_)
+            | Error::Read { .. }
+            | Error::NotAFile(_)
+            | Error::Skipped(_) => file(e),
+            Error::Io(_)
+            | Error::JournalFull(_)
+            | Error::JournalBusy(_)
+            | Error::Store(_)
+            | Error::JournalCorrupt(_)
+            | Error::Locked { .. }
+            | Error::UnknownUpload(_)
+            | Error::NotCompleted(_)
+            | Error::EngineStopped
+            | Error::Interrupted => None,
+        };
+        said.unwrap_or_else(|| Said::here(e))
+    }
+
+    /// This machine: the disk, the journal, and what should not happen.
+    fn here(e: &Error) -> Said {
         match e {
+            Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                Said::new("disk_full", DISK_FULL.into(), e)
+            }
+            Error::JournalFull(_) => Said::new(
+                "disk_full",
+                "The disk holding Tusker's journal is full: free some space, then resume".into(),
+                e,
+            ),
+            Error::JournalBusy(_) => Said::new(
+                "journal_busy",
+                "Another program holds Tusker's journal: waiting for it to let go".into(),
+                e,
+            ),
+            Error::Store(_) | Error::JournalCorrupt(_) => Said::new("journal", e.to_string(), e),
+            Error::Locked { .. } => Said::new("locked", e.to_string(), e),
+            Error::Io(_) => Said::new("internal", format!("Something failed here: {e}"), e),
+            Error::UnknownUpload(_)
+            | Error::NotCompleted(_)
+            | Error::EngineStopped
+            | Error::Interrupted => Said::new("internal", e.to_string(), e),
+            _ => Said::new("internal", e.to_string(), e),
+        }
+    }
+}
+
+/// The connection: the network, a stall, no answer, TLS.
+fn connection(e: &Error) -> Option<Said> {
+    Some(match e {
             Error::Network(n) => {
                 let host = n.host.as_deref().unwrap_or("the server");
                 let (code, text) = match n.kind {
@@ -189,8 +259,15 @@ impl Said {
                 "The secure connection failed (certificate or TLS): check the URL and the server's certificate".into(),
                 e,
             ),
-            Error::Status { status, .. } => {
-                let (code, text) = match status {
+        _ => return None,
+    })
+}
+
+/// The server's answers: statuses, versions, offsets, not tus, too large.
+fn server(e: &Error) -> Option<Said> {
+    Some(match e {
+        Error::Status { status, .. } => {
+            let (code, text) = match status {
                     401 => ("http.401", "The server refused the credentials (401): sign in again with new ones for this profile".to_string()),
                     403 => ("http.403", "The server refused access (403): check this profile's credentials".to_string()),
                     404 => ("http.404", "Not found on the server (404): check the endpoint URL".to_string()),
@@ -203,43 +280,48 @@ impl Said {
                     s if (500..=599).contains(s) => ("http.5xx", format!("Server error ({s})")),
                     s => ("http.other", format!("The server refused the request ({s})")),
                 };
-                Said::new(code, text, e)
-            }
-            Error::VersionUnsupported { supported } => Said::new(
-                "http.412",
-                format!(
-                    "The server does not speak tus 1.0.0 (it speaks {})",
-                    supported
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                e,
+            Said::new(code, text, e)
+        }
+        Error::VersionUnsupported { supported } => Said::new(
+            "http.412",
+            format!(
+                "The server does not speak tus 1.0.0 (it speaks {})",
+                supported
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            Error::BadOffset(_) | Error::Protocol(_) | Error::Moved(_) => Said::new(
-                "bad_answer",
-                "The server's answer made no sense".into(),
-                e,
+            e,
+        ),
+        Error::BadOffset(_) | Error::Protocol(_) | Error::Moved(_) => {
+            Said::new("bad_answer", "The server's answer made no sense".into(), e)
+        }
+        Error::NotTusServer { url, .. } => Said::new(
+            "not_tus_server",
+            format!(
+                "{} is not a tus server: check the endpoint URL",
+                crate::redact::strip_userinfo(url)
             ),
-            Error::NotTusServer { url, .. } => Said::new(
-                "not_tus_server",
-                format!(
-                    "{} is not a tus server: check the endpoint URL",
-                    crate::redact::strip_userinfo(url)
-                ),
-                e,
+            e,
+        ),
+        Error::TooLarge { size, max } => Said::new(
+            "too_large",
+            format!(
+                "The file is {}; the server takes at most {}",
+                human_bytes(*size),
+                human_bytes(*max)
             ),
-            Error::TooLarge { size, max } => Said::new(
-                "too_large",
-                format!(
-                    "The file is {}; the server takes at most {}",
-                    human_bytes(*size),
-                    human_bytes(*max)
-                ),
-                e,
-            ),
+            e,
+        ),
+        _ => return None,
+    })
+}
+
+/// What the person set: URLs, headers and metadata, hosts, credentials, header commands.
+fn settings(e: &Error) -> Option<Said> {
+    Some(match e {
             Error::InvalidUrl { url, reason } => Said::new(
                 "invalid_url",
                 format!(
@@ -285,60 +367,45 @@ impl Said {
                 "The keyring holding the credentials is not available: unlock it, then Retry".into(),
                 e,
             ),
-            Error::FileMissing(_) => Said::new(
-                "file_missing",
-                "The file is gone (deleted or moved away): put it back, then Retry".into(),
-                e,
-            ),
-            Error::FileChanged(_) | Error::Replaced(_) => Said::new(
-                "file_changed",
-                "The file changed after its upload started: Restart uploads the new content".into(),
-                e,
-            ),
-            Error::Read { source, .. } => {
-                if source.kind() == std::io::ErrorKind::StorageFull {
-                    return Said::new("disk_full", DISK_FULL.into(), e);
-                }
-                let why = match source.kind() {
-                    std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                    _ => source.to_string(),
-                };
-                Said::new("file_unreadable", format!("Can't read the file: {why}"), e)
+        _ => return None,
+    })
+}
+
+/// The file: gone, changed, unreadable, not a file, skipped.
+fn file(e: &Error) -> Option<Said> {
+    Some(match e {
+        Error::FileMissing(_) => Said::new(
+            "file_missing",
+            "The file is gone (deleted or moved away): put it back, then Retry".into(),
+            e,
+        ),
+        Error::FileChanged(_) | Error::Replaced(_) => Said::new(
+            "file_changed",
+            "The file changed after its upload started: Restart uploads the new content".into(),
+            e,
+        ),
+        Error::Read { source, .. } => {
+            if source.kind() == std::io::ErrorKind::StorageFull {
+                return Some(Said::new("disk_full", DISK_FULL.into(), e));
             }
-            Error::NotAFile(_) => Said::new(
-                "not_a_file",
-                "Not a regular file (a pipe, device or socket)".into(),
-                e,
-            ),
-            Error::Skipped(_) => Said::new(
-                "skipped",
-                "Skipped: a symlink leading out of the dropped folder".into(),
-                e,
-            ),
-            Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
-                Said::new("disk_full", DISK_FULL.into(), e)
-            }
-            Error::JournalFull(_) => Said::new(
-                "disk_full",
-                "The disk holding Tusker's journal is full: free some space, then resume".into(),
-                e,
-            ),
-            Error::JournalBusy(_) => Said::new(
-                "journal_busy",
-                "Another program holds Tusker's journal: waiting for it to let go".into(),
-                e,
-            ),
-            Error::Store(_) | Error::JournalCorrupt(_) => {
-                Said::new("journal", e.to_string(), e)
-            }
-            Error::Locked { .. } => Said::new("locked", e.to_string(), e),
-            Error::Io(_) => Said::new("internal", format!("Something failed here: {e}"), e),
-            Error::UnknownUpload(_)
-            | Error::NotCompleted(_)
-            | Error::EngineStopped
-            | Error::Interrupted => Said::new("internal", e.to_string(), e),
+            let why = match source.kind() {
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => source.to_string(),
+            };
+            Said::new("file_unreadable", format!("Can't read the file: {why}"), e)
         }
-    }
+        Error::NotAFile(_) => Said::new(
+            "not_a_file",
+            "Not a regular file (a pipe, device or socket)".into(),
+            e,
+        ),
+        Error::Skipped(_) => Said::new(
+            "skipped",
+            "Skipped: a symlink leading out of the dropped folder".into(),
+            e,
+        ),
+        _ => return None,
+    })
 }
 
 /// Bytes in binary units, one decimal ("3.0 MiB").

@@ -1,6 +1,10 @@
-//! What differs between operating systems, behind one small interface: opening a file to
-//! upload without following a link, and telling which file was opened. One file per family
-//! (`unix.rs`, `other.rs`).
+//! Everything that differs between operating systems, behind this one small interface, one
+//! file per family (`unix.rs`, `other.rs`) and a folder watcher per system
+//! (`watcher_inotify.rs` on Linux, `watcher_notify.rs` elsewhere): opening a file to upload
+//! without following a link and telling which file was opened, positional reads, permissions
+//! and the umask, the advisory lock, process groups, who has a file open for writing, giving
+//! memory back, thread policies. A platform is added as files here, not as `cfg` lines
+//! across the code.
 
 use std::fs::{File, Metadata};
 use std::io;
