@@ -236,22 +236,21 @@ fn hand_over_to_running_app() -> bool {
 /// engine pauses the running uploads and the log is flushed, instead of the process simply
 /// vanishing mid-write.
 fn quit_on_signals(handle: &tauri::AppHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
     let handle = handle.clone();
     tauri::async_runtime::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("cannot listen for SIGTERM/SIGINT; they will end the app abruptly");
-            return;
-        };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        tracing::info!(signal = name, "quitting");
-        handle.exit(0);
+        match tusker_core::platform::stop_requested().await {
+            Ok(stop) => {
+                let name = match stop {
+                    tusker_core::platform::Stop::Terminate => "SIGTERM",
+                    tusker_core::platform::Stop::Interrupt => "SIGINT",
+                };
+                tracing::info!(signal = name, "quitting");
+                handle.exit(0);
+            }
+            Err(_) => {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT; they will end the app abruptly")
+            }
+        }
     });
 }
 

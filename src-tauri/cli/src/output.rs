@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use tusker_core::{Engine, EventBatch, UploadId, UploadRecord, UploadState, UploadView};
 
 use crate::size::human;
+use tusker_core::platform::Stop;
 
 enum Display {
     Bars {
@@ -298,26 +299,10 @@ pub fn list(records: &[UploadRecord], json: bool) {
 }
 
 /// Which signal ended a long-running command.
-pub enum Stopped {
-    Interrupt,
-    Terminate,
-}
-
-pub async fn stop_signal() -> Stopped {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Stopped::Interrupt,
-            _ = term.recv() => Stopped::Terminate,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        Stopped::Interrupt
-    }
+pub async fn stop_signal() -> Stop {
+    tusker_core::platform::stop_requested()
+        .await
+        .expect("SIGTERM handler")
 }
 
 /// `tusker-cli check` in words: what the server offers and what Tusker will do with it.

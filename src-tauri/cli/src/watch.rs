@@ -7,10 +7,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tusker_core::{Engine, UploadId, UploadState, UploadView};
 
-use crate::output::{stop_signal, Stopped};
+use crate::output::stop_signal;
 use crate::{config, parse_metadata, profile_request, resolve_profile, WatchArgs};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
+use tusker_core::platform::Stop;
 
 /// `tusker-cli watch`: uploads what appears in `folders` until SIGTERM (exit 0) or Ctrl-C
 /// (exit 130). A line on stdout for each file taken and each upload that completed; what
@@ -124,8 +125,8 @@ pub async fn watch(
     eprintln!("stopping; unfinished uploads go on from the server's offset next time");
     engine.shutdown().await?;
     Ok(match how {
-        Stopped::Terminate => 0,
-        Stopped::Interrupt => 130,
+        Stop::Terminate => 0,
+        Stop::Interrupt => 130,
     })
 }
 

@@ -173,3 +173,16 @@ pub trait RawSink: Send + 'static {
     /// Nobody listens any more.
     fn closed(&self) -> bool;
 }
+
+/// What asked the process to stop: Ctrl-C (SIGINT), or SIGTERM (a logout, `kill`, a service
+/// manager) where the system has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Interrupt,
+    Terminate,
+}
+
+/// Waits until the process is asked to stop; an error when it cannot listen for that.
+pub async fn stop_requested() -> io::Result<Stop> {
+    os::stop_requested().await
+}

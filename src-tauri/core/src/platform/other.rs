@@ -81,3 +81,9 @@ pub fn give_back_memory() {}
 pub fn batch_thread() {}
 
 pub fn no_realtime_threads() {}
+
+/// Ctrl-C only: no SIGTERM here.
+pub async fn stop_requested() -> std::io::Result<super::Stop> {
+    tokio::signal::ctrl_c().await?;
+    Ok(super::Stop::Interrupt)
+}

@@ -183,3 +183,13 @@ pub fn no_realtime_threads() {
         }
     }
 }
+
+pub async fn stop_requested() -> std::io::Result<super::Stop> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = int.recv() => super::Stop::Interrupt,
+        _ = term.recv() => super::Stop::Terminate,
+    })
+}
