@@ -36,7 +36,6 @@ pub fn rows_json(views: &[UploadView]) -> serde_json::Result<String> {
 /// rows) in its arenas; trimming after the rare large ones kept the app about 50 MB smaller.
 /// Fixed allocator settings did it too, but cost the transfers a fifth of their speed.
 pub fn give_back_memory(rows: usize) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if rows >= 10_000 {
         tauri::async_runtime::spawn(async {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
