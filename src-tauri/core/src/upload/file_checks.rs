@@ -161,8 +161,21 @@ pub(super) async fn align(
         return Ok(());
     }
     let journal = ctx.store.proof(rec.id)?;
+    rebuild_sent(rec, sent, 0, journal, target).await
+}
+
+/// Rebuilds a record of sent bytes from `base` on (0, or where a part starts) to `target`
+/// bytes after it from the journal's proof and the file, and checks the stamp after the read.
+pub(super) async fn rebuild_sent(
+    rec: &UploadRecord,
+    sent: &Sent,
+    base: u64,
+    journal: proof::PrefixProof,
+    target: u64,
+) -> Result<()> {
     let path = std::path::PathBuf::from(&rec.path);
-    let rebuilt = source::blocking(move || proof::rebuild(&path, &journal, target, true)).await?;
+    let rebuilt =
+        source::blocking(move || proof::rebuild_at(&path, base, &journal, target, true)).await?;
     unchanged(&rec.path, &rec.stamp()).await?;
     match rebuilt {
         Ok(h) => {
@@ -171,7 +184,8 @@ pub(super) async fn align(
         }
         Err(m) => Err(Error::FileChanged(format!(
             "{}: the bytes at offset {} differ from those the server holds",
-            rec.path, m.at
+            rec.path,
+            base + m.at
         ))),
     }
 }

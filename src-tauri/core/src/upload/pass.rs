@@ -54,16 +54,26 @@ pub(super) async fn attempt(
 ) -> Result<(), Interruption> {
     let mut pass = prepare(ctx, id, known, run).await?;
     if pass.has_parts || parts::wanted(ctx, &pass.rec, &pass.caps, pass.exact.is_some()) {
-        let moved = pass.moved.take();
+        let Pass {
+            rec,
+            endpoint,
+            grant,
+            caps,
+            cut,
+            chunk,
+            chunk_limit,
+            moved,
+            ..
+        } = pass;
         let setup = parts::Setup {
-            endpoint: &pass.endpoint,
-            grant: &pass.grant,
-            caps: &pass.caps,
-            checksum: pass.cut.checksum,
-            chunk: pass.chunk,
-            chunk_limit: pass.chunk_limit,
+            endpoint: &endpoint,
+            grant: &grant,
+            caps: &caps,
+            checksum: cut.checksum,
+            chunk,
+            chunk_limit,
         };
-        return parts::attempt(ctx, pass.rec.clone(), reporter, run, moved, &setup).await;
+        return parts::attempt(ctx, rec, reporter, run, moved, &setup).await;
     }
     // Exactly once: by default the request that completes a server upload is always a PATCH
     // to a URL the journal already holds. A POST that completes the upload by itself leaves a

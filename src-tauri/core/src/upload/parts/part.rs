@@ -26,22 +26,7 @@ pub(super) async fn align_part(
         return Ok(());
     }
     let journal = ctx.store.part_proof(rec.id, part)?;
-    let path = std::path::PathBuf::from(&rec.path);
-    let start = part.start;
-    let rebuilt =
-        source::blocking(move || proof::rebuild_at(&path, start, &journal, target, true)).await?;
-    unchanged(&rec.path, &rec.stamp()).await?;
-    match rebuilt {
-        Ok(h) => {
-            source::lock(sent).reset(h);
-            Ok(())
-        }
-        Err(m) => Err(Error::FileChanged(format!(
-            "{}: the bytes at offset {} differ from those the server holds",
-            rec.path,
-            start + m.at
-        ))),
-    }
+    rebuild_sent(rec, sent, part.start, journal, target).await
 }
 
 /// The server holds `offset` bytes of a part: journal it with the proof of those bytes.
